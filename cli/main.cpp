@@ -1,0 +1,114 @@
+// palisade: the command-line entry point. Each subcommand is a thin layer over a component
+// library; the work happens in node-agent/ (and, later, policies/, k8s/, hypervisor/).
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "commands.h"
+#include "palisade/agent/agent.h"
+
+namespace {
+
+using palisade::agent::AgentOptions;
+
+void setup_logging() {
+  // Logs go to stderr; stdout carries only the OCSF event stream.
+  auto logger = spdlog::stderr_color_mt("palisade");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+}
+
+struct AgentFlags {
+  std::string config;
+  std::string json_file;
+  std::string store;
+  std::string record;
+  std::string replay;
+  std::string log_level;
+  std::string status_file;
+  unsigned status_interval = 0;
+  bool no_stdout = false;
+  bool no_store = false;
+  bool check_config = false;
+};
+
+int run_agent_command(const AgentFlags& f) {
+  AgentOptions options;
+  try {
+    options.config = f.config.empty() ? palisade::agent::default_config()
+                                      : palisade::agent::load_config_file(f.config);
+  } catch (const palisade::agent::ConfigError& e) {
+    std::cerr << "palisade: " << e.what() << '\n';
+    return 2;
+  }
+  if (f.check_config) {
+    std::cout << "configuration OK" << (f.config.empty() ? " (built-in defaults)" : "") << '\n';
+    return 0;
+  }
+  options.config_path = f.config;
+  auto& c = options.config;
+  if (!f.json_file.empty()) c.json_file = f.json_file;
+  if (!f.store.empty()) c.store.path = f.store;
+  if (f.no_stdout) c.stdout_output = false;
+  if (f.no_store) c.store_enabled = false;
+  if (!f.log_level.empty()) c.log_level = f.log_level;
+  if (!f.status_file.empty()) c.status_file = f.status_file;
+  if (f.status_interval > 0) c.status_interval_seconds = f.status_interval;
+  options.record_path = f.record;
+  options.replay_path = f.replay;
+  spdlog::set_level(spdlog::level::from_str(c.log_level));
+  return palisade::agent::run_agent(options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  setup_logging();
+  CLI::App app{"palisade: workload protection for Linux servers"};
+  app.require_subcommand(1);
+  int exit_code = 0;
+
+  AgentFlags agent_flags;
+  auto* agent = app.add_subcommand("agent", "Run the node agent: observe this host through eBPF");
+  agent->add_option("-c,--config", agent_flags.config, "YAML configuration file")
+      ->check(CLI::ExistingFile);
+  agent->add_option("--json", agent_flags.json_file, "Also write OCSF events to this file");
+  agent->add_option("--store", agent_flags.store, "SQLite event store path");
+  agent->add_flag("--no-stdout", agent_flags.no_stdout, "Do not print events on stdout");
+  agent->add_flag("--no-store", agent_flags.no_store, "Do not keep events in the local store");
+  agent->add_option("--record", agent_flags.record, "Write raw sensor records to a capture file");
+  agent->add_option("--replay", agent_flags.replay,
+                    "Read a capture file instead of the live sensor")
+      ->check(CLI::ExistingFile);
+  agent->add_option("--log-level", agent_flags.log_level, "trace|debug|info|warn|error");
+  agent->add_option("--status-file", agent_flags.status_file, "Where to write status");
+  agent->add_option("--status-interval", agent_flags.status_interval, "Seconds between status");
+  agent->add_flag("--check-config", agent_flags.check_config,
+                  "Validate the configuration and exit");
+
+  std::string status_file = "/run/palisade/status.json";
+  bool status_json = false;
+  auto* status = agent->add_subcommand("status", "Show the running agent's counters and losses");
+  status->add_option("--status-file", status_file, "Status file written by the agent");
+  status->add_flag("--json", status_json, "Print the raw status JSON");
+  status->callback([&] { exit_code = palisade::agent::print_agent_status(status_file, status_json); });
+  agent->callback([&] {
+    if (agent->got_subcommand(status)) return;
+    exit_code = run_agent_command(agent_flags);
+  });
+
+  palisade::cli::add_events_command(app, exit_code);
+
+  app.add_subcommand("version", "Print the version")->callback([] {
+    std::cout << "palisade " << PALISADE_VERSION << '\n';
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}

@@ -1,0 +1,39 @@
+// The agent's YAML configuration. Defaults live in config/palisade.yaml, compiled in; a file
+// given with --config overrides them key by key; command-line flags override both.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include "palisade/agent/event_store.h"
+#include "palisade/agent/process_table.h"
+#include "palisade/agent/sensor.h"
+
+namespace palisade::agent {
+
+struct AgentConfig {
+  bool stdout_output = true;
+  std::string json_file;
+  bool store_enabled = true;
+  StoreOptions store;
+  SensorOptions sensor;
+  ProcessTableLimits process_table;
+  uint32_t status_interval_seconds = 30;
+  std::string status_file = "/run/palisade/status.json";
+  std::string log_level = "info";
+};
+
+// A configuration error, already formatted as "FILE:LINE:COLUMN: FIELD: problem".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+std::string_view default_config_yaml();
+AgentConfig default_config();
+// Applies the YAML text on top of `base`; `source_name` names it in errors.
+AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
+                         const std::string& source_name);
+AgentConfig load_config_file(const std::string& path);  // defaults + file
+
+}  // namespace palisade::agent

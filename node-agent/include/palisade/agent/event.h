@@ -1,0 +1,147 @@
+// The decoded event: what every stage after the decoder (process table, policy, outputs, store)
+// works with. One struct for all kinds keeps the pipeline allocation-light; fields that a kind does
+// not use stay empty. docs/events.md lists which fields each kind fills.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace palisade::agent {
+
+enum class EventKind : uint16_t {
+  kUnknown = 0,
+  kProcessExec = 1,
+  kProcessFork = 2,
+  kProcessExit = 3,
+  kProcessSnapshot = 4,
+  kFileOpen = 16,
+  kFileUnlink = 17,
+  kFileRmdir = 18,
+  kFileRename = 19,
+  kFileChmod = 20,
+  kFileChown = 21,
+  kNetConnect = 32,
+  kNetAccept = 33,
+  kNetBind = 34,
+  kNetListen = 35,
+  kPrivSetuid = 48,
+  kPrivSetgid = 49,
+  kPrivCapset = 50,
+  kPrivPtrace = 51,
+  kPrivModule = 52,
+  kPrivMount = 53,
+  kPrivUnshare = 54,
+  kPrivSetns = 55,
+  kPrivMemfd = 56,
+  kPrivBpf = 57,
+};
+
+// Loss accounting is per class, matching the sensor's sequence counters.
+enum class EventClass : uint8_t { kProcess = 0, kFile = 1, kNetwork = 2, kPrivilege = 3 };
+inline constexpr size_t kEventClassCount = 4;
+
+constexpr EventClass class_of(EventKind kind) {
+  return static_cast<EventClass>((static_cast<unsigned>(kind) >> 4) & 3U);
+}
+std::string_view kind_name(EventKind kind);
+std::string_view class_name(EventClass cls);
+
+struct TaskIdentity {
+  uint32_t pid = 0;  // thread id
+  uint32_t tgid = 0;
+  uint32_t ppid = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t euid = 0;
+  uint32_t egid = 0;
+  uint32_t auid = kNoLoginUid;
+  uint64_t cgroup_id = 0;
+  uint32_t mnt_ns = 0;
+  uint32_t pid_ns = 0;
+  uint64_t start_ns = 0;  // process start, boot-based clock; with tgid a unique key
+  std::string comm;
+
+  static constexpr uint32_t kNoLoginUid = 0xffffffffU;
+};
+
+struct NetEndpoint {
+  std::array<uint8_t, 16> addr{};
+  uint16_t port = 0;
+  std::string to_string(uint16_t family) const;  // address only
+};
+
+struct Ancestor {
+  uint32_t pid = 0;
+  std::string exe;
+};
+
+// Process details joined from the process table, for the acting process and its parent.
+struct ProcessView {
+  bool known = false;
+  uint32_t pid = 0;
+  uint32_t ppid = 0;
+  uint64_t start_ns = 0;
+  uint32_t uid = 0;
+  uint32_t auid = TaskIdentity::kNoLoginUid;
+  std::string exe;
+  std::string cmdline;
+  std::string cwd;
+  std::string comm;
+};
+
+struct Event {
+  EventKind kind = EventKind::kUnknown;
+  uint16_t cpu = 0;
+  uint64_t seq = 0;
+  uint64_t mono_ns = 0;
+  uint64_t wall_ns = 0;  // derived from mono_ns by the pipeline's clock
+  int64_t result = 0;
+  TaskIdentity task;
+
+  // Process fields (exec, snapshot): the new image. Fork: child pid in target_pid.
+  std::string exe;
+  std::vector<std::string> argv;
+  bool argv_truncated = false;
+  std::string cwd;
+  std::string exec_filename;
+  uint32_t target_pid = 0;
+  uint64_t target_start_ns = 0;
+  uint32_t exit_code = 0;  // wait(2) status
+
+  // File fields.
+  std::string path;
+  std::string path2;
+  uint32_t flags = 0;
+  uint32_t mode = 0;
+  uint32_t target_uid = 0xffffffffU;
+  uint32_t target_gid = 0xffffffffU;
+
+  // Network fields.
+  uint16_t family = 0;
+  uint16_t sock_type = 0;
+  uint16_t protocol = 0;
+  NetEndpoint local;
+  NetEndpoint remote;
+
+  // Privilege fields: raw arguments, meaning per kind (docs/events.md).
+  std::array<uint64_t, 4> args{};
+  uint32_t old_uid = 0;
+  uint32_t old_euid = 0;
+  uint32_t old_gid = 0;
+  uint32_t old_egid = 0;
+  std::vector<std::string> strings;  // extra strings (mount source/fstype, memfd name, ...)
+
+  // Enrichment, filled by the process table.
+  ProcessView process;
+  ProcessView parent;
+  ProcessView target;  // ptrace: the traced process
+  std::vector<Ancestor> lineage;  // parent first, up to init
+  bool lineage_complete = false;
+
+  void clear();  // reset for reuse without giving back string capacity
+};
+
+}  // namespace palisade::agent

@@ -1,0 +1,109 @@
+// The local event store: SQLite in WAL mode, written in batches by its own thread (never on the
+// event path), with bounded retention by age and size. `palisade events` reads it.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "palisade/agent/ocsf.h"
+#include "palisade/agent/pipeline.h"
+
+namespace palisade::agent {
+
+struct StoreOptions {
+  std::string path = "/var/lib/palisade/events.db";
+  uint64_t max_age_seconds = 7 * 24 * 3600;
+  uint64_t max_bytes = 512ULL << 20;
+  size_t queue_capacity = 65536;  // events waiting for the writer; the pipeline waits when full
+  size_t batch_size = 2048;
+  uint64_t prune_interval_ms = 30'000;  // how often retention runs
+};
+
+struct StoreStats {
+  uint64_t written = 0;
+  uint64_t queue_waits = 0;  // times the pipeline waited for the writer
+  uint64_t pruned = 0;
+  uint64_t write_errors = 0;
+};
+
+class EventStore : public EventSink {
+ public:
+  EventStore(StoreOptions options, std::shared_ptr<OcsfFormatter> formatter);
+  ~EventStore() override;  // drains the queue: accepted events are never lost on shutdown
+  EventStore(const EventStore&) = delete;
+  EventStore& operator=(const EventStore&) = delete;
+
+  void consume(const Event& event) override;
+  void flush() override {}
+  void drain();  // blocks until everything accepted so far is committed
+  StoreStats stats() const;
+
+ private:
+  struct Row;
+  void writer_loop();
+  void write_batch(std::vector<Row>& rows);
+  void prune();
+
+  StoreOptions options_;
+  std::shared_ptr<OcsfFormatter> formatter_;
+  sqlite3* db_ = nullptr;
+  std::string json_;
+  mutable std::mutex mutex_;
+  std::condition_variable not_empty_;
+  std::condition_variable not_full_;
+  std::condition_variable drained_;
+  std::deque<Row> queue_;
+  size_t in_flight_ = 0;
+  bool stopping_ = false;
+  StoreStats stats_;
+  std::thread writer_;
+};
+
+struct EventQuery {
+  std::optional<uint64_t> since_ms;
+  std::optional<uint64_t> until_ms;
+  std::optional<uint32_t> pid;
+  std::optional<std::string> exe;  // glob, e.g. "*/rm"
+  std::optional<int> class_uid;
+  size_t limit = 1000;
+};
+
+struct StoredProcess {
+  uint32_t pid = 0;
+  uint32_t ppid = 0;
+  uint64_t start_ns = 0;
+  std::string exe;
+  std::string cmdline;
+  uint32_t uid = 0;
+  int64_t auid = -1;
+  uint64_t started_ms = 0;
+  std::optional<uint64_t> exited_ms;
+};
+
+class EventReader {
+ public:
+  explicit EventReader(const std::string& path);  // read-only; throws when the store is missing
+  ~EventReader();
+  EventReader(const EventReader&) = delete;
+  EventReader& operator=(const EventReader&) = delete;
+
+  std::vector<std::string> events(const EventQuery& query);  // OCSF JSON, oldest first
+  std::vector<StoredProcess> ancestry(uint32_t pid);         // the process, then parents to init
+  std::vector<StoredProcess> descendants(uint32_t pid);      // depth-first, with the process
+
+ private:
+  std::optional<StoredProcess> latest(uint32_t pid, uint64_t not_after_ns);
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace palisade::agent

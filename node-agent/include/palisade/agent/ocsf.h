@@ -1,0 +1,54 @@
+// Maps events to OCSF 1.3.0 JSON (one object per line). docs/events.md documents the mapping.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "palisade/agent/event.h"
+
+namespace palisade::agent {
+
+inline constexpr std::string_view kOcsfVersion = "1.3.0";
+
+struct HostInfo {
+  std::string hostname;
+  std::string machine_id;
+  std::string kernel_release;
+  int64_t boot_wall_offset_ns = 0;  // realtime - boottime: converts process start times
+  static HostInfo detect();
+};
+
+struct OcsfClassification {
+  int class_uid = 0;
+  std::string_view class_name;
+  int category_uid = 0;
+  std::string_view category_name;
+  int activity_id = 0;
+  std::string_view activity_name;
+};
+
+OcsfClassification classify(const Event& event);
+
+class OcsfFormatter {
+ public:
+  explicit OcsfFormatter(HostInfo host);
+
+  // Appends the event as one JSON object (no newline) to `out`.
+  void format(const Event& event, std::string& out);
+
+  // Appends a Base Event (class 0) carrying `details_json` (an object) under unmapped.palisade.
+  void format_agent_event(std::string_view message, uint64_t wall_ns, std::string_view details_json,
+                          std::string& out);
+
+  const HostInfo& host() const { return host_; }
+
+ private:
+  std::string_view user_name(uint32_t uid);
+
+  HostInfo host_;
+  std::unordered_map<uint32_t, std::string> user_names_;  // bounded: cleared at kMaxUserNames
+};
+
+}  // namespace palisade::agent

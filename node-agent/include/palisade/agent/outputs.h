@@ -1,0 +1,38 @@
+// Sinks that write the OCSF stream: stdout and a JSON-lines file.
+#pragma once
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "palisade/agent/ocsf.h"
+#include "palisade/agent/pipeline.h"
+
+namespace palisade::agent {
+
+// Writes one OCSF object per line. Output is buffered and flushed by flush() (the agent calls it
+// after each batch of records and on shutdown), so a burst costs few write(2) calls.
+class JsonLinesSink : public EventSink {
+ public:
+  // Takes ownership of `file` unless it is stdout.
+  JsonLinesSink(std::FILE* file, std::shared_ptr<OcsfFormatter> formatter);
+  ~JsonLinesSink() override;
+  JsonLinesSink(const JsonLinesSink&) = delete;
+  JsonLinesSink& operator=(const JsonLinesSink&) = delete;
+
+  static std::unique_ptr<JsonLinesSink> open_file(const std::string& path,
+                                                  std::shared_ptr<OcsfFormatter> formatter);
+
+  void consume(const Event& event) override;
+  void flush() override;
+  void write_line(std::string_view json);
+  uint64_t lines() const { return lines_; }
+
+ private:
+  std::FILE* file_;
+  std::shared_ptr<OcsfFormatter> formatter_;
+  std::string buffer_;
+  uint64_t lines_ = 0;
+};
+
+}  // namespace palisade::agent

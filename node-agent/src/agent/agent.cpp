@@ -1,0 +1,307 @@
+#include "palisade/agent/agent.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "palisade/agent/capture.h"
+#include "palisade/agent/outputs.h"
+
+namespace palisade::agent {
+namespace {
+
+std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
+
+void on_signal(int signo) {
+  if (signo == SIGHUP) {
+    g_reload = true;
+  } else {
+    g_stop = true;
+  }
+}
+
+void install_signal_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: the ring-buffer poll must wake up
+  for (int signo : {SIGTERM, SIGINT, SIGHUP}) sigaction(signo, &action, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
+uint64_t wall_now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+long resident_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
+void write_atomically(const std::string& path, const std::string& text) {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text << '\n';
+    if (!out) {
+      spdlog::warn("cannot write status file {}", path);
+      return;
+    }
+  }
+  std::filesystem::rename(tmp, path, ec);
+}
+
+class Agent {
+ public:
+  explicit Agent(const AgentOptions& options) : options_(options), config_(options.config) {}
+
+  int run();
+
+ private:
+  void open_outputs();
+  void reload();
+  nlohmann::json status_json(const char* state);
+  void emit_status(const char* state, const char* message);
+
+  AgentOptions options_;
+  AgentConfig config_;
+  std::unique_ptr<Source> source_;
+  LiveSensor* live_ = nullptr;
+  std::shared_ptr<OcsfFormatter> formatter_;
+  std::unique_ptr<ProcessTable> table_;
+  std::unique_ptr<JsonLinesSink> stdout_sink_;
+  std::unique_ptr<JsonLinesSink> file_sink_;
+  std::unique_ptr<EventStore> store_;
+  std::unique_ptr<CaptureWriter> capture_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  uint64_t status_count_ = 0;
+};
+
+void Agent::open_outputs() {
+  std::vector<EventSink*> sinks;
+  if (config_.stdout_output) {
+    stdout_sink_ = std::make_unique<JsonLinesSink>(stdout, formatter_);
+    sinks.push_back(stdout_sink_.get());
+  }
+  if (!config_.json_file.empty()) {
+    file_sink_ = JsonLinesSink::open_file(config_.json_file, formatter_);
+    sinks.push_back(file_sink_.get());
+  }
+  if (config_.store_enabled) {
+    store_ = std::make_unique<EventStore>(config_.store, formatter_);
+    sinks.push_back(store_.get());
+  }
+  pipeline_ = std::make_unique<Pipeline>(*table_, sinks);
+  pipeline_->set_path_rules(config_.sensor.file_rules);
+}
+
+void Agent::reload() {
+  if (options_.config_path.empty()) {
+    spdlog::info("SIGHUP: no --config file to reload; keeping the built-in configuration");
+    return;
+  }
+  try {
+    AgentConfig next = load_config_file(options_.config_path);
+    // Reloadable live: path rules, status cadence, log level, and the JSON file (reopened, which
+    // also serves log rotation). Buffer sizes and the store path need a restart.
+    config_.sensor.file_rules = next.sensor.file_rules;
+    config_.status_interval_seconds = next.status_interval_seconds;
+    config_.log_level = next.log_level;
+    spdlog::set_level(spdlog::level::from_str(config_.log_level));
+    pipeline_->set_path_rules(config_.sensor.file_rules);
+    if (live_ != nullptr) live_->set_file_rules(config_.sensor.file_rules);
+    if (file_sink_) file_sink_->flush();
+    spdlog::info("configuration reloaded from {}", options_.config_path);
+  } catch (const std::exception& e) {
+    spdlog::error("configuration reload rejected, keeping the previous one: {}", e.what());
+  }
+}
+
+nlohmann::json Agent::status_json(const char* state) {
+  using nlohmann::json;
+  PipelineStats stats = pipeline_->stats();
+  SourceCounters source = source_->counters();
+  json classes = json::object();
+  for (size_t i = 0; i < kEventClassCount; ++i) {
+    const ClassCounters& c = stats.classes[i];
+    classes[std::string(class_name(static_cast<EventClass>(i)))] = {
+        {"received", c.received},
+        {"lost", c.lost},
+        {"kernel_drops", source.kernel_drops[i]},
+        {"last_loss_time_ms", c.last_loss_wall_ns / 1'000'000ULL}};
+  }
+  ProcessTableStats t = table_->stats();
+  json status = {
+      {"state", state},
+      {"pid", getpid()},
+      {"time_ms", wall_now_ns() / 1'000'000ULL},
+      {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::steady_clock::now() - started_)
+                       .count()},
+      {"source", source_->describe()},
+      {"config", options_.config_path.empty() ? "<built-in defaults>" : options_.config_path},
+      {"events", classes},
+      {"delivered", stats.delivered},
+      {"filtered", stats.filtered},
+      {"malformed", stats.malformed},
+      {"resident_kib", resident_kib()},
+      {"process_table",
+       {{"entries", t.entries},
+        {"bytes", t.bytes},
+        {"evicted_exited", t.evicted_exited},
+        {"evicted_forced", t.evicted_forced}}},
+  };
+  if (store_) {
+    StoreStats s = store_->stats();
+    status["store"] = {{"path", config_.store.path},
+                       {"written", s.written},
+                       {"queue_waits", s.queue_waits},
+                       {"pruned", s.pruned},
+                       {"write_errors", s.write_errors}};
+  }
+  if (live_ != nullptr) status["capabilities"] = json::parse(live_->capabilities().to_json());
+  return status;
+}
+
+void Agent::emit_status(const char* state, const char* message) {
+  nlohmann::json status = status_json(state);
+  write_atomically(config_.status_file, status.dump(2));
+  std::string line;
+  formatter_->format_agent_event(message, wall_now_ns(), status.dump(), line);
+  if (stdout_sink_) stdout_sink_->write_line(line);
+  if (file_sink_) file_sink_->write_line(line);
+  uint64_t lost = 0;
+  for (const auto& c : pipeline_->stats().classes) lost += c.lost;
+  if (lost > 0) spdlog::warn("{} kernel events lost so far (see status)", lost);
+  status_count_++;
+}
+
+int Agent::run() {
+  table_ = std::make_unique<ProcessTable>(config_.process_table);
+  HostInfo host = HostInfo::detect();
+  int64_t wall_offset = current_wall_offset_ns();
+  if (!options_.replay_path.empty()) {
+    auto recorded = std::make_unique<RecordedSource>(options_.replay_path);
+    wall_offset = recorded->header().wall_offset_ns;
+    host.boot_wall_offset_ns = recorded->header().boot_wall_offset_ns;
+    source_ = std::move(recorded);
+  } else {
+    auto live = LiveSensor::start(config_.sensor);
+    std::cerr << live->capabilities().to_text() << std::flush;
+    live_ = live.get();
+    source_ = std::move(live);
+  }
+  formatter_ = std::make_shared<OcsfFormatter>(host);
+  open_outputs();
+  pipeline_->set_wall_offset_ns(wall_offset);
+  if (!options_.record_path.empty()) {
+    capture_ = std::make_unique<CaptureWriter>(options_.record_path,
+                                               CaptureHeader{wall_offset, host.boot_wall_offset_ns});
+    pipeline_->set_tap(capture_.get());
+  }
+  spdlog::info("palisade agent running (pid {}), source: {}", getpid(), source_->describe());
+  emit_status("running", "palisade agent started");
+
+  const RecordCallback deliver = [this](RecordView record) { pipeline_->handle(record); };
+  auto next_status = std::chrono::steady_clock::now() +
+                     std::chrono::seconds(config_.status_interval_seconds);
+  while (!g_stop) {
+    bool more = source_->poll(std::chrono::milliseconds(100), deliver);
+    pipeline_->flush();
+    if (capture_) capture_->flush();
+    if (g_reload.exchange(false)) reload();
+    if (std::chrono::steady_clock::now() >= next_status) {
+      emit_status("running", "palisade agent status");
+      next_status = std::chrono::steady_clock::now() +
+                    std::chrono::seconds(config_.status_interval_seconds);
+    }
+    if (!more) break;
+  }
+  // Drain what the kernel already handed over, then flush every output.
+  if (live_ != nullptr) source_->poll(std::chrono::milliseconds(0), deliver);
+  pipeline_->flush();
+  if (store_) store_->drain();
+  emit_status("stopped", "palisade agent stopped");
+  spdlog::info("palisade agent stopped; {} events delivered", pipeline_->stats().delivered);
+  return 0;
+}
+
+}  // namespace
+
+int run_agent(const AgentOptions& options) {
+  install_signal_handlers();
+  try {
+    Agent agent(options);
+    return agent.run();
+  } catch (const SensorError& e) {
+    spdlog::critical("cannot start the sensor: {}", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+}
+
+int print_agent_status(const std::string& status_file, bool json) {
+  std::ifstream in(status_file);
+  if (!in) {
+    std::cerr << "no agent status at " << status_file << " (is the agent running?)\n";
+    return 3;
+  }
+  nlohmann::json status;
+  try {
+    status = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    std::cerr << status_file << ": unreadable status: " << e.what() << '\n';
+    return 3;
+  }
+  const int pid = status.value("pid", 0);
+  const bool alive = pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+  const std::string state = alive ? status.value("state", "unknown") : "not running";
+  if (json) {
+    status["state"] = state;
+    std::cout << status.dump(2) << '\n';
+    return alive ? 0 : 3;
+  }
+  std::cout << "state:      " << state << " (pid " << pid << ")\n";
+  std::cout << "source:     " << status.value("source", "") << '\n';
+  std::cout << "uptime:     " << status.value("uptime_s", 0) << " s\n";
+  std::cout << "delivered:  " << status.value("delivered", 0) << " events ("
+            << status.value("filtered", 0) << " filtered)\n";
+  std::cout << "memory:     " << status.value("resident_kib", 0) << " KiB resident\n";
+  std::cout << "class        received       lost  kernel_drops\n";
+  for (const auto& [name, c] : status["events"].items()) {
+    std::printf("%-10s %10llu %10llu %13llu\n", name.c_str(),
+                static_cast<unsigned long long>(c.value("received", 0ULL)),
+                static_cast<unsigned long long>(c.value("lost", 0ULL)),
+                static_cast<unsigned long long>(c.value("kernel_drops", 0ULL)));
+  }
+  if (status.contains("capabilities")) {
+    const auto& caps = status["capabilities"];
+    std::cout << "hooks:      " << caps.value("hooks_attached", 0) << "/"
+              << caps.value("hooks_total", 0) << " attached; BPF-LSM "
+              << caps.value("bpf_lsm", "") << '\n';
+  }
+  std::cout << std::flush;
+  return alive ? 0 : 3;
+}
+
+}  // namespace palisade::agent

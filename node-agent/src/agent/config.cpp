@@ -1,0 +1,166 @@
+#include "palisade/agent/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace palisade::agent {
+namespace {
+
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const YAML::Node& node, const std::string& field,
+                         const std::string& problem) const {
+    const YAML::Mark mark = node.Mark();
+    std::ostringstream out;
+    out << source_ << ':' << (mark.line + 1) << ':' << (mark.column + 1) << ": " << field << ": "
+        << problem;
+    throw ConfigError(out.str());
+  }
+
+  // Rejects keys the schema does not know: a typo must not silently keep a default.
+  void known_keys(const YAML::Node& map, const std::string& where,
+                  const std::set<std::string>& keys) const {
+    if (!map.IsMap()) fail(map, where, "expected a mapping");
+    for (const auto& item : map) {
+      auto key = item.first.as<std::string>();
+      if (keys.count(key) == 0) {
+        std::string known;
+        for (const auto& k : keys) known += (known.empty() ? "" : ", ") + k;
+        fail(item.first, join(where, key), "unknown key (known: " + known + ")");
+      }
+    }
+  }
+
+  template <typename T>
+  void read(const YAML::Node& map, const std::string& where, const char* key, T& out) const {
+    const YAML::Node node = map[key];
+    if (!node) return;
+    try {
+      out = node.as<T>();
+    } catch (const YAML::Exception&) {
+      fail(node, join(where, key), std::string("expected ") + type_name<T>());
+    }
+  }
+
+  template <typename T>
+  void read_positive(const YAML::Node& map, const std::string& where, const char* key, T& out,
+                     T max) const {
+    read(map, where, key, out);
+    if (map[key] && (out <= 0 || out > max)) {
+      fail(map[key], join(where, key), "must be between 1 and " + std::to_string(max));
+    }
+  }
+
+  void read_list(const YAML::Node& map, const std::string& where, const char* key,
+                 std::vector<std::string>& out) const {
+    const YAML::Node node = map[key];
+    if (!node) return;
+    if (!node.IsSequence()) fail(node, join(where, key), "expected a list of strings");
+    out.clear();
+    for (const auto& item : node) {
+      auto value = item.as<std::string>();
+      if (value.empty() || value.front() != '/') {
+        fail(item, join(where, key), "path prefix must be absolute, got '" + value + "'");
+      }
+      out.push_back(value);
+    }
+  }
+
+ private:
+  static std::string join(const std::string& where, const std::string& key) {
+    return where.empty() ? key : where + "." + key;
+  }
+  template <typename T>
+  static const char* type_name() {
+    if constexpr (std::is_same_v<T, bool>) return "true or false";
+    if constexpr (std::is_same_v<T, std::string>) return "a string";
+    return "a number";
+  }
+  std::string source_;
+};
+
+}  // namespace
+
+AgentConfig default_config() {
+  return apply_config(AgentConfig{}, std::string(default_config_yaml()), "<built-in defaults>");
+}
+
+AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
+                         const std::string& source_name) {
+  AgentConfig c = base;
+  Reader r(source_name);
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    std::ostringstream out;
+    out << source_name << ':' << (e.mark.line + 1) << ':' << (e.mark.column + 1)
+        << ": YAML syntax error: " << e.msg;
+    throw ConfigError(out.str());
+  }
+  if (!root || root.IsNull()) return c;
+  r.known_keys(root, "", {"output", "store", "sensor", "process_table", "status", "log_level"});
+
+  if (auto n = root["output"]) {
+    r.known_keys(n, "output", {"stdout", "json_file"});
+    r.read(n, "output", "stdout", c.stdout_output);
+    r.read(n, "output", "json_file", c.json_file);
+  }
+  if (auto n = root["store"]) {
+    r.known_keys(n, "store", {"enabled", "path", "max_age_hours", "max_size_mib"});
+    r.read(n, "store", "enabled", c.store_enabled);
+    r.read(n, "store", "path", c.store.path);
+    uint64_t hours = c.store.max_age_seconds / 3600;
+    uint64_t mib = c.store.max_bytes >> 20;
+    r.read_positive<uint64_t>(n, "store", "max_age_hours", hours, 24 * 3650);
+    r.read_positive<uint64_t>(n, "store", "max_size_mib", mib, 1U << 20);
+    c.store.max_age_seconds = hours * 3600;
+    c.store.max_bytes = mib << 20;
+  }
+  if (auto n = root["sensor"]) {
+    r.known_keys(n, "sensor", {"ring_buffer_mib", "argv_max_bytes", "file_exclude_prefixes",
+                               "file_include_prefixes"});
+    uint32_t mib = c.sensor.ring_buffer_bytes >> 20;
+    r.read_positive<uint32_t>(n, "sensor", "ring_buffer_mib", mib, 1024);
+    if ((mib & (mib - 1)) != 0) r.fail(n["ring_buffer_mib"], "sensor.ring_buffer_mib", "must be a power of two");
+    c.sensor.ring_buffer_bytes = mib << 20;
+    r.read_positive<uint32_t>(n, "sensor", "argv_max_bytes", c.sensor.argv_max_bytes, 16383);
+    r.read_list(n, "sensor", "file_exclude_prefixes", c.sensor.file_rules.exclude);
+    r.read_list(n, "sensor", "file_include_prefixes", c.sensor.file_rules.include);
+  }
+  if (auto n = root["process_table"]) {
+    r.known_keys(n, "process_table", {"max_entries", "max_memory_mib", "linger_seconds"});
+    r.read_positive<size_t>(n, "process_table", "max_entries", c.process_table.max_entries,
+                            size_t{1} << 24);
+    size_t mib = c.process_table.max_bytes >> 20;
+    r.read_positive<size_t>(n, "process_table", "max_memory_mib", mib, 1U << 16);
+    c.process_table.max_bytes = mib << 20;
+    uint64_t linger = c.process_table.linger_ns / 1'000'000'000ULL;
+    r.read(n, "process_table", "linger_seconds", linger);
+    c.process_table.linger_ns = linger * 1'000'000'000ULL;
+  }
+  if (auto n = root["status"]) {
+    r.known_keys(n, "status", {"interval_seconds", "file"});
+    r.read_positive<uint32_t>(n, "status", "interval_seconds", c.status_interval_seconds, 86400);
+    r.read(n, "status", "file", c.status_file);
+  }
+  r.read(root, "", "log_level", c.log_level);
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
+  if (kLevels.count(c.log_level) == 0) r.fail(root["log_level"], "log_level", "unknown level '" + c.log_level + "'");
+  return c;
+}
+
+AgentConfig load_config_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot read configuration file");
+  std::stringstream text;
+  text << in.rdbuf();
+  return apply_config(default_config(), text.str(), path);
+}
+
+}  // namespace palisade::agent

@@ -1,0 +1,426 @@
+#include <pwd.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "output/json_writer.h"
+#include "palisade/agent/ocsf.h"
+#include "palisade/agent/pipeline.h"
+#include "sensor/sensor_abi.h"
+
+namespace palisade::agent {
+namespace {
+
+constexpr size_t kMaxUserNames = 4096;
+constexpr int kErrInProgress = 115;
+constexpr int kErrConnRefused = 111;
+
+constexpr OcsfClassification kProcess{1007, "Process Activity", 1, "System Activity", 0, ""};
+constexpr OcsfClassification kFile{1001, "File System Activity", 1, "System Activity", 0, ""};
+constexpr OcsfClassification kKernelExt{1002, "Kernel Extension Activity", 1, "System Activity",
+                                        0, ""};
+constexpr OcsfClassification kKernel{1003, "Kernel Activity", 1, "System Activity", 0, ""};
+constexpr OcsfClassification kNetwork{4001, "Network Activity", 4, "Network Activity", 0, ""};
+
+OcsfClassification with(OcsfClassification base, int id, std::string_view name) {
+  base.activity_id = id;
+  base.activity_name = name;
+  return base;
+}
+
+std::string_view basename_of(std::string_view path) {
+  auto slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+std::string_view parent_of(std::string_view path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string_view::npos) return {};
+  return slash == 0 ? std::string_view("/") : path.substr(0, slash);
+}
+
+std::string read_first_line(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+void write_file(JsonWriter& w, std::string_view path, int type_id) {
+  w.begin_object();
+  w.field("path", path).field("name", basename_of(path));
+  auto parent = parent_of(path);
+  if (!parent.empty()) w.field("parent_folder", parent);
+  w.field("type_id", type_id).field("type", type_id == 2 ? "Folder" : "Regular File");
+  w.end_object();
+}
+
+void write_endpoint(JsonWriter& w, const NetEndpoint& ep, uint16_t family) {
+  w.begin_object().field("ip", ep.to_string(family)).field("port", unsigned{ep.port}).end_object();
+}
+
+std::string open_flag_names(uint32_t flags) {
+  std::string out;
+  auto add = [&out](const char* name) {
+    if (!out.empty()) out += '|';
+    out += name;
+  };
+  switch (flags & 3U) {
+    case 0: add("O_RDONLY"); break;
+    case 1: add("O_WRONLY"); break;
+    default: add("O_RDWR"); break;
+  }
+  if ((flags & 0100U) != 0) add("O_CREAT");
+  if ((flags & 0200U) != 0) add("O_EXCL");
+  if ((flags & 01000U) != 0) add("O_TRUNC");
+  if ((flags & 02000U) != 0) add("O_APPEND");
+  return out;
+}
+
+}  // namespace
+
+OcsfClassification classify(const Event& event) {
+  switch (event.kind) {
+    case EventKind::kProcessExec:
+    case EventKind::kProcessFork:
+    case EventKind::kProcessSnapshot: return with(kProcess, 1, "Launch");
+    case EventKind::kProcessExit: return with(kProcess, 2, "Terminate");
+    case EventKind::kPrivPtrace: return with(kProcess, 3, "Open");
+    case EventKind::kPrivSetuid: return with(kProcess, 5, "Set User ID");
+    case EventKind::kPrivSetgid: return with(kProcess, 99, "Set Group ID");
+    case EventKind::kPrivCapset: return with(kProcess, 99, "Set Capabilities");
+    case EventKind::kFileOpen: return with(kFile, 14, "Open");
+    case EventKind::kFileUnlink:
+    case EventKind::kFileRmdir: return with(kFile, 4, "Delete");
+    case EventKind::kFileRename: return with(kFile, 5, "Rename");
+    case EventKind::kFileChmod:
+    case EventKind::kFileChown: return with(kFile, 7, "Set Security");
+    case EventKind::kPrivMemfd: return with(kFile, 1, "Create");
+    case EventKind::kPrivModule: return with(kKernelExt, 1, "Load");
+    case EventKind::kPrivMount:
+    case EventKind::kPrivUnshare:
+    case EventKind::kPrivSetns:
+    case EventKind::kPrivBpf: return with(kKernel, 4, "Invoke");
+    case EventKind::kNetConnect:
+      if (event.result == 0 || event.result == -kErrInProgress) return with(kNetwork, 1, "Open");
+      if (event.result == -kErrConnRefused) return with(kNetwork, 5, "Refuse");
+      return with(kNetwork, 4, "Fail");
+    case EventKind::kNetAccept: return with(kNetwork, 1, "Open");
+    case EventKind::kNetListen: return with(kNetwork, 7, "Listen");
+    case EventKind::kNetBind: return with(kNetwork, 99, "Bind");
+    case EventKind::kUnknown: break;
+  }
+  return OcsfClassification{0, "Base Event", 0, "Uncategorized", 0, "Unknown"};
+}
+
+HostInfo HostInfo::detect() {
+  HostInfo info;
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) == 0) info.hostname = name;
+  info.machine_id = read_first_line("/etc/machine-id");
+  utsname uts{};
+  if (uname(&uts) == 0) info.kernel_release = uts.release;
+  timespec boot{};
+  timespec real{};
+  clock_gettime(CLOCK_BOOTTIME, &boot);
+  clock_gettime(CLOCK_REALTIME, &real);
+  info.boot_wall_offset_ns = (static_cast<int64_t>(real.tv_sec) - boot.tv_sec) * 1'000'000'000LL +
+                             (real.tv_nsec - boot.tv_nsec);
+  return info;
+}
+
+OcsfFormatter::OcsfFormatter(HostInfo host) : host_(std::move(host)) {}
+
+std::string_view OcsfFormatter::user_name(uint32_t uid) {
+  auto it = user_names_.find(uid);
+  if (it != user_names_.end()) return it->second;
+  if (user_names_.size() >= kMaxUserNames) user_names_.clear();
+  passwd pwd{};
+  passwd* found = nullptr;
+  char buf[1024];
+  std::string name;
+  if (getpwuid_r(uid, &pwd, buf, sizeof(buf), &found) == 0 && found != nullptr) name = pwd.pw_name;
+  return user_names_.emplace(uid, std::move(name)).first->second;
+}
+
+namespace {
+
+struct Writer {
+  JsonWriter& w;
+  OcsfFormatter& formatter;
+  const HostInfo& host;
+  std::string_view (*lookup)(OcsfFormatter&, uint32_t);
+
+  uint64_t to_wall_ms(uint64_t boot_ns) const {
+    return static_cast<uint64_t>(static_cast<int64_t>(boot_ns) + host.boot_wall_offset_ns) /
+           1'000'000ULL;
+  }
+
+  void user(uint32_t uid) {
+    w.begin_object().field("uid", std::to_string(uid));
+    auto name = lookup(formatter, uid);
+    if (!name.empty()) w.field("name", name);
+    w.field("type_id", uid == 0 ? 2 : 1).field("type", uid == 0 ? "Admin" : "User");
+    w.end_object();
+  }
+
+  void process_core(const ProcessView& p) {
+    w.field("pid", p.pid);
+    w.field("uid", std::to_string(p.pid) + "-" + std::to_string(p.start_ns));
+    auto name = p.exe.empty() ? std::string_view(p.comm) : basename_of(p.exe);
+    w.field("name", name);
+    if (!p.cmdline.empty()) w.field("cmd_line", p.cmdline);
+    if (!p.exe.empty()) {
+      w.key("file");
+      write_file(w, p.exe, 1);
+    }
+    if (p.start_ns != 0) w.field("created_time", to_wall_ms(p.start_ns));
+    w.key("user");
+    user(p.uid);
+    if (p.auid != TaskIdentity::kNoLoginUid) w.field("auid", p.auid);
+  }
+
+  // The acting process: identity from the event, details and ancestry from the process table.
+  void process(const Event& e, const ProcessView& p, bool with_lineage) {
+    w.begin_object();
+    process_core(p);
+    if (p.pid == e.task.tgid) {
+      w.field("tid", e.task.pid).field("euid", e.task.euid).field("egid", e.task.egid);
+    }
+    if (e.parent.known && with_lineage) {
+      w.key("parent_process").begin_object();
+      process_core(e.parent);
+      w.end_object();
+    }
+    if (with_lineage) {
+      w.key("lineage").begin_array();
+      for (const auto& a : e.lineage) w.value(a.exe.empty() ? std::string_view("?") : a.exe);
+      w.end_array();
+    }
+    w.end_object();
+  }
+
+  void actor(const Event& e) {
+    w.key("actor").begin_object();
+    w.key("process");
+    // For a fork, the event's process view is the child; the actor is the parent.
+    if (e.kind == EventKind::kProcessFork || e.kind == EventKind::kProcessExec) {
+      if (e.parent.known) {
+        w.begin_object();
+        process_core(e.parent);
+        w.end_object();
+      } else {
+        w.begin_object().field("pid", e.task.ppid).end_object();
+      }
+    } else {
+      process(e, e.process, true);
+    }
+    w.key("user");
+    user(e.task.auid != TaskIdentity::kNoLoginUid ? e.task.auid : e.task.uid);
+    w.end_object();
+  }
+};
+
+}  // namespace
+
+void OcsfFormatter::format(const Event& e, std::string& out) {
+  JsonWriter w(out);
+  const OcsfClassification c = classify(e);
+  Writer ow{w, *this, host_, [](OcsfFormatter& f, uint32_t uid) { return f.user_name(uid); }};
+  const bool failed = e.result < 0 && e.kind != EventKind::kProcessExit &&
+                      !(e.kind == EventKind::kNetConnect && e.result == -kErrInProgress);
+
+  w.begin_object();
+  w.field("class_uid", c.class_uid).field("class_name", c.class_name);
+  w.field("category_uid", c.category_uid).field("category_name", c.category_name);
+  w.field("activity_id", c.activity_id).field("activity_name", c.activity_name);
+  w.field("type_uid", c.class_uid * 100 + c.activity_id);
+  w.field("severity_id", 1).field("severity", "Informational");
+  w.field("time", e.wall_ns / 1'000'000ULL);
+  w.field("status_id", failed ? 2 : 1).field("status", failed ? "Failure" : "Success");
+  if (failed) {
+    const char* code = strerrorname_np(static_cast<int>(-e.result));
+    if (code != nullptr) w.field("status_code", code);
+    w.field("status_detail", strerror(static_cast<int>(-e.result)));
+  }
+
+  w.key("metadata").begin_object();
+  w.field("version", kOcsfVersion);
+  w.key("product").begin_object();
+  w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
+  w.end_object();
+  w.key("profiles").begin_array().value("host").value("linux/linux_users").end_array();
+  w.field("sequence", e.seq);
+  w.end_object();
+
+  w.key("device").begin_object();
+  w.field("hostname", host_.hostname).field("type_id", 1).field("type", "Server");
+  if (!host_.machine_id.empty()) w.field("uid", host_.machine_id);
+  w.key("os").begin_object();
+  w.field("name", "Linux").field("type_id", 200).field("type", "Linux");
+  w.field("version", host_.kernel_release);
+  w.end_object().end_object();
+
+  ow.actor(e);
+
+  switch (c.class_uid) {
+    case 1007: {
+      w.key("process");
+      const ProcessView& subject = e.kind == EventKind::kPrivPtrace ? e.target : e.process;
+      if (e.kind == EventKind::kPrivPtrace && !e.target.known) {
+        w.begin_object().field("pid", e.args[1]).end_object();
+      } else {
+        ow.process(e, subject, e.kind != EventKind::kPrivPtrace);
+      }
+      if (e.kind == EventKind::kProcessExit) {
+        const uint32_t status = e.exit_code;
+        const uint32_t signal = status & 0x7fU;
+        w.field("exit_code", signal != 0 ? 128 + signal : (status >> 8) & 0xffU);
+      }
+      break;
+    }
+    case 1001: {
+      w.key("file");
+      if (e.kind == EventKind::kPrivMemfd) {
+        const std::string name = "memfd:" + (e.strings.empty() ? std::string() : e.strings[0]);
+        w.begin_object().field("name", name).field("type_id", 1).field("type", "Regular File");
+        w.end_object();
+      } else {
+        write_file(w, e.path, e.kind == EventKind::kFileRmdir ? 2 : 1);
+      }
+      if (e.kind == EventKind::kFileRename) {
+        w.key("file_result");
+        write_file(w, e.path2, 1);
+      }
+      break;
+    }
+    case 1002: {
+      w.key("driver").begin_object().key("file");
+      if (!e.path.empty()) {
+        write_file(w, e.path, 1);
+      } else {
+        w.begin_object().field("name", "(module image from memory)").field("type_id", 0);
+        w.end_object();
+      }
+      w.end_object();
+      break;
+    }
+    case 1003: {
+      auto call = e.kind == EventKind::kPrivMount     ? "mount"
+                  : e.kind == EventKind::kPrivUnshare ? "unshare"
+                  : e.kind == EventKind::kPrivSetns   ? "setns"
+                                                      : "bpf";
+      w.key("kernel").begin_object();
+      w.field("name", call).field("type_id", 2).field("type", "System Call");
+      w.field("system_call", call);
+      if (!e.path.empty()) w.field("path", e.path);
+      w.end_object();
+      break;
+    }
+    case 4001: {
+      const bool inbound = e.kind == EventKind::kNetAccept;
+      const bool local_only = e.kind == EventKind::kNetBind || e.kind == EventKind::kNetListen;
+      w.key("src_endpoint");
+      write_endpoint(w, inbound ? e.remote : e.local, e.family);
+      w.key("dst_endpoint");
+      write_endpoint(w, inbound || local_only ? e.local : e.remote, e.family);
+      w.key("connection_info").begin_object();
+      const bool udp = e.protocol == 17;
+      w.field("protocol_name", udp ? "udp" : "tcp").field("protocol_num", udp ? 17 : 6);
+      w.field("protocol_ver_id", e.family == AF_INET6 ? 6 : 4);
+      w.field("direction_id", inbound ? 1 : local_only ? 0 : 2);
+      w.field("direction", inbound ? "Inbound" : local_only ? "Unknown" : "Outbound");
+      w.end_object();
+      break;
+    }
+    default: break;
+  }
+
+  // What OCSF has no place for.
+  w.key("unmapped").begin_object().key("palisade").begin_object();
+  w.field("event", kind_name(e.kind));
+  w.field("cpu", unsigned{e.cpu}).field("mono_ns", e.mono_ns);
+  w.field("comm", e.task.comm).field("cgroup_id", e.task.cgroup_id);
+  w.field("mnt_ns", e.task.mnt_ns).field("pid_ns", e.task.pid_ns);
+  w.field("uid", e.task.uid).field("gid", e.task.gid);
+  w.field("login_uid", e.task.auid == TaskIdentity::kNoLoginUid ? int64_t{-1} : int64_t{e.task.auid});
+  w.field("result", e.result);
+  if (!e.process.cwd.empty()) w.field("cwd", e.process.cwd);
+  w.key("lineage_pids").begin_array();
+  for (const auto& a : e.lineage) w.value(a.pid);
+  w.end_array();
+  w.field("lineage_complete", e.lineage_complete);
+  switch (e.kind) {
+    case EventKind::kProcessExec:
+      w.field("exec_filename", e.exec_filename).field("argv_truncated", e.argv_truncated);
+      break;
+    case EventKind::kProcessFork: w.field("child_pid", e.target_pid); break;
+    case EventKind::kProcessExit: w.field("wait_status", e.exit_code); break;
+    case EventKind::kFileOpen:
+      w.field("open_flags", open_flag_names(e.flags)).field("flags", e.flags);
+      if ((e.flags & 0100U) != 0) w.field("mode", e.mode);
+      break;
+    case EventKind::kFileChmod: w.field("mode", e.mode); break;
+    case EventKind::kFileChown:
+      w.field("new_uid", int64_t{static_cast<int32_t>(e.target_uid)});
+      w.field("new_gid", int64_t{static_cast<int32_t>(e.target_gid)});
+      break;
+    case EventKind::kPrivSetuid:
+    case EventKind::kPrivSetgid:
+      w.key("requested").begin_array();
+      for (auto a : e.args) w.value(static_cast<int64_t>(static_cast<int32_t>(a)));
+      w.end_array();
+      w.field("old_uid", e.old_uid).field("old_euid", e.old_euid);
+      w.field("old_gid", e.old_gid).field("old_egid", e.old_egid);
+      break;
+    case EventKind::kPrivCapset:
+      w.field("effective", e.args[0]).field("permitted", e.args[1]).field("inheritable", e.args[2]);
+      break;
+    case EventKind::kPrivPtrace:
+      w.field("request", e.args[0]).field("target_pid", e.args[1]);
+      break;
+    case EventKind::kPrivMount:
+      if (!e.strings.empty()) w.field("source", e.strings[0]);
+      if (e.strings.size() > 2) w.field("fstype", e.strings[2]);
+      w.field("flags", e.args[1]);
+      break;
+    case EventKind::kPrivUnshare: w.field("flags", e.args[0]); break;
+    case EventKind::kPrivSetns: w.field("nstype", e.args[0]).field("ns_inode", e.args[1]); break;
+    case EventKind::kPrivMemfd: w.field("flags", e.args[0]); break;
+    case EventKind::kPrivBpf:
+      w.field("command", e.args[0]).field("prog_type", e.args[2]);
+      break;
+    case EventKind::kPrivModule:
+      if (!e.strings.empty()) w.field("params", e.strings[0]);
+      break;
+    default: break;
+  }
+  w.end_object().end_object();
+  w.end_object();
+}
+
+void OcsfFormatter::format_agent_event(std::string_view message, uint64_t wall_ns,
+                                       std::string_view details_json, std::string& out) {
+  JsonWriter w(out);
+  w.begin_object();
+  w.field("class_uid", 0).field("class_name", "Base Event");
+  w.field("category_uid", 0).field("category_name", "Uncategorized");
+  w.field("activity_id", 99).field("activity_name", "Other").field("type_uid", 99);
+  w.field("severity_id", 1).field("severity", "Informational");
+  w.field("time", wall_ns / 1'000'000ULL).field("message", message);
+  w.key("metadata").begin_object().field("version", kOcsfVersion);
+  w.key("product").begin_object();
+  w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
+  w.end_object().end_object();
+  w.key("device").begin_object().field("hostname", host_.hostname).field("type_id", 1);
+  w.end_object();
+  w.key("unmapped").begin_object().key("palisade");
+  out += details_json;
+  w.end_object();
+  w.end_object();
+}
+
+}  // namespace palisade::agent

@@ -1,0 +1,91 @@
+#include "palisade/agent/pipeline.h"
+
+#include <spdlog/spdlog.h>
+#include <time.h>
+
+#include "decode/decoder.h"
+
+namespace palisade::agent {
+
+struct Pipeline::DecoderHolder {
+  DecoderTable table;
+};
+
+namespace {
+
+bool has_prefix(const std::string& path, const std::string& prefix) {
+  return path.compare(0, prefix.size(), prefix) == 0;
+}
+
+bool path_reported(const PathRules& rules, const std::string& path) {
+  for (const auto& prefix : rules.exclude) {
+    if (has_prefix(path, prefix)) return false;
+  }
+  if (rules.include.empty()) return true;
+  for (const auto& prefix : rules.include) {
+    if (has_prefix(path, prefix)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool PathRules::reports(const Event& event) const {
+  if (class_of(event.kind) != EventClass::kFile) return true;
+  if (path_reported(*this, event.path)) return true;
+  return !event.path2.empty() && path_reported(*this, event.path2);
+}
+
+int64_t current_wall_offset_ns() {
+  timespec mono{};
+  timespec real{};
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_REALTIME, &real);
+  return (static_cast<int64_t>(real.tv_sec) - mono.tv_sec) * 1'000'000'000LL +
+         (real.tv_nsec - mono.tv_nsec);
+}
+
+Pipeline::Pipeline(ProcessTable& table, std::vector<EventSink*> sinks)
+    : decoder_(std::make_unique<DecoderHolder>()), table_(table), sinks_(std::move(sinks)) {}
+
+Pipeline::~Pipeline() = default;
+
+void Pipeline::account(const Event& event) {
+  if (event.kind == EventKind::kProcessSnapshot) return;  // synthesized, not numbered
+  auto cls = static_cast<size_t>(class_of(event.kind));
+  ClassCounters& counters = stats_.classes[cls];
+  counters.received++;
+  if (event.cpu >= last_seq_.size()) last_seq_.resize(event.cpu + 1U);
+  uint64_t& last = last_seq_[event.cpu][cls];
+  // The sensor's counters start at 1 when it loads, so any gap, including one before the first
+  // record seen, is events the kernel numbered but could not deliver.
+  if (event.seq > last + 1) {
+    counters.lost += event.seq - last - 1;
+    counters.last_loss_wall_ns = event.wall_ns;
+  }
+  last = event.seq;
+}
+
+void Pipeline::handle(RecordView record) {
+  if (tap_ != nullptr) tap_->record(record);
+  if (auto error = decoder_->table.decode(record, event_)) {
+    stats_.malformed++;
+    spdlog::warn("dropping malformed sensor record: {}", *error);
+    return;
+  }
+  event_.wall_ns = static_cast<uint64_t>(static_cast<int64_t>(event_.mono_ns) + wall_offset_ns_);
+  account(event_);
+  table_.apply(event_);  // lifecycle state must see every event, reported or not
+  if (!rules_.reports(event_)) {
+    stats_.filtered++;
+    return;
+  }
+  for (EventSink* sink : sinks_) sink->consume(event_);
+  stats_.delivered++;
+}
+
+void Pipeline::flush() {
+  for (EventSink* sink : sinks_) sink->flush();
+}
+
+}  // namespace palisade::agent

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything palisade needs to build, run and test, from Debian 12's archive only.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build pkg-config git
+  # eBPF: compiler for the BPF target, libbpf, bpftool for vmlinux.h and skeletons
+  clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+  # libraries
+  nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libcli11-dev libsqlite3-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev sqlite3 procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

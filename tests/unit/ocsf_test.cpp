@@ -1,0 +1,156 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "palisade/agent/ocsf.h"
+#include "palisade/agent/pipeline.h"
+#include "test_records.h"
+
+namespace palisade::agent {
+namespace {
+
+using namespace testing;
+using nlohmann::json;
+
+class OcsfTest : public ::testing::Test {
+ protected:
+  OcsfTest() {
+    HostInfo host;
+    host.hostname = "node-1";
+    host.kernel_release = "6.18.0";
+    formatter = std::make_unique<OcsfFormatter>(host);
+    pipeline.handle(snapshot_record(1, 0, 0, "/sbin/init"));
+    pipeline.handle(snapshot_record(10, 1, 1'000'000'000, "/usr/sbin/sshd"));
+    pipeline.handle(snapshot_record(20, 10, 2'000'000'000, "/bin/bash"));
+  }
+
+  json emit(const std::vector<std::byte>& record) {
+    pipeline.handle(record);
+    std::string out;
+    formatter->format(sink.last, out);
+    return json::parse(out);  // throws on invalid JSON
+  }
+
+  struct Last : EventSink {
+    void consume(const Event& e) override { last = e; }
+    Event last;
+  } sink;
+  ProcessTable table;
+  Pipeline pipeline{table, {&sink}};
+  std::unique_ptr<OcsfFormatter> formatter;
+};
+
+TEST_F(OcsfTest, ExecIsProcessLaunchWithLineageAndActor) {
+  auto record = RecordBuilder(PAL_PROC_EXEC)
+                    .task(30, 20, 3'000'000'000, "rm")
+                    .uid(0, 1000)
+                    .str(0, "/usr/bin/rm")
+                    .str(1, argv_block({"rm", "-rf", "/data"}))
+                    .str(2, "/root")
+                    .build();
+  json j = emit(record);
+  EXPECT_EQ(j["class_uid"], 1007);
+  EXPECT_EQ(j["category_uid"], 1);
+  EXPECT_EQ(j["activity_id"], 1);
+  EXPECT_EQ(j["type_uid"], 100701);
+  EXPECT_EQ(j["metadata"]["version"], "1.3.0");
+  EXPECT_EQ(j["metadata"]["product"]["vendor_name"], "palisade");
+  EXPECT_EQ(j["device"]["hostname"], "node-1");
+  EXPECT_EQ(j["device"]["os"]["type_id"], 200);
+  EXPECT_EQ(j["process"]["pid"], 30);
+  EXPECT_EQ(j["process"]["file"]["path"], "/usr/bin/rm");
+  EXPECT_EQ(j["process"]["cmd_line"], "rm -rf /data");
+  EXPECT_EQ(j["process"]["user"]["uid"], "0");
+  EXPECT_EQ(j["process"]["auid"], 1000);
+  EXPECT_EQ(j["process"]["parent_process"]["pid"], 20);
+  EXPECT_EQ(j["process"]["lineage"], json({"/bin/bash", "/usr/sbin/sshd", "/sbin/init"}));
+  EXPECT_EQ(j["actor"]["process"]["pid"], 20);
+  EXPECT_EQ(j["actor"]["user"]["uid"], "1000") << "the login user survives sudo";
+  EXPECT_EQ(j["unmapped"]["palisade"]["lineage_pids"], json({20, 10, 1}));
+  EXPECT_EQ(j["unmapped"]["palisade"]["cwd"], "/root");
+}
+
+TEST_F(OcsfTest, RenameHasSourceAndResult) {
+  json j = emit(RecordBuilder(PAL_FILE_RENAME)
+                    .task(20, 10, 2'000'000'000, "bash")
+                    .str(0, "/tmp/a")
+                    .str(1, "/etc/cron.d/job")
+                    .build());
+  EXPECT_EQ(j["class_uid"], 1001);
+  EXPECT_EQ(j["activity_id"], 5);
+  EXPECT_EQ(j["file"]["path"], "/tmp/a");
+  EXPECT_EQ(j["file_result"]["path"], "/etc/cron.d/job");
+  EXPECT_EQ(j["file_result"]["parent_folder"], "/etc/cron.d");
+  EXPECT_EQ(j["actor"]["process"]["file"]["path"], "/bin/bash");
+}
+
+TEST_F(OcsfTest, FailedCallCarriesStatusCode) {
+  json j = emit(RecordBuilder(PAL_FILE_UNLINK)
+                    .task(20, 10, 2'000'000'000, "bash")
+                    .result(-13)
+                    .str(0, "/etc/shadow")
+                    .build());
+  EXPECT_EQ(j["status_id"], 2);
+  EXPECT_EQ(j["status_code"], "EACCES");
+}
+
+TEST_F(OcsfTest, ConnectIsNetworkOpenOutbound) {
+  RecordBuilder b(PAL_NET_CONNECT);
+  b.task(20, 10, 2'000'000'000, "bash").result(-115);  // EINPROGRESS: still an open
+  auto& n = b.raw().a.net;
+  n.family = 2;
+  n.protocol = 6;
+  n.remote_addr[0] = 127;
+  n.remote_addr[3] = 1;
+  n.remote_port = 8080;
+  json j = emit(b.build());
+  EXPECT_EQ(j["class_uid"], 4001);
+  EXPECT_EQ(j["activity_id"], 1);
+  EXPECT_EQ(j["status_id"], 1);
+  EXPECT_EQ(j["dst_endpoint"]["ip"], "127.0.0.1");
+  EXPECT_EQ(j["dst_endpoint"]["port"], 8080);
+  EXPECT_EQ(j["connection_info"]["direction_id"], 2);
+  EXPECT_EQ(j["connection_info"]["protocol_name"], "tcp");
+}
+
+TEST_F(OcsfTest, ModuleLoadIsKernelExtensionLoad) {
+  RecordBuilder b(PAL_PRIV_MODULE);
+  b.task(20, 10, 2'000'000'000, "insmod").str(0, "/lib/modules/x.ko");
+  b.raw().a.priv.arg[3] = 1;
+  json j = emit(b.build());
+  EXPECT_EQ(j["class_uid"], 1002);
+  EXPECT_EQ(j["activity_id"], 1);
+  EXPECT_EQ(j["driver"]["file"]["path"], "/lib/modules/x.ko");
+}
+
+TEST_F(OcsfTest, PtraceOpensTheTargetProcess) {
+  RecordBuilder b(PAL_PRIV_PTRACE);
+  b.task(20, 10, 2'000'000'000, "gdb");
+  b.raw().a.priv.arg[0] = 16;
+  b.raw().a.priv.arg[1] = 10;
+  json j = emit(b.build());
+  EXPECT_EQ(j["class_uid"], 1007);
+  EXPECT_EQ(j["activity_id"], 3);
+  EXPECT_EQ(j["process"]["pid"], 10);
+  EXPECT_EQ(j["process"]["file"]["path"], "/usr/sbin/sshd");
+  EXPECT_EQ(j["actor"]["process"]["pid"], 20);
+}
+
+TEST_F(OcsfTest, EscapesControlCharactersInPaths) {
+  json j = emit(RecordBuilder(PAL_FILE_OPEN)
+                    .task(20, 10, 2'000'000'000, "bash")
+                    .str(0, std::string("/tmp/evil\n\"name\x01"))
+                    .build());
+  EXPECT_EQ(j["file"]["path"], std::string("/tmp/evil\n\"name\x01"));
+}
+
+TEST_F(OcsfTest, ExitCodeFromWaitStatus) {
+  json j = emit(exit_record(20, 2'000'000'000, 3 << 8, 5));
+  EXPECT_EQ(j["activity_id"], 2);
+  EXPECT_EQ(j["exit_code"], 3);
+  json killed = emit(exit_record(10, 1'000'000'000, 9, 6));
+  EXPECT_EQ(killed["exit_code"], 137);
+}
+
+}  // namespace
+}  // namespace palisade::agent
