@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "output/json_writer.h"
 #include "palisade/agent/ocsf.h"
 #include "palisade/agent/pipeline.h"
 #include "test_records.h"
@@ -150,6 +151,32 @@ TEST_F(OcsfTest, ExitCodeFromWaitStatus) {
   EXPECT_EQ(j["exit_code"], 3);
   json killed = emit(exit_record(10, 1'000'000'000, 9, 6));
   EXPECT_EQ(killed["exit_code"], 137);
+}
+
+}  // namespace
+}  // namespace palisade::agent
+
+namespace palisade::agent {
+namespace {
+
+// The writer copies clean text a word at a time; every length and every position of a byte that
+// needs escaping must still come out exactly as nlohmann::json would read it back.
+TEST(JsonWriterTest, EscapesAtEveryPositionAndLength) {
+  for (size_t len = 0; len < 40; ++len) {
+    for (size_t pos = 0; pos <= len; ++pos) {
+      for (char special : {'"', '\\', '\n', '\x01', '\x7f'}) {
+        std::string text(len, 'x');
+        if (pos < len) text[pos] = special;
+        std::string out;
+        append_json_string(out, text);
+        ASSERT_EQ(nlohmann::json::parse(out).get<std::string>(), text) << len << ' ' << pos;
+      }
+    }
+  }
+  std::string utf8 = "caf\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac";
+  std::string out;
+  append_json_string(out, utf8);
+  EXPECT_EQ(nlohmann::json::parse(out).get<std::string>(), utf8);
 }
 
 }  // namespace

@@ -35,25 +35,25 @@ TEST_F(ProcessTableTest, SeedsAncestryFromSnapshotForProcessesStartedBeforeAgent
   feed(exec_record(300, 200, 30 * kSecond, "/usr/bin/rm", {"rm", "-rf", "/data"}));
   const Event& e = last();
   ASSERT_EQ(e.lineage.size(), 3U);
-  EXPECT_EQ(e.lineage[0].exe, "/bin/bash");
-  EXPECT_EQ(e.lineage[0].pid, 200U);
-  EXPECT_EQ(e.lineage[1].exe, "/usr/sbin/sshd");
-  EXPECT_EQ(e.lineage[2].exe, "/sbin/init");
+  EXPECT_EQ(e.lineage[0]->exe, "/bin/bash");
+  EXPECT_EQ(e.lineage[0]->pid, 200U);
+  EXPECT_EQ(e.lineage[1]->exe, "/usr/sbin/sshd");
+  EXPECT_EQ(e.lineage[2]->exe, "/sbin/init");
   EXPECT_TRUE(e.lineage_complete);
-  EXPECT_EQ(e.parent.exe, "/bin/bash");
-  EXPECT_EQ(e.process.cmdline, "rm -rf /data");
+  EXPECT_EQ(e.parent->exe, "/bin/bash");
+  EXPECT_EQ(e.process->cmdline, "rm -rf /data");
 }
 
 TEST_F(ProcessTableTest, ForkInheritsParentImageUntilExec) {
   feed(snapshot_record(1, 0, 0, "/sbin/init"));
   feed(snapshot_record(10, 1, kSecond, "/bin/bash"));
   feed(fork_record(10, kSecond, 11, 2 * kSecond));
-  EXPECT_EQ(last().process.pid, 11U);
-  EXPECT_EQ(last().process.exe, "/bin/bash");
-  EXPECT_EQ(last().parent.pid, 10U);
+  EXPECT_EQ(last().process->pid, 11U);
+  EXPECT_EQ(last().process->exe, "/bin/bash");
+  EXPECT_EQ(last().parent->pid, 10U);
   feed(exec_record(11, 10, 2 * kSecond, "/usr/bin/id", {"id"}));
   EXPECT_EQ(table.find(11)->exe, "/usr/bin/id");
-  EXPECT_EQ(last().lineage.front().exe, "/bin/bash");
+  EXPECT_EQ(last().lineage.front()->exe, "/bin/bash");
 }
 
 TEST_F(ProcessTableTest, ReusedPidIsNotMistakenForAnOlderChildsParent) {
@@ -87,7 +87,7 @@ TEST_F(ProcessTableTest, ExitedParentStaysWhileDescendantsLive) {
   feed(exec_record(90, 1, 20 * kSecond, "/bin/other", {"other"}, 20 * kSecond));
   ASSERT_NE(table.find(80), nullptr) << "the child still needs its parent for ancestry";
   feed(exec_record(81, 80, 2 * kSecond, "/bin/daemon", {"daemon"}, 21 * kSecond));
-  EXPECT_EQ(last().lineage.front().exe, "/bin/sh");
+  EXPECT_EQ(last().lineage.front()->exe, "/bin/sh");
   feed(exit_record(81, 2 * kSecond, 0, 22 * kSecond));
   feed(exec_record(91, 1, 40 * kSecond, "/bin/late", {"late"}, 40 * kSecond));
   EXPECT_EQ(table.find(81), nullptr);

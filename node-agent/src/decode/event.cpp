@@ -58,7 +58,7 @@ void Event::clear() {
   cpu = 0;
   seq = mono_ns = wall_ns = 0;
   result = 0;
-  task = TaskIdentity{};
+  task.comm.clear();  // keeps its capacity; the decoder sets every other task field
   exe.clear();
   argv.clear();
   argv_truncated = false;
@@ -76,9 +76,9 @@ void Event::clear() {
   args = {};
   old_uid = old_euid = old_gid = old_egid = 0;
   strings.clear();
-  process = ProcessView{};
-  parent = ProcessView{};
-  target = ProcessView{};
+  process.reset();
+  parent.reset();
+  target.reset();
   lineage.clear();
   lineage_complete = false;
 }

@@ -4,6 +4,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <fstream>
 
 #include "output/json_writer.h"
@@ -40,6 +41,11 @@ std::string_view parent_of(std::string_view path) {
   auto slash = path.rfind('/');
   if (slash == std::string_view::npos) return {};
   return slash == 0 ? std::string_view("/") : path.substr(0, slash);
+}
+
+std::string_view decimal(char (&buf)[16], uint32_t value) {
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
+  return std::string_view(buf, static_cast<size_t>(end - buf));
 }
 
 std::string read_first_line(const char* path) {
@@ -160,7 +166,8 @@ struct Writer {
   }
 
   void user(uint32_t uid) {
-    w.begin_object().field("uid", std::to_string(uid));
+    char digits[16];
+    w.begin_object().field("uid", decimal(digits, uid));
     auto name = lookup(formatter, uid);
     if (!name.empty()) w.field("name", name);
     w.field("type_id", uid == 0 ? 2 : 1).field("type", uid == 0 ? "Admin" : "User");
@@ -169,7 +176,11 @@ struct Writer {
 
   void process_core(const ProcessView& p) {
     w.field("pid", p.pid);
-    w.field("uid", std::to_string(p.pid) + "-" + std::to_string(p.start_ns));
+    char uid[48];
+    auto [end, ec] = std::to_chars(uid, uid + 20, p.pid);
+    *end++ = '-';
+    end = std::to_chars(end, uid + sizeof(uid), p.start_ns).ptr;
+    w.field("uid", std::string_view(uid, static_cast<size_t>(end - uid)));
     auto name = p.exe.empty() ? std::string_view(p.comm) : basename_of(p.exe);
     w.field("name", name);
     if (!p.cmdline.empty()) w.field("cmd_line", p.cmdline);
@@ -190,14 +201,14 @@ struct Writer {
     if (p.pid == e.task.tgid) {
       w.field("tid", e.task.pid).field("euid", e.task.euid).field("egid", e.task.egid);
     }
-    if (e.parent.known && with_lineage) {
+    if (e.parent && with_lineage) {
       w.key("parent_process").begin_object();
-      process_core(e.parent);
+      process_core(*e.parent);
       w.end_object();
     }
     if (with_lineage) {
       w.key("lineage").begin_array();
-      for (const auto& a : e.lineage) w.value(a.exe.empty() ? std::string_view("?") : a.exe);
+      for (const auto& a : e.lineage) w.value(a->exe.empty() ? std::string_view("?") : a->exe);
       w.end_array();
     }
     w.end_object();
@@ -208,15 +219,17 @@ struct Writer {
     w.key("process");
     // For a fork, the event's process view is the child; the actor is the parent.
     if (e.kind == EventKind::kProcessFork || e.kind == EventKind::kProcessExec) {
-      if (e.parent.known) {
+      if (e.parent) {
         w.begin_object();
-        process_core(e.parent);
+        process_core(*e.parent);
         w.end_object();
       } else {
         w.begin_object().field("pid", e.task.ppid).end_object();
       }
+    } else if (e.process) {
+      process(e, *e.process, true);
     } else {
-      process(e, e.process, true);
+      w.begin_object().field("pid", e.task.tgid).field("name", e.task.comm).end_object();
     }
     w.key("user");
     user(e.task.auid != TaskIdentity::kNoLoginUid ? e.task.auid : e.task.uid);
@@ -269,11 +282,12 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
   switch (c.class_uid) {
     case 1007: {
       w.key("process");
-      const ProcessView& subject = e.kind == EventKind::kPrivPtrace ? e.target : e.process;
-      if (e.kind == EventKind::kPrivPtrace && !e.target.known) {
-        w.begin_object().field("pid", e.args[1]).end_object();
+      const ProcessRef& subject = e.kind == EventKind::kPrivPtrace ? e.target : e.process;
+      if (subject) {
+        ow.process(e, *subject, e.kind != EventKind::kPrivPtrace);
       } else {
-        ow.process(e, subject, e.kind != EventKind::kPrivPtrace);
+        const uint64_t pid = e.kind == EventKind::kPrivPtrace ? e.args[1] : e.task.tgid;
+        w.begin_object().field("pid", pid).end_object();
       }
       if (e.kind == EventKind::kProcessExit) {
         const uint32_t status = e.exit_code;
@@ -348,9 +362,9 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
   w.field("uid", e.task.uid).field("gid", e.task.gid);
   w.field("login_uid", e.task.auid == TaskIdentity::kNoLoginUid ? int64_t{-1} : int64_t{e.task.auid});
   w.field("result", e.result);
-  if (!e.process.cwd.empty()) w.field("cwd", e.process.cwd);
+  if (e.process && !e.process->cwd.empty()) w.field("cwd", e.process->cwd);
   w.key("lineage_pids").begin_array();
-  for (const auto& a : e.lineage) w.value(a.pid);
+  for (const auto& a : e.lineage) w.value(a->pid);
   w.end_array();
   w.field("lineage_complete", e.lineage_complete);
   switch (e.kind) {
@@ -417,8 +431,7 @@ void OcsfFormatter::format_agent_event(std::string_view message, uint64_t wall_n
   w.end_object().end_object();
   w.key("device").begin_object().field("hostname", host_.hostname).field("type_id", 1);
   w.end_object();
-  w.key("unmapped").begin_object().key("palisade");
-  out += details_json;
+  w.key("unmapped").begin_object().key("palisade").raw(details_json);
   w.end_object();
   w.end_object();
 }

@@ -22,7 +22,7 @@ std::string join_argv(const std::vector<std::string>& argv) {
   return out;
 }
 
-constexpr size_t kEntryOverhead = sizeof(std::pair<const uint32_t, int>) + 64;
+constexpr size_t kEntryOverhead = 96;  // hash node, control block, allocator slack
 
 }  // namespace
 
@@ -35,25 +35,32 @@ ProcessTableStats ProcessTable::stats() const {
   return s;
 }
 
-const ProcessView* ProcessTable::find(uint32_t tgid) const {
+ProcessRef ProcessTable::find(uint32_t tgid) const {
   auto it = entries_.find(tgid);
-  return it == entries_.end() ? nullptr : &it->second.view;
+  return it == entries_.end() ? nullptr : it->second.view;
+}
+
+ProcessView& ProcessTable::mutable_view(Entry& entry) {
+  // Events already handed out keep the view they were given.
+  if (entry.view.use_count() > 1) entry.view = std::make_shared<ProcessView>(*entry.view);
+  return *entry.view;
 }
 
 void ProcessTable::update_bytes(Entry& entry) {
-  size_t now = sizeof(Entry) + kEntryOverhead + entry.view.exe.capacity() +
-               entry.view.cmdline.capacity() + entry.view.cwd.capacity() +
-               entry.view.comm.capacity();
+  const ProcessView& v = *entry.view;
+  size_t now = sizeof(Entry) + sizeof(ProcessView) + kEntryOverhead + v.exe.capacity() +
+               v.cmdline.capacity() + v.cwd.capacity() + v.comm.capacity();
   bytes_ = bytes_ - entry.bytes + now;
   entry.bytes = now;
 }
 
 ProcessTable::Entry* ProcessTable::parent_of(const Entry& child) {
-  if (child.view.ppid == 0 || child.view.ppid == child.view.pid) return nullptr;
-  auto it = entries_.find(child.view.ppid);
+  const ProcessView& c = *child.view;
+  if (c.ppid == 0 || c.ppid == c.pid) return nullptr;
+  auto it = entries_.find(c.ppid);
   if (it == entries_.end()) return nullptr;
   // A parent must have started before its child; otherwise the pid was reused.
-  if (!started_no_later(it->second.view.start_ns, child.view.start_ns)) return nullptr;
+  if (!started_no_later(it->second.view->start_ns, c.start_ns)) return nullptr;
   return &it->second;
 }
 
@@ -61,10 +68,10 @@ ProcessTable::Entry& ProcessTable::insert(uint32_t pid, uint32_t ppid, uint64_t 
                                           uint64_t now) {
   if (entries_.count(pid) != 0) erase(pid);  // pid reuse: the old process is gone
   Entry& entry = entries_[pid];
-  entry.view.known = true;
-  entry.view.pid = pid;
-  entry.view.ppid = ppid;
-  entry.view.start_ns = start_ns;
+  entry.view = std::make_shared<ProcessView>();
+  entry.view->pid = pid;
+  entry.view->ppid = ppid;
+  entry.view->start_ns = start_ns;
   if (Entry* parent = parent_of(entry)) parent->children++;
   update_bytes(entry);
   counters_.inserted++;
@@ -81,7 +88,7 @@ void ProcessTable::erase(uint32_t pid) {
   entries_.erase(it);
   // A lingering parent whose last descendant went away can go too.
   if (parent != nullptr && parent->children > 0 && --parent->children == 0 && parent->exited) {
-    exited_.emplace_back(parent->view.pid, parent->view.start_ns);
+    exited_.emplace_back(parent->view->pid, parent->view->start_ns);
   }
 }
 
@@ -89,7 +96,7 @@ void ProcessTable::collect(uint64_t now) {
   while (!exited_.empty()) {
     auto [pid, start] = exited_.front();
     auto it = entries_.find(pid);
-    if (it == entries_.end() || it->second.view.start_ns != start || !it->second.exited) {
+    if (it == entries_.end() || it->second.view->start_ns != start || !it->second.exited) {
       exited_.pop_front();  // already gone or replaced
       continue;
     }
@@ -108,7 +115,7 @@ void ProcessTable::enforce_limits(uint32_t keep) {
       auto [pid, start] = exited_.front();
       exited_.pop_front();
       auto it = entries_.find(pid);
-      if (it != entries_.end() && it->second.exited && it->second.view.start_ns == start &&
+      if (it != entries_.end() && it->second.exited && it->second.view->start_ns == start &&
           pid != keep) {
         victim = pid;
       }
@@ -129,13 +136,13 @@ void ProcessTable::enforce_limits(uint32_t keep) {
 
 ProcessTable::Entry& ProcessTable::upsert_from_task(const TaskIdentity& task, uint64_t now) {
   auto it = entries_.find(task.tgid);
-  if (it != entries_.end() && it->second.view.start_ns / kTickNs == task.start_ns / kTickNs) {
+  if (it != entries_.end() && it->second.view->start_ns / kTickNs == task.start_ns / kTickNs) {
     return it->second;
   }
   Entry& entry = insert(task.tgid, task.ppid, task.start_ns, now);
-  entry.view.comm = task.comm;
-  entry.view.uid = task.uid;
-  entry.view.auid = task.auid;
+  entry.view->comm = task.comm;
+  entry.view->uid = task.uid;
+  entry.view->auid = task.auid;
   update_bytes(entry);
   counters_.placeholders++;
   return entry;
@@ -147,14 +154,14 @@ void ProcessTable::fill(Event& event, const Entry& subject) {
   event.lineage_complete = false;
   const Entry* current = &subject;
   for (size_t depth = 0; depth < limits_.max_lineage; ++depth) {
-    if (current->view.pid == 1 || current->view.ppid == 0) {
+    if (current->view->pid == 1 || current->view->ppid == 0) {
       event.lineage_complete = true;
       break;
     }
     const Entry* parent = parent_of(*current);
     if (parent == nullptr) break;
     if (depth == 0) event.parent = parent->view;
-    event.lineage.push_back(Ancestor{parent->view.pid, parent->view.exe});
+    event.lineage.push_back(parent->view);
     current = parent;
   }
 }
@@ -166,26 +173,28 @@ void ProcessTable::apply(Event& event) {
     case EventKind::kProcessExec: {
       Entry& entry = upsert_from_task(event.task, now);
       if (event.kind == EventKind::kProcessSnapshot) counters_.placeholders--;
-      entry.view.exe = event.exe;
-      entry.view.cmdline = join_argv(event.argv);
-      entry.view.cwd = event.cwd;
-      entry.view.comm = event.task.comm;
-      entry.view.uid = event.task.uid;
-      entry.view.auid = event.task.auid;
+      ProcessView& view = mutable_view(entry);
+      view.exe = event.exe;
+      view.cmdline = join_argv(event.argv);
+      view.cwd = event.cwd;
+      view.comm = event.task.comm;
+      view.uid = event.task.uid;
+      view.auid = event.task.auid;
       update_bytes(entry);
       fill(event, entry);
       return;
     }
     case EventKind::kProcessFork: {
       Entry& parent = upsert_from_task(event.task, now);
-      ProcessView inherited = parent.view;  // a fork starts as a copy of its parent
+      const ProcessRef inherited = parent.view;  // a fork starts as a copy of its parent
       Entry& child = insert(event.target_pid, event.task.tgid, event.target_start_ns, now);
-      child.view.exe = std::move(inherited.exe);
-      child.view.cmdline = std::move(inherited.cmdline);
-      child.view.cwd = std::move(inherited.cwd);
-      child.view.comm = event.task.comm;
-      child.view.uid = event.task.uid;
-      child.view.auid = event.task.auid;
+      ProcessView& view = *child.view;
+      view.exe = inherited->exe;
+      view.cmdline = inherited->cmdline;
+      view.cwd = inherited->cwd;
+      view.comm = event.task.comm;
+      view.uid = event.task.uid;
+      view.auid = event.task.auid;
       update_bytes(child);
       fill(event, child);
       return;
@@ -195,16 +204,14 @@ void ProcessTable::apply(Event& event) {
       fill(event, entry);
       entry.exited = true;
       entry.exit_mono_ns = now;
-      exited_.emplace_back(entry.view.pid, entry.view.start_ns);
+      exited_.emplace_back(entry.view->pid, entry.view->start_ns);
       return;
     }
     default: {
       Entry& entry = upsert_from_task(event.task, now);
       fill(event, entry);
       if (event.kind == EventKind::kPrivPtrace) {
-        if (const ProcessView* target = find(static_cast<uint32_t>(event.args[1]))) {
-          event.target = *target;
-        }
+        event.target = find(static_cast<uint32_t>(event.args[1]));
       }
       return;
     }

@@ -141,9 +141,10 @@ void EventStore::consume(const Event& event) {
   row.class_uid = c.class_uid;
   row.kind = kind_name(event.kind);
   row.event_kind = event.kind;
-  const ProcessView& subject = event.process;
+  static const ProcessView kUnknown;
+  const ProcessView& subject = event.process ? *event.process : kUnknown;
   row.pid = subject.pid != 0 ? subject.pid : event.task.tgid;
-  row.ppid = subject.ppid;
+  row.ppid = subject.pid != 0 ? subject.ppid : event.task.ppid;
   row.exe = subject.exe;
   row.start_ns = subject.start_ns;
   row.cmdline = subject.cmdline;

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,14 +74,9 @@ struct NetEndpoint {
   std::string to_string(uint16_t family) const;  // address only
 };
 
-struct Ancestor {
-  uint32_t pid = 0;
-  std::string exe;
-};
-
-// Process details joined from the process table, for the acting process and its parent.
+// Process details joined from the process table. Events share them by reference: an event for
+// a deep process tree costs a few reference counts, not a copy of every ancestor's strings.
 struct ProcessView {
-  bool known = false;
   uint32_t pid = 0;
   uint32_t ppid = 0;
   uint64_t start_ns = 0;
@@ -91,6 +87,7 @@ struct ProcessView {
   std::string cwd;
   std::string comm;
 };
+using ProcessRef = std::shared_ptr<const ProcessView>;
 
 struct Event {
   EventKind kind = EventKind::kUnknown;
@@ -134,11 +131,11 @@ struct Event {
   uint32_t old_egid = 0;
   std::vector<std::string> strings;  // extra strings (mount source/fstype, memfd name, ...)
 
-  // Enrichment, filled by the process table.
-  ProcessView process;
-  ProcessView parent;
-  ProcessView target;  // ptrace: the traced process
-  std::vector<Ancestor> lineage;  // parent first, up to init
+  // Enrichment, filled by the process table; null when unknown.
+  ProcessRef process;
+  ProcessRef parent;
+  ProcessRef target;              // ptrace: the traced process
+  std::vector<ProcessRef> lineage;  // parent first, up to init
   bool lineage_complete = false;
 
   void clear();  // reset for reuse without giving back string capacity

@@ -39,11 +39,11 @@ class ProcessTable {
   size_t size() const { return entries_.size(); }
   ProcessTableStats stats() const;
   // Looks a live or lingering process up by tgid; nullptr when unknown.
-  const ProcessView* find(uint32_t tgid) const;
+  ProcessRef find(uint32_t tgid) const;
 
  private:
   struct Entry {
-    ProcessView view;
+    std::shared_ptr<ProcessView> view;  // shared with events; copied before a change if shared
     bool exited = false;
     uint64_t exit_mono_ns = 0;
     uint32_t children = 0;  // entries naming this one as parent
@@ -54,6 +54,7 @@ class ProcessTable {
   Entry& insert(uint32_t pid, uint32_t ppid, uint64_t start_ns, uint64_t now);
   void erase(uint32_t pid);
   Entry* parent_of(const Entry& child);
+  static ProcessView& mutable_view(Entry& entry);
   void update_bytes(Entry& entry);
   void collect(uint64_t now);
   void enforce_limits(uint32_t keep);  // never evicts `keep`, the entry being inserted
