@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "palisade/agent/event_store.h"
+#include "palisade/agent/schema_doc.h"
 
 namespace palisade::cli {
 namespace {
@@ -59,9 +60,14 @@ struct EventsFlags {
   std::string since, until, exe, cls;
   std::optional<uint32_t> pid, tree;
   size_t limit = 1000;
+  bool schema = false;
 };
 
 int run(const EventsFlags& f) {
+  if (f.schema) {
+    std::cout << agent::render_events_markdown();
+    return 0;
+  }
   EventReader reader(f.db);
   if (f.tree) {
     auto chain = reader.ancestry(*f.tree);
@@ -111,6 +117,7 @@ void add_events_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--class", flags->cls, "process, file, network, module, kernel or a class_uid");
   cmd->add_option("--limit", flags->limit, "At most this many events (oldest first)");
   cmd->add_option("--tree", flags->tree, "Print this process's ancestry and descendants");
+  cmd->add_flag("--schema", flags->schema, "Print the event reference (docs/events.md)");
   cmd->callback([flags, &exit_code] {
     try {
       exit_code = run(*flags);

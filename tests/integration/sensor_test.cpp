@@ -236,7 +236,29 @@ TEST_F(SensorTest, MassDeletionIsABurstByOneProcessWithZeroLoss) {
     }
   }
   const auto lost_before = SensorEnvironment::get().stats().classes[1].lost;
-  pid_t rm = run({"/bin/rm", "-rf", tree.string()});
+  // The insider case: someone logged in as uid 1000 (the login uid survives sudo) runs rm -rf
+  // as root. The child sets its login uid as a login would, then becomes rm.
+  const std::string tree_path = tree.string();
+  bool login_set = false;
+  int login_pipe[2];
+  ASSERT_EQ(pipe(login_pipe), 0);
+  pid_t rm = fork();
+  if (rm == 0) {
+    close(login_pipe[0]);
+    std::ofstream("/proc/self/loginuid") << "1000";
+    std::ifstream check("/proc/self/loginuid");
+    unsigned value = 0;
+    check >> value;
+    char ok = value == 1000 ? 1 : 0;
+    if (write(login_pipe[1], &ok, 1) != 1) _exit(1);
+    execl("/bin/rm", "rm", "-rf", tree_path.c_str(), nullptr);
+    _exit(127);
+  }
+  close(login_pipe[1]);
+  char ok = 0;
+  if (read(login_pipe[0], &ok, 1) == 1) login_set = ok == 1;
+  close(login_pipe[0]);
+  waitpid(rm, nullptr, 0);
   const std::string prefix = tree.string() + "/";
   auto unlinks = wait_for(
       [&](const Event& e) {
@@ -248,7 +270,12 @@ TEST_F(SensorTest, MassDeletionIsABurstByOneProcessWithZeroLoss) {
     ASSERT_EQ(e.task.tgid, static_cast<uint32_t>(rm)) << "one process did all of it";
     ASSERT_EQ(e.process->exe, fs::canonical("/bin/rm").string());
     ASSERT_EQ(e.result, 0);
+    ASSERT_TRUE(lineage_has_pid(e, static_cast<uint32_t>(getpid()))) << "full ancestry";
+    if (login_set) {
+      ASSERT_EQ(e.task.auid, 1000U) << "the login user is on every event";
+    }
   }
+  if (!login_set) std::cerr << "note: this kernel has no audit login uid; auid not checked\n";
   auto rmdirs = wait_for([&](const Event& e) {
     return e.kind == EventKind::kFileRmdir && e.task.tgid == static_cast<uint32_t>(rm);
   }, 11);

@@ -87,6 +87,17 @@ TEST(Decoder, DecodesNetworkEndpoints) {
   EXPECT_EQ(event.local.to_string(event.family), "127.0.0.1");
 }
 
+TEST(Decoder, FlagsTruncatedArgv) {
+  DecoderTable table;
+  Event event;
+  RecordBuilder b(PAL_PROC_EXEC);
+  b.task(1, 0, 0, "x").str(0, "/bin/x").str(1, std::string("x\0aaaa", 6));
+  b.raw().a.exec.argv_truncated = 1;
+  ASSERT_FALSE(table.decode(b.build(), event));
+  EXPECT_TRUE(event.argv_truncated);
+  EXPECT_EQ(event.argv, (std::vector<std::string>{"x", "aaaa"}));
+}
+
 TEST(NormalizePath, HandlesDotsAndSlashes) {
   EXPECT_EQ(normalize_path("/"), "/");
   EXPECT_EQ(normalize_path("//"), "/");

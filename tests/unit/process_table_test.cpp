@@ -94,6 +94,33 @@ TEST_F(ProcessTableTest, ExitedParentStaysWhileDescendantsLive) {
   EXPECT_EQ(table.find(80), nullptr) << "goes once its last descendant has gone";
 }
 
+TEST_F(ProcessTableTest, ExecWhoseForkWasNeverSeenLinksToItsParent) {
+  feed(snapshot_record(1, 0, 0, "/sbin/init"));
+  feed(snapshot_record(10, 1, kSecond, "/usr/sbin/cron"));
+  // The fork was lost (or happened in a filtered process): the exec still finds the parent.
+  feed(exec_record(11, 10, 2 * kSecond, "/bin/sh", {"sh", "-c", "backup"}));
+  EXPECT_EQ(last().parent->exe, "/usr/sbin/cron");
+  EXPECT_TRUE(last().lineage_complete);
+}
+
+TEST_F(ProcessTableTest, EventsFromAnUnknownProcessGetAPlaceholderNamedByComm) {
+  feed(snapshot_record(1, 0, 0, "/sbin/init"));
+  feed(RecordBuilder(PAL_FILE_UNLINK).task(77, 1, 5 * kSecond, "mystery").str(0, "/x").build());
+  ASSERT_TRUE(last().process);
+  EXPECT_EQ(last().process->comm, "mystery");
+  EXPECT_TRUE(last().process->exe.empty());
+  EXPECT_EQ(table.stats().placeholders, 1U);
+}
+
+TEST_F(ProcessTableTest, EventsHandedOutKeepTheirViewAcrossALaterExec) {
+  feed(snapshot_record(1, 0, 0, "/sbin/init"));
+  feed(exec_record(20, 1, kSecond, "/bin/bash", {"bash"}));
+  Event before = last();
+  feed(exec_record(20, 1, kSecond, "/usr/bin/python3", {"python3"}));
+  EXPECT_EQ(before.process->exe, "/bin/bash") << "copy-on-write: history is not rewritten";
+  EXPECT_EQ(last().process->exe, "/usr/bin/python3");
+}
+
 TEST(ProcessTableLimitsTest, HardCapBoundsEntries) {
   ProcessTable table(ProcessTableLimits{.max_entries = 100, .max_bytes = 1U << 30,
                                         .linger_ns = 1000 * kSecond, .max_lineage = 64});

@@ -224,7 +224,7 @@ int Agent::run() {
   auto next_status = std::chrono::steady_clock::now() +
                      std::chrono::seconds(config_.status_interval_seconds);
   while (!g_stop) {
-    bool more = source_->poll(std::chrono::milliseconds(100), deliver);
+    bool more = source_->poll(std::chrono::milliseconds(config_.sensor.max_latency_ms), deliver);
     pipeline_->flush();
     if (capture_) capture_->flush();
     if (g_reload.exchange(false)) reload();

@@ -40,6 +40,9 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by user space before load. */
 const volatile __u32 agent_tgid = 0;
 const volatile __u32 argv_max = 4096;
+/* Wake the reader only once this much is queued; it also drains on a short timer. A wake-up per
+ * record costs a cross-CPU interrupt, which on a VM is dearer than the record itself. */
+const volatile __u64 wakeup_bytes = 256 * 1024;
 
 /* Syscall arguments kept between sys_enter and sys_exit, keyed by thread. */
 struct pending {
@@ -170,7 +173,9 @@ static __always_inline int submit(struct scratch *sc, __u32 size) {
   r->h.seq = *seq;
   r->h.total_len = size;
   if (size > EV_BUF) return 0;
-  if (bpf_ringbuf_output(&events, sc->ev, size, 0) != 0) {
+  __u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+  __u64 flags = queued >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+  if (bpf_ringbuf_output(&events, sc->ev, size, flags) != 0) {
     __u64 *lost = bpf_map_lookup_elem(&lost_map, &cls);
     if (lost) *lost += 1;
   }

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +49,15 @@ constexpr EventClass class_of(EventKind kind) {
   return static_cast<EventClass>((static_cast<unsigned>(kind) >> 4) & 3U);
 }
 std::string_view kind_name(EventKind kind);
+
+struct EventKindInfo {
+  EventKind kind;
+  std::string_view name;
+  std::string_view source;       // where the sensor sees it
+  std::string_view description;
+  std::string_view carries;      // fields beyond the common ones
+};
+std::span<const EventKindInfo> event_kinds();
 std::string_view class_name(EventClass cls);
 
 struct TaskIdentity {

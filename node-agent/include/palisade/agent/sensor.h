@@ -15,6 +15,8 @@ namespace palisade::agent {
 struct SensorOptions {
   uint32_t ring_buffer_bytes = 16U << 20;
   uint32_t argv_max_bytes = 4096;
+  uint64_t wakeup_bytes = 256U << 10;  // the reader is woken once this much is queued
+  uint32_t max_latency_ms = 50;        // and otherwise drains at this interval
   PathRules file_rules;
   bool seed_from_proc = true;
 };

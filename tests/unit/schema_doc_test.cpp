@@ -1,0 +1,20 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "palisade/agent/schema_doc.h"
+
+namespace palisade::agent {
+namespace {
+
+TEST(SchemaDoc, CheckedInEventsReferenceIsCurrent) {
+  std::ifstream in(std::string(PALISADE_SOURCE_DIR) + "/docs/events.md");
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), render_events_markdown())
+      << "docs/events.md is stale: regenerate it with `palisade events --schema > docs/events.md`";
+}
+
+}  // namespace
+}  // namespace palisade::agent
