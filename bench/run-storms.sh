@@ -4,6 +4,7 @@
 # interleaved and in rotating order, the workload pinned to CPU 0. Reports the median of the
 # per-rep slowdown ratios and the events the agent lost (must be 0).
 #   bash bench/run-storms.sh [REPS]      (root; build first with scripts/build.sh)
+#   STORE=1 bash bench/run-storms.sh     (also keep every event in the SQLite store)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${1:-5}
@@ -13,6 +14,9 @@ CONNECT_N=${CONNECT_N:-20000}
 BIN=$PWD/build
 STORM=$BIN/bench/storm/palisade-storm
 WORK=$(mktemp -d /tmp/palisade-bench.XXXXXX)
+# The issue's configuration: full monitoring, JSON to a file. STORE=1 adds the SQLite store.
+STORE_ARGS=(--no-store)
+if [[ ${STORE:-0} == 1 ]]; then STORE_ARGS=(--store "$WORK/events.db"); fi
 AGENT_PID=""
 
 cleanup() {
@@ -27,7 +31,7 @@ command -v auditctl >/dev/null && auditctl -a never,task >/dev/null 2>&1 || true
 
 start_agent() {
   rm -f "$WORK/events.jsonl" "$WORK/status.json" "$WORK"/events.db*
-  "$BIN/cli/palisade" agent --no-stdout --json "$WORK/events.jsonl" --store "$WORK/events.db" \
+  "$BIN/cli/palisade" agent --no-stdout --json "$WORK/events.jsonl" "${STORE_ARGS[@]}" \
     --status-file "$WORK/status.json" --status-interval 3600 --log-level warn 2>"$WORK/agent.log" &
   AGENT_PID=$!
   # Ready once the start-up status is written (after the sensor attached).

@@ -33,7 +33,7 @@ using namespace std::chrono_literals;
 
 class Recorder : public EventSink {
  public:
-  void consume(const Event& event) override {
+  void consume(const Event& event, std::string_view) override {
     std::lock_guard lock(mutex_);
     events_.push_back(event);
   }

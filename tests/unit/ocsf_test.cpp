@@ -33,7 +33,7 @@ class OcsfTest : public ::testing::Test {
   }
 
   struct Last : EventSink {
-    void consume(const Event& e) override { last = e; }
+    void consume(const Event& e, std::string_view) override { last = e; }
     Event last;
   } sink;
   ProcessTable table;

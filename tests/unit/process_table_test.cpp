@@ -13,7 +13,7 @@ constexpr uint64_t kSecond = 1'000'000'000ULL;
 
 class Collector : public EventSink {
  public:
-  void consume(const Event& event) override { events.push_back(event); }
+  void consume(const Event& event, std::string_view) override { events.push_back(event); }
   std::vector<Event> events;
 };
 

@@ -110,6 +110,7 @@ void Agent::open_outputs() {
     sinks.push_back(store_.get());
   }
   pipeline_ = std::make_unique<Pipeline>(*table_, sinks);
+  pipeline_->set_formatter(formatter_);
   pipeline_->set_path_rules(config_.sensor.file_rules);
 }
 

@@ -28,8 +28,12 @@ std::unique_ptr<JsonLinesSink> JsonLinesSink::open_file(const std::string& path,
   return std::make_unique<JsonLinesSink>(file, std::move(formatter));
 }
 
-void JsonLinesSink::consume(const Event& event) {
-  formatter_->format(event, buffer_);
+void JsonLinesSink::consume(const Event& event, std::string_view ocsf) {
+  if (ocsf.empty()) {
+    formatter_->format(event, buffer_);
+  } else {
+    buffer_.append(ocsf);
+  }
   buffer_ += '\n';
   lines_++;
   if (buffer_.size() >= kFlushThreshold) flush();

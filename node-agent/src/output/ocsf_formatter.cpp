@@ -174,7 +174,21 @@ struct Writer {
     w.end_object();
   }
 
+  // Writes the view's members, rendered once per view and then copied.
   void process_core(const ProcessView& p) {
+    if (p.json_members.empty()) {
+      JsonWriter cache(p.json_members);
+      Writer{cache, formatter, host, lookup}.render_core(p);
+    }
+    w.raw(p.json_members);
+  }
+
+  std::string_view quoted_exe(const ProcessView& p) {
+    if (p.json_exe.empty()) append_json_string(p.json_exe, p.exe.empty() ? std::string_view("?") : p.exe);
+    return p.json_exe;
+  }
+
+  void render_core(const ProcessView& p) {
     w.field("pid", p.pid);
     char uid[48];
     auto [end, ec] = std::to_chars(uid, uid + 20, p.pid);
@@ -208,7 +222,7 @@ struct Writer {
     }
     if (with_lineage) {
       w.key("lineage").begin_array();
-      for (const auto& a : e.lineage) w.value(a->exe.empty() ? std::string_view("?") : a->exe);
+      for (const auto& a : e.lineage) w.raw(quoted_exe(*a));
       w.end_array();
     }
     w.end_object();

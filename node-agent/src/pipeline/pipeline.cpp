@@ -80,7 +80,9 @@ void Pipeline::handle(RecordView record) {
     stats_.filtered++;
     return;
   }
-  for (EventSink* sink : sinks_) sink->consume(event_);
+  json_.clear();
+  if (formatter_) formatter_->format(event_, json_);
+  for (EventSink* sink : sinks_) sink->consume(event_, json_);
   stats_.delivered++;
 }
 

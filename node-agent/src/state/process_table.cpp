@@ -43,6 +43,8 @@ ProcessRef ProcessTable::find(uint32_t tgid) const {
 ProcessView& ProcessTable::mutable_view(Entry& entry) {
   // Events already handed out keep the view they were given.
   if (entry.view.use_count() > 1) entry.view = std::make_shared<ProcessView>(*entry.view);
+  entry.view->json_members.clear();  // the rendering no longer matches
+  entry.view->json_exe.clear();
   return *entry.view;
 }
 

@@ -96,6 +96,12 @@ struct ProcessView {
   std::string cmdline;
   std::string cwd;
   std::string comm;
+
+  // The formatter's rendering of this view, made on first use and reused by every later event of
+  // the process (views are immutable once shared; ProcessTable clears these when it changes one).
+  // Only the pipeline thread formats, so no locking.
+  mutable std::string json_members;  // "pid":..,"uid":..,...  (inside a process object)
+  mutable std::string json_exe;      // the executable path as a quoted JSON string
 };
 using ProcessRef = std::shared_ptr<const ProcessView>;
 

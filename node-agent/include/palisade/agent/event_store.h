@@ -43,7 +43,7 @@ class EventStore : public EventSink {
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
 
-  void consume(const Event& event) override;
+  void consume(const Event& event, std::string_view ocsf) override;
   void flush() override {}
   void drain();  // blocks until everything accepted so far is committed
   StoreStats stats() const;

@@ -23,7 +23,7 @@ class JsonLinesSink : public EventSink {
   static std::unique_ptr<JsonLinesSink> open_file(const std::string& path,
                                                   std::shared_ptr<OcsfFormatter> formatter);
 
-  void consume(const Event& event) override;
+  void consume(const Event& event, std::string_view ocsf) override;
   void flush() override;
   void write_line(std::string_view json);
   uint64_t lines() const { return lines_; }

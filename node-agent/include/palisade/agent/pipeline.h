@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "palisade/agent/event.h"
+#include "palisade/agent/ocsf.h"
 #include "palisade/agent/process_table.h"
 #include "palisade/agent/source.h"
 
@@ -18,7 +19,9 @@ namespace palisade::agent {
 class EventSink {
  public:
   virtual ~EventSink() = default;
-  virtual void consume(const Event& event) = 0;
+  // `ocsf` is the event rendered as OCSF JSON once by the pipeline (empty when the pipeline has
+  // no formatter), so that several outputs do not each format the same event.
+  virtual void consume(const Event& event, std::string_view ocsf) = 0;
   virtual void flush() {}
 };
 
@@ -60,6 +63,7 @@ class Pipeline {
   void handle(RecordView record);
   void set_tap(RecordTap* tap) { tap_ = tap; }
   void set_path_rules(PathRules rules) { rules_ = std::move(rules); }
+  void set_formatter(std::shared_ptr<OcsfFormatter> formatter) { formatter_ = std::move(formatter); }
   // Wall clock = monotonic + offset; captured at start (and stored in capture files).
   void set_wall_offset_ns(int64_t offset) { wall_offset_ns_ = offset; }
   int64_t wall_offset_ns() const { return wall_offset_ns_; }
@@ -76,7 +80,9 @@ class Pipeline {
   RecordTap* tap_ = nullptr;
   PathRules rules_;
   int64_t wall_offset_ns_ = 0;
-  Event event_;  // reused: no per-event allocation once strings have grown
+  Event event_;      // reused: no per-event allocation once strings have grown
+  std::string json_;  // likewise for its rendering
+  std::shared_ptr<OcsfFormatter> formatter_;
   PipelineStats stats_;
   // Last sequence number seen per (cpu, class); grows with the CPU count only.
   std::vector<std::array<uint64_t, kEventClassCount>> last_seq_;
