@@ -16,9 +16,10 @@ trap cleanup EXIT
 ulimit -u unlimited 2>/dev/null || true
 
 "$BIN/cli/palisade" agent --no-stdout --json "$WORK/events.jsonl" --store "$WORK/events.db" \
-  --status-file "$WORK/status.json" --status-interval 2 --log-level warn 2>"$WORK/agent.log" &
+  --status-file "$WORK/status.json" --status-interval 2 --log-level warn ${AGENT_ARGS:-} 2>"$WORK/agent.log" &
 AGENT_PID=$!
 until [[ -s $WORK/status.json ]]; do sleep 0.2; done
+sleep 3  # past start-up: the status after the first interval has trimmed the loader's memory
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$AGENT_PID/status"; }
 idle=$(rss)
 
@@ -30,5 +31,7 @@ read -r ready <&"${TREE[0]}"
 sleep 5  # let the agent drain every exec and write a status
 entries=$(grep -oE '"entries": [0-9]+' "$WORK/status.json" | awk '{print $2}')
 loaded=$(rss)
-echo "processes held: $N; process table entries: $entries"
+bytes=$(grep -oE "\"bytes\": [0-9]+" "$WORK/status.json" | awk "{print \$2}")
+echo "processes held: $N; process table entries: $entries ($((bytes / 1024)) KiB by its own accounting)"
+grep -E "^(Anonymous|Private_Dirty|Private_Clean)" /proc/$AGENT_PID/smaps_rollup
 echo "agent RSS idle: ${idle} KiB; with $N processes: ${loaded} KiB ($((loaded / 1024)) MiB)"

@@ -1,5 +1,6 @@
 #include "palisade/agent/agent.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -193,6 +194,8 @@ void Agent::emit_status(const char* state, const char* message) {
   for (const auto& c : pipeline_->stats().classes) lost += c.lost;
   if (lost > 0) spdlog::warn("{} kernel events lost so far (see status)", lost);
   status_count_++;
+  // Give bursts' freed memory back to the system: the resident size should reflect the load now.
+  malloc_trim(0);
 }
 
 int Agent::run() {

@@ -177,14 +177,20 @@ struct Writer {
   // Writes the view's members, rendered once per view and then copied.
   void process_core(const ProcessView& p) {
     if (p.json_members.empty()) {
-      JsonWriter cache(p.json_members);
-      Writer{cache, formatter, host, lookup}.render_core(p);
+      {
+        JsonWriter cache(p.json_members);
+        Writer{cache, formatter, host, lookup}.render_core(p);
+      }
+      p.json_members.shrink_to_fit();  // the writer works with generous room; keep what is used
     }
     w.raw(p.json_members);
   }
 
   std::string_view quoted_exe(const ProcessView& p) {
-    if (p.json_exe.empty()) append_json_string(p.json_exe, p.exe.empty() ? std::string_view("?") : p.exe);
+    if (p.json_exe.empty()) {
+      append_json_string(p.json_exe, p.exe.empty() ? std::string_view("?") : p.exe);
+      p.json_exe.shrink_to_fit();
+    }
     return p.json_exe;
   }
 

@@ -22,7 +22,8 @@ std::string join_argv(const std::vector<std::string>& argv) {
   return out;
 }
 
-constexpr size_t kEntryOverhead = 96;  // hash node, control block, allocator slack
+// Hash node, control block, allocator slack, and the formatter's cached rendering of the view.
+constexpr size_t kEntryOverhead = 96 + 512;
 
 }  // namespace
 

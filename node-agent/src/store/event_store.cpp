@@ -160,10 +160,15 @@ void EventStore::consume(const Event& event, std::string_view ocsf) {
   }
 
   std::unique_lock lock(mutex_);
-  if (queue_.size() >= options_.queue_capacity) {
+  auto full = [this] {
+    return queue_.size() >= options_.queue_capacity || queued_bytes_ >= options_.queue_max_bytes;
+  };
+  if (full()) {
     stats_.queue_waits++;
-    not_full_.wait(lock, [this] { return queue_.size() < options_.queue_capacity; });
+    not_empty_.notify_one();
+    not_full_.wait(lock, [&] { return !full(); });
   }
+  queued_bytes_ += row.json.size() + row.exe.size() + row.cmdline.size() + sizeof(Row);
   queue_.push_back(std::move(row));
   if (queue_.size() >= options_.batch_size) not_empty_.notify_one();
 }
@@ -199,6 +204,8 @@ void EventStore::writer_loop() {
       size_t n = std::min(queue_.size(), options_.batch_size);
       batch.clear();
       for (size_t i = 0; i < n; ++i) {
+        const Row& front = queue_.front();
+        queued_bytes_ -= front.json.size() + front.exe.size() + front.cmdline.size() + sizeof(Row);
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
