@@ -79,6 +79,7 @@ void Event::clear() {
   exe.clear();
   argv.clear();
   argv_truncated = false;
+  stdio_sockets = 0;
   cwd.clear();
   exec_filename.clear();
   target_pid = 0;

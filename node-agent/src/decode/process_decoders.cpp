@@ -7,6 +7,7 @@ void decode_exec(const pal_record& record, const RecordStrings& s, Event& out) {
   out.exe = normalize_path(s[0]);
   split_argv(s[1], out.argv);
   out.argv_truncated = record.a.exec.argv_truncated != 0;
+  out.stdio_sockets = record.a.exec.stdio_sockets;
   out.cwd = normalize_path(s[2]);
   out.exec_filename.assign(s[3]);
 }

@@ -390,6 +390,7 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
   switch (e.kind) {
     case EventKind::kProcessExec:
       w.field("exec_filename", e.exec_filename).field("argv_truncated", e.argv_truncated);
+      w.field("stdio_sockets", e.stdio_sockets);
       break;
     case EventKind::kProcessFork: w.field("child_pid", e.target_pid); break;
     case EventKind::kProcessExit: w.field("wait_status", e.exit_code); break;

@@ -364,6 +364,22 @@ static __always_inline __u32 append_str(struct scratch *sc, __u32 off, int idx, 
   return off + len;
 }
 
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+/* Which of fds 0-2 are sockets: a shell reading and writing a network connection. */
+static __always_inline __u32 stdio_socket_bits(struct task_struct *task) {
+  __u32 bits = 0;
+#pragma unroll
+  for (int fd = 0; fd < 3; fd++) {
+    struct file *f = fd_to_file(task, fd);
+    if (!f) continue;
+    umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+    if ((mode & S_IFMT) == S_IFSOCK) bits |= 1U << fd;
+  }
+  return bits;
+}
+
 /* ------------------------------------------------------ process lifecycle */
 
 SEC("raw_tracepoint/sched_process_exec")
@@ -400,6 +416,7 @@ int handle_exec(struct bpf_raw_tracepoint_args *ctx) {
   struct span cwd_span = {start, PATH_HALF - start};
   off = append_span(sc, off, 2, cwd_span);
   off = append_str(sc, off, 3, BPF_CORE_READ(bprm, filename), false);
+  r->a.exec.stdio_sockets = stdio_socket_bits(task);
   return submit(sc, off);
 }
 

@@ -102,7 +102,7 @@ struct pal_header {
  */
 struct pal_exec_args {
   __u32 argv_truncated;
-  __u32 pad;
+  __u32 stdio_sockets; /* bit n set: fd n (0, 1, 2) is a socket, as in a reverse shell */
 };
 
 struct pal_fork_args {

@@ -118,6 +118,7 @@ struct Event {
   std::string exe;
   std::vector<std::string> argv;
   bool argv_truncated = false;
+  uint32_t stdio_sockets = 0;  // exec: bit n set when fd n (0-2) is a socket
   std::string cwd;
   std::string exec_filename;
   uint32_t target_pid = 0;

@@ -1,0 +1,123 @@
+// Policy documents compiled into a PolicySet: the unit the agent swaps atomically on reload.
+// The library does no I/O: callers hand it document texts (files, CRDs, the built-in defaults).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "palisade/policies/expression.h"
+
+namespace palisade::policies {
+
+struct PolicySource {
+  std::string name;  // file path or resource name, used in diagnostics
+  std::string text;
+};
+
+// An error (or warning) in a policy document, formatted compiler-style.
+struct Diagnostic {
+  std::string source;
+  int line = 0;    // 1-based
+  int column = 0;  // 1-based
+  std::string field;
+  std::string message;
+  std::string to_string() const;  // "file:line:col: error: field: message"
+};
+
+enum class Severity : uint8_t { kInformational = 1, kLow = 2, kMedium = 3, kHigh = 4, kCritical = 5 };
+enum class Response : uint8_t { kAlert, kKill, kIsolate, kQuarantine };
+std::string_view severity_name(Severity s);
+std::string_view response_name(Response r);
+
+struct Threshold {
+  enum class By : uint8_t { kProcess, kParent, kUser, kGlobal };
+  uint32_t count = 0;
+  uint64_t window_ns = 0;
+  By by = By::kProcess;
+};
+
+struct RuleTestCase {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> fields;  // field name -> value
+  bool expect_match = true;
+  int line = 0;
+};
+
+struct DetectionRule {
+  std::string name;
+  std::string description;
+  std::string output;  // template with {field.name} placeholders
+  Severity severity = Severity::kMedium;
+  std::vector<std::string> tags;  // MITRE ATT&CK technique ids and free tags
+  Response response = Response::kAlert;
+  std::string condition_text;
+  Expression condition;
+  std::vector<Expression> exceptions;
+  std::optional<Threshold> threshold;
+  std::vector<RuleTestCase> tests;
+  std::string source;
+  int line = 0;
+};
+
+struct Finding {
+  const DetectionRule* rule = nullptr;
+  std::string message;  // the rendered output template
+  uint32_t count = 1;   // events counted when a threshold fired
+};
+
+struct TestResult {
+  const DetectionRule* rule;
+  const RuleTestCase* test;
+  bool passed;
+  std::string detail;
+};
+
+class PolicySet {
+ public:
+  // Compiles every document; returns null (and the errors) when any document is invalid, so a
+  // bad file can never replace a good policy set.
+  static std::shared_ptr<PolicySet> compile(const std::vector<PolicySource>& sources,
+                                            std::vector<Diagnostic>& errors);
+
+  // Appends the findings for this event. Thresholds keep bounded per-key state, so evaluation is
+  // not const; the agent calls it from its pipeline thread only.
+  void evaluate(const Event& event, std::vector<Finding>& out);
+
+  // Runs the test cases carried by the rules themselves.
+  std::vector<TestResult> run_embedded_tests() const;
+
+  const std::vector<std::unique_ptr<DetectionRule>>& rules() const { return rules_; }
+  const std::string& digest() const { return digest_; }  // of all document texts, in order
+  size_t threshold_keys() const;
+  uint64_t threshold_evictions() const { return threshold_evictions_; }
+
+ private:
+  struct Window {
+    uint64_t start_ns = 0;
+    uint32_t count = 0;
+    bool fired = false;
+  };
+  struct RuleState {
+    std::unordered_map<uint64_t, Window> windows;
+  };
+  bool passes(DetectionRule& rule, RuleState& state, const Event& event, uint32_t& count);
+
+  std::vector<std::unique_ptr<DetectionRule>> rules_;
+  std::vector<RuleState> state_;                    // parallel to rules_
+  std::array<std::vector<uint32_t>, 64> by_kind_;  // rule indexes per event kind
+  std::string digest_;
+  uint64_t threshold_evictions_ = 0;
+};
+
+// Renders a rule's output template for an event.
+std::string render_template(const std::string& output, const Event& event);
+
+// The shipped default rule set (policies/rules/*.yaml, compiled in).
+std::vector<PolicySource> default_rule_sources();
+
+}  // namespace palisade::policies

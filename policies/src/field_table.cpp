@@ -1,0 +1,300 @@
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <memory>
+#include <string>
+
+#include "palisade/policies/field.h"
+
+namespace palisade::policies {
+namespace {
+
+using agent::EventClass;
+using agent::EventKind;
+using agent::ProcessRef;
+using agent::ProcessView;
+using Visit = std::function<bool(const FieldValue&)>;
+
+// The initial pid namespace always has this inode number (PROC_PID_INIT_INO).
+constexpr uint32_t kHostPidNs = 0xEFFFFFFCU;
+
+FieldValue text(std::string_view s) { return FieldValue{true, s, 0}; }
+FieldValue number(int64_t n) { return FieldValue{true, {}, n}; }
+
+bool parse_int(std::string_view s, int64_t& out) {
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
+std::string_view basename_of(std::string_view path) {
+  auto slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+std::string_view dirname_of(std::string_view path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string_view::npos) return {};
+  return slash == 0 ? std::string_view("/") : path.substr(0, slash);
+}
+
+bool is_file(const Event& e) { return agent::class_of(e.kind) == EventClass::kFile; }
+bool is_net(const Event& e) { return agent::class_of(e.kind) == EventClass::kNetwork; }
+
+// Test events: process views are shared and immutable, so a setter replaces the view.
+ProcessView& edit(ProcessRef& ref) {
+  auto copy = std::make_shared<ProcessView>(ref ? *ref : ProcessView{});
+  ref = copy;
+  return *copy;
+}
+
+bool set_kind(Event& e, std::string_view s) {
+  for (const auto& info : agent::event_kinds()) {
+    if (info.name == s) {
+      e.kind = info.kind;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool set_u32(uint32_t& field, std::string_view s) {
+  int64_t v = 0;
+  if (!parse_int(s, v) || v < 0 || v > UINT32_MAX) return false;
+  field = static_cast<uint32_t>(v);
+  return true;
+}
+
+bool set_u16(uint16_t& field, std::string_view s) {
+  int64_t v = 0;
+  if (!parse_int(s, v) || v < 0 || v > UINT16_MAX) return false;
+  field = static_cast<uint16_t>(v);
+  return true;
+}
+
+// Addresses are rendered into a per-thread buffer: one event is evaluated at a time and the view
+// is only used during that evaluation.
+FieldValue address(const Event& e, const agent::NetEndpoint& ep) {
+  if (!is_net(e)) return {};
+  thread_local std::string buffer;
+  buffer = ep.to_string(e.family);
+  return text(buffer);
+}
+
+bool set_address(Event& e, agent::NetEndpoint& ep, std::string_view s) {
+  const std::string value(s);
+  const int family = value.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+  if (inet_pton(family, value.c_str(), ep.addr.data()) != 1) return false;
+  e.family = static_cast<uint16_t>(family);
+  return true;
+}
+
+FieldValue process_text(const ProcessRef& p, std::string ProcessView::*member) {
+  return p ? text(*p.*member) : FieldValue{};
+}
+
+bool any_ancestor_exe(const Event& e, const Visit& visit) {
+  for (const auto& a : e.lineage) {
+    if (visit(text(a->exe))) return true;
+  }
+  return false;
+}
+
+bool set_ancestor_exe(Event& e, std::string_view s) {
+  auto view = std::make_shared<ProcessView>();
+  view->exe = std::string(s);
+  e.lineage.push_back(view);
+  return true;
+}
+
+constexpr FieldDef kFields[] = {
+    {"event.kind", FieldType::kString,
+     "what happened: exec, fork, exit, open, unlink, rmdir, rename, chmod, chown, connect, accept, "
+     "bind, listen, setuid, setgid, capset, ptrace, module_load, mount, unshare, setns, "
+     "memfd_create, bpf",
+     [](const Event& e) { return text(agent::kind_name(e.kind)); }, nullptr, set_kind},
+    {"event.class", FieldType::kString, "process, file, network or privilege",
+     [](const Event& e) { return text(agent::class_name(agent::class_of(e.kind))); }, nullptr,
+     nullptr},
+    {"event.result", FieldType::kInt, "the call's return value (negative errno on failure)",
+     [](const Event& e) { return number(e.result); }, nullptr,
+     [](Event& e, std::string_view s) { return parse_int(s, e.result); }},
+    {"event.failed", FieldType::kInt, "1 when the call failed, else 0",
+     [](const Event& e) {
+       return number(e.result < 0 && e.kind != EventKind::kProcessExit && e.result != -115 ? 1 : 0);
+     },
+     nullptr, nullptr},
+
+    {"process.pid", FieldType::kInt, "the acting process id",
+     [](const Event& e) { return number(e.task.tgid); }, nullptr,
+     [](Event& e, std::string_view s) { return set_u32(e.task.tgid, s) && set_u32(edit(e.process).pid, s); }},
+    {"process.ppid", FieldType::kInt, "its parent's process id",
+     [](const Event& e) { return number(e.task.ppid); }, nullptr,
+     [](Event& e, std::string_view s) { return set_u32(e.task.ppid, s); }},
+    {"process.uid", FieldType::kInt, "real user id",
+     [](const Event& e) { return number(e.task.uid); }, nullptr,
+     [](Event& e, std::string_view s) { return set_u32(e.task.uid, s); }},
+    {"process.euid", FieldType::kInt, "effective user id",
+     [](const Event& e) { return number(e.task.euid); }, nullptr,
+     [](Event& e, std::string_view s) { return set_u32(e.task.euid, s); }},
+    {"process.auid", FieldType::kInt, "login user id (survives sudo); 4294967295 when unset",
+     [](const Event& e) { return number(e.task.auid); }, nullptr,
+     [](Event& e, std::string_view s) { return set_u32(e.task.auid, s); }},
+    {"process.exe", FieldType::kString, "executable path",
+     [](const Event& e) { return process_text(e.process, &ProcessView::exe); }, nullptr,
+     [](Event& e, std::string_view s) { edit(e.process).exe = std::string(s); return true; }},
+    {"process.name", FieldType::kString, "executable file name (the comm when the path is unknown)",
+     [](const Event& e) {
+       if (e.process && !e.process->exe.empty()) return text(basename_of(e.process->exe));
+       return text(e.task.comm);
+     },
+     nullptr, nullptr},
+    {"process.comm", FieldType::kString, "the kernel's 15-character task name",
+     [](const Event& e) { return text(e.task.comm); }, nullptr,
+     [](Event& e, std::string_view s) { e.task.comm = std::string(s); return true; }},
+    {"process.cmdline", FieldType::kString, "command line, arguments joined by spaces",
+     [](const Event& e) { return process_text(e.process, &ProcessView::cmdline); }, nullptr,
+     [](Event& e, std::string_view s) { edit(e.process).cmdline = std::string(s); return true; }},
+    {"process.cwd", FieldType::kString, "working directory at exec",
+     [](const Event& e) { return process_text(e.process, &ProcessView::cwd); }, nullptr,
+     [](Event& e, std::string_view s) { edit(e.process).cwd = std::string(s); return true; }},
+    {"process.in_container", FieldType::kInt,
+     "1 when the process is in a pid namespace other than the host's (a container)",
+     [](const Event& e) { return number(e.task.pid_ns != 0 && e.task.pid_ns != kHostPidNs ? 1 : 0); },
+     nullptr,
+     [](Event& e, std::string_view s) {
+       e.task.pid_ns = s == "1" ? kHostPidNs + 1 : kHostPidNs;
+       return s == "0" || s == "1";
+     }},
+    {"process.cgroup_id", FieldType::kInt, "cgroup v2 id (identifies a container)",
+     [](const Event& e) { return number(static_cast<int64_t>(e.task.cgroup_id)); }, nullptr,
+     [](Event& e, std::string_view s) {
+       int64_t v = 0;
+       if (!parse_int(s, v)) return false;
+       e.task.cgroup_id = static_cast<uint64_t>(v);
+       return true;
+     }},
+    {"parent.exe", FieldType::kString, "the parent's executable path",
+     [](const Event& e) { return process_text(e.parent, &ProcessView::exe); }, nullptr,
+     [](Event& e, std::string_view s) { edit(e.parent).exe = std::string(s); return true; }},
+    {"parent.name", FieldType::kString, "the parent's executable file name",
+     [](const Event& e) {
+       return e.parent ? text(basename_of(e.parent->exe.empty() ? e.parent->comm : e.parent->exe))
+                       : FieldValue{};
+     },
+     nullptr, nullptr},
+    {"parent.cmdline", FieldType::kString, "the parent's command line",
+     [](const Event& e) { return process_text(e.parent, &ProcessView::cmdline); }, nullptr,
+     [](Event& e, std::string_view s) { edit(e.parent).cmdline = std::string(s); return true; }},
+    {"ancestor.exe", FieldType::kString,
+     "any ancestor's executable path (parent up to init); a test matches if any ancestor does",
+     [](const Event&) { return FieldValue{}; }, any_ancestor_exe, set_ancestor_exe},
+
+    {"exec.filename", FieldType::kString, "the path as given to execve (scripts: the script)",
+     [](const Event& e) {
+       return e.kind == EventKind::kProcessExec ? text(e.exec_filename) : FieldValue{};
+     },
+     nullptr, [](Event& e, std::string_view s) { e.exec_filename = std::string(s); return true; }},
+    {"exec.stdio_socket", FieldType::kInt,
+     "1 when stdin, stdout or stderr of the new program is a socket (a reverse shell's mark)",
+     [](const Event& e) {
+       return e.kind == EventKind::kProcessExec ? number(e.stdio_sockets != 0 ? 1 : 0)
+                                                : FieldValue{};
+     },
+     nullptr, [](Event& e, std::string_view s) { return set_u32(e.stdio_sockets, s); }},
+    {"exec.argc", FieldType::kInt, "number of arguments",
+     [](const Event& e) {
+       return e.kind == EventKind::kProcessExec ? number(static_cast<int64_t>(e.argv.size()))
+                                                : FieldValue{};
+     },
+     nullptr, nullptr},
+
+    {"file.path", FieldType::kString, "the file acted on (rename: the source)",
+     [](const Event& e) {
+       if (is_file(e) || e.kind == EventKind::kPrivModule) return text(e.path);
+       return FieldValue{};
+     },
+     nullptr, [](Event& e, std::string_view s) { e.path = std::string(s); return true; }},
+    {"file.name", FieldType::kString, "its file name",
+     [](const Event& e) { return is_file(e) ? text(basename_of(e.path)) : FieldValue{}; }, nullptr,
+     nullptr},
+    {"file.dir", FieldType::kString, "its directory",
+     [](const Event& e) { return is_file(e) ? text(dirname_of(e.path)) : FieldValue{}; }, nullptr,
+     nullptr},
+    {"file.new_path", FieldType::kString, "rename destination",
+     [](const Event& e) {
+       return e.kind == EventKind::kFileRename ? text(e.path2) : FieldValue{};
+     },
+     nullptr, [](Event& e, std::string_view s) { e.path2 = std::string(s); return true; }},
+    {"file.target", FieldType::kString,
+     "the path the file ends up at: rename destination, else file.path",
+     [](const Event& e) {
+       if (e.kind == EventKind::kFileRename) return text(e.path2);
+       return is_file(e) ? text(e.path) : FieldValue{};
+     },
+     nullptr, nullptr},
+    {"file.flags", FieldType::kInt, "open flags (O_*)",
+     [](const Event& e) { return is_file(e) ? number(e.flags) : FieldValue{}; }, nullptr,
+     [](Event& e, std::string_view s) { return set_u32(e.flags, s); }},
+    {"file.mode", FieldType::kInt, "mode given to open(O_CREAT) or chmod",
+     [](const Event& e) { return is_file(e) ? number(e.mode) : FieldValue{}; }, nullptr,
+     [](Event& e, std::string_view s) { return set_u32(e.mode, s); }},
+
+    {"net.protocol", FieldType::kString, "tcp or udp",
+     [](const Event& e) {
+       return is_net(e) ? text(e.protocol == 17 ? "udp" : "tcp") : FieldValue{};
+     },
+     nullptr,
+     [](Event& e, std::string_view s) {
+       e.protocol = s == "udp" ? 17 : 6;
+       return s == "udp" || s == "tcp";
+     }},
+    {"net.remote_ip", FieldType::kString, "peer address",
+     [](const Event& e) { return address(e, e.remote); }, nullptr,
+     [](Event& e, std::string_view s) { return set_address(e, e.remote, s); }},
+    {"net.remote_port", FieldType::kInt, "peer port",
+     [](const Event& e) { return is_net(e) ? number(e.remote.port) : FieldValue{}; }, nullptr,
+     [](Event& e, std::string_view s) { return set_u16(e.remote.port, s); }},
+    {"net.local_ip", FieldType::kString, "local address",
+     [](const Event& e) { return address(e, e.local); }, nullptr,
+     [](Event& e, std::string_view s) { return set_address(e, e.local, s); }},
+    {"net.local_port", FieldType::kInt, "local port (listen, bind: the port being opened)",
+     [](const Event& e) { return is_net(e) ? number(e.local.port) : FieldValue{}; }, nullptr,
+     [](Event& e, std::string_view s) { return set_u16(e.local.port, s); }},
+
+    {"priv.new_uid", FieldType::kInt,
+     "setuid: the effective uid after the call; the ids requested are in the event details",
+     [](const Event& e) {
+       return e.kind == EventKind::kPrivSetuid ? number(e.task.euid) : FieldValue{};
+     },
+     nullptr, [](Event& e, std::string_view s) { return set_u32(e.task.euid, s); }},
+    {"priv.old_uid", FieldType::kInt, "setuid: the effective uid before the call",
+     [](const Event& e) {
+       return e.kind == EventKind::kPrivSetuid ? number(e.old_euid) : FieldValue{};
+     },
+     nullptr, [](Event& e, std::string_view s) { return set_u32(e.old_euid, s); }},
+    {"priv.target_pid", FieldType::kInt, "ptrace: the traced process",
+     [](const Event& e) {
+       return e.kind == EventKind::kPrivPtrace ? number(static_cast<int64_t>(e.args[1]))
+                                               : FieldValue{};
+     },
+     nullptr,
+     [](Event& e, std::string_view s) {
+       int64_t v = 0;
+       if (!parse_int(s, v)) return false;
+       e.args[1] = static_cast<uint64_t>(v);
+       return true;
+     }},
+};
+
+}  // namespace
+
+std::span<const FieldDef> fields() { return kFields; }
+
+const FieldDef* find_field(std::string_view name) {
+  for (const auto& f : kFields) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+}  // namespace palisade::policies

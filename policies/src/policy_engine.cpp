@@ -1,0 +1,170 @@
+// Evaluates compiled rules against events: kind-indexed dispatch, exceptions, thresholds.
+#include <charconv>
+
+#include "palisade/policies/policy_set.h"
+
+namespace palisade::policies {
+namespace {
+
+constexpr size_t kMaxThresholdKeys = 16384;  // per rule
+
+uint64_t threshold_key(Threshold::By by, const Event& e) {
+  switch (by) {
+    case Threshold::By::kProcess: return (uint64_t{e.task.tgid} << 32) ^ e.task.start_ns;
+    case Threshold::By::kParent: return e.task.ppid;
+    case Threshold::By::kUser:
+      return e.task.auid != agent::TaskIdentity::kNoLoginUid ? e.task.auid : e.task.uid;
+    case Threshold::By::kGlobal: return 0;
+  }
+  return 0;
+}
+
+void append_value(std::string& out, const FieldDef& field, const Event& event) {
+  if (field.any_of != nullptr) {
+    bool first = true;
+    field.any_of(event, [&](const FieldValue& v) {
+      if (!first) out += ' ';
+      out.append(v.text);
+      first = false;
+      return false;
+    });
+    return;
+  }
+  const FieldValue v = field.read(event);
+  if (!v.present) {
+    out += "<none>";
+  } else if (field.type == FieldType::kInt) {
+    out += std::to_string(v.number);
+  } else {
+    out.append(v.text);
+  }
+}
+
+}  // namespace
+
+std::string_view severity_name(Severity s) {
+  switch (s) {
+    case Severity::kInformational: return "Informational";
+    case Severity::kLow: return "Low";
+    case Severity::kMedium: return "Medium";
+    case Severity::kHigh: return "High";
+    case Severity::kCritical: return "Critical";
+  }
+  return "Unknown";
+}
+
+std::string_view response_name(Response r) {
+  switch (r) {
+    case Response::kAlert: return "alert";
+    case Response::kKill: return "kill";
+    case Response::kIsolate: return "isolate";
+    case Response::kQuarantine: return "quarantine";
+  }
+  return "alert";
+}
+
+std::string render_template(const std::string& output, const Event& event) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < output.size()) {
+    size_t open = output.find('{', pos);
+    if (open == std::string::npos) {
+      out.append(output, pos, std::string::npos);
+      break;
+    }
+    out.append(output, pos, open - pos);
+    size_t close = output.find('}', open);
+    if (close == std::string::npos) {
+      out.append(output, open, std::string::npos);
+      break;
+    }
+    const FieldDef* field = find_field(std::string_view(output).substr(open + 1, close - open - 1));
+    if (field != nullptr) {
+      append_value(out, *field, event);
+    } else {
+      out.append(output, open, close - open + 1);
+    }
+    pos = close + 1;
+  }
+  return out;
+}
+
+bool PolicySet::passes(DetectionRule& rule, RuleState& state, const Event& event,
+                       uint32_t& count) {
+  if (!rule.threshold) return true;
+  const Threshold& t = *rule.threshold;
+  const uint64_t now = event.mono_ns;
+  if (state.windows.size() >= kMaxThresholdKeys) {
+    // Bounded state: drop windows that have run out; if all are live, start over (counted).
+    std::erase_if(state.windows, [&](const auto& kv) { return now - kv.second.start_ns > t.window_ns; });
+    if (state.windows.size() >= kMaxThresholdKeys) {
+      threshold_evictions_ += state.windows.size();
+      state.windows.clear();
+    }
+  }
+  Window& w = state.windows[threshold_key(t.by, event)];
+  if (w.count == 0 || now - w.start_ns > t.window_ns) w = Window{now, 0, false};
+  w.count++;
+  if (w.fired || w.count < t.count) return false;
+  w.fired = true;  // once per window: a burst of 10,000 deletions is one finding, not 50
+  count = w.count;
+  return true;
+}
+
+void PolicySet::evaluate(const Event& event, std::vector<Finding>& out) {
+  const auto kind = static_cast<size_t>(event.kind);
+  if (kind >= by_kind_.size()) return;
+  for (uint32_t index : by_kind_[kind]) {
+    DetectionRule& rule = *rules_[index];
+    if (!rule.condition.matches(event)) continue;
+    bool excepted = false;
+    for (const auto& exception : rule.exceptions) {
+      if (exception.matches(event)) {
+        excepted = true;
+        break;
+      }
+    }
+    if (excepted) continue;
+    uint32_t count = 1;
+    if (!passes(rule, state_[index], event, count)) continue;
+    out.push_back(Finding{&rule, render_template(rule.output, event), count});
+  }
+}
+
+size_t PolicySet::threshold_keys() const {
+  size_t n = 0;
+  for (const auto& s : state_) n += s.windows.size();
+  return n;
+}
+
+std::vector<TestResult> PolicySet::run_embedded_tests() const {
+  std::vector<TestResult> results;
+  for (const auto& rule : rules_) {
+    for (const auto& tc : rule->tests) {
+      Event event;
+      event.kind = agent::EventKind::kProcessExec;
+      event.task.auid = agent::TaskIdentity::kNoLoginUid;
+      std::string detail;
+      for (const auto& [name, value] : tc.fields) {
+        const FieldDef* field = find_field(name);
+        if (field == nullptr || field->assign == nullptr || !field->assign(event, value)) {
+          detail = "cannot set " + name + " to '" + value + "'";
+        }
+      }
+      bool matched = false;
+      if (detail.empty()) {
+        bool excepted = false;
+        for (const auto& e : rule->exceptions) excepted = excepted || e.matches(event);
+        matched = rule->condition.matches(event) && !excepted;
+        if (matched != tc.expect_match) {
+          detail = tc.expect_match ? "expected a match, the rule did not match"
+                                   : "expected no match, the rule matched";
+        }
+      }
+      results.push_back(TestResult{rule.get(), &tc, detail.empty(), detail});
+    }
+  }
+  return results;
+}
+
+}  // namespace palisade::policies

@@ -1,0 +1,160 @@
+#include <gtest/gtest.h>
+
+#include "palisade/policies/policy_set.h"
+
+namespace palisade::policies {
+namespace {
+
+using agent::EventKind;
+
+std::shared_ptr<PolicySet> compile_ok(const std::string& yaml) {
+  std::vector<Diagnostic> errors;
+  auto set = PolicySet::compile({PolicySource{"test.yaml", yaml}}, errors);
+  for (const auto& e : errors) ADD_FAILURE() << e.to_string();
+  return set;
+}
+
+std::vector<Diagnostic> compile_errors(const std::string& yaml) {
+  std::vector<Diagnostic> errors;
+  auto set = PolicySet::compile({PolicySource{"bad.yaml", yaml}}, errors);
+  EXPECT_EQ(set, nullptr);
+  return errors;
+}
+
+TEST(PolicySet, DefaultRulesCompileAndPassTheirOwnTests) {
+  std::vector<Diagnostic> errors;
+  auto set = PolicySet::compile(default_rule_sources(), errors);
+  for (const auto& e : errors) ADD_FAILURE() << e.to_string();
+  ASSERT_NE(set, nullptr);
+  EXPECT_GE(set->rules().size(), 14U);
+  for (const auto& rule : set->rules()) {
+    EXPECT_GE(rule->tests.size(), 2U) << rule->name << " needs a positive and a negative test";
+  }
+  for (const auto& r : set->run_embedded_tests()) {
+    EXPECT_TRUE(r.passed) << r.rule->name << " / " << r.test->name << ": " << r.detail;
+  }
+}
+
+TEST(PolicySet, ErrorsNameFileLineColumnAndField) {
+  auto errors = compile_errors(R"(apiVersion: palisade.dev/v1
+kind: DetectionRule
+metadata: {name: r1}
+spec:
+  condition: process.uid = root
+  output: x
+)");
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_EQ(errors[0].line, 5);
+  EXPECT_EQ(errors[0].column, 28) << errors[0].to_string();
+  EXPECT_EQ(errors[0].field, "spec.condition");
+  EXPECT_NE(errors[0].to_string().find("bad.yaml:5:28: error: spec.condition:"), std::string::npos);
+
+  errors = compile_errors(R"(apiVersion: palisade.dev/v1
+kind: DetectionRule
+metadata: {name: r1}
+spec:
+  condition: event.kind = exec
+  output: "{process.exee}"
+  severity: severe
+)");
+  ASSERT_EQ(errors.size(), 1U) << "the first problem of a document stops that document";
+  EXPECT_NE(errors[0].message.find("unknown field '{process.exee}'"), std::string::npos);
+
+  errors = compile_errors("apiVersion: v2\nkind: DetectionRule\nmetadata: {name: a}\nspec: {}\n");
+  EXPECT_NE(errors[0].message.find("expected palisade.dev/v1"), std::string::npos);
+  errors = compile_errors("apiVersion: palisade.dev/v1\nkind: Rule\nmetadata: {name: a}\nspec: {}\n");
+  EXPECT_NE(errors[0].message.find("unknown kind 'Rule'"), std::string::npos);
+  errors = compile_errors("key: [unclosed\n");
+  EXPECT_EQ(errors[0].field, "(yaml)");
+}
+
+TEST(PolicySet, EveryBadDocumentIsReportedInOneRun) {
+  auto errors = compile_errors(R"(apiVersion: palisade.dev/v1
+kind: DetectionRule
+metadata: {name: a}
+spec: {condition: "nope = 1", output: x}
+---
+apiVersion: palisade.dev/v1
+kind: DetectionRule
+metadata: {name: b}
+spec: {condition: "event.kind = exec", output: x, tags: nope}
+)");
+  EXPECT_EQ(errors.size(), 2U);
+}
+
+Event deletion(uint32_t pid, uint64_t t_ns) {
+  Event e;
+  e.kind = EventKind::kFileUnlink;
+  e.task.tgid = pid;
+  e.mono_ns = t_ns;
+  e.path = "/data/f";
+  return e;
+}
+
+TEST(PolicySet, ThresholdFiresOncePerWindowPerKey) {
+  auto set = compile_ok(R"(apiVersion: palisade.dev/v1
+kind: DetectionRule
+metadata: {name: burst}
+spec:
+  condition: event.kind = unlink
+  threshold: {count: 5, window: 1s, by: process}
+  output: "burst by {process.pid}"
+)");
+  ASSERT_NE(set, nullptr);
+  std::vector<Finding> findings;
+  for (uint64_t i = 0; i < 20; ++i) set->evaluate(deletion(7, i * 1000), findings);
+  ASSERT_EQ(findings.size(), 1U);
+  EXPECT_EQ(findings[0].message, "burst by 7");
+  EXPECT_EQ(findings[0].count, 5U);
+  for (uint64_t i = 0; i < 4; ++i) set->evaluate(deletion(8, i * 1000), findings);
+  EXPECT_EQ(findings.size(), 1U) << "another process has its own count";
+  // Slow deletions never add up to a burst.
+  for (uint64_t i = 0; i < 20; ++i) set->evaluate(deletion(9, i * 2'000'000'000ULL), findings);
+  EXPECT_EQ(findings.size(), 1U);
+  // A new window can fire again.
+  for (uint64_t i = 0; i < 5; ++i) set->evaluate(deletion(7, 5'000'000'000ULL + i), findings);
+  EXPECT_EQ(findings.size(), 2U);
+}
+
+TEST(PolicySet, ExceptionsSuppressAndDispatchIsByKind) {
+  auto set = compile_ok(R"(apiVersion: palisade.dev/v1
+kind: DetectionRule
+metadata: {name: tmp-exec}
+spec:
+  condition: event.kind = exec and process.exe startswith /tmp/
+  exceptions: [process.exe = /tmp/allowed]
+  output: "{process.exe}"
+  severity: critical
+  tags: [T1204]
+  response: kill
+)");
+  ASSERT_NE(set, nullptr);
+  std::vector<Finding> findings;
+  Event e;
+  e.kind = EventKind::kProcessExec;
+  find_field("process.exe")->assign(e, "/tmp/allowed");
+  set->evaluate(e, findings);
+  EXPECT_TRUE(findings.empty());
+  find_field("process.exe")->assign(e, "/tmp/evil");
+  set->evaluate(e, findings);
+  ASSERT_EQ(findings.size(), 1U);
+  EXPECT_EQ(findings[0].rule->severity, Severity::kCritical);
+  EXPECT_EQ(findings[0].rule->response, Response::kKill);
+  e.kind = EventKind::kFileOpen;
+  set->evaluate(e, findings);
+  EXPECT_EQ(findings.size(), 1U);
+}
+
+TEST(PolicySet, DigestChangesWithContent) {
+  std::vector<Diagnostic> errors;
+  auto a = PolicySet::compile(default_rule_sources(), errors);
+  auto sources = default_rule_sources();
+  sources[0].text += "\n# comment\n";
+  auto b = PolicySet::compile(sources, errors);
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(a->digest(), b->digest());
+  EXPECT_EQ(a->digest().size(), 16U);
+}
+
+}  // namespace
+}  // namespace palisade::policies
