@@ -42,8 +42,9 @@ int class_uid(const std::string& name) {
   if (name == "network") return 4001;
   if (name == "module") return 1002;
   if (name == "kernel") return 1003;
+  if (name == "finding") return 2004;
   if (name.find_first_not_of("0123456789") == std::string::npos) return std::stoi(name);
-  throw CLI::ValidationError("--class", "use process, file, network, module, kernel or a class_uid");
+  throw CLI::ValidationError("--class", "use process, file, network, module, kernel, finding or a class_uid");
 }
 
 void print_process(const StoredProcess& p, size_t depth) {
@@ -114,7 +115,7 @@ void add_events_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--until", flags->until, "Until: same formats as --since");
   cmd->add_option("--pid", flags->pid, "Only events of this process");
   cmd->add_option("--exe", flags->exe, "Only events whose executable matches this glob");
-  cmd->add_option("--class", flags->cls, "process, file, network, module, kernel or a class_uid");
+  cmd->add_option("--class", flags->cls, "process, file, network, module, kernel, finding or a class_uid");
   cmd->add_option("--limit", flags->limit, "At most this many events (oldest first)");
   cmd->add_option("--tree", flags->tree, "Print this process's ancestry and descendants");
   cmd->add_flag("--schema", flags->schema, "Print the event reference (docs/events.md)");

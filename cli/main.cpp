@@ -28,6 +28,8 @@ struct AgentFlags {
   std::string replay;
   std::string log_level;
   std::string status_file;
+  std::string policy_dir;
+  bool no_default_rules = false;
   unsigned status_interval = 0;
   bool no_stdout = false;
   bool no_store = false;
@@ -56,6 +58,8 @@ int run_agent_command(const AgentFlags& f) {
   if (!f.log_level.empty()) c.log_level = f.log_level;
   if (!f.status_file.empty()) c.status_file = f.status_file;
   if (f.status_interval > 0) c.status_interval_seconds = f.status_interval;
+  if (!f.policy_dir.empty()) c.policy_directory = f.policy_dir;
+  if (f.no_default_rules) c.default_rules = false;
   options.record_path = f.record;
   options.replay_path = f.replay;
   spdlog::set_level(spdlog::level::from_str(c.log_level));
@@ -85,6 +89,9 @@ int main(int argc, char** argv) {
   agent->add_option("--log-level", agent_flags.log_level, "trace|debug|info|warn|error");
   agent->add_option("--status-file", agent_flags.status_file, "Where to write status");
   agent->add_option("--status-interval", agent_flags.status_interval, "Seconds between status");
+  agent->add_option("--policy-dir", agent_flags.policy_dir, "Directory of policy documents");
+  agent->add_flag("--no-default-rules", agent_flags.no_default_rules,
+                  "Do not load the shipped detection rules");
   agent->add_flag("--check-config", agent_flags.check_config,
                   "Validate the configuration and exit");
 
@@ -100,6 +107,7 @@ int main(int argc, char** argv) {
   });
 
   palisade::cli::add_events_command(app, exit_code);
+  palisade::cli::add_policy_command(app, exit_code);
 
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "palisade " << PALISADE_VERSION << '\n';

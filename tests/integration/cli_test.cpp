@@ -209,3 +209,133 @@ TEST_F(CliTest, BadConfigurationFailsWithFileLineAndField) {
 }
 
 }  // namespace
+
+namespace {
+
+std::vector<json> findings_in(const fs::path& file) {
+  std::vector<json> out;
+  for (auto& e : json_lines(file)) {
+    if (e["class_uid"] == 2004) out.push_back(e);
+  }
+  return out;
+}
+
+std::vector<json> findings_of(const std::vector<json>& findings, const std::string& rule) {
+  std::vector<json> out;
+  for (const auto& f : findings) {
+    if (f["unmapped"]["palisade"]["rule"] == rule) out.push_back(f);
+  }
+  return out;
+}
+
+TEST_F(CliTest, LiveAgentRaisesDetectionFindingsForRealActivity) {
+  fs::create_directories(dir / "policies");
+  std::ofstream(dir / "policies" / "local.yaml") << R"(apiVersion: palisade.dev/v1
+kind: DetectionRule
+metadata: {name: local-marker}
+spec:
+  condition: event.kind = exec and process.name = true and exec.argc = 2
+  output: "local rule saw {process.cmdline}"
+  severity: low
+)";
+  start_agent({"--policy-dir", (dir / "policies").string(), "--status-interval", "1"});
+
+  // A script run from /tmp.
+  const fs::path script = dir / "dropper.sh";
+  std::ofstream(script) << "#!/bin/sh\n/bin/true palisade-marker\n";
+  fs::permissions(script, fs::perms::owner_all);
+  std::string ignored;
+  run_capture({script.string()}, ignored);
+  // A file written below /etc by a shell, not a package manager.
+  const fs::path etc_file = "/etc/palisade-it-" + std::to_string(getpid()) + ".conf";
+  run_capture({"/bin/sh", "-c", "echo tampered > " + etc_file.string()}, ignored);
+  fs::remove(etc_file);
+  // A mass deletion.
+  const fs::path data = dir / "data";
+  fs::create_directories(data);
+  for (int i = 0; i < 300; ++i) std::ofstream(data / ("f" + std::to_string(i))) << i;
+  run_capture({"/bin/rm", "-rf", data.string()}, ignored);
+
+  // A broken policy on SIGHUP is rejected; the running policy stays.
+  std::string digest_before;
+  ASSERT_TRUE(wait_until([&] {
+    try {
+      digest_before = json::parse(slurp(dir / "status.json"))["policy"]["digest"];
+      return !digest_before.empty();
+    } catch (...) {
+      return false;
+    }
+  }));
+  std::ofstream(dir / "policies" / "broken.yaml")
+      << "apiVersion: palisade.dev/v1\nkind: DetectionRule\nmetadata: {name: b}\nspec:\n"
+         "  condition: process.exe = \n  output: x\n";
+  kill(agent, SIGHUP);
+  ASSERT_TRUE(wait_until([&] {
+    return slurp(dir / "agent.log").find("policy reload rejected") != std::string::npos;
+  })) << slurp(dir / "agent.log");
+  EXPECT_NE(slurp(dir / "agent.log").find("broken.yaml:5:"), std::string::npos)
+      << slurp(dir / "agent.log");
+  ASSERT_TRUE(wait_until([&] {
+    try {
+      json status = json::parse(slurp(dir / "status.json"));
+      return !status["policy"]["last_rejected_reload"].get<std::string>().empty();
+    } catch (...) {
+      return false;
+    }
+  }));
+  json status = json::parse(slurp(dir / "status.json"));
+  EXPECT_EQ(status["policy"]["digest"], digest_before) << "still on the last good policy";
+  ASSERT_EQ(stop_agent(), 0) << slurp(dir / "agent.log");
+
+  auto findings = findings_in(dir / "events.jsonl");
+  auto temp = findings_of(findings, "exec-from-writable-temp");
+  ASSERT_GE(temp.size(), 1U);
+  EXPECT_EQ(temp[0]["unmapped"]["palisade"]["trigger"]["unmapped"]["palisade"]["exec_filename"],
+            script.string());
+  EXPECT_EQ(temp[0]["severity_id"], 4);
+  EXPECT_EQ(temp[0]["finding_info"]["attacks"][0]["technique"]["uid"], "T1204.002");
+  EXPECT_EQ(temp[0]["finding_info"]["related_events"][0]["uid"],
+            temp[0]["unmapped"]["palisade"]["trigger"]["metadata"]["uid"]);
+
+  auto etc = findings_of(findings, "write-below-system-directories");
+  bool saw_etc = false;
+  for (const auto& f : etc) {
+    if (f["unmapped"]["palisade"]["trigger"]["file"]["path"] == etc_file.string()) saw_etc = true;
+  }
+  EXPECT_TRUE(saw_etc);
+
+  auto mass = findings_of(findings, "mass-deletion");
+  ASSERT_EQ(mass.size(), 1U) << "one finding for one burst";
+  EXPECT_EQ(mass[0]["actor"]["process"]["file"]["path"], fs::canonical("/bin/rm").string());
+  EXPECT_FALSE(mass[0]["evidences"][0]["process"]["lineage"].empty());
+
+  auto local = findings_of(findings, "local-marker");
+  ASSERT_EQ(local.size(), 1U) << "rules from --policy-dir load too";
+  EXPECT_EQ(local[0]["message"], "local rule saw /bin/true palisade-marker");
+
+  // Findings are in the store as well.
+  std::string stored;
+  ASSERT_EQ(run_capture({kCli, "events", "--db", (dir / "events.db").string(), "--class",
+                         "finding"},
+                        stored),
+            0);
+  EXPECT_GE(std::count(stored.begin(), stored.end(), '\n'), 4);
+}
+
+TEST_F(CliTest, PolicyLintReportsCompilerStyleErrors) {
+  std::ofstream(dir / "bad.yaml") << "apiVersion: palisade.dev/v1\nkind: DetectionRule\n"
+                                     "metadata: {name: x}\nspec:\n  condition: proces.exe = a\n"
+                                     "  output: x\n";
+  pid_t pid = spawn({kCli, "policy", "lint", (dir / "bad.yaml").string()}, dir / "lint.log");
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(slurp(dir / "lint.log").find("bad.yaml:5:14: error: spec.condition: unknown field or macro 'proces.exe'"),
+            std::string::npos)
+      << slurp(dir / "lint.log");
+  std::string out;
+  EXPECT_EQ(run_capture({kCli, "policy", "test"}, out), 0);
+  EXPECT_NE(out.find(" passed, 0 failed"), std::string::npos) << out;
+}
+
+}  // namespace

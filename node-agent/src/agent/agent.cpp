@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "palisade/agent/capture.h"
+#include "palisade/agent/detector.h"
 #include "palisade/agent/outputs.h"
 
 namespace palisade::agent {
@@ -78,6 +79,8 @@ class Agent {
  private:
   void open_outputs();
   void reload();
+  void reload_policy();
+  std::shared_ptr<policies::PolicySet> compile_policy(std::string& errors) const;
   nlohmann::json status_json(const char* state);
   void emit_status(const char* state, const char* message);
 
@@ -91,6 +94,8 @@ class Agent {
   std::unique_ptr<JsonLinesSink> file_sink_;
   std::unique_ptr<EventStore> store_;
   std::unique_ptr<CaptureWriter> capture_;
+  std::unique_ptr<Detector> detector_;
+  std::string policy_error_;  // the last rejected reload, for the status
   std::unique_ptr<Pipeline> pipeline_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   uint64_t status_count_ = 0;
@@ -110,14 +115,31 @@ void Agent::open_outputs() {
     store_ = std::make_unique<EventStore>(config_.store, formatter_);
     sinks.push_back(store_.get());
   }
+  detector_ = std::make_unique<Detector>(formatter_, sinks);
+  sinks.push_back(detector_.get());  // last: a finding follows the event it links to
   pipeline_ = std::make_unique<Pipeline>(*table_, sinks);
   pipeline_->set_formatter(formatter_);
   pipeline_->set_path_rules(config_.sensor.file_rules);
 }
 
+std::shared_ptr<policies::PolicySet> Agent::compile_policy(std::string& errors) const {
+  std::vector<policies::Diagnostic> diagnostics;
+  std::shared_ptr<policies::PolicySet> set;
+  try {
+    set = policies::PolicySet::compile(
+        agent_policy_sources(config_.policy_directory, config_.default_rules), diagnostics);
+  } catch (const std::exception& e) {
+    errors = e.what();
+    return nullptr;
+  }
+  for (const auto& d : diagnostics) errors += (errors.empty() ? "" : "\n") + d.to_string();
+  return set;
+}
+
 void Agent::reload() {
   if (options_.config_path.empty()) {
-    spdlog::info("SIGHUP: no --config file to reload; keeping the built-in configuration");
+    spdlog::info("SIGHUP: no --config file; re-reading the policies only");
+    reload_policy();
     return;
   }
   try {
@@ -130,11 +152,28 @@ void Agent::reload() {
     spdlog::set_level(spdlog::level::from_str(config_.log_level));
     pipeline_->set_path_rules(config_.sensor.file_rules);
     if (live_ != nullptr) live_->set_file_rules(config_.sensor.file_rules);
+    config_.policy_directory = next.policy_directory;
+    config_.default_rules = next.default_rules;
     if (file_sink_) file_sink_->flush();
     spdlog::info("configuration reloaded from {}", options_.config_path);
   } catch (const std::exception& e) {
     spdlog::error("configuration reload rejected, keeping the previous one: {}", e.what());
   }
+  reload_policy();
+}
+
+void Agent::reload_policy() {
+  std::string errors;
+  auto set = compile_policy(errors);
+  if (!set) {
+    policy_error_ = errors;
+    spdlog::error("policy reload rejected, keeping policy {}:\n{}", detector_->policy()->digest(),
+                  errors);
+    return;
+  }
+  policy_error_.clear();
+  detector_->set_policy(set);
+  spdlog::info("policy {} loaded: {} rules", set->digest(), set->rules().size());
 }
 
 nlohmann::json Agent::status_json(const char* state) {
@@ -180,6 +219,14 @@ nlohmann::json Agent::status_json(const char* state) {
                        {"write_errors", s.write_errors}};
   }
   if (live_ != nullptr) status["capabilities"] = json::parse(live_->capabilities().to_json());
+  const auto& policy = detector_->policy();
+  status["policy"] = {{"digest", policy ? policy->digest() : ""},
+                      {"rules", policy ? policy->rules().size() : 0},
+                      {"directory", config_.policy_directory},
+                      {"default_rules", config_.default_rules},
+                      {"findings", detector_->findings()},
+                      {"threshold_keys", policy ? policy->threshold_keys() : 0},
+                      {"last_rejected_reload", policy_error_}};
   return status;
 }
 
@@ -215,6 +262,15 @@ int Agent::run() {
   }
   formatter_ = std::make_shared<OcsfFormatter>(host);
   open_outputs();
+  {
+    std::string errors;
+    auto policy = compile_policy(errors);
+    if (!policy) throw std::runtime_error("the policies do not compile:\n" + errors);
+    detector_->set_policy(policy);
+    spdlog::info("policy {} loaded: {} rules ({}built-in defaults, directory {})", policy->digest(),
+                 policy->rules().size(), config_.default_rules ? "" : "no ",
+                 config_.policy_directory);
+  }
   pipeline_->set_wall_offset_ns(wall_offset);
   if (!options_.record_path.empty()) {
     capture_ = std::make_unique<CaptureWriter>(options_.record_path,
@@ -297,6 +353,15 @@ int print_agent_status(const std::string& status_file, bool json) {
                 static_cast<unsigned long long>(c.value("received", 0ULL)),
                 static_cast<unsigned long long>(c.value("lost", 0ULL)),
                 static_cast<unsigned long long>(c.value("kernel_drops", 0ULL)));
+  }
+  if (status.contains("policy")) {
+    const auto& policy = status["policy"];
+    std::cout << "policy:     " << policy.value("digest", "") << ", " << policy.value("rules", 0)
+              << " rules, " << policy.value("findings", 0) << " findings\n";
+    if (!policy.value("last_rejected_reload", "").empty()) {
+      std::cout << "            last reload rejected:\n" << policy.value("last_rejected_reload", "")
+                << '\n';
+    }
   }
   if (status.contains("capabilities")) {
     const auto& caps = status["capabilities"];

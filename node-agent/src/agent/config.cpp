@@ -104,7 +104,13 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
     throw ConfigError(out.str());
   }
   if (!root || root.IsNull()) return c;
-  r.known_keys(root, "", {"output", "store", "sensor", "process_table", "status", "log_level"});
+  r.known_keys(root, "",
+               {"output", "store", "sensor", "process_table", "status", "policies", "log_level"});
+  if (auto n = root["policies"]) {
+    r.known_keys(n, "policies", {"directory", "default_rules"});
+    r.read(n, "policies", "directory", c.policy_directory);
+    r.read(n, "policies", "default_rules", c.default_rules);
+  }
 
   if (auto n = root["output"]) {
     r.known_keys(n, "output", {"stdout", "json_file"});

@@ -39,6 +39,13 @@ void JsonLinesSink::consume(const Event& event, std::string_view ocsf) {
   if (buffer_.size() >= kFlushThreshold) flush();
 }
 
+void JsonLinesSink::consume_finding(std::string_view ocsf_finding, const Event&) {
+  buffer_.append(ocsf_finding);
+  buffer_ += '\n';
+  lines_++;
+  if (buffer_.size() >= kFlushThreshold) flush();
+}
+
 void JsonLinesSink::write_line(std::string_view json) {
   buffer_.append(json);
   buffer_ += '\n';

@@ -4,7 +4,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <fstream>
 
 #include "output/json_writer.h"
@@ -46,6 +48,15 @@ std::string_view parent_of(std::string_view path) {
 std::string_view decimal(char (&buf)[16], uint32_t value) {
   auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
   return std::string_view(buf, static_cast<size_t>(end - buf));
+}
+
+// run.cpu.class.seq: unique across the agent's runs on a host; findings link to events by it.
+void write_event_uid(JsonWriter& w, const std::string& run_id, const Event& e) {
+  char buf[96];
+  int n = std::snprintf(buf, sizeof(buf), "%s.%u.%u.%llu", run_id.c_str(), unsigned{e.cpu},
+                        static_cast<unsigned>(class_of(e.kind)),
+                        static_cast<unsigned long long>(e.seq));
+  w.value(std::string_view(buf, n > 0 ? static_cast<size_t>(std::min<int>(n, sizeof(buf) - 1)) : 0));
 }
 
 std::string read_first_line(const char* path) {
@@ -135,6 +146,7 @@ HostInfo HostInfo::detect() {
   clock_gettime(CLOCK_REALTIME, &real);
   info.boot_wall_offset_ns = (static_cast<int64_t>(real.tv_sec) - boot.tv_sec) * 1'000'000'000LL +
                              (real.tv_nsec - boot.tv_nsec);
+  info.run_id = std::to_string(static_cast<int64_t>(real.tv_sec) * 1000 + real.tv_nsec / 1'000'000);
   return info;
 }
 
@@ -287,6 +299,8 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
   w.end_object();
   w.key("profiles").begin_array().value("host").value("linux/linux_users").end_array();
   w.field("sequence", e.seq);
+  w.key("uid");
+  write_event_uid(w, host_.run_id, e);
   w.end_object();
 
   w.key("device").begin_object();
@@ -433,6 +447,84 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
       break;
     default: break;
   }
+  w.end_object().end_object();
+  w.end_object();
+}
+
+void OcsfFormatter::format_finding(const policies::Finding& finding, const Event& e,
+                                   std::string_view trigger_json, std::string_view policy_digest,
+                                   std::string& out) {
+  const policies::DetectionRule& rule = *finding.rule;
+  JsonWriter w(out);
+  Writer ow{w, *this, host_, [](OcsfFormatter& f, uint32_t uid) { return f.user_name(uid); }};
+  const auto severity = static_cast<int>(rule.severity);
+  w.begin_object();
+  w.field("class_uid", 2004).field("class_name", "Detection Finding");
+  w.field("category_uid", 2).field("category_name", "Findings");
+  w.field("activity_id", 1).field("activity_name", "Create").field("type_uid", 200401);
+  w.field("severity_id", severity).field("severity", policies::severity_name(rule.severity));
+  w.field("time", e.wall_ns / 1'000'000ULL);
+  w.field("message", finding.message);
+  w.field("status_id", 1).field("status", "New");
+
+  w.key("metadata").begin_object();
+  w.field("version", kOcsfVersion);
+  w.key("product").begin_object();
+  w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
+  w.end_object();
+  w.key("profiles").begin_array().value("host").end_array();
+  w.end_object();
+
+  w.key("finding_info").begin_object();
+  std::string uid = rule.name + ":";
+  {
+    std::string trigger_uid;
+    {
+      JsonWriter tw(trigger_uid);
+      write_event_uid(tw, host_.run_id, e);
+    }
+    uid += trigger_uid.substr(1, trigger_uid.size() - 2);  // without the quotes
+  }
+  w.field("uid", uid).field("title", rule.description.empty() ? rule.name : rule.description);
+  w.field("desc", finding.message);
+  w.key("analytic").begin_object();
+  w.field("name", rule.name).field("uid", rule.name).field("type_id", 1).field("type", "Rule");
+  w.end_object();
+  w.key("attacks").begin_array();
+  for (const auto& tag : rule.tags) {
+    if (tag.size() < 2 || tag[0] != 'T' || !std::isdigit(static_cast<unsigned char>(tag[1]))) continue;
+    w.begin_object().key("technique").begin_object().field("uid", tag).end_object().end_object();
+  }
+  w.end_array();
+  w.key("types").begin_array();
+  for (const auto& tag : rule.tags) w.value(tag);
+  w.end_array();
+  w.key("related_events").begin_array().begin_object();
+  w.key("uid");
+  write_event_uid(w, host_.run_id, e);
+  const OcsfClassification c = classify(e);
+  w.field("type_uid", c.class_uid * 100 + c.activity_id);
+  w.end_object().end_array();
+  w.end_object();
+
+  w.key("device").begin_object();
+  w.field("hostname", host_.hostname).field("type_id", 1).field("type", "Server");
+  if (!host_.machine_id.empty()) w.field("uid", host_.machine_id);
+  w.end_object();
+  ow.actor(e);
+  w.key("evidences").begin_array().begin_object().key("process");
+  if (e.process) {
+    ow.process(e, *e.process, true);
+  } else {
+    w.begin_object().field("pid", e.task.tgid).end_object();
+  }
+  w.end_object().end_array();
+
+  w.key("unmapped").begin_object().key("palisade").begin_object();
+  w.field("rule", rule.name).field("rule_source", rule.source);
+  w.field("response", policies::response_name(rule.response));
+  w.field("count", finding.count).field("policy_digest", policy_digest);
+  if (!trigger_json.empty()) w.key("trigger").raw(trigger_json);
   w.end_object().end_object();
   w.end_object();
 }

@@ -158,7 +158,26 @@ void EventStore::consume(const Event& event, std::string_view ocsf) {
   } else {
     row.json.assign(ocsf);
   }
+  enqueue(std::move(row));
+}
 
+void EventStore::consume_finding(std::string_view ocsf_finding, const Event& trigger) {
+  Row row;
+  row.time_ms = static_cast<int64_t>(trigger.wall_ns / 1'000'000ULL);
+  row.class_uid = 2004;
+  row.kind = "finding";
+  row.event_kind = EventKind::kUnknown;
+  row.pid = trigger.task.tgid;
+  row.ppid = trigger.task.ppid;
+  row.exe = trigger.process ? trigger.process->exe : std::string();
+  row.start_ns = 0;
+  row.uid = trigger.task.uid;
+  row.auid = -1;
+  row.json.assign(ocsf_finding);
+  enqueue(std::move(row));
+}
+
+void EventStore::enqueue(Row row) {
   std::unique_lock lock(mutex_);
   auto full = [this] {
     return queue_.size() >= options_.queue_capacity || queued_bytes_ >= options_.queue_max_bytes;

@@ -21,6 +21,8 @@ struct AgentConfig {
   uint32_t status_interval_seconds = 30;
   std::string status_file = "/run/palisade/status.json";
   std::string log_level = "info";
+  std::string policy_directory = "/etc/palisade/policies";
+  bool default_rules = true;
 };
 
 // A configuration error, already formatted as "FILE:LINE:COLUMN: FIELD: problem".

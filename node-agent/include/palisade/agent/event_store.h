@@ -45,12 +45,14 @@ class EventStore : public EventSink {
   EventStore& operator=(const EventStore&) = delete;
 
   void consume(const Event& event, std::string_view ocsf) override;
+  void consume_finding(std::string_view ocsf_finding, const Event& trigger) override;
   void flush() override {}
   void drain();  // blocks until everything accepted so far is committed
   StoreStats stats() const;
 
  private:
   struct Row;
+  void enqueue(Row row);
   void writer_loop();
   void write_batch(std::vector<Row>& rows);
   void prune();

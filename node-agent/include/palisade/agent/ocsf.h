@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "palisade/agent/event.h"
+#include "palisade/policies/policy_set.h"
 
 namespace palisade::agent {
 
@@ -17,6 +18,7 @@ struct HostInfo {
   std::string machine_id;
   std::string kernel_release;
   int64_t boot_wall_offset_ns = 0;  // realtime - boottime: converts process start times
+  std::string run_id;               // distinguishes this agent run in event uids
   static HostInfo detect();
 };
 
@@ -41,6 +43,12 @@ class OcsfFormatter {
   // Appends a Base Event (class 0) carrying `details_json` (an object) under unmapped.palisade.
   void format_agent_event(std::string_view message, uint64_t wall_ns, std::string_view details_json,
                           std::string& out);
+
+  // Appends an OCSF Detection Finding (class 2004) for a rule that matched `trigger`, linked to
+  // the triggering event (its uid) and carrying it whole under unmapped.palisade.trigger.
+  void format_finding(const policies::Finding& finding, const Event& trigger,
+                      std::string_view trigger_json, std::string_view policy_digest,
+                      std::string& out);
 
   const HostInfo& host() const { return host_; }
 

@@ -24,6 +24,7 @@ class JsonLinesSink : public EventSink {
                                                   std::shared_ptr<OcsfFormatter> formatter);
 
   void consume(const Event& event, std::string_view ocsf) override;
+  void consume_finding(std::string_view ocsf_finding, const Event& trigger) override;
   void flush() override;
   void write_line(std::string_view json);
   uint64_t lines() const { return lines_; }

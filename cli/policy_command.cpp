@@ -1,0 +1,167 @@
+// `palisade policy`: lint documents, run their embedded tests and replay recorded events through
+// them, list the fields conditions can use.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "commands.h"
+#include "palisade/agent/capture.h"
+#include "palisade/agent/detector.h"
+#include "palisade/policies/policy_set.h"
+
+namespace palisade::cli {
+namespace {
+
+using policies::Diagnostic;
+using policies::PolicySet;
+using policies::PolicySource;
+
+std::vector<PolicySource> read_sources(const std::vector<std::string>& paths) {
+  std::vector<PolicySource> sources;
+  for (const auto& path : paths) {
+    if (std::filesystem::is_directory(path)) {
+      auto more = agent::read_policy_directory(path);
+      sources.insert(sources.end(), more.begin(), more.end());
+      continue;
+    }
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error(path + ": cannot read");
+    std::stringstream text;
+    text << in.rdbuf();
+    sources.push_back(PolicySource{path, text.str()});
+  }
+  return sources;
+}
+
+std::shared_ptr<PolicySet> compile_or_report(const std::vector<PolicySource>& sources) {
+  std::vector<Diagnostic> errors;
+  auto set = PolicySet::compile(sources, errors);
+  for (const auto& e : errors) std::cerr << e.to_string() << '\n';
+  if (!errors.empty()) std::cerr << errors.size() << " error(s)\n";
+  return set;
+}
+
+int lint(const std::vector<std::string>& files, bool with_defaults) {
+  auto sources = read_sources(files);
+  if (with_defaults) {
+    auto defaults = policies::default_rule_sources();
+    sources.insert(sources.begin(), defaults.begin(), defaults.end());  // their lists and macros
+  }
+  auto set = compile_or_report(sources);
+  if (!set) return 1;
+  std::cout << "OK: " << set->rules().size() << " rules, digest " << set->digest() << '\n';
+  return 0;
+}
+
+// Prints each finding as it is raised during a replay.
+class FindingPrinter : public agent::EventSink {
+ public:
+  void consume(const agent::Event&, std::string_view) override {}
+  void consume_finding(std::string_view json, const agent::Event& trigger) override {
+    auto finding = nlohmann::json::parse(json);
+    std::cout << "FIRED " << finding["unmapped"]["palisade"]["rule"].get<std::string>() << " ["
+              << finding["severity"].get<std::string>() << "] pid " << trigger.task.tgid << ": "
+              << finding["message"].get<std::string>() << '\n';
+    fired++;
+  }
+  uint64_t fired = 0;
+};
+
+int test(const std::vector<std::string>& files, const std::string& capture, bool with_defaults) {
+  auto sources = read_sources(files);
+  if (with_defaults) {
+    auto defaults = policies::default_rule_sources();
+    sources.insert(sources.begin(), defaults.begin(), defaults.end());
+  }
+  auto set = compile_or_report(sources);
+  if (!set) return 1;
+  size_t failed = 0;
+  size_t passed = 0;
+  for (const auto& r : set->run_embedded_tests()) {
+    if (r.passed) {
+      passed++;
+    } else {
+      failed++;
+      std::cout << "FAIL " << r.rule->source << ":" << r.test->line << ": " << r.rule->name
+                << " / " << r.test->name << ": " << r.detail << '\n';
+    }
+  }
+  std::cout << passed << " passed, " << failed << " failed\n";
+  if (!capture.empty()) {
+    agent::CaptureHeader header;
+    agent::RecordedSource source(capture);
+    header = source.header();
+    agent::HostInfo host = agent::HostInfo::detect();
+    host.boot_wall_offset_ns = header.boot_wall_offset_ns;
+    auto formatter = std::make_shared<agent::OcsfFormatter>(host);
+    FindingPrinter printer;
+    agent::Detector detector(formatter, {&printer});
+    detector.set_policy(set);
+    agent::ProcessTable table;
+    agent::Pipeline pipeline(table, {&detector});
+    pipeline.set_formatter(formatter);
+    pipeline.set_wall_offset_ns(header.wall_offset_ns);
+    const agent::RecordCallback deliver = [&](agent::RecordView r) { pipeline.handle(r); };
+    while (source.poll(std::chrono::milliseconds(0), deliver)) {
+    }
+    std::cout << "replayed " << pipeline.stats().delivered << " events from " << capture << ": "
+              << printer.fired << " findings\n";
+  }
+  return failed == 0 ? 0 : 1;
+}
+
+int list_fields() {
+  for (const auto& f : policies::fields()) {
+    std::cout << f.name << "\t" << (f.type == policies::FieldType::kInt ? "number" : "string")
+              << "\t" << f.description << '\n';
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_policy_command(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("policy", "Lint and test policy documents");
+  cmd->require_subcommand(1);
+
+  auto lint_files = std::make_shared<std::vector<std::string>>();
+  auto lint_defaults = std::make_shared<bool>(true);
+  auto* lint_cmd = cmd->add_subcommand("lint", "Validate documents; errors are FILE:LINE:COL");
+  lint_cmd->add_option("files", *lint_files, "Policy files or directories")->required();
+  lint_cmd->add_flag("!--no-default-rules", *lint_defaults,
+                     "Do not make the default lists and macros available");
+  lint_cmd->callback([=, &exit_code] {
+    try {
+      exit_code = lint(*lint_files, *lint_defaults);
+    } catch (const std::exception& e) {
+      std::cerr << "palisade policy lint: " << e.what() << '\n';
+      exit_code = 2;
+    }
+  });
+
+  auto test_files = std::make_shared<std::vector<std::string>>();
+  auto capture = std::make_shared<std::string>();
+  auto test_defaults = std::make_shared<bool>(true);
+  auto* test_cmd = cmd->add_subcommand(
+      "test", "Run the documents' own test cases, and replay recorded events through them");
+  test_cmd->add_option("files", *test_files, "Policy files or directories");
+  test_cmd->add_option("--events", *capture, "A capture written by `palisade agent --record`")
+      ->check(CLI::ExistingFile);
+  test_cmd->add_flag("!--no-default-rules", *test_defaults, "Leave the default rules out");
+  test_cmd->callback([=, &exit_code] {
+    try {
+      exit_code = test(*test_files, *capture, *test_defaults);
+    } catch (const std::exception& e) {
+      std::cerr << "palisade policy test: " << e.what() << '\n';
+      exit_code = 2;
+    }
+  });
+
+  cmd->add_subcommand("fields", "List the fields conditions can test")->callback([&exit_code] {
+    exit_code = list_fields();
+  });
+}
+
+}  // namespace palisade::cli

@@ -1,0 +1,43 @@
+// Applies the active policy set to every event and hands Detection Findings to the outputs. It
+// sits after the outputs in the pipeline, so a finding always follows the event it links to.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "palisade/agent/ocsf.h"
+#include "palisade/agent/pipeline.h"
+#include "palisade/policies/policy_set.h"
+
+namespace palisade::agent {
+
+class Detector : public EventSink {
+ public:
+  Detector(std::shared_ptr<OcsfFormatter> formatter, std::vector<EventSink*> outputs);
+
+  // Swaps the policy set in one step; the previous set (and its threshold state) is dropped.
+  void set_policy(std::shared_ptr<policies::PolicySet> policy) { policy_ = std::move(policy); }
+  const std::shared_ptr<policies::PolicySet>& policy() const { return policy_; }
+
+  void consume(const Event& event, std::string_view ocsf) override;
+  uint64_t findings() const { return findings_; }
+
+ private:
+  std::shared_ptr<OcsfFormatter> formatter_;
+  std::vector<EventSink*> outputs_;
+  std::shared_ptr<policies::PolicySet> policy_;
+  std::vector<policies::Finding> scratch_;
+  std::string json_;
+  uint64_t findings_ = 0;
+};
+
+// Reads the policy documents of a directory (*.yaml, *.yml, sorted by name). A missing directory
+// has no documents; an unreadable file is an error naming it.
+std::vector<policies::PolicySource> read_policy_directory(const std::string& directory);
+
+// The documents the agent runs with: the shipped defaults (unless disabled) and the directory's.
+std::vector<policies::PolicySource> agent_policy_sources(const std::string& directory,
+                                                         bool with_defaults);
+
+}  // namespace palisade::agent
