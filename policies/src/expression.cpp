@@ -413,6 +413,30 @@ KindSet Expression::kinds_of(uint32_t index) const {
 
 KindSet Expression::kinds() const { return kinds_of(root_); }
 
+std::optional<Expression::EqualityKey> Expression::equality_key() const {
+  auto usable = [](const Node& n) {
+    return (n.op == Op::kEq || n.op == Op::kIn) && n.field->type == FieldType::kString &&
+           n.field->any_of == nullptr && n.field->name != "event.kind" &&
+           n.field->name != "event.class";
+  };
+  std::vector<uint32_t> candidates;
+  const Node& root = nodes_[root_];
+  if (root.op == Op::kAnd) {
+    candidates = root.children;
+  } else {
+    candidates = {root_};
+  }
+  for (uint32_t index : candidates) {
+    const Node& n = nodes_[index];
+    if (!usable(n)) continue;
+    EqualityKey key;
+    key.field = n.field;
+    key.values = n.op == Op::kEq ? std::vector<std::string>{n.text} : n.text_set;
+    return key;
+  }
+  return std::nullopt;
+}
+
 std::variant<Expression, CompileError> compile_expression(std::string_view text,
                                                           const Definitions& definitions) {
   Expression expr;

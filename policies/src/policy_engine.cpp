@@ -1,4 +1,5 @@
 // Evaluates compiled rules against events: kind-indexed dispatch, exceptions, thresholds.
+#include <algorithm>
 #include <charconv>
 
 #include "palisade/policies/policy_set.h"
@@ -111,23 +112,51 @@ bool PolicySet::passes(DetectionRule& rule, RuleState& state, const Event& event
   return true;
 }
 
+void PolicySet::build_index() {
+  for (uint32_t i = 0; i < rules_.size(); ++i) {
+    const KindSet kinds = rules_[i]->condition.kinds();
+    const auto key = rules_[i]->condition.equality_key();
+    for (size_t k = 0; k < kinds.size(); ++k) {
+      if (!kinds.test(k)) continue;
+      KindIndex& index = by_kind_[k];
+      if (!key) {
+        index.unindexed.push_back(i);
+        continue;
+      }
+      auto it = std::find_if(index.by_field.begin(), index.by_field.end(),
+                             [&](const FieldIndex& f) { return f.field == key->field; });
+      if (it == index.by_field.end()) {
+        index.by_field.push_back(FieldIndex{key->field, {}});
+        it = index.by_field.end() - 1;
+      }
+      for (const auto& value : key->values) it->rules[value].push_back(i);
+    }
+  }
+}
+
+void PolicySet::consider(uint32_t index, const Event& event, std::vector<Finding>& out) {
+  DetectionRule& rule = *rules_[index];
+  if (!rule.condition.matches(event)) return;
+  for (const auto& exception : rule.exceptions) {
+    if (exception.matches(event)) return;
+  }
+  uint32_t count = 1;
+  if (!passes(rule, state_[index], event, count)) return;
+  out.push_back(Finding{&rule, render_template(rule.output, event), count});
+}
+
 void PolicySet::evaluate(const Event& event, std::vector<Finding>& out) {
   const auto kind = static_cast<size_t>(event.kind);
   if (kind >= by_kind_.size()) return;
-  for (uint32_t index : by_kind_[kind]) {
-    DetectionRule& rule = *rules_[index];
-    if (!rule.condition.matches(event)) continue;
-    bool excepted = false;
-    for (const auto& exception : rule.exceptions) {
-      if (exception.matches(event)) {
-        excepted = true;
-        break;
-      }
-    }
-    if (excepted) continue;
-    uint32_t count = 1;
-    if (!passes(rule, state_[index], event, count)) continue;
-    out.push_back(Finding{&rule, render_template(rule.output, event), count});
+  const KindIndex& index = by_kind_[kind];
+  for (uint32_t rule : index.unindexed) consider(rule, event, out);
+  for (const FieldIndex& f : index.by_field) {
+    const FieldValue v = f.field->read(event);
+    if (!v.present) continue;
+    lookup_key_.assign(v.text);
+    auto it = f.rules.find(lookup_key_);
+    if (it == f.rules.end()) continue;
+    for (uint32_t rule : it->second) consider(rule, event, out);
   }
 }
 

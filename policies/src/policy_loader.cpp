@@ -319,12 +319,7 @@ std::shared_ptr<PolicySet> PolicySet::compile(const std::vector<PolicySource>& s
   if (errors.size() != errors_before) return nullptr;
 
   set->state_.resize(set->rules_.size());
-  for (uint32_t i = 0; i < set->rules_.size(); ++i) {
-    const KindSet kinds = set->rules_[i]->condition.kinds();
-    for (size_t k = 0; k < kinds.size(); ++k) {
-      if (kinds.test(k)) set->by_kind_[k].push_back(i);
-    }
-  }
+  set->build_index();
   set->digest_ = fnv_digest(sources);
   return set;
 }

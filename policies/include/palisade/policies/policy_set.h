@@ -107,9 +107,23 @@ class PolicySet {
   };
   bool passes(DetectionRule& rule, RuleState& state, const Event& event, uint32_t& count);
 
+  void consider(uint32_t index, const Event& event, std::vector<Finding>& out);
+  void build_index();
+
+  // Rules for one event kind: those indexed by the value of one field, and the rest.
+  struct FieldIndex {
+    const FieldDef* field;
+    std::unordered_map<std::string, std::vector<uint32_t>> rules;
+  };
+  struct KindIndex {
+    std::vector<uint32_t> unindexed;
+    std::vector<FieldIndex> by_field;
+  };
+
   std::vector<std::unique_ptr<DetectionRule>> rules_;
-  std::vector<RuleState> state_;                    // parallel to rules_
-  std::array<std::vector<uint32_t>, 64> by_kind_;  // rule indexes per event kind
+  std::vector<RuleState> state_;        // parallel to rules_
+  std::array<KindIndex, 64> by_kind_;
+  std::string lookup_key_;              // reused for index lookups
   std::string digest_;
   uint64_t threshold_evictions_ = 0;
 };
