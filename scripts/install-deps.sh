@@ -10,8 +10,8 @@ packages=(
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
   # libraries
   nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libcli11-dev libsqlite3-dev
-  # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev sqlite3 procps
+  # tests, fuzzing (libFuzzer ships in clang's runtime package) and benchmarks
+  libgtest-dev libgmock-dev libclang-rt-14-dev libbenchmark-dev sqlite3 procps
 )
 
 missing=()

@@ -8,3 +8,23 @@ if [[ $(id -u) -ne 0 ]]; then
   echo "warning: not root: the live-kernel integration tests will skip" >&2
 fi
 ctest --preset default
+
+# Fuzz the policy parser and the condition compiler for a bounded time; any crash fails the run.
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz -j "$(nproc)"
+for target in policy_parser_fuzzer expression_fuzzer; do
+  corpus=$(mktemp -d)
+  seeds=
+  [[ $target == expression_fuzzer ]] && seeds=tests/fuzz/corpus/expression
+  [[ $target == policy_parser_fuzzer ]] && seeds=tests/fuzz/corpus/policy
+  echo "fuzzing $target for ${FUZZ_SECONDS}s" >&2
+  "build-fuzz/tests/fuzz/$target" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=0 "$corpus" "$seeds" 2>"$corpus.log" || {
+    tail -50 "$corpus.log" >&2
+    echo "$target found a crash" >&2
+    exit 1
+  }
+  tail -1 "$corpus.log" >&2
+  rm -rf "$corpus" "$corpus.log"
+done
