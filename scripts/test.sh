@@ -1,30 +1,33 @@
 #!/usr/bin/env bash
-# Sets everything up and runs every test: unit tests and the root-only integration tests against
-# the real kernel (eBPF). As root, nothing is skipped.
+# Sets everything up and runs every test: a bounded fuzzing run of the policy parser and the
+# condition compiler, then the unit tests and the root-only integration tests against the real
+# kernel (eBPF). As root, nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
 if [[ $(id -u) -ne 0 ]]; then
   echo "warning: not root: the live-kernel integration tests will skip" >&2
 fi
-ctest --preset default
 
-# Fuzz the policy parser and the condition compiler for a bounded time; any crash fails the run.
+# Fuzzing first, so that ctest's summary closes the output. Any crash fails the run.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j "$(nproc)"
 for target in policy_parser_fuzzer expression_fuzzer; do
+  case $target in
+    policy_parser_fuzzer) seeds=tests/fuzz/corpus/policy ;;
+    *) seeds=tests/fuzz/corpus/expression ;;
+  esac
   corpus=$(mktemp -d)
-  seeds=
-  [[ $target == expression_fuzzer ]] && seeds=tests/fuzz/corpus/expression
-  [[ $target == policy_parser_fuzzer ]] && seeds=tests/fuzz/corpus/policy
   echo "fuzzing $target for ${FUZZ_SECONDS}s" >&2
-  "build-fuzz/tests/fuzz/$target" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=0 "$corpus" "$seeds" 2>"$corpus.log" || {
+  if ! "build-fuzz/tests/fuzz/$target" -max_total_time="$FUZZ_SECONDS" -timeout=10 \
+      -rss_limit_mb=2048 "$corpus" "$seeds" 2>"$corpus.log"; then
     tail -50 "$corpus.log" >&2
     echo "$target found a crash" >&2
     exit 1
-  }
+  fi
   tail -1 "$corpus.log" >&2
   rm -rf "$corpus" "$corpus.log"
 done
+
+ctest --preset default
