@@ -112,7 +112,11 @@ int test(const std::vector<std::string>& files, const std::string& capture, bool
   return failed == 0 ? 0 : 1;
 }
 
-int list_fields() {
+int list_fields(bool markdown) {
+  if (markdown) {
+    std::cout << policies::render_fields_markdown();
+    return 0;
+  }
   for (const auto& f : policies::fields()) {
     std::cout << f.name << "\t" << (f.type == policies::FieldType::kInt ? "number" : "string")
               << "\t" << f.description << '\n';
@@ -159,9 +163,10 @@ void add_policy_command(CLI::App& app, int& exit_code) {
     }
   });
 
-  cmd->add_subcommand("fields", "List the fields conditions can test")->callback([&exit_code] {
-    exit_code = list_fields();
-  });
+  auto markdown = std::make_shared<bool>(false);
+  auto* fields_cmd = cmd->add_subcommand("fields", "List the fields conditions can test");
+  fields_cmd->add_flag("--markdown", *markdown, "Print docs/policy-fields.md");
+  fields_cmd->callback([markdown, &exit_code] { exit_code = list_fields(*markdown); });
 }
 
 }  // namespace palisade::cli

@@ -39,4 +39,7 @@ struct FieldDef {
 std::span<const FieldDef> fields();
 const FieldDef* find_field(std::string_view name);
 
+// docs/policy-fields.md, rendered from the table (a unit test keeps the file current).
+std::string render_fields_markdown();
+
 }  // namespace palisade::policies
