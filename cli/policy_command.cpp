@@ -98,6 +98,7 @@ int test(const std::vector<std::string>& files, const std::string& capture, bool
     auto formatter = std::make_shared<agent::OcsfFormatter>(host);
     FindingPrinter printer;
     agent::Detector detector(formatter, {&printer});
+    set->set_hostname(host.hostname);
     detector.set_policy(set);
     agent::ProcessTable table;
     agent::Pipeline pipeline(table, {&detector});

@@ -1,4 +1,6 @@
 // Evaluates compiled rules against events: kind-indexed dispatch, exceptions, thresholds.
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <charconv>
 
@@ -142,12 +144,51 @@ void PolicySet::consider(uint32_t index, const Event& event, std::vector<Finding
   }
   uint32_t count = 1;
   if (!passes(rule, state_[index], event, count)) return;
-  out.push_back(Finding{&rule, render_template(rule.output, event), count});
+  out.push_back(Finding{&rule, render_template(rule.output, event), count, {}});
+}
+
+void PolicySet::set_hostname(const std::string& hostname) {
+  selected_.clear();
+  for (const auto& policy : workloads_) {
+    // Kubernetes and VM selectors need the identity issues 4 and 6 attach to events; until then a
+    // policy that names them selects nothing rather than everything.
+    if (policy->kubernetes_selector) continue;
+    const bool host_ok =
+        policy->hosts.empty() ||
+        std::any_of(policy->hosts.begin(), policy->hosts.end(), [&](const std::string& glob) {
+          return fnmatch(glob.c_str(), hostname.c_str(), 0) == 0;
+        });
+    if (host_ok) selected_.push_back(policy.get());
+  }
+}
+
+void PolicySet::evaluate_workloads(const Event& event, std::vector<Finding>& out) {
+  const bool exec = event.kind == agent::EventKind::kProcessExec;
+  const bool connect = event.kind == agent::EventKind::kNetConnect;
+  if (!exec && !connect) return;
+  for (const WorkloadPolicy* policy : selected_) {
+    const bool process_check = exec && policy->has_process;
+    const bool egress_check = connect && policy->has_egress;
+    if (!process_check && !egress_check) continue;
+    std::string reason = process_check ? process_violation(*policy, event)
+                                       : egress_violation(*policy, event);
+    if (reason.empty()) continue;
+    const std::string name = "workload-policy/" + policy->name + (process_check ? "/process" : "/egress");
+    const DetectionRule* rule = nullptr;
+    for (const auto& r : workload_rules_) {
+      if (r->name == name) rule = r.get();
+    }
+    const Mode mode = process_check ? policy->process_mode : policy->egress_mode;
+    Finding finding{rule, policy->name + ": " + reason, 1,
+                    mode == Mode::kEnforce ? "block (enforce)" : "would block (audit)"};
+    out.push_back(std::move(finding));
+  }
 }
 
 void PolicySet::evaluate(const Event& event, std::vector<Finding>& out) {
   const auto kind = static_cast<size_t>(event.kind);
   if (kind >= by_kind_.size()) return;
+  if (!selected_.empty()) evaluate_workloads(event, out);
   const KindIndex& index = by_kind_[kind];
   for (uint32_t rule : index.unindexed) consider(rule, event, out);
   for (const FieldIndex& f : index.by_field) {

@@ -1,6 +1,9 @@
 // Parses and validates policy documents (YAML, Kubernetes style) and compiles them.
 #include <yaml-cpp/yaml.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <charconv>
 #include <cstdio>
 #include <set>
@@ -20,12 +23,13 @@ struct DocumentError {
 
 class DocumentReader {
  public:
-  explicit DocumentReader(std::string source) : source_(std::move(source)) {}
+  explicit DocumentReader(std::string source, int line_offset = 0)
+      : source_(std::move(source)), line_offset_(line_offset) {}
 
   [[noreturn]] void fail(const YAML::Node& node, const std::string& field,
                          const std::string& message, size_t column_offset = 0) const {
     const YAML::Mark mark = node.Mark();
-    throw DocumentError{Diagnostic{source_, mark.line + 1,
+    throw DocumentError{Diagnostic{source_, mark.line + 1 + line_offset_,
                                    static_cast<int>(mark.column + 1 + column_offset), field,
                                    message}};
   }
@@ -68,10 +72,66 @@ class DocumentReader {
   }
 
   const std::string& source() const { return source_; }
+  int line_offset() const { return line_offset_; }
 
  private:
   std::string source_;
+  int line_offset_;
 };
+
+struct DocumentText {
+  std::string text;
+  int first_line;  // 0-based line of the document's first line in its file
+};
+
+// Splits a multi-document stream at "---" and "..." lines. yaml-cpp 0.7's LoadAll never returns
+// on some malformed streams (found by the fuzzer: ", a" loops forever); loading one document at
+// a time with YAML::Load does not loop. Separator lines are blanked, not removed, so that marks
+// keep their columns.
+std::vector<DocumentText> split_documents(const std::string& stream) {
+  std::vector<DocumentText> docs;
+  DocumentText current{{}, 0};
+  int line_no = 0;
+  size_t pos = 0;
+  while (pos <= stream.size()) {
+    size_t end = stream.find('\n', pos);
+    if (end == std::string::npos) end = stream.size();
+    std::string line = stream.substr(pos, end - pos);
+    const bool separator = line.rfind("---", 0) == 0 &&
+                           (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+    const bool terminator = line.rfind("...", 0) == 0 && (line.size() == 3 || line[3] == ' ');
+    if (separator || terminator) {
+      docs.push_back(std::move(current));
+      current = DocumentText{{}, line_no + 1};
+      if (separator && line.size() > 4) {
+        // "--- {inline: document}": keep what follows the marker on the new document's first line.
+        current.first_line = line_no;
+        current.text = std::string(4, ' ') + line.substr(4) + '\n';
+      }
+    } else {
+      current.text += line;
+      current.text += '\n';
+    }
+    if (end == stream.size()) break;
+    pos = end + 1;
+    ++line_no;
+  }
+  docs.push_back(std::move(current));
+  return docs;
+}
+
+bool only_comments(const std::string& text) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    const std::string_view line(text.data() + pos, end - pos);
+    const size_t first = line.find_first_not_of(" \t\r");
+    if (first != std::string_view::npos && line[first] != '#') return false;
+    pos = end + 1;
+  }
+  return true;
+}
 
 struct ParsedDocument {
   std::string kind;
@@ -228,6 +288,158 @@ std::unique_ptr<DetectionRule> compile_rule(const DocumentReader& r, const Parse
   return rule;
 }
 
+Mode parse_mode(const DocumentReader& r, const YAML::Node& node, const std::string& field) {
+  const std::string s = node.as<std::string>();
+  if (s == "audit") return Mode::kAudit;
+  if (s == "enforce") return Mode::kEnforce;
+  r.fail(node, field, "expected audit or enforce, got '" + s + "'");
+}
+
+NetworkRule parse_network_rule(const DocumentReader& r, const YAML::Node& node,
+                               const std::string& field) {
+  r.known_keys(node, field, {"cidr", "ports", "protocol"});
+  NetworkRule rule;
+  if (const YAML::Node cidr = node["cidr"]) {
+    const std::string text = cidr.as<std::string>();
+    const auto slash = text.find('/');
+    const std::string address = text.substr(0, slash);
+    rule.family = address.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+    if (inet_pton(rule.family, address.c_str(), rule.addr.data()) != 1) {
+      r.fail(cidr, field + ".cidr", "not an IPv4 or IPv6 address: '" + address + "'");
+    }
+    const int max = rule.family == AF_INET ? 32 : 128;
+    int prefix = max;
+    if (slash != std::string::npos) {
+      auto [end, ec] = std::from_chars(text.data() + slash + 1, text.data() + text.size(), prefix);
+      if (ec != std::errc() || end != text.data() + text.size() || prefix < 0 || prefix > max) {
+        r.fail(cidr, field + ".cidr", "bad prefix length in '" + text + "'");
+      }
+    }
+    rule.prefix = static_cast<uint8_t>(prefix);
+    rule.text = text;
+  }
+  if (const YAML::Node ports = node["ports"]) {
+    const std::string text = ports.as<std::string>();
+    const auto dash = text.find('-');
+    int low = 0;
+    int high = 0;
+    auto parse = [&](std::string_view s, int& out) {
+      auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+      return ec == std::errc() && end == s.data() + s.size() && out >= 0 && out <= 65535;
+    };
+    const std::string_view view(text);
+    bool ok = dash == std::string::npos ? parse(view, low) && parse(view, high)
+                                        : parse(view.substr(0, dash), low) &&
+                                              parse(view.substr(dash + 1), high) && low <= high;
+    if (!ok) r.fail(ports, field + ".ports", "expected a port or a range like 8000-8080, got '" + text + "'");
+    rule.port_low = static_cast<uint16_t>(low);
+    rule.port_high = static_cast<uint16_t>(high);
+    rule.text += (rule.text.empty() ? "*:" : ":") + text;
+  }
+  if (const YAML::Node protocol = node["protocol"]) {
+    const std::string text = protocol.as<std::string>();
+    if (text == "tcp") {
+      rule.protocol = 6;
+    } else if (text == "udp") {
+      rule.protocol = 17;
+    } else if (text != "any") {
+      r.fail(protocol, field + ".protocol", "expected tcp, udp or any");
+    }
+    rule.text += "/" + text;
+  }
+  if (rule.text.empty()) rule.text = "any";
+  return rule;
+}
+
+std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r, const ParsedDocument& doc) {
+  const YAML::Node& spec = doc.spec;
+  r.known_keys(spec, "spec", {"selector", "mode", "process", "network", "files"});
+  auto policy = std::make_unique<WorkloadPolicy>();
+  policy->name = doc.name;
+  policy->source = r.source();
+  policy->line = doc.line;
+  const YAML::Node selector = spec["selector"];
+  if (!selector) r.fail(spec, "spec.selector", "required field is missing");
+  r.known_keys(selector, "spec.selector",
+               {"hosts", "namespace", "podLabels", "container", "image", "vm"});
+  policy->hosts = r.strings_at(selector, "spec.selector", "hosts");
+  policy->kubernetes_selector = selector["namespace"] || selector["podLabels"] ||
+                                selector["container"] || selector["image"] || selector["vm"];
+  const Mode mode = spec["mode"] ? parse_mode(r, spec["mode"], "spec.mode") : Mode::kAudit;
+  if (spec["files"]) {
+    r.fail(spec["files"], "spec.files", "file-integrity sections are not supported by this version yet");
+  }
+  if (const YAML::Node process = spec["process"]) {
+    r.known_keys(process, "spec.process", {"mode", "allow"});
+    policy->has_process = true;
+    policy->process_mode = process["mode"] ? parse_mode(r, process["mode"], "spec.process.mode") : mode;
+    const YAML::Node allow = process["allow"];
+    if (!allow || !allow.IsSequence()) r.fail(process, "spec.process.allow", "expected a list of executables");
+    for (const auto& item : allow) {
+      r.known_keys(item, "spec.process.allow[]", {"path", "parents", "users", "sha256"});
+      ProcessAllowEntry entry;
+      entry.path = r.string_at(item, "spec.process.allow[]", "path", true);
+      entry.parents = r.strings_at(item, "spec.process.allow[]", "parents");
+      for (const auto& u : r.strings_at(item, "spec.process.allow[]", "users")) {
+        uint32_t uid = 0;
+        auto [end, ec] = std::from_chars(u.data(), u.data() + u.size(), uid);
+        if (ec != std::errc() || end != u.data() + u.size()) {
+          r.fail(item["users"], "spec.process.allow[].users", "expected numeric uids, got '" + u + "'");
+        }
+        entry.users.push_back(uid);
+      }
+      entry.sha256 = r.string_at(item, "spec.process.allow[]", "sha256", false);
+      if (!entry.sha256.empty() &&
+          (entry.sha256.size() != 64 ||
+           entry.sha256.find_first_not_of("0123456789abcdef") != std::string::npos)) {
+        r.fail(item["sha256"], "spec.process.allow[].sha256", "expected 64 lowercase hex digits");
+      }
+      policy->process_allow.push_back(std::move(entry));
+    }
+  }
+  if (const YAML::Node network = spec["network"]) {
+    r.known_keys(network, "spec.network", {"mode", "egress", "ingress"});
+    if (network["ingress"]) {
+      r.fail(network["ingress"], "spec.network.ingress", "ingress rules are not supported by this version yet");
+    }
+    const YAML::Node egress = network["egress"];
+    if (!egress) r.fail(network, "spec.network.egress", "required field is missing");
+    r.known_keys(egress, "spec.network.egress", {"default", "allow", "deny"});
+    policy->has_egress = true;
+    policy->egress_mode = network["mode"] ? parse_mode(r, network["mode"], "spec.network.mode") : mode;
+    const std::string def = egress["default"] ? egress["default"].as<std::string>() : "deny";
+    if (def != "deny" && def != "allow") {
+      r.fail(egress["default"], "spec.network.egress.default", "expected deny or allow");
+    }
+    policy->egress_default_allow = def == "allow";
+    for (const char* list : {"allow", "deny"}) {
+      const YAML::Node rules = egress[list];
+      if (!rules) continue;
+      if (!rules.IsSequence()) r.fail(rules, std::string("spec.network.egress.") + list, "expected a list");
+      for (const auto& item : rules) {
+        auto rule = parse_network_rule(r, item, std::string("spec.network.egress.") + list + "[]");
+        (std::string(list) == "allow" ? policy->egress_allow : policy->egress_deny).push_back(rule);
+      }
+    }
+  }
+  return policy;
+}
+
+// Decisions of a WorkloadPolicy section are reported through a rule of their own.
+std::unique_ptr<DetectionRule> decision_rule(const WorkloadPolicy& policy, const char* section,
+                                             Mode mode) {
+  auto rule = std::make_unique<DetectionRule>();
+  rule->name = "workload-policy/" + policy.name + "/" + section;
+  rule->description = std::string("WorkloadPolicy ") + policy.name + ": " + section +
+                      (mode == Mode::kEnforce ? " (enforce)" : " (audit)");
+  rule->severity = Severity::kHigh;
+  rule->tags = {"policy-violation", section};
+  rule->response = mode == Mode::kEnforce ? Response::kKill : Response::kAlert;
+  rule->source = policy.source;
+  rule->line = policy.line;
+  return rule;
+}
+
 std::string fnv_digest(const std::vector<PolicySource>& sources) {
   uint64_t h = 1469598103934665603ULL;
   for (const auto& s : sources) {
@@ -252,22 +464,29 @@ std::shared_ptr<PolicySet> PolicySet::compile(const std::vector<PolicySource>& s
                                               std::vector<Diagnostic>& errors) {
   const size_t errors_before = errors.size();
   std::vector<std::pair<DocumentReader, ParsedDocument>> rules;
+  std::vector<std::pair<DocumentReader, ParsedDocument>> workloads;
   Definitions defs;
   std::set<std::string> names;
 
   // Pass 1: parse every document, collect lists and macros (visible to all rules).
   for (const auto& source : sources) {
-    DocumentReader r(source.name);
-    std::vector<YAML::Node> docs;
-    try {
-      docs = YAML::LoadAll(source.text);
-    } catch (const YAML::ParserException& e) {
-      errors.push_back(Diagnostic{source.name, e.mark.line + 1, e.mark.column + 1, "(yaml)", e.msg});
-      continue;
-    }
-    for (const auto& doc : docs) {
-      if (!doc || doc.IsNull()) continue;
+    for (const auto& piece : split_documents(source.text)) {
+      if (only_comments(piece.text)) continue;
+      DocumentReader r(source.name, piece.first_line);
       try {
+        YAML::Node doc;
+        try {
+          doc = YAML::Load(piece.text);
+        } catch (const YAML::ParserException& e) {
+          errors.push_back(Diagnostic{source.name, e.mark.line + 1 + piece.first_line,
+                                      e.mark.column + 1, "(yaml)", e.msg});
+          continue;
+        }
+        if (!doc || !doc.IsMap()) {
+          errors.push_back(Diagnostic{source.name, piece.first_line + 1, 1, "(document)",
+                                      "expected a mapping with apiVersion, kind, metadata and spec"});
+          continue;
+        }
         r.known_keys(doc, "", {"apiVersion", "kind", "metadata", "spec"});
         const std::string api = r.string_at(doc, "", "apiVersion", true);
         if (api != kApiVersion) {
@@ -293,14 +512,18 @@ std::shared_ptr<PolicySet> PolicySet::compile(const std::vector<PolicySource>& s
           defs.macros[parsed.name] = r.string_at(parsed.spec, "spec", "condition", true);
         } else if (parsed.kind == "DetectionRule") {
           rules.emplace_back(r, std::move(parsed));
+        } else if (parsed.kind == "WorkloadPolicy") {
+          workloads.emplace_back(r, std::move(parsed));
         } else {
           r.fail(doc["kind"], "kind",
-                 "unknown kind '" + parsed.kind + "' (expected DetectionRule, List or Macro)");
+                 "unknown kind '" + parsed.kind +
+                     "' (expected DetectionRule, WorkloadPolicy, List or Macro)");
         }
       } catch (const DocumentError& e) {
         errors.push_back(e.diagnostic);
       } catch (const YAML::Exception& e) {
-        errors.push_back(Diagnostic{source.name, e.mark.line + 1, e.mark.column + 1, "(yaml)", e.msg});
+        errors.push_back(Diagnostic{source.name, e.mark.line + 1 + r.line_offset(),
+                                    e.mark.column + 1, "(yaml)", e.msg});
       }
     }
   }
@@ -313,10 +536,29 @@ std::shared_ptr<PolicySet> PolicySet::compile(const std::vector<PolicySource>& s
     } catch (const DocumentError& e) {
       errors.push_back(e.diagnostic);
     } catch (const YAML::Exception& e) {
-      errors.push_back(Diagnostic{reader.source(), e.mark.line + 1, e.mark.column + 1, "(yaml)", e.msg});
+      errors.push_back(Diagnostic{reader.source(), e.mark.line + 1 + reader.line_offset(),
+                                  e.mark.column + 1, "(yaml)", e.msg});
+    }
+  }
+  for (auto& [reader, doc] : workloads) {
+    try {
+      auto policy = compile_workload(reader, doc);
+      if (policy->has_process) {
+        set->workload_rules_.push_back(decision_rule(*policy, "process", policy->process_mode));
+      }
+      if (policy->has_egress) {
+        set->workload_rules_.push_back(decision_rule(*policy, "egress", policy->egress_mode));
+      }
+      set->workloads_.push_back(std::move(policy));
+    } catch (const DocumentError& e) {
+      errors.push_back(e.diagnostic);
+    } catch (const YAML::Exception& e) {
+      errors.push_back(Diagnostic{reader.source(), e.mark.line + 1 + reader.line_offset(),
+                                  e.mark.column + 1, "(yaml)", e.msg});
     }
   }
   if (errors.size() != errors_before) return nullptr;
+  set->set_hostname("");
 
   set->state_.resize(set->rules_.size());
   set->build_index();

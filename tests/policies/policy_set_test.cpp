@@ -158,3 +158,36 @@ TEST(PolicySet, DigestChangesWithContent) {
 
 }  // namespace
 }  // namespace palisade::policies
+
+namespace palisade::policies {
+namespace {
+
+TEST(PolicySet, MalformedStreamsFailInsteadOfHanging) {
+  // yaml-cpp 0.7's LoadAll loops forever on this; the loader must answer with an error.
+  auto errors = compile_errors(", a");
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_EQ(errors[0].field, "(document)");
+}
+
+TEST(PolicySet, LinesAreCountedAcrossDocuments) {
+  auto errors = compile_errors(R"(# a comment
+apiVersion: palisade.dev/v1
+kind: List
+metadata: {name: ok}
+spec: {items: [a]}
+---
+apiVersion: palisade.dev/v1
+kind: DetectionRule
+metadata: {name: second}
+spec:
+  condition: event.kind = exec
+  output: x
+  severity: severe
+)");
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_EQ(errors[0].line, 13) << errors[0].to_string();
+  EXPECT_EQ(errors[0].column, 13);
+}
+
+}  // namespace
+}  // namespace palisade::policies

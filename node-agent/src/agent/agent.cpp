@@ -172,6 +172,7 @@ void Agent::reload_policy() {
     return;
   }
   policy_error_.clear();
+  set->set_hostname(formatter_->host().hostname);
   detector_->set_policy(set);
   spdlog::info("policy {} loaded: {} rules", set->digest(), set->rules().size());
 }
@@ -266,6 +267,7 @@ int Agent::run() {
     std::string errors;
     auto policy = compile_policy(errors);
     if (!policy) throw std::runtime_error("the policies do not compile:\n" + errors);
+    policy->set_hostname(host.hostname);
     detector_->set_policy(policy);
     spdlog::info("policy {} loaded: {} rules ({}built-in defaults, directory {})", policy->digest(),
                  policy->rules().size(), config_.default_rules ? "" : "no ",

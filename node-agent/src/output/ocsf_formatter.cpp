@@ -524,6 +524,7 @@ void OcsfFormatter::format_finding(const policies::Finding& finding, const Event
   w.field("rule", rule.name).field("rule_source", rule.source);
   w.field("response", policies::response_name(rule.response));
   w.field("count", finding.count).field("policy_digest", policy_digest);
+  if (!finding.verdict.empty()) w.field("verdict", finding.verdict);
   if (!trigger_json.empty()) w.key("trigger").raw(trigger_json);
   w.end_object().end_object();
   w.end_object();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "palisade/policies/expression.h"
+#include "palisade/policies/workload_policy.h"
 
 namespace palisade::policies {
 
@@ -66,8 +67,9 @@ struct DetectionRule {
 
 struct Finding {
   const DetectionRule* rule = nullptr;
-  std::string message;  // the rendered output template
+  std::string message;  // the rendered output template, or a WorkloadPolicy decision's reason
   uint32_t count = 1;   // events counted when a threshold fired
+  std::string verdict;  // WorkloadPolicy decisions: "would block (audit)" or "block (enforce)"
 };
 
 struct TestResult {
@@ -92,6 +94,9 @@ class PolicySet {
   std::vector<TestResult> run_embedded_tests() const;
 
   const std::vector<std::unique_ptr<DetectionRule>>& rules() const { return rules_; }
+  const std::vector<std::unique_ptr<WorkloadPolicy>>& workload_policies() const { return workloads_; }
+  // Selects the WorkloadPolicies whose host selector matches this host.
+  void set_hostname(const std::string& hostname);
   const std::string& digest() const { return digest_; }  // of all document texts, in order
   size_t threshold_keys() const;
   uint64_t threshold_evictions() const { return threshold_evictions_; }
@@ -120,8 +125,13 @@ class PolicySet {
     std::vector<FieldIndex> by_field;
   };
 
+  void evaluate_workloads(const Event& event, std::vector<Finding>& out);
+
   std::vector<std::unique_ptr<DetectionRule>> rules_;
   std::vector<RuleState> state_;        // parallel to rules_
+  std::vector<std::unique_ptr<WorkloadPolicy>> workloads_;
+  std::vector<std::unique_ptr<DetectionRule>> workload_rules_;  // how their decisions are reported
+  std::vector<const WorkloadPolicy*> selected_;
   std::array<KindIndex, 64> by_kind_;
   std::string lookup_key_;              // reused for index lookups
   std::string digest_;
