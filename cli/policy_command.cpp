@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "palisade/agent/capture.h"
 #include "palisade/agent/detector.h"
+#include "palisade/agent/ocsf_reader.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::cli {
@@ -69,6 +70,13 @@ class FindingPrinter : public agent::EventSink {
   uint64_t fired = 0;
 };
 
+bool is_capture_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {};
+  in.read(magic, sizeof(magic));
+  return std::string_view(magic, sizeof(magic)) == "PALCAP01";
+}
+
 int test(const std::vector<std::string>& files, const std::string& capture, bool with_defaults) {
   auto sources = read_sources(files);
   if (with_defaults) {
@@ -89,7 +97,32 @@ int test(const std::vector<std::string>& files, const std::string& capture, bool
     }
   }
   std::cout << passed << " passed, " << failed << " failed\n";
-  if (!capture.empty()) {
+  if (!capture.empty() && !is_capture_file(capture)) {
+    // OCSF JSON lines as written by `palisade agent --json`: events carry their enrichment.
+    auto formatter = std::make_shared<agent::OcsfFormatter>(agent::HostInfo::detect());
+    FindingPrinter printer;
+    agent::Detector detector(formatter, {&printer});
+    set->set_hostname(formatter->host().hostname);
+    detector.set_policy(set);
+    std::ifstream in(capture);
+    std::string line;
+    size_t line_no = 0;
+    size_t events = 0;
+    while (std::getline(in, line)) {
+      ++line_no;
+      if (line.empty()) continue;
+      try {
+        auto event = agent::event_from_ocsf(nlohmann::json::parse(line));
+        if (!event) continue;
+        detector.consume(*event, line);
+        events++;
+      } catch (const std::exception& e) {
+        throw std::runtime_error(capture + ":" + std::to_string(line_no) + ": " + e.what());
+      }
+    }
+    std::cout << "replayed " << events << " events from " << capture << ": " << printer.fired
+              << " findings\n";
+  } else if (!capture.empty()) {
     agent::CaptureHeader header;
     agent::RecordedSource source(capture);
     header = source.header();
@@ -152,7 +185,8 @@ void add_policy_command(CLI::App& app, int& exit_code) {
   auto* test_cmd = cmd->add_subcommand(
       "test", "Run the documents' own test cases, and replay recorded events through them");
   test_cmd->add_option("files", *test_files, "Policy files or directories");
-  test_cmd->add_option("--events", *capture, "A capture written by `palisade agent --record`")
+  test_cmd->add_option("--events", *capture,
+                       "Recorded events: OCSF JSON lines (agent --json) or a capture (agent --record)")
       ->check(CLI::ExistingFile);
   test_cmd->add_flag("!--no-default-rules", *test_defaults, "Leave the default rules out");
   test_cmd->callback([=, &exit_code] {

@@ -181,3 +181,68 @@ TEST(JsonWriterTest, EscapesAtEveryPositionAndLength) {
 
 }  // namespace
 }  // namespace palisade::agent
+
+#include "palisade/agent/ocsf_reader.h"
+#include "palisade/policies/policy_set.h"
+
+namespace palisade::agent {
+namespace {
+
+// Event logs written by the agent can be replayed through policies: reading an event back from
+// its OCSF rendering keeps every field the rules look at.
+TEST_F(OcsfTest, EventsReadBackFromOcsfMatchTheSameRules) {
+  auto record = RecordBuilder(PAL_PROC_EXEC)
+                    .task(30, 20, 3'000'000'000, "dropper")
+                    .uid(0, 1000)
+                    .str(0, "/tmp/dropper")
+                    .str(1, argv_block({"/tmp/dropper", "-q"}))
+                    .str(2, "/root")
+                    .str(3, "/tmp/dropper")
+                    .build();
+  json original = emit(record);
+  auto event = event_from_ocsf(original);
+  ASSERT_TRUE(event);
+  EXPECT_EQ(event->kind, EventKind::kProcessExec);
+  EXPECT_EQ(event->task.tgid, 30U);
+  EXPECT_EQ(event->task.auid, 1000U);
+  EXPECT_EQ(event->process->exe, "/tmp/dropper");
+  EXPECT_EQ(event->process->cmdline, "/tmp/dropper -q");
+  EXPECT_EQ(event->parent->exe, "/bin/bash");
+  ASSERT_EQ(event->lineage.size(), 3U);
+  EXPECT_EQ(event->lineage[1]->exe, "/usr/sbin/sshd");
+  EXPECT_EQ(event->lineage[1]->pid, 10U);
+
+  std::vector<policies::Diagnostic> errors;
+  auto set = policies::PolicySet::compile(policies::default_rule_sources(), errors);
+  ASSERT_TRUE(set);
+  std::vector<policies::Finding> live;
+  std::vector<policies::Finding> replayed;
+  set->evaluate(sink.last, live);
+  set->evaluate(*event, replayed);
+  ASSERT_EQ(live.size(), 1U);
+  ASSERT_EQ(replayed.size(), 1U);
+  EXPECT_EQ(live[0].rule->name, replayed[0].rule->name);
+  EXPECT_EQ(live[0].message, replayed[0].message);
+
+  RecordBuilder c(PAL_NET_CONNECT);
+  c.task(20, 10, 2'000'000'000, "bash").result(0);
+  c.raw().a.net.family = 2;
+  c.raw().a.net.protocol = 6;
+  c.raw().a.net.remote_addr[0] = 198;
+  c.raw().a.net.remote_addr[3] = 7;
+  c.raw().a.net.remote_port = 3333;
+  auto net = event_from_ocsf(emit(c.build()));
+  ASSERT_TRUE(net);
+  EXPECT_EQ(net->remote.to_string(net->family), "198.0.0.7");
+  EXPECT_EQ(net->remote.port, 3333);
+  replayed.clear();
+  set->evaluate(*net, replayed);
+  ASSERT_EQ(replayed.size(), 1U);
+  EXPECT_EQ(replayed[0].rule->name, "mining-pool-connection");
+
+  json status = json::parse(R"({"class_uid": 0, "message": "status"})");
+  EXPECT_FALSE(event_from_ocsf(status));
+}
+
+}  // namespace
+}  // namespace palisade::agent
