@@ -6,7 +6,10 @@ namespace palisade::cli {
 
 // Registers `palisade events` and returns a callable that runs it once parsed.
 void add_events_command(CLI::App& app, int& exit_code);
-// Registers `palisade policy lint|test|fields`.
+// Parses --since/--until style times: epoch ms, 30s/15m/2h/7d ago, or ISO-8601 UTC.
+uint64_t parse_time(const std::string& text);
+
+// Registers `palisade policy lint|test|fields|learn`.
 void add_policy_command(CLI::App& app, int& exit_code);
 
 }  // namespace palisade::cli

@@ -15,6 +15,8 @@ using agent::EventQuery;
 using agent::EventReader;
 using agent::StoredProcess;
 
+}  // namespace
+
 // Accepts epoch milliseconds, a relative age ("30s", "15m", "2h", "7d") or ISO-8601 UTC
 // ("2026-11-25T13:00:00Z").
 uint64_t parse_time(const std::string& text) {
@@ -35,6 +37,8 @@ uint64_t parse_time(const std::string& text) {
   throw CLI::ValidationError("time", "cannot parse '" + text +
                                          "': use epoch ms, 30s/15m/2h/7d, or 2026-11-25T13:00:00Z");
 }
+
+namespace {
 
 int class_uid(const std::string& name) {
   if (name == "process") return 1007;

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "learn.h"
 #include "palisade/agent/capture.h"
 #include "palisade/agent/detector.h"
 #include "palisade/agent/ocsf_reader.h"
@@ -194,6 +195,48 @@ void add_policy_command(CLI::App& app, int& exit_code) {
       exit_code = test(*test_files, *capture, *test_defaults);
     } catch (const std::exception& e) {
       std::cerr << "palisade policy test: " << e.what() << '\n';
+      exit_code = 2;
+    }
+  });
+
+  auto learn = std::make_shared<LearnOptions>();
+  learn->db = "/var/lib/palisade/events.db";
+  auto since = std::make_shared<std::string>();
+  auto output = std::make_shared<std::string>();
+  auto* learn_cmd = cmd->add_subcommand(
+      "learn", "Write a WorkloadPolicy (audit mode) that allows exactly what a workload did");
+  learn_cmd->add_option("--name", learn->name, "metadata.name of the policy")->required();
+  learn_cmd->add_option("--db", learn->db, "The agent's event store");
+  learn_cmd->add_option("--hosts", learn->hosts, "Selector: host name globs")->required();
+  learn_cmd->add_option("--exe", learn->exe_glob,
+                        "Only processes whose executable (or an ancestor's) matches this glob");
+  learn_cmd->add_option("--since", *since, "Learn from the store since: epoch ms, 15m/2h/7d, ISO");
+  learn_cmd->add_option("--duration", learn->duration_seconds,
+                        "Observe for this many seconds from now (the agent must be running)");
+  learn_cmd->add_option("-o,--output", *output, "Write the policy here (default: stdout)");
+  learn_cmd->callback([=, &exit_code] {
+    try {
+      LearnOptions options = *learn;
+      if (!since->empty()) options.since_ms = parse_time(*since);
+      if (options.duration_seconds > 0 && !options.since_ms) {
+        options.since_ms = static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count());
+      }
+      LearnResult result = learn_workload_policy(options);
+      if (output->empty()) {
+        std::cout << result.yaml;
+      } else {
+        std::ofstream(*output) << result.yaml;
+      }
+      std::cerr << "learned from " << result.events << " events: " << result.executables
+                << " executables, " << result.peers << " network peers\n";
+      exit_code = 0;
+    } catch (const CLI::Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      std::cerr << "palisade policy learn: " << e.what() << '\n';
       exit_code = 2;
     }
   });

@@ -9,7 +9,7 @@ packages=(
   # eBPF: compiler for the BPF target, libbpf, bpftool for vmlinux.h and skeletons
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
   # libraries
-  nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libcli11-dev libsqlite3-dev
+  nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libcli11-dev libsqlite3-dev libssl-dev
   # tests, fuzzing (libFuzzer ships in clang's runtime package) and benchmarks
   libgtest-dev libgmock-dev libclang-rt-14-dev libbenchmark-dev sqlite3 procps
 )

@@ -170,6 +170,7 @@ void PolicySet::evaluate_workloads(const Event& event, std::vector<Finding>& out
     const bool process_check = exec && policy->has_process;
     const bool egress_check = connect && policy->has_egress;
     if (!process_check && !egress_check) continue;
+    if (!selects_process(*policy, event)) continue;
     std::string reason = process_check ? process_violation(*policy, event)
                                        : egress_violation(*policy, event);
     if (reason.empty()) continue;

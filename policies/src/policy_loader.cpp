@@ -361,8 +361,9 @@ std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r, const 
   const YAML::Node selector = spec["selector"];
   if (!selector) r.fail(spec, "spec.selector", "required field is missing");
   r.known_keys(selector, "spec.selector",
-               {"hosts", "namespace", "podLabels", "container", "image", "vm"});
+               {"hosts", "processes", "namespace", "podLabels", "container", "image", "vm"});
   policy->hosts = r.strings_at(selector, "spec.selector", "hosts");
+  policy->processes = r.strings_at(selector, "spec.selector", "processes");
   policy->kubernetes_selector = selector["namespace"] || selector["podLabels"] ||
                                 selector["container"] || selector["image"] || selector["vm"];
   const Mode mode = spec["mode"] ? parse_mode(r, spec["mode"], "spec.mode") : Mode::kAudit;

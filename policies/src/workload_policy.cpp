@@ -32,6 +32,17 @@ bool NetworkRule::matches(const Event& e) const {
   return prefix_matches(addr, e.remote.addr, prefix);
 }
 
+bool selects_process(const WorkloadPolicy& policy, const Event& event) {
+  if (policy.processes.empty()) return true;
+  auto matches = [&](const std::string& exe) {
+    return std::any_of(policy.processes.begin(), policy.processes.end(),
+                       [&](const std::string& g) { return glob(g, exe); });
+  };
+  if (event.process && matches(event.process->exe)) return true;
+  return std::any_of(event.lineage.begin(), event.lineage.end(),
+                     [&](const agent::ProcessRef& a) { return matches(a->exe); });
+}
+
 std::string process_violation(const WorkloadPolicy& policy, const Event& event) {
   const std::string exe = event.process ? event.process->exe : std::string();
   const std::string parent = event.parent ? event.parent->exe : std::string();

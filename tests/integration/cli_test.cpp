@@ -339,3 +339,55 @@ TEST_F(CliTest, PolicyLintReportsCompilerStyleErrors) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(CliTest, LearnedWorkloadPolicyAllowsExactlyWhatWasSeen) {
+  start_agent({"--no-default-rules"});
+  const fs::path app = dir / "appsh";
+  fs::copy_file("/bin/sh", app);
+  std::string ignored;
+  run_capture({app.string(), "-c", "/bin/true; /bin/ls / >/dev/null; true"}, ignored);
+  // Wait until the last exec of the workload is in the store, then stop.
+  ASSERT_TRUE(wait_until([&] {
+    std::string out;
+    run_capture({kCli, "events", "--db", (dir / "events.db").string(), "--exe", "*/ls"}, out);
+    return !out.empty();
+  })) << slurp(dir / "agent.log");
+  ASSERT_EQ(stop_agent(), 0);
+
+  const fs::path learned = dir / "learned.yaml";
+  std::string out;
+  ASSERT_EQ(run_capture({kCli, "policy", "learn", "--name", "appsh", "--hosts", "*", "--exe",
+                         "*/appsh", "--db", (dir / "events.db").string(), "-o", learned.string()},
+                        out),
+            0);
+  const std::string policy = slurp(learned);
+  EXPECT_NE(policy.find("mode: audit"), std::string::npos) << policy;
+  EXPECT_NE(policy.find("path: " + app.string()), std::string::npos) << policy;
+  EXPECT_NE(policy.find("path: " + fs::canonical("/bin/ls").string()), std::string::npos) << policy;
+  EXPECT_NE(policy.find("sha256: "), std::string::npos) << policy;
+
+  out.clear();
+  EXPECT_EQ(run_capture({kCli, "policy", "lint", learned.string()}, out), 0) << out;
+  out.clear();
+  ASSERT_EQ(run_capture({kCli, "policy", "test", "--no-default-rules", learned.string(), "--events",
+                         (dir / "events.jsonl").string()},
+                        out),
+            0);
+  EXPECT_NE(out.find(": 0 findings"), std::string::npos) << "what was learned is allowed\n" << out;
+
+  // Without ls in the allowlist, the same activity would be blocked, with the reason.
+  std::string narrowed = policy;
+  const std::string ls_line = "path: " + fs::canonical("/bin/ls").string();
+  narrowed.replace(narrowed.find(ls_line), ls_line.size(), "path: /nonexistent");
+  std::ofstream(dir / "narrowed.yaml") << narrowed;
+  out.clear();
+  run_capture({kCli, "policy", "test", "--no-default-rules", (dir / "narrowed.yaml").string(),
+               "--events", (dir / "events.jsonl").string()},
+              out);
+  EXPECT_NE(out.find("FIRED workload-policy/appsh/process"), std::string::npos) << out;
+  EXPECT_NE(out.find("executable " + fs::canonical("/bin/ls").string()), std::string::npos) << out;
+}
+
+}  // namespace

@@ -122,3 +122,20 @@ TEST(WorkloadPolicy, SchemaErrorsArePrecise) {
 
 }  // namespace
 }  // namespace palisade::policies
+
+namespace palisade::policies {
+namespace {
+
+TEST(WorkloadPolicy, ProcessesSelectorCoversADaemonAndItsChildren) {
+  std::string text = kPolicy;
+  text.replace(text.find("{hosts: [\"web-*\"]}"), 18, "{processes: [\"*/nginx\"]}");
+  auto set = compile(text, "any-host");
+  ASSERT_TRUE(set);
+  Event child = exec("/tmp/sh", "/usr/sbin/nginx", 33);
+  find_field("ancestor.exe")->assign(child, "/usr/sbin/nginx");
+  EXPECT_EQ(run(*set, child).size(), 1U) << "a child of the daemon is in the workload";
+  EXPECT_TRUE(run(*set, exec("/tmp/sh", "/usr/bin/bash", 0)).empty()) << "others are not";
+}
+
+}  // namespace
+}  // namespace palisade::policies

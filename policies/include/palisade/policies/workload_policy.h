@@ -38,6 +38,9 @@ struct WorkloadPolicy {
   std::string source;
   int line = 0;
   std::vector<std::string> hosts;  // globs on the host name; empty = every host
+  // Host workloads: the policy covers processes whose executable, or an ancestor's, matches one
+  // of these globs (a daemon and everything it starts); empty = every process.
+  std::vector<std::string> processes;
   bool kubernetes_selector = false;  // namespace/pod/container selectors: need issue 4's identity
   bool has_process = false;
   Mode process_mode = Mode::kAudit;
@@ -48,6 +51,9 @@ struct WorkloadPolicy {
   std::vector<NetworkRule> egress_allow;
   std::vector<NetworkRule> egress_deny;
 };
+
+// Whether the event's process belongs to the policy's workload (the processes selector).
+bool selects_process(const WorkloadPolicy& policy, const Event& event);
 
 // Why an exec or a connection was (or would be) blocked; empty when allowed.
 std::string process_violation(const WorkloadPolicy& policy, const Event& event);

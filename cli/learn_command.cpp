@@ -1,0 +1,139 @@
+// `palisade policy learn`: observes a workload (from the local store, over a past window or for a
+// duration from now while the agent records) and writes a WorkloadPolicy that allows exactly what
+// it saw, in audit mode, ready to review and switch to enforce.
+#include <fnmatch.h>
+#include <openssl/evp.h>
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "learn.h"
+#include "palisade/agent/event_store.h"
+#include "palisade/agent/ocsf_reader.h"
+
+namespace palisade::cli {
+namespace {
+
+// sha256 of a file's current content; empty when it cannot be read (gone, or not a regular file).
+std::string sha256_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) {
+    EVP_DigestUpdate(ctx, buffer, static_cast<size_t>(in.gcount()));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(ctx, digest, &length);
+  EVP_MD_CTX_free(ctx);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned i = 0; i < length; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 0xf];
+  }
+  return hex;
+}
+
+struct Observed {
+  std::map<std::string, std::set<std::string>> executables;  // exe -> parents seen
+  std::set<std::tuple<std::string, uint16_t, std::string>> peers;  // ip, port, protocol
+  size_t events = 0;
+};
+
+bool glob_match(const std::string& pattern, const std::string& text);
+
+}  // namespace
+
+LearnResult learn_workload_policy(const LearnOptions& options) {
+  if (options.duration_seconds > 0) {
+    std::cerr << "observing for " << options.duration_seconds
+              << " s (the agent must be running and writing " << options.db << ")\n";
+    std::this_thread::sleep_for(std::chrono::seconds(options.duration_seconds));
+  }
+  agent::EventReader reader(options.db);
+  agent::EventQuery query;
+  query.since_ms = options.since_ms;
+  query.limit = options.limit;
+  Observed seen;
+  for (const auto& line : reader.events(query)) {
+    auto event = agent::event_from_ocsf(nlohmann::json::parse(line));
+    if (!event || !event->process) continue;
+    if (!options.exe_glob.empty() && !glob_match(options.exe_glob, event->process->exe)) {
+      bool descendant = false;
+      for (const auto& a : event->lineage) descendant = descendant || glob_match(options.exe_glob, a->exe);
+      if (!descendant) continue;
+    }
+    seen.events++;
+    if (event->kind == agent::EventKind::kProcessExec && !event->process->exe.empty()) {
+      seen.executables[event->process->exe].insert(event->parent ? event->parent->exe : "");
+    } else if (event->kind == agent::EventKind::kNetConnect && event->result >= -115 &&
+               event->family != 0) {
+      seen.peers.emplace(event->remote.to_string(event->family), event->remote.port,
+                         event->protocol == 17 ? "udp" : "tcp");
+    }
+  }
+
+  YAML::Emitter out;
+  out << YAML::Comment("Learned by palisade policy learn from " + std::to_string(seen.events) +
+                       " events; review, then set mode: enforce.");
+  out << YAML::BeginMap;
+  out << YAML::Key << "apiVersion" << YAML::Value << "palisade.dev/v1";
+  out << YAML::Key << "kind" << YAML::Value << "WorkloadPolicy";
+  out << YAML::Key << "metadata" << YAML::Value << YAML::BeginMap << YAML::Key << "name"
+      << YAML::Value << options.name << YAML::EndMap;
+  out << YAML::Key << "spec" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "selector" << YAML::Value << YAML::BeginMap << YAML::Key << "hosts"
+      << YAML::Value << YAML::Flow << options.hosts;
+  if (!options.exe_glob.empty()) {
+    out << YAML::Key << "processes" << YAML::Value << YAML::Flow
+        << std::vector<std::string>{options.exe_glob};
+  }
+  out << YAML::EndMap;
+  out << YAML::Key << "mode" << YAML::Value << "audit";
+  out << YAML::Key << "process" << YAML::Value << YAML::BeginMap << YAML::Key << "allow"
+      << YAML::Value << YAML::BeginSeq;
+  for (const auto& [exe, parents] : seen.executables) {
+    out << YAML::BeginMap << YAML::Key << "path" << YAML::Value << exe;
+    std::vector<std::string> known;
+    for (const auto& p : parents) {
+      if (!p.empty()) known.push_back(p);
+    }
+    if (!known.empty() && known.size() == parents.size()) {
+      out << YAML::Key << "parents" << YAML::Value << YAML::Flow << known;
+    }
+    const std::string digest = sha256_of(exe);
+    if (!digest.empty()) out << YAML::Key << "sha256" << YAML::Value << digest;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq << YAML::EndMap;
+  out << YAML::Key << "network" << YAML::Value << YAML::BeginMap << YAML::Key << "egress"
+      << YAML::Value << YAML::BeginMap << YAML::Key << "default" << YAML::Value << "deny"
+      << YAML::Key << "allow" << YAML::Value << YAML::BeginSeq;
+  for (const auto& [ip, port, protocol] : seen.peers) {
+    const bool v6 = ip.find(':') != std::string::npos;
+    out << YAML::Flow << YAML::BeginMap << YAML::Key << "cidr" << YAML::Value
+        << ip + (v6 ? "/128" : "/32") << YAML::Key << "ports" << YAML::Value
+        << std::to_string(port) << YAML::Key << "protocol" << YAML::Value << protocol
+        << YAML::EndMap;
+  }
+  out << YAML::EndSeq << YAML::EndMap << YAML::EndMap;
+  out << YAML::EndMap << YAML::EndMap;
+  return LearnResult{std::string(out.c_str()) + "\n", seen.events, seen.executables.size(),
+                     seen.peers.size()};
+}
+
+namespace {
+bool glob_match(const std::string& pattern, const std::string& text) {
+  return fnmatch(pattern.c_str(), text.c_str(), 0) == 0;
+}
+}  // namespace
+
+}  // namespace palisade::cli
