@@ -34,8 +34,8 @@ uint64_t parse_time(const std::string& text) {
   if (strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr) {
     return static_cast<uint64_t>(timegm(&tm)) * 1000;
   }
-  throw CLI::ValidationError("time", "cannot parse '" + text +
-                                         "': use epoch ms, 30s/15m/2h/7d, or 2026-11-25T13:00:00Z");
+  throw CLI::ValidationError(
+      "time", "cannot parse '" + text + "': use epoch ms, 30s/15m/2h/7d, or 2026-11-25T13:00:00Z");
 }
 
 namespace {
@@ -48,7 +48,8 @@ int class_uid(const std::string& name) {
   if (name == "kernel") return 1003;
   if (name == "finding") return 2004;
   if (name.find_first_not_of("0123456789") == std::string::npos) return std::stoi(name);
-  throw CLI::ValidationError("--class", "use process, file, network, module, kernel, finding or a class_uid");
+  throw CLI::ValidationError("--class",
+                             "use process, file, network, module, kernel, finding or a class_uid");
 }
 
 void print_process(const StoredProcess& p, size_t depth) {
@@ -119,7 +120,8 @@ void add_events_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--until", flags->until, "Until: same formats as --since");
   cmd->add_option("--pid", flags->pid, "Only events of this process");
   cmd->add_option("--exe", flags->exe, "Only events whose executable matches this glob");
-  cmd->add_option("--class", flags->cls, "process, file, network, module, kernel, finding or a class_uid");
+  cmd->add_option("--class", flags->cls,
+                  "process, file, network, module, kernel, finding or a class_uid");
   cmd->add_option("--limit", flags->limit, "At most this many events (oldest first)");
   cmd->add_option("--tree", flags->tree, "Print this process's ancestry and descendants");
   cmd->add_flag("--schema", flags->schema, "Print the event reference (docs/events.md)");

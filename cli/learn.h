@@ -14,7 +14,7 @@ struct LearnOptions {
   std::string exe_glob;            // only this workload: processes (and their descendants) whose
                                    // executable matches; empty = everything on the host
   std::optional<uint64_t> since_ms;
-  unsigned duration_seconds = 0;   // observe for this long from now (a live agent records)
+  unsigned duration_seconds = 0;  // observe for this long from now (a live agent records)
   size_t limit = 1'000'000;
 };
 

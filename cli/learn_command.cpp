@@ -43,7 +43,7 @@ std::string sha256_of(const std::string& path) {
 }
 
 struct Observed {
-  std::map<std::string, std::set<std::string>> executables;  // exe -> parents seen
+  std::map<std::string, std::set<std::string>> executables;        // exe -> parents seen
   std::set<std::tuple<std::string, uint16_t, std::string>> peers;  // ip, port, protocol
   size_t events = 0;
 };
@@ -68,7 +68,8 @@ LearnResult learn_workload_policy(const LearnOptions& options) {
     if (!event || !event->process) continue;
     if (!options.exe_glob.empty() && !glob_match(options.exe_glob, event->process->exe)) {
       bool descendant = false;
-      for (const auto& a : event->lineage) descendant = descendant || glob_match(options.exe_glob, a->exe);
+      for (const auto& a : event->lineage)
+        descendant = descendant || glob_match(options.exe_glob, a->exe);
       if (!descendant) continue;
     }
     seen.events++;
@@ -120,9 +121,8 @@ LearnResult learn_workload_policy(const LearnOptions& options) {
   for (const auto& [ip, port, protocol] : seen.peers) {
     const bool v6 = ip.find(':') != std::string::npos;
     out << YAML::Flow << YAML::BeginMap << YAML::Key << "cidr" << YAML::Value
-        << ip + (v6 ? "/128" : "/32") << YAML::Key << "ports" << YAML::Value
-        << std::to_string(port) << YAML::Key << "protocol" << YAML::Value << protocol
-        << YAML::EndMap;
+        << ip + (v6 ? "/128" : "/32") << YAML::Key << "ports" << YAML::Value << std::to_string(port)
+        << YAML::Key << "protocol" << YAML::Value << protocol << YAML::EndMap;
   }
   out << YAML::EndSeq << YAML::EndMap << YAML::EndMap;
   out << YAML::EndMap << YAML::EndMap;

@@ -83,8 +83,8 @@ int main(int argc, char** argv) {
   agent->add_flag("--no-stdout", agent_flags.no_stdout, "Do not print events on stdout");
   agent->add_flag("--no-store", agent_flags.no_store, "Do not keep events in the local store");
   agent->add_option("--record", agent_flags.record, "Write raw sensor records to a capture file");
-  agent->add_option("--replay", agent_flags.replay,
-                    "Read a capture file instead of the live sensor")
+  agent
+      ->add_option("--replay", agent_flags.replay, "Read a capture file instead of the live sensor")
       ->check(CLI::ExistingFile);
   agent->add_option("--log-level", agent_flags.log_level, "trace|debug|info|warn|error");
   agent->add_option("--status-file", agent_flags.status_file, "Where to write status");
@@ -100,7 +100,8 @@ int main(int argc, char** argv) {
   auto* status = agent->add_subcommand("status", "Show the running agent's counters and losses");
   status->add_option("--status-file", status_file, "Status file written by the agent");
   status->add_flag("--json", status_json, "Print the raw status JSON");
-  status->callback([&] { exit_code = palisade::agent::print_agent_status(status_file, status_json); });
+  status->callback(
+      [&] { exit_code = palisade::agent::print_agent_status(status_file, status_json); });
   agent->callback([&] {
     if (agent->got_subcommand(status)) return;
     exit_code = run_agent_command(agent_flags);

@@ -93,8 +93,8 @@ int test(const std::vector<std::string>& files, const std::string& capture, bool
       passed++;
     } else {
       failed++;
-      std::cout << "FAIL " << r.rule->source << ":" << r.test->line << ": " << r.rule->name
-                << " / " << r.test->name << ": " << r.detail << '\n';
+      std::cout << "FAIL " << r.rule->source << ":" << r.test->line << ": " << r.rule->name << " / "
+                << r.test->name << ": " << r.detail << '\n';
     }
   }
   std::cout << passed << " passed, " << failed << " failed\n";
@@ -186,8 +186,9 @@ void add_policy_command(CLI::App& app, int& exit_code) {
   auto* test_cmd = cmd->add_subcommand(
       "test", "Run the documents' own test cases, and replay recorded events through them");
   test_cmd->add_option("files", *test_files, "Policy files or directories");
-  test_cmd->add_option("--events", *capture,
-                       "Recorded events: OCSF JSON lines (agent --json) or a capture (agent --record)")
+  test_cmd
+      ->add_option("--events", *capture,
+                   "Recorded events: OCSF JSON lines (agent --json) or a capture (agent --record)")
       ->check(CLI::ExistingFile);
   test_cmd->add_flag("!--no-default-rules", *test_defaults, "Leave the default rules out");
   test_cmd->callback([=, &exit_code] {
@@ -219,10 +220,10 @@ void add_policy_command(CLI::App& app, int& exit_code) {
       LearnOptions options = *learn;
       if (!since->empty()) options.since_ms = parse_time(*since);
       if (options.duration_seconds > 0 && !options.since_ms) {
-        options.since_ms = static_cast<uint64_t>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::system_clock::now().time_since_epoch())
-                .count());
+        options.since_ms =
+            static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count());
       }
       LearnResult result = learn_workload_policy(options);
       if (output->empty()) {

@@ -45,9 +45,9 @@ std::vector<std::byte> make_record(uint16_t kind, uint32_t tgid, uint64_t seq,
 std::vector<std::vector<std::byte>> synthetic_records() {
   std::vector<std::vector<std::byte>> records;
   for (uint32_t pid = 1; pid <= 8; ++pid) {
-    records.push_back(make_record(PAL_PROC_SNAPSHOT, pid, 0,
-                                  {"/usr/bin/level" + std::to_string(pid),
-                                   std::string("level\0--flag\0", 13), "/srv"}));
+    records.push_back(make_record(
+        PAL_PROC_SNAPSHOT, pid, 0,
+        {"/usr/bin/level" + std::to_string(pid), std::string("level\0--flag\0", 13), "/srv"}));
   }
   uint64_t seq = 1;
   for (int i = 0; i < 10000; ++i) {

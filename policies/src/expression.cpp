@@ -97,7 +97,8 @@ class Parser {
   void parse_root(std::string_view text) { expr_.root_ = parse_text(text, 0, 0); }
 
   uint32_t parse_text(std::string_view text, size_t base_column, size_t depth) {
-    if (depth > kMaxMacroDepth) throw ParseFailure{base_column, "macros nest too deeply (a cycle?)"};
+    if (depth > kMaxMacroDepth)
+      throw ParseFailure{base_column, "macros nest too deeply (a cycle?)"};
     // A macro body is parsed with its own tokens; the caller's are restored however this ends,
     // so that tokens the caller still refers to stay alive while an error propagates.
     struct Restore {
@@ -129,16 +130,19 @@ class Parser {
   }
   static std::string describe(const Token& t) {
     switch (t.type) {
-      case Tok::kLParen: return "(";
-      case Tok::kRParen: return ")";
-      case Tok::kComma: return ",";
-      case Tok::kEnd: return "end of condition";
-      default: return t.text;
+      case Tok::kLParen:
+        return "(";
+      case Tok::kRParen:
+        return ")";
+      case Tok::kComma:
+        return ",";
+      case Tok::kEnd:
+        return "end of condition";
+      default:
+        return t.text;
     }
   }
-  bool keyword(const char* word) const {
-    return peek().type == Tok::kWord && peek().text == word;
-  }
+  bool keyword(const char* word) const { return peek().type == Tok::kWord && peek().text == word; }
 
   uint32_t add(Expression::Node node) {
     expr_.nodes_.push_back(std::move(node));
@@ -191,11 +195,13 @@ class Parser {
     if (t.type == Tok::kLParen) {
       next();
       uint32_t inner = parse_or();
-      if (peek().type != Tok::kRParen) fail(peek(), "expected ')' before '" + describe(peek()) + "'");
+      if (peek().type != Tok::kRParen)
+        fail(peek(), "expected ')' before '" + describe(peek()) + "'");
       next();
       return inner;
     }
-    if (t.type != Tok::kWord) fail(t, "expected a field, a macro or '(' but found '" + describe(t) + "'");
+    if (t.type != Tok::kWord)
+      fail(t, "expected a field, a macro or '(' but found '" + describe(t) + "'");
     if (const FieldDef* field = find_field(t.text)) {
       next();
       return parse_comparison(field, t);
@@ -229,8 +235,10 @@ class Parser {
       if (t.text == "contains") return Op::kContains;
       if (t.text == "glob") return Op::kGlob;
     }
-    fail(t, "expected an operator (=, !=, <, >, <=, >=, in, startswith, endswith, contains, glob) "
-            "but found '" + describe(t) + "'");
+    fail(t,
+         "expected an operator (=, !=, <, >, <=, >=, in, startswith, endswith, contains, glob) "
+         "but found '" +
+             describe(t) + "'");
   }
 
   void set_value(Expression::Node& node, const Token& t) {
@@ -253,7 +261,8 @@ class Parser {
     for (const auto& v : values) {
       if (node.field->type == FieldType::kInt) {
         int64_t n = 0;
-        if (!parse_number(v, n)) fail(t, std::string(node.field->name) + " is a number; '" + v + "' is not");
+        if (!parse_number(v, n))
+          fail(t, std::string(node.field->name) + " is a number; '" + v + "' is not");
         node.number_set.push_back(n);
       } else {
         node.text_set.push_back(v);
@@ -266,8 +275,8 @@ class Parser {
     Expression::Node node;
     node.op = comparison_op(op_token);
     node.field = field;
-    const bool ordering = node.op == Op::kLt || node.op == Op::kGt || node.op == Op::kLe ||
-                          node.op == Op::kGe;
+    const bool ordering =
+        node.op == Op::kLt || node.op == Op::kGt || node.op == Op::kLe || node.op == Op::kGe;
     const bool textual = node.op == Op::kStartsWith || node.op == Op::kEndsWith ||
                          node.op == Op::kContains || node.op == Op::kGlob;
     if (ordering && field->type != FieldType::kInt) {
@@ -275,8 +284,8 @@ class Parser {
                          " is a string");
     }
     if (textual && field->type != FieldType::kString) {
-      fail(op_token, "'" + op_token.text + "' needs a string field; " +
-                         std::string(field->name) + " is a number");
+      fail(op_token, "'" + op_token.text + "' needs a string field; " + std::string(field->name) +
+                         " is a number");
     }
     (void)field_token;
     if (node.op == Op::kIn) {
@@ -287,7 +296,8 @@ class Parser {
         next();
         for (;;) {
           const Token& v = next();
-          if (v.type != Tok::kWord && v.type != Tok::kString) fail(v, "expected a value in the list");
+          if (v.type != Tok::kWord && v.type != Tok::kString)
+            fail(v, "expected a value in the list");
           add_set_member(node, v);
           if (peek().type == Tok::kComma) {
             next();
@@ -317,27 +327,38 @@ bool Expression::test(const Node& node, const FieldValue& v) const {
   if (!v.present) return false;  // an event without the field matches no comparison on it
   if (node.field->type == FieldType::kInt) {
     switch (node.op) {
-      case Op::kEq: return v.number == node.number;
-      case Op::kNe: return v.number != node.number;
-      case Op::kLt: return v.number < node.number;
-      case Op::kGt: return v.number > node.number;
-      case Op::kLe: return v.number <= node.number;
-      case Op::kGe: return v.number >= node.number;
+      case Op::kEq:
+        return v.number == node.number;
+      case Op::kNe:
+        return v.number != node.number;
+      case Op::kLt:
+        return v.number < node.number;
+      case Op::kGt:
+        return v.number > node.number;
+      case Op::kLe:
+        return v.number <= node.number;
+      case Op::kGe:
+        return v.number >= node.number;
       case Op::kIn:
         return std::binary_search(node.number_set.begin(), node.number_set.end(), v.number);
-      default: return false;
+      default:
+        return false;
     }
   }
   const std::string_view s = v.text;
   switch (node.op) {
-    case Op::kEq: return s == node.text;
-    case Op::kNe: return s != node.text;
+    case Op::kEq:
+      return s == node.text;
+    case Op::kNe:
+      return s != node.text;
     case Op::kIn:
       return std::binary_search(node.text_set.begin(), node.text_set.end(), s, std::less<>());
-    case Op::kStartsWith: return s.substr(0, node.text.size()) == node.text;
+    case Op::kStartsWith:
+      return s.substr(0, node.text.size()) == node.text;
     case Op::kEndsWith:
       return s.size() >= node.text.size() && s.substr(s.size() - node.text.size()) == node.text;
-    case Op::kContains: return s.find(node.text) != std::string_view::npos;
+    case Op::kContains:
+      return s.find(node.text) != std::string_view::npos;
     case Op::kGlob: {
       // fnmatch needs a terminated string; paths beyond the buffer simply do not match.
       char buffer[4097];
@@ -346,14 +367,16 @@ bool Expression::test(const Node& node, const FieldValue& v) const {
       buffer[s.size()] = '\0';
       return fnmatch(node.text.c_str(), buffer, 0) == 0;
     }
-    default: return false;
+    default:
+      return false;
   }
 }
 
 bool Expression::eval(uint32_t index, const Event& event) const {
   const Node& node = nodes_[index];
   switch (node.op) {
-    case Op::kTrue: return true;
+    case Op::kTrue:
+      return true;
     case Op::kAnd:
       for (uint32_t child : node.children) {
         if (!eval(child, event)) return false;
@@ -364,7 +387,8 @@ bool Expression::eval(uint32_t index, const Event& event) const {
         if (eval(child, event)) return true;
       }
       return false;
-    case Op::kNot: return !eval(node.children[0], event);
+    case Op::kNot:
+      return !eval(node.children[0], event);
     default:
       if (node.field->any_of != nullptr) {
         return node.field->any_of(event, [&](const FieldValue& v) { return test(node, v); });
@@ -373,7 +397,9 @@ bool Expression::eval(uint32_t index, const Event& event) const {
   }
 }
 
-bool Expression::matches(const Event& event) const { return eval(root_, event); }
+bool Expression::matches(const Event& event) const {
+  return eval(root_, event);
+}
 
 KindSet Expression::kinds_of(uint32_t index) const {
   const Node& node = nodes_[index];
@@ -395,8 +421,8 @@ KindSet Expression::kinds_of(uint32_t index) const {
       const bool by_kind = node.field->name == "event.kind";
       const bool by_class = node.field->name == "event.class";
       if (!by_kind && !by_class) return all;
-      std::vector<std::string> values = node.op == Op::kEq ? std::vector<std::string>{node.text}
-                                                           : node.text_set;
+      std::vector<std::string> values =
+          node.op == Op::kEq ? std::vector<std::string>{node.text} : node.text_set;
       KindSet k;
       for (const auto& info : agent::event_kinds()) {
         const std::string_view key =
@@ -407,11 +433,14 @@ KindSet Expression::kinds_of(uint32_t index) const {
       }
       return k;
     }
-    default: return all;
+    default:
+      return all;
   }
 }
 
-KindSet Expression::kinds() const { return kinds_of(root_); }
+KindSet Expression::kinds() const {
+  return kinds_of(root_);
+}
 
 std::optional<Expression::EqualityKey> Expression::equality_key() const {
   auto usable = [](const Node& n) {

@@ -18,8 +18,12 @@ using Visit = std::function<bool(const FieldValue&)>;
 // The initial pid namespace always has this inode number (PROC_PID_INIT_INO).
 constexpr uint32_t kHostPidNs = 0xEFFFFFFCU;
 
-FieldValue text(std::string_view s) { return FieldValue{true, s, 0}; }
-FieldValue number(int64_t n) { return FieldValue{true, {}, n}; }
+FieldValue text(std::string_view s) {
+  return FieldValue{true, s, 0};
+}
+FieldValue number(int64_t n) {
+  return FieldValue{true, {}, n};
+}
 
 bool parse_int(std::string_view s, int64_t& out) {
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -37,8 +41,12 @@ std::string_view dirname_of(std::string_view path) {
   return slash == 0 ? std::string_view("/") : path.substr(0, slash);
 }
 
-bool is_file(const Event& e) { return agent::class_of(e.kind) == EventClass::kFile; }
-bool is_net(const Event& e) { return agent::class_of(e.kind) == EventClass::kNetwork; }
+bool is_file(const Event& e) {
+  return agent::class_of(e.kind) == EventClass::kFile;
+}
+bool is_net(const Event& e) {
+  return agent::class_of(e.kind) == EventClass::kNetwork;
+}
 
 // Test events: process views are shared and immutable, so a setter replaces the view.
 ProcessView& edit(ProcessRef& ref) {
@@ -126,7 +134,9 @@ constexpr FieldDef kFields[] = {
 
     {"process.pid", FieldType::kInt, "the acting process id",
      [](const Event& e) { return number(e.task.tgid); }, nullptr,
-     [](Event& e, std::string_view s) { return set_u32(e.task.tgid, s) && set_u32(edit(e.process).pid, s); }},
+     [](Event& e, std::string_view s) {
+       return set_u32(e.task.tgid, s) && set_u32(edit(e.process).pid, s);
+     }},
     {"process.ppid", FieldType::kInt, "its parent's process id",
      [](const Event& e) { return number(e.task.ppid); }, nullptr,
      [](Event& e, std::string_view s) { return set_u32(e.task.ppid, s); }},
@@ -141,7 +151,10 @@ constexpr FieldDef kFields[] = {
      [](Event& e, std::string_view s) { return set_u32(e.task.auid, s); }},
     {"process.exe", FieldType::kString, "executable path",
      [](const Event& e) { return process_text(e.process, &ProcessView::exe); }, nullptr,
-     [](Event& e, std::string_view s) { edit(e.process).exe = std::string(s); return true; }},
+     [](Event& e, std::string_view s) {
+       edit(e.process).exe = std::string(s);
+       return true;
+     }},
     {"process.name", FieldType::kString, "executable file name (the comm when the path is unknown)",
      [](const Event& e) {
        if (e.process && !e.process->exe.empty()) return text(basename_of(e.process->exe));
@@ -150,16 +163,27 @@ constexpr FieldDef kFields[] = {
      nullptr, nullptr},
     {"process.comm", FieldType::kString, "the kernel's 15-character task name",
      [](const Event& e) { return text(e.task.comm); }, nullptr,
-     [](Event& e, std::string_view s) { e.task.comm = std::string(s); return true; }},
+     [](Event& e, std::string_view s) {
+       e.task.comm = std::string(s);
+       return true;
+     }},
     {"process.cmdline", FieldType::kString, "command line, arguments joined by spaces",
      [](const Event& e) { return process_text(e.process, &ProcessView::cmdline); }, nullptr,
-     [](Event& e, std::string_view s) { edit(e.process).cmdline = std::string(s); return true; }},
+     [](Event& e, std::string_view s) {
+       edit(e.process).cmdline = std::string(s);
+       return true;
+     }},
     {"process.cwd", FieldType::kString, "working directory at exec",
      [](const Event& e) { return process_text(e.process, &ProcessView::cwd); }, nullptr,
-     [](Event& e, std::string_view s) { edit(e.process).cwd = std::string(s); return true; }},
+     [](Event& e, std::string_view s) {
+       edit(e.process).cwd = std::string(s);
+       return true;
+     }},
     {"process.in_container", FieldType::kInt,
      "1 when the process is in a pid namespace other than the host's (a container)",
-     [](const Event& e) { return number(e.task.pid_ns != 0 && e.task.pid_ns != kHostPidNs ? 1 : 0); },
+     [](const Event& e) {
+       return number(e.task.pid_ns != 0 && e.task.pid_ns != kHostPidNs ? 1 : 0);
+     },
      nullptr,
      [](Event& e, std::string_view s) {
        e.task.pid_ns = s == "1" ? kHostPidNs + 1 : kHostPidNs;
@@ -175,7 +199,10 @@ constexpr FieldDef kFields[] = {
      }},
     {"parent.exe", FieldType::kString, "the parent's executable path",
      [](const Event& e) { return process_text(e.parent, &ProcessView::exe); }, nullptr,
-     [](Event& e, std::string_view s) { edit(e.parent).exe = std::string(s); return true; }},
+     [](Event& e, std::string_view s) {
+       edit(e.parent).exe = std::string(s);
+       return true;
+     }},
     {"parent.name", FieldType::kString, "the parent's executable file name",
      [](const Event& e) {
        return e.parent ? text(basename_of(e.parent->exe.empty() ? e.parent->comm : e.parent->exe))
@@ -184,7 +211,10 @@ constexpr FieldDef kFields[] = {
      nullptr, nullptr},
     {"parent.cmdline", FieldType::kString, "the parent's command line",
      [](const Event& e) { return process_text(e.parent, &ProcessView::cmdline); }, nullptr,
-     [](Event& e, std::string_view s) { edit(e.parent).cmdline = std::string(s); return true; }},
+     [](Event& e, std::string_view s) {
+       edit(e.parent).cmdline = std::string(s);
+       return true;
+     }},
     {"ancestor.exe", FieldType::kString,
      "any ancestor's executable path (parent up to init); a test matches if any ancestor does",
      [](const Event&) { return FieldValue{}; }, any_ancestor_exe, set_ancestor_exe},
@@ -193,7 +223,11 @@ constexpr FieldDef kFields[] = {
      [](const Event& e) {
        return e.kind == EventKind::kProcessExec ? text(e.exec_filename) : FieldValue{};
      },
-     nullptr, [](Event& e, std::string_view s) { e.exec_filename = std::string(s); return true; }},
+     nullptr,
+     [](Event& e, std::string_view s) {
+       e.exec_filename = std::string(s);
+       return true;
+     }},
     {"exec.stdio_socket", FieldType::kInt,
      "1 when stdin, stdout or stderr of the new program is a socket (a reverse shell's mark)",
      [](const Event& e) {
@@ -213,7 +247,11 @@ constexpr FieldDef kFields[] = {
        if (is_file(e) || e.kind == EventKind::kPrivModule) return text(e.path);
        return FieldValue{};
      },
-     nullptr, [](Event& e, std::string_view s) { e.path = std::string(s); return true; }},
+     nullptr,
+     [](Event& e, std::string_view s) {
+       e.path = std::string(s);
+       return true;
+     }},
     {"file.name", FieldType::kString, "its file name",
      [](const Event& e) { return is_file(e) ? text(basename_of(e.path)) : FieldValue{}; }, nullptr,
      nullptr},
@@ -221,10 +259,12 @@ constexpr FieldDef kFields[] = {
      [](const Event& e) { return is_file(e) ? text(dirname_of(e.path)) : FieldValue{}; }, nullptr,
      nullptr},
     {"file.new_path", FieldType::kString, "rename destination",
-     [](const Event& e) {
-       return e.kind == EventKind::kFileRename ? text(e.path2) : FieldValue{};
-     },
-     nullptr, [](Event& e, std::string_view s) { e.path2 = std::string(s); return true; }},
+     [](const Event& e) { return e.kind == EventKind::kFileRename ? text(e.path2) : FieldValue{}; },
+     nullptr,
+     [](Event& e, std::string_view s) {
+       e.path2 = std::string(s);
+       return true;
+     }},
     {"file.target", FieldType::kString,
      "the path the file ends up at: rename destination, else file.path",
      [](const Event& e) {
@@ -288,7 +328,9 @@ constexpr FieldDef kFields[] = {
 
 }  // namespace
 
-std::span<const FieldDef> fields() { return kFields; }
+std::span<const FieldDef> fields() {
+  return kFields;
+}
 
 std::string render_fields_markdown() {
   std::string out =

@@ -13,11 +13,14 @@ constexpr size_t kMaxThresholdKeys = 16384;  // per rule
 
 uint64_t threshold_key(Threshold::By by, const Event& e) {
   switch (by) {
-    case Threshold::By::kProcess: return (uint64_t{e.task.tgid} << 32) ^ e.task.start_ns;
-    case Threshold::By::kParent: return e.task.ppid;
+    case Threshold::By::kProcess:
+      return (uint64_t{e.task.tgid} << 32) ^ e.task.start_ns;
+    case Threshold::By::kParent:
+      return e.task.ppid;
     case Threshold::By::kUser:
       return e.task.auid != agent::TaskIdentity::kNoLoginUid ? e.task.auid : e.task.uid;
-    case Threshold::By::kGlobal: return 0;
+    case Threshold::By::kGlobal:
+      return 0;
   }
   return 0;
 }
@@ -47,21 +50,30 @@ void append_value(std::string& out, const FieldDef& field, const Event& event) {
 
 std::string_view severity_name(Severity s) {
   switch (s) {
-    case Severity::kInformational: return "Informational";
-    case Severity::kLow: return "Low";
-    case Severity::kMedium: return "Medium";
-    case Severity::kHigh: return "High";
-    case Severity::kCritical: return "Critical";
+    case Severity::kInformational:
+      return "Informational";
+    case Severity::kLow:
+      return "Low";
+    case Severity::kMedium:
+      return "Medium";
+    case Severity::kHigh:
+      return "High";
+    case Severity::kCritical:
+      return "Critical";
   }
   return "Unknown";
 }
 
 std::string_view response_name(Response r) {
   switch (r) {
-    case Response::kAlert: return "alert";
-    case Response::kKill: return "kill";
-    case Response::kIsolate: return "isolate";
-    case Response::kQuarantine: return "quarantine";
+    case Response::kAlert:
+      return "alert";
+    case Response::kKill:
+      return "kill";
+    case Response::kIsolate:
+      return "isolate";
+    case Response::kQuarantine:
+      return "quarantine";
   }
   return "alert";
 }
@@ -92,14 +104,14 @@ std::string render_template(const std::string& output, const Event& event) {
   return out;
 }
 
-bool PolicySet::passes(DetectionRule& rule, RuleState& state, const Event& event,
-                       uint32_t& count) {
+bool PolicySet::passes(DetectionRule& rule, RuleState& state, const Event& event, uint32_t& count) {
   if (!rule.threshold) return true;
   const Threshold& t = *rule.threshold;
   const uint64_t now = event.mono_ns;
   if (state.windows.size() >= kMaxThresholdKeys) {
     // Bounded state: drop windows that have run out; if all are live, start over (counted).
-    std::erase_if(state.windows, [&](const auto& kv) { return now - kv.second.start_ns > t.window_ns; });
+    std::erase_if(state.windows,
+                  [&](const auto& kv) { return now - kv.second.start_ns > t.window_ns; });
     if (state.windows.size() >= kMaxThresholdKeys) {
       threshold_evictions_ += state.windows.size();
       state.windows.clear();
@@ -171,10 +183,11 @@ void PolicySet::evaluate_workloads(const Event& event, std::vector<Finding>& out
     const bool egress_check = connect && policy->has_egress;
     if (!process_check && !egress_check) continue;
     if (!selects_process(*policy, event)) continue;
-    std::string reason = process_check ? process_violation(*policy, event)
-                                       : egress_violation(*policy, event);
+    std::string reason =
+        process_check ? process_violation(*policy, event) : egress_violation(*policy, event);
     if (reason.empty()) continue;
-    const std::string name = "workload-policy/" + policy->name + (process_check ? "/process" : "/egress");
+    const std::string name =
+        "workload-policy/" + policy->name + (process_check ? "/process" : "/egress");
     const DetectionRule* rule = nullptr;
     for (const auto& r : workload_rules_) {
       if (r->name == name) rule = r.get();

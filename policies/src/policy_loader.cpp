@@ -1,8 +1,7 @@
 // Parses and validates policy documents (YAML, Kubernetes style) and compiles them.
-#include <yaml-cpp/yaml.h>
-
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <yaml-cpp/yaml.h>
 
 #include <charconv>
 #include <cstdio>
@@ -97,8 +96,8 @@ std::vector<DocumentText> split_documents(const std::string& stream) {
     size_t end = stream.find('\n', pos);
     if (end == std::string::npos) end = stream.size();
     std::string line = stream.substr(pos, end - pos);
-    const bool separator = line.rfind("---", 0) == 0 &&
-                           (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+    const bool separator = line.rfind("---", 0) == 0 && (line.size() == 3 || line[3] == ' ' ||
+                                                         line[3] == '\t' || line[3] == '\r');
     const bool terminator = line.rfind("...", 0) == 0 && (line.size() == 3 || line[3] == ' ');
     if (separator || terminator) {
       docs.push_back(std::move(current));
@@ -140,12 +139,13 @@ struct ParsedDocument {
   int line;
 };
 
-uint64_t parse_duration_ns(const DocumentReader& r, const YAML::Node& node, const std::string& field) {
+uint64_t parse_duration_ns(const DocumentReader& r, const YAML::Node& node,
+                           const std::string& field) {
   const std::string text = node.as<std::string>();
   uint64_t value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   const std::string unit(end, text.data() + text.size());
-  uint64_t scale = unit == "ms" ? 1'000'000ULL
+  uint64_t scale = unit == "ms"  ? 1'000'000ULL
                    : unit == "s" ? 1'000'000'000ULL
                    : unit == "m" ? 60'000'000'000ULL
                    : unit == "h" ? 3'600'000'000'000ULL
@@ -163,7 +163,8 @@ Severity parse_severity(const DocumentReader& r, const YAML::Node& node) {
   if (s == "medium") return Severity::kMedium;
   if (s == "high") return Severity::kHigh;
   if (s == "critical") return Severity::kCritical;
-  r.fail(node, "spec.severity", "expected informational, low, medium, high or critical, got '" + s + "'");
+  r.fail(node, "spec.severity",
+         "expected informational, low, medium, high or critical, got '" + s + "'");
 }
 
 Response parse_response(const DocumentReader& r, const YAML::Node& node) {
@@ -184,10 +185,11 @@ Expression compile_condition(const DocumentReader& r, const YAML::Node& node,
   if (auto* error = std::get_if<CompileError>(&result)) {
     // Quoted scalars start one column later; block scalars start on the next line (the column
     // is then approximate).
-    const bool quoted = node.Tag() == "!" ;
-    r.fail(node, field, error->message + " (at column " + std::to_string(error->column + 1) +
-                            " of the condition)",
-           error->column + (quoted ? 1 : 0));
+    const bool quoted = node.Tag() == "!";
+    r.fail(
+        node, field,
+        error->message + " (at column " + std::to_string(error->column + 1) + " of the condition)",
+        error->column + (quoted ? 1 : 0));
   }
   return std::get<Expression>(std::move(result));
 }
@@ -196,7 +198,8 @@ void validate_template(const DocumentReader& r, const YAML::Node& node, const st
   size_t pos = 0;
   while ((pos = text.find('{', pos)) != std::string::npos) {
     size_t end = text.find('}', pos);
-    if (end == std::string::npos) r.fail(node, "spec.output", "unclosed '{' in the output template");
+    if (end == std::string::npos)
+      r.fail(node, "spec.output", "unclosed '{' in the output template");
     const std::string name = text.substr(pos + 1, end - pos - 1);
     if (find_field(name) == nullptr) {
       r.fail(node, "spec.output", "unknown field '{" + name + "}' in the output template");
@@ -209,8 +212,8 @@ std::unique_ptr<DetectionRule> compile_rule(const DocumentReader& r, const Parse
                                             const Definitions& defs) {
   const YAML::Node& spec = doc.spec;
   r.known_keys(spec, "spec",
-               {"description", "condition", "output", "severity", "tags", "exceptions",
-                "response", "threshold", "tests"});
+               {"description", "condition", "output", "severity", "tags", "exceptions", "response",
+                "threshold", "tests"});
   auto rule = std::make_unique<DetectionRule>();
   rule->name = doc.name;
   rule->source = r.source();
@@ -224,7 +227,8 @@ std::unique_ptr<DetectionRule> compile_rule(const DocumentReader& r, const Parse
   if (spec["response"]) rule->response = parse_response(r, spec["response"]);
   rule->tags = r.strings_at(spec, "spec", "tags");
   if (const YAML::Node exceptions = spec["exceptions"]) {
-    if (!exceptions.IsSequence()) r.fail(exceptions, "spec.exceptions", "expected a list of conditions");
+    if (!exceptions.IsSequence())
+      r.fail(exceptions, "spec.exceptions", "expected a list of conditions");
     for (const auto& e : exceptions) {
       rule->exceptions.push_back(compile_condition(r, e, "spec.exceptions[]", defs));
     }
@@ -267,13 +271,15 @@ std::unique_ptr<DetectionRule> compile_rule(const DocumentReader& r, const Parse
       }
       tc.expect_match = expect == "match";
       const YAML::Node event = t["event"];
-      if (!event || !event.IsMap()) r.fail(t, "spec.tests[].event", "expected a mapping of field: value");
+      if (!event || !event.IsMap())
+        r.fail(t, "spec.tests[].event", "expected a mapping of field: value");
       for (const auto& kv : event) {
         const std::string field = kv.first.as<std::string>();
         const FieldDef* def = find_field(field);
         if (def == nullptr) r.fail(kv.first, "spec.tests[].event", "unknown field '" + field + "'");
         if (def->assign == nullptr) {
-          r.fail(kv.first, "spec.tests[].event", "'" + field + "' is derived; set the field it comes from");
+          r.fail(kv.first, "spec.tests[].event",
+                 "'" + field + "' is derived; set the field it comes from");
         }
         const YAML::Node value = kv.second;
         if (value.IsSequence()) {  // multi-valued (ancestor.exe)
@@ -331,7 +337,9 @@ NetworkRule parse_network_rule(const DocumentReader& r, const YAML::Node& node,
     bool ok = dash == std::string::npos ? parse(view, low) && parse(view, high)
                                         : parse(view.substr(0, dash), low) &&
                                               parse(view.substr(dash + 1), high) && low <= high;
-    if (!ok) r.fail(ports, field + ".ports", "expected a port or a range like 8000-8080, got '" + text + "'");
+    if (!ok)
+      r.fail(ports, field + ".ports",
+             "expected a port or a range like 8000-8080, got '" + text + "'");
     rule.port_low = static_cast<uint16_t>(low);
     rule.port_high = static_cast<uint16_t>(high);
     rule.text += (rule.text.empty() ? "*:" : ":") + text;
@@ -351,7 +359,8 @@ NetworkRule parse_network_rule(const DocumentReader& r, const YAML::Node& node,
   return rule;
 }
 
-std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r, const ParsedDocument& doc) {
+std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r,
+                                                 const ParsedDocument& doc) {
   const YAML::Node& spec = doc.spec;
   r.known_keys(spec, "spec", {"selector", "mode", "process", "network", "files"});
   auto policy = std::make_unique<WorkloadPolicy>();
@@ -368,14 +377,17 @@ std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r, const 
                                 selector["container"] || selector["image"] || selector["vm"];
   const Mode mode = spec["mode"] ? parse_mode(r, spec["mode"], "spec.mode") : Mode::kAudit;
   if (spec["files"]) {
-    r.fail(spec["files"], "spec.files", "file-integrity sections are not supported by this version yet");
+    r.fail(spec["files"], "spec.files",
+           "file-integrity sections are not supported by this version yet");
   }
   if (const YAML::Node process = spec["process"]) {
     r.known_keys(process, "spec.process", {"mode", "allow"});
     policy->has_process = true;
-    policy->process_mode = process["mode"] ? parse_mode(r, process["mode"], "spec.process.mode") : mode;
+    policy->process_mode =
+        process["mode"] ? parse_mode(r, process["mode"], "spec.process.mode") : mode;
     const YAML::Node allow = process["allow"];
-    if (!allow || !allow.IsSequence()) r.fail(process, "spec.process.allow", "expected a list of executables");
+    if (!allow || !allow.IsSequence())
+      r.fail(process, "spec.process.allow", "expected a list of executables");
     for (const auto& item : allow) {
       r.known_keys(item, "spec.process.allow[]", {"path", "parents", "users", "sha256"});
       ProcessAllowEntry entry;
@@ -385,7 +397,8 @@ std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r, const 
         uint32_t uid = 0;
         auto [end, ec] = std::from_chars(u.data(), u.data() + u.size(), uid);
         if (ec != std::errc() || end != u.data() + u.size()) {
-          r.fail(item["users"], "spec.process.allow[].users", "expected numeric uids, got '" + u + "'");
+          r.fail(item["users"], "spec.process.allow[].users",
+                 "expected numeric uids, got '" + u + "'");
         }
         entry.users.push_back(uid);
       }
@@ -401,13 +414,15 @@ std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r, const 
   if (const YAML::Node network = spec["network"]) {
     r.known_keys(network, "spec.network", {"mode", "egress", "ingress"});
     if (network["ingress"]) {
-      r.fail(network["ingress"], "spec.network.ingress", "ingress rules are not supported by this version yet");
+      r.fail(network["ingress"], "spec.network.ingress",
+             "ingress rules are not supported by this version yet");
     }
     const YAML::Node egress = network["egress"];
     if (!egress) r.fail(network, "spec.network.egress", "required field is missing");
     r.known_keys(egress, "spec.network.egress", {"default", "allow", "deny"});
     policy->has_egress = true;
-    policy->egress_mode = network["mode"] ? parse_mode(r, network["mode"], "spec.network.mode") : mode;
+    policy->egress_mode =
+        network["mode"] ? parse_mode(r, network["mode"], "spec.network.mode") : mode;
     const std::string def = egress["default"] ? egress["default"].as<std::string>() : "deny";
     if (def != "deny" && def != "allow") {
       r.fail(egress["default"], "spec.network.egress.default", "expected deny or allow");
@@ -416,7 +431,8 @@ std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r, const 
     for (const char* list : {"allow", "deny"}) {
       const YAML::Node rules = egress[list];
       if (!rules) continue;
-      if (!rules.IsSequence()) r.fail(rules, std::string("spec.network.egress.") + list, "expected a list");
+      if (!rules.IsSequence())
+        r.fail(rules, std::string("spec.network.egress.") + list, "expected a list");
       for (const auto& item : rules) {
         auto rule = parse_network_rule(r, item, std::string("spec.network.egress.") + list + "[]");
         (std::string(list) == "allow" ? policy->egress_allow : policy->egress_deny).push_back(rule);
@@ -457,8 +473,8 @@ std::string fnv_digest(const std::vector<PolicySource>& sources) {
 }  // namespace
 
 std::string Diagnostic::to_string() const {
-  return source + ":" + std::to_string(line) + ":" + std::to_string(column) + ": error: " +
-         field + ": " + message;
+  return source + ":" + std::to_string(line) + ":" + std::to_string(column) + ": error: " + field +
+         ": " + message;
 }
 
 std::shared_ptr<PolicySet> PolicySet::compile(const std::vector<PolicySource>& sources,
@@ -484,14 +500,16 @@ std::shared_ptr<PolicySet> PolicySet::compile(const std::vector<PolicySource>& s
           continue;
         }
         if (!doc || !doc.IsMap()) {
-          errors.push_back(Diagnostic{source.name, piece.first_line + 1, 1, "(document)",
-                                      "expected a mapping with apiVersion, kind, metadata and spec"});
+          errors.push_back(
+              Diagnostic{source.name, piece.first_line + 1, 1, "(document)",
+                         "expected a mapping with apiVersion, kind, metadata and spec"});
           continue;
         }
         r.known_keys(doc, "", {"apiVersion", "kind", "metadata", "spec"});
         const std::string api = r.string_at(doc, "", "apiVersion", true);
         if (api != kApiVersion) {
-          r.fail(doc["apiVersion"], "apiVersion", "expected " + std::string(kApiVersion) + ", got '" + api + "'");
+          r.fail(doc["apiVersion"], "apiVersion",
+                 "expected " + std::string(kApiVersion) + ", got '" + api + "'");
         }
         ParsedDocument parsed;
         parsed.kind = r.string_at(doc, "", "kind", true);

@@ -15,7 +15,8 @@ bool glob(const std::string& pattern, const std::string& text) {
 bool prefix_matches(const std::array<uint8_t, 16>& want, const std::array<uint8_t, 16>& have,
                     uint8_t prefix) {
   const size_t bytes = prefix / 8;
-  if (!std::equal(want.begin(), want.begin() + static_cast<long>(bytes), have.begin())) return false;
+  if (!std::equal(want.begin(), want.begin() + static_cast<long>(bytes), have.begin()))
+    return false;
   const unsigned bits = prefix % 8;
   if (bits == 0) return true;
   const auto mask = static_cast<uint8_t>(0xff << (8 - bits));

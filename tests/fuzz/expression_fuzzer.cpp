@@ -16,7 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     d.macros["nested"] = "is_exec and process.name in (shells)";
     return d;
   }();
-  auto compiled = compile_expression(std::string_view(reinterpret_cast<const char*>(data), size), defs);
+  auto compiled =
+      compile_expression(std::string_view(reinterpret_cast<const char*>(data), size), defs);
   if (auto* expr = std::get_if<Expression>(&compiled)) {
     for (const auto& info : palisade::agent::event_kinds()) {
       palisade::agent::Event event;

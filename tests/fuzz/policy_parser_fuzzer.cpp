@@ -22,7 +22,8 @@ metadata: {name: is_exec}
 spec: {condition: event.kind = exec}
 )"};
   std::vector<PolicySource> sources{kDefinitions};
-  sources.push_back(PolicySource{"fuzz.yaml", std::string(reinterpret_cast<const char*>(data), size)});
+  sources.push_back(
+      PolicySource{"fuzz.yaml", std::string(reinterpret_cast<const char*>(data), size)});
   auto set = PolicySet::compile(sources, errors);
   if (set) set->run_embedded_tests();
   return 0;

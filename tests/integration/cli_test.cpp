@@ -99,10 +99,15 @@ class CliTest : public ::testing::Test {
   }
 
   void start_agent(std::vector<std::string> extra) {
-    std::vector<std::string> argv = {kCli,        "agent",        "--no-stdout",
-                                     "--json",    (dir / "events.jsonl").string(),
-                                     "--store",   (dir / "events.db").string(),
-                                     "--status-file", (dir / "status.json").string()};
+    std::vector<std::string> argv = {kCli,
+                                     "agent",
+                                     "--no-stdout",
+                                     "--json",
+                                     (dir / "events.jsonl").string(),
+                                     "--store",
+                                     (dir / "events.db").string(),
+                                     "--status-file",
+                                     (dir / "status.json").string()};
     argv.insert(argv.end(), extra.begin(), extra.end());
     agent = spawn(argv, dir / "agent.log");
     ASSERT_TRUE(wait_until([&] { return fs::exists(dir / "status.json"); }))
@@ -203,8 +208,9 @@ TEST_F(CliTest, BadConfigurationFailsWithFileLineAndField) {
   int status = 0;
   waitpid(pid, &status, 0);
   EXPECT_EQ(WEXITSTATUS(status), 2);
-  EXPECT_NE(slurp(dir / "err.log").find((dir / "bad.yaml").string() + ":2:19: sensor.argv_max_bytes"),
-            std::string::npos)
+  EXPECT_NE(
+      slurp(dir / "err.log").find((dir / "bad.yaml").string() + ":2:19: sensor.argv_max_bytes"),
+      std::string::npos)
       << slurp(dir / "err.log");
 }
 
@@ -315,10 +321,10 @@ spec:
 
   // Findings are in the store as well.
   std::string stored;
-  ASSERT_EQ(run_capture({kCli, "events", "--db", (dir / "events.db").string(), "--class",
-                         "finding"},
-                        stored),
-            0);
+  ASSERT_EQ(
+      run_capture({kCli, "events", "--db", (dir / "events.db").string(), "--class", "finding"},
+                  stored),
+      0);
   EXPECT_GE(std::count(stored.begin(), stored.end(), '\n'), 4);
 }
 
@@ -330,7 +336,8 @@ TEST_F(CliTest, PolicyLintReportsCompilerStyleErrors) {
   int status = 0;
   waitpid(pid, &status, 0);
   EXPECT_EQ(WEXITSTATUS(status), 1);
-  EXPECT_NE(slurp(dir / "lint.log").find("bad.yaml:5:14: error: spec.condition: unknown field or macro 'proces.exe'"),
+  EXPECT_NE(slurp(dir / "lint.log")
+                .find("bad.yaml:5:14: error: spec.condition: unknown field or macro 'proces.exe'"),
             std::string::npos)
       << slurp(dir / "lint.log");
   std::string out;

@@ -1,5 +1,7 @@
 // Runs the real eBPF sensor against real programs and asserts the exact events, with ancestry.
 // Needs root (CAP_BPF, CAP_PERFMON, tracefs); CI runs as root, so these must not skip there.
+#include "palisade/agent/sensor.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -23,7 +25,6 @@
 
 #include "palisade/agent/ocsf.h"
 #include "palisade/agent/pipeline.h"
-#include "palisade/agent/sensor.h"
 
 namespace palisade::agent {
 namespace {
@@ -204,24 +205,27 @@ TEST_F(SensorTest, FileScriptProducesCreateRenameChmodDelete) {
   const std::string d = dir.string();
   run({"/bin/sh", "-c",
        "cd " + d + " && echo data > a.txt && mv a.txt b.txt && chmod 600 b.txt && rm b.txt"});
-  auto opened = wait_for([&](const Event& e) {
-    return e.kind == EventKind::kFileOpen && e.path == d + "/a.txt";
-  });
+  auto opened = wait_for(
+      [&](const Event& e) { return e.kind == EventKind::kFileOpen && e.path == d + "/a.txt"; });
   ASSERT_EQ(opened.size(), 1U);
-  EXPECT_EQ(opened[0].flags & (O_WRONLY | O_CREAT | O_TRUNC), unsigned{O_WRONLY | O_CREAT | O_TRUNC});
+  EXPECT_EQ(opened[0].flags & (O_WRONLY | O_CREAT | O_TRUNC),
+            unsigned{O_WRONLY | O_CREAT | O_TRUNC});
   EXPECT_GE(opened[0].result, 0);
 
-  auto renamed = wait_for([&](const Event& e) { return e.kind == EventKind::kFileRename && e.path == d + "/a.txt"; });
+  auto renamed = wait_for(
+      [&](const Event& e) { return e.kind == EventKind::kFileRename && e.path == d + "/a.txt"; });
   ASSERT_EQ(renamed.size(), 1U);
   EXPECT_EQ(renamed[0].path2, d + "/b.txt");
   EXPECT_EQ(renamed[0].process->exe, fs::canonical("/bin/mv").string());
   EXPECT_EQ(renamed[0].result, 0);
 
-  auto chmoded = wait_for([&](const Event& e) { return e.kind == EventKind::kFileChmod && e.path == d + "/b.txt"; });
+  auto chmoded = wait_for(
+      [&](const Event& e) { return e.kind == EventKind::kFileChmod && e.path == d + "/b.txt"; });
   ASSERT_EQ(chmoded.size(), 1U);
   EXPECT_EQ(chmoded[0].mode & 07777U, 0600U);
 
-  auto deleted = wait_for([&](const Event& e) { return e.kind == EventKind::kFileUnlink && e.path == d + "/b.txt"; });
+  auto deleted = wait_for(
+      [&](const Event& e) { return e.kind == EventKind::kFileUnlink && e.path == d + "/b.txt"; });
   ASSERT_EQ(deleted.size(), 1U);
   EXPECT_EQ(deleted[0].process->exe, fs::canonical("/bin/rm").string());
   EXPECT_TRUE(lineage_has_pid(deleted[0], static_cast<uint32_t>(getpid())));
@@ -276,9 +280,11 @@ TEST_F(SensorTest, MassDeletionIsABurstByOneProcessWithZeroLoss) {
     }
   }
   if (!login_set) std::cerr << "note: this kernel has no audit login uid; auid not checked\n";
-  auto rmdirs = wait_for([&](const Event& e) {
-    return e.kind == EventKind::kFileRmdir && e.task.tgid == static_cast<uint32_t>(rm);
-  }, 11);
+  auto rmdirs = wait_for(
+      [&](const Event& e) {
+        return e.kind == EventKind::kFileRmdir && e.task.tgid == static_cast<uint32_t>(rm);
+      },
+      11);
   EXPECT_EQ(rmdirs.size(), 11U);
   EXPECT_EQ(SensorEnvironment::get().stats().classes[1].lost, lost_before);
   EXPECT_EQ(SensorEnvironment::get().sensor->counters().kernel_drops[1], 0U);
@@ -361,7 +367,8 @@ TEST_F(SensorTest, PtraceAttachNamesTracerAndTarget) {
   }
   // The target must have exec'd (and been seen doing so) before it is attached to.
   ASSERT_EQ(wait_for([&](const Event& e) {
-              return e.kind == EventKind::kProcessExec && e.task.tgid == static_cast<uint32_t>(target);
+              return e.kind == EventKind::kProcessExec &&
+                     e.task.tgid == static_cast<uint32_t>(target);
             }).size(),
             1U);
   pid_t tracer = in_child([target] {
@@ -439,7 +446,8 @@ TEST_F(SensorTest, OwnActivityIsFilteredInTheKernel) {
   const std::string own = (dir / "self.txt").string();
   // Something observable from a child marks the point by which our own write would have arrived.
   run({"/bin/sh", "-c", "echo x > " + (dir / "marker").string()});
-  ASSERT_EQ(wait_for([&](const Event& e) { return e.path == (dir / "marker").string(); }).size(), 1U);
+  ASSERT_EQ(wait_for([&](const Event& e) { return e.path == (dir / "marker").string(); }).size(),
+            1U);
   EXPECT_TRUE(recorder().matching([&](const Event& e) { return e.path == own; }).empty());
 }
 

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "palisade/policies/expression.h"
+
+#include <gtest/gtest.h>
 
 namespace palisade::policies {
 namespace {

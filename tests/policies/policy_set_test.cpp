@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "palisade/policies/policy_set.h"
+
+#include <gtest/gtest.h>
 
 namespace palisade::policies {
 namespace {
@@ -62,7 +62,8 @@ spec:
 
   errors = compile_errors("apiVersion: v2\nkind: DetectionRule\nmetadata: {name: a}\nspec: {}\n");
   EXPECT_NE(errors[0].message.find("expected palisade.dev/v1"), std::string::npos);
-  errors = compile_errors("apiVersion: palisade.dev/v1\nkind: Rule\nmetadata: {name: a}\nspec: {}\n");
+  errors =
+      compile_errors("apiVersion: palisade.dev/v1\nkind: Rule\nmetadata: {name: a}\nspec: {}\n");
   EXPECT_NE(errors[0].message.find("unknown kind 'Rule'"), std::string::npos);
   errors = compile_errors("key: [unclosed\n");
   EXPECT_EQ(errors[0].field, "(yaml)");

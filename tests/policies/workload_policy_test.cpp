@@ -72,8 +72,9 @@ TEST(WorkloadPolicy, AllowlistDecisionsCarryTheirReasonAndMode) {
   ASSERT_EQ(shell.size(), 1U);
   EXPECT_EQ(shell[0].verdict, "would block (audit)");
   EXPECT_EQ(shell[0].rule->name, "workload-policy/web/process");
-  EXPECT_NE(shell[0].message.find("executable /tmp/sh (parent /usr/sbin/nginx, uid 33) matches no entry"),
-            std::string::npos)
+  EXPECT_NE(
+      shell[0].message.find("executable /tmp/sh (parent /usr/sbin/nginx, uid 33) matches no entry"),
+      std::string::npos)
       << shell[0].message;
 }
 
@@ -84,8 +85,10 @@ TEST(WorkloadPolicy, EgressByCidrPortProtocolWithDenyFirst) {
   EXPECT_TRUE(run(*set, connect("2001:db8::7", 443)).empty());
   auto other_port = run(*set, connect("10.1.2.3", 22));
   ASSERT_EQ(other_port.size(), 1U);
-  EXPECT_EQ(other_port[0].verdict, "block (enforce)") << "the section's mode overrides the policy's";
-  EXPECT_NE(other_port[0].message.find("10.1.2.3:22/tcp matches no egress allow rule"), std::string::npos);
+  EXPECT_EQ(other_port[0].verdict, "block (enforce)")
+      << "the section's mode overrides the policy's";
+  EXPECT_NE(other_port[0].message.find("10.1.2.3:22/tcp matches no egress allow rule"),
+            std::string::npos);
   auto denied = run(*set, connect("10.9.0.1", 5432));
   ASSERT_EQ(denied.size(), 1U);
   EXPECT_NE(denied[0].message.find("matches deny rule 10.9.0.0/16"), std::string::npos);
@@ -115,8 +118,9 @@ TEST(WorkloadPolicy, SchemaErrorsArePrecise) {
   bad = kPolicy;
   bad.replace(bad.find("mode: audit"), 11, "mode: strict");
   EXPECT_FALSE(PolicySet::compile({PolicySource{"web.yaml", bad}}, errors));
-  EXPECT_NE(errors.at(0).to_string().find("web.yaml:6:9: error: spec.mode: expected audit or enforce"),
-            std::string::npos)
+  EXPECT_NE(
+      errors.at(0).to_string().find("web.yaml:6:9: error: spec.mode: expected audit or enforce"),
+      std::string::npos)
       << errors.at(0).to_string();
 }
 

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "palisade/agent/config.h"
+
+#include <gtest/gtest.h>
 
 namespace palisade::agent {
 namespace {
@@ -32,8 +32,10 @@ void expect_error(const std::string& yaml, const std::string& expected) {
 }
 
 TEST(Config, ErrorsNameFileLineColumnAndField) {
-  expect_error("store:\n  max_age_hourz: 3\n", "/etc/palisade/agent.yaml:2:3: store.max_age_hourz: unknown key");
-  expect_error("sensor:\n  argv_max_bytes: lots\n", "agent.yaml:2:19: sensor.argv_max_bytes: expected a number");
+  expect_error("store:\n  max_age_hourz: 3\n",
+               "/etc/palisade/agent.yaml:2:3: store.max_age_hourz: unknown key");
+  expect_error("sensor:\n  argv_max_bytes: lots\n",
+               "agent.yaml:2:19: sensor.argv_max_bytes: expected a number");
   expect_error("sensor:\n  ring_buffer_mib: 3\n", "sensor.ring_buffer_mib: must be a power of two");
   expect_error("sensor:\n  file_exclude_prefixes: [proc]\n", "path prefix must be absolute");
   expect_error("output: [\n", "YAML syntax error");

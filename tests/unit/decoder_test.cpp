@@ -1,6 +1,7 @@
+#include "decode/decoder.h"
+
 #include <gtest/gtest.h>
 
-#include "decode/decoder.h"
 #include "test_records.h"
 
 namespace palisade::agent {

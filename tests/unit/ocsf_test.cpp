@@ -1,9 +1,10 @@
+#include "palisade/agent/ocsf.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
 #include "output/json_writer.h"
-#include "palisade/agent/ocsf.h"
 #include "palisade/agent/pipeline.h"
 #include "test_records.h"
 

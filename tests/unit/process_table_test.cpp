@@ -1,7 +1,8 @@
+#include "palisade/agent/process_table.h"
+
 #include <gtest/gtest.h>
 
 #include "palisade/agent/pipeline.h"
-#include "palisade/agent/process_table.h"
 #include "test_records.h"
 
 namespace palisade::agent {
@@ -22,8 +23,8 @@ class ProcessTableTest : public ::testing::Test {
   void feed(const std::vector<std::byte>& record) { pipeline.handle(record); }
   const Event& last() { return sink.events.back(); }
 
-  ProcessTable table{ProcessTableLimits{.max_entries = 1000, .max_bytes = 1U << 20,
-                                        .linger_ns = 5 * kSecond, .max_lineage = 64}};
+  ProcessTable table{ProcessTableLimits{
+      .max_entries = 1000, .max_bytes = 1U << 20, .linger_ns = 5 * kSecond, .max_lineage = 64}};
   Collector sink;
   Pipeline pipeline{table, {&sink}};
 };
@@ -122,8 +123,8 @@ TEST_F(ProcessTableTest, EventsHandedOutKeepTheirViewAcrossALaterExec) {
 }
 
 TEST(ProcessTableLimitsTest, HardCapBoundsEntries) {
-  ProcessTable table(ProcessTableLimits{.max_entries = 100, .max_bytes = 1U << 30,
-                                        .linger_ns = 1000 * kSecond, .max_lineage = 64});
+  ProcessTable table(ProcessTableLimits{
+      .max_entries = 100, .max_bytes = 1U << 30, .linger_ns = 1000 * kSecond, .max_lineage = 64});
   Pipeline pipeline(table, {});
   for (uint32_t pid = 2; pid < 1000; ++pid) {
     pipeline.handle(exec_record(pid, 1, pid * kSecond, "/bin/x", {"x"}, pid * kSecond));

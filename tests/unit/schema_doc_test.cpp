@@ -1,9 +1,9 @@
+#include "palisade/agent/schema_doc.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
-
-#include "palisade/agent/schema_doc.h"
 
 namespace palisade::agent {
 namespace {

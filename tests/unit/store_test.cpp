@@ -32,8 +32,8 @@ class StoreTest : public ::testing::Test {
     pipeline.handle(snapshot_record(10, 1, 1'000'000'000, "/usr/sbin/sshd"));
     pipeline.handle(exec_record(20, 10, 2'000'000'000, "/bin/bash", {"bash"}, 2'000'000'000));
     pipeline.handle(fork_record(20, 2'000'000'000, 30, 3'000'000'000, 3'000'000'000));
-    pipeline.handle(exec_record(30, 20, 3'000'000'000, "/usr/bin/rm", {"rm", "-rf", "/data"},
-                                3'000'000'000));
+    pipeline.handle(
+        exec_record(30, 20, 3'000'000'000, "/usr/bin/rm", {"rm", "-rf", "/data"}, 3'000'000'000));
     for (int i = 0; i < 50; ++i) {
       pipeline.handle(RecordBuilder(PAL_FILE_UNLINK)
                           .task(30, 20, 3'000'000'000, "rm")

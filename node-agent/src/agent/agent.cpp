@@ -195,9 +195,9 @@ nlohmann::json Agent::status_json(const char* state) {
       {"state", state},
       {"pid", getpid()},
       {"time_ms", wall_now_ns() / 1'000'000ULL},
-      {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::steady_clock::now() - started_)
-                       .count()},
+      {"uptime_s",
+       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
+           .count()},
       {"source", source_->describe()},
       {"config", options_.config_path.empty() ? "<built-in defaults>" : options_.config_path},
       {"events", classes},
@@ -275,16 +275,16 @@ int Agent::run() {
   }
   pipeline_->set_wall_offset_ns(wall_offset);
   if (!options_.record_path.empty()) {
-    capture_ = std::make_unique<CaptureWriter>(options_.record_path,
-                                               CaptureHeader{wall_offset, host.boot_wall_offset_ns});
+    capture_ = std::make_unique<CaptureWriter>(
+        options_.record_path, CaptureHeader{wall_offset, host.boot_wall_offset_ns});
     pipeline_->set_tap(capture_.get());
   }
   spdlog::info("palisade agent running (pid {}), source: {}", getpid(), source_->describe());
   emit_status("running", "palisade agent started");
 
   const RecordCallback deliver = [this](RecordView record) { pipeline_->handle(record); };
-  auto next_status = std::chrono::steady_clock::now() +
-                     std::chrono::seconds(config_.status_interval_seconds);
+  auto next_status =
+      std::chrono::steady_clock::now() + std::chrono::seconds(config_.status_interval_seconds);
   while (!g_stop) {
     bool more = source_->poll(std::chrono::milliseconds(config_.sensor.max_latency_ms), deliver);
     pipeline_->flush();
@@ -292,8 +292,8 @@ int Agent::run() {
     if (g_reload.exchange(false)) reload();
     if (std::chrono::steady_clock::now() >= next_status) {
       emit_status("running", "palisade agent status");
-      next_status = std::chrono::steady_clock::now() +
-                    std::chrono::seconds(config_.status_interval_seconds);
+      next_status =
+          std::chrono::steady_clock::now() + std::chrono::seconds(config_.status_interval_seconds);
     }
     if (!more) break;
   }
@@ -361,15 +361,15 @@ int print_agent_status(const std::string& status_file, bool json) {
     std::cout << "policy:     " << policy.value("digest", "") << ", " << policy.value("rules", 0)
               << " rules, " << policy.value("findings", 0) << " findings\n";
     if (!policy.value("last_rejected_reload", "").empty()) {
-      std::cout << "            last reload rejected:\n" << policy.value("last_rejected_reload", "")
-                << '\n';
+      std::cout << "            last reload rejected:\n"
+                << policy.value("last_rejected_reload", "") << '\n';
     }
   }
   if (status.contains("capabilities")) {
     const auto& caps = status["capabilities"];
     std::cout << "hooks:      " << caps.value("hooks_attached", 0) << "/"
-              << caps.value("hooks_total", 0) << " attached; BPF-LSM "
-              << caps.value("bpf_lsm", "") << '\n';
+              << caps.value("hooks_total", 0) << " attached; BPF-LSM " << caps.value("bpf_lsm", "")
+              << '\n';
   }
   std::cout << std::flush;
   return alive ? 0 : 3;

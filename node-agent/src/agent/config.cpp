@@ -129,15 +129,17 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
     c.store.max_bytes = mib << 20;
   }
   if (auto n = root["sensor"]) {
-    r.known_keys(n, "sensor", {"ring_buffer_mib", "argv_max_bytes", "file_exclude_prefixes",
-                               "file_include_prefixes", "wakeup_kib", "max_latency_ms"});
+    r.known_keys(n, "sensor",
+                 {"ring_buffer_mib", "argv_max_bytes", "file_exclude_prefixes",
+                  "file_include_prefixes", "wakeup_kib", "max_latency_ms"});
     uint64_t wakeup_kib = c.sensor.wakeup_bytes >> 10;
     r.read_positive<uint64_t>(n, "sensor", "wakeup_kib", wakeup_kib, 1U << 20);
     c.sensor.wakeup_bytes = wakeup_kib << 10;
     r.read_positive<uint32_t>(n, "sensor", "max_latency_ms", c.sensor.max_latency_ms, 10000);
     uint32_t mib = c.sensor.ring_buffer_bytes >> 20;
     r.read_positive<uint32_t>(n, "sensor", "ring_buffer_mib", mib, 1024);
-    if ((mib & (mib - 1)) != 0) r.fail(n["ring_buffer_mib"], "sensor.ring_buffer_mib", "must be a power of two");
+    if ((mib & (mib - 1)) != 0)
+      r.fail(n["ring_buffer_mib"], "sensor.ring_buffer_mib", "must be a power of two");
     c.sensor.ring_buffer_bytes = mib << 20;
     r.read_positive<uint32_t>(n, "sensor", "argv_max_bytes", c.sensor.argv_max_bytes, 16383);
     r.read_list(n, "sensor", "file_exclude_prefixes", c.sensor.file_rules.exclude);
@@ -161,7 +163,8 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
   }
   r.read(root, "", "log_level", c.log_level);
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
-  if (kLevels.count(c.log_level) == 0) r.fail(root["log_level"], "log_level", "unknown level '" + c.log_level + "'");
+  if (kLevels.count(c.log_level) == 0)
+    r.fail(root["log_level"], "log_level", "unknown level '" + c.log_level + "'");
   return c;
 }
 

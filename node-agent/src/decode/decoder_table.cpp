@@ -11,7 +11,9 @@ DecoderTable::DecoderTable() {
   register_privilege_decoders(*this);
 }
 
-void DecoderTable::add(uint16_t kind, DecodeFn fn) { table_.at(kind) = fn; }
+void DecoderTable::add(uint16_t kind, DecodeFn fn) {
+  table_.at(kind) = fn;
+}
 
 namespace {
 

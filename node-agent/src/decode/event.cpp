@@ -12,39 +12,67 @@ namespace {
 // are all produced from this table.
 constexpr EventKindInfo kKinds[] = {
     {EventKind::kProcessExec, "exec", "raw_tracepoint/sched_process_exec",
-     "A process replaced its image.", "exe, argv (up to sensor.argv_max_bytes, flagged when cut), cwd, filename as passed to execve"},
+     "A process replaced its image.",
+     "exe, argv (up to sensor.argv_max_bytes, flagged when cut), cwd, filename as passed to "
+     "execve"},
     {EventKind::kProcessFork, "fork", "raw_tracepoint/sched_process_fork",
-     "A new process (not a thread) was created.", "child pid and start time; the child inherits the parent's image"},
+     "A new process (not a thread) was created.",
+     "child pid and start time; the child inherits the parent's image"},
     {EventKind::kProcessExit, "exit", "raw_tracepoint/sched_process_exit",
      "The last thread of a process exited.", "wait(2) status: exit code or terminating signal"},
     {EventKind::kProcessSnapshot, "snapshot", "/proc at start-up",
-     "A process that was running when the agent started (seeds the process table; not numbered).", "same as exec"},
+     "A process that was running when the agent started (seeds the process table; not numbered).",
+     "same as exec"},
     {EventKind::kFileOpen, "open", "syscalls open, openat, openat2, creat",
-     "A file opened with write intent (O_WRONLY, O_RDWR, O_CREAT or O_TRUNC).", "path of the file actually opened (or as requested, on failure), flags, mode"},
+     "A file opened with write intent (O_WRONLY, O_RDWR, O_CREAT or O_TRUNC).",
+     "path of the file actually opened (or as requested, on failure), flags, mode"},
     {EventKind::kFileUnlink, "unlink", "syscalls unlink, unlinkat", "A file was removed.", "path"},
-    {EventKind::kFileRmdir, "rmdir", "syscalls rmdir, unlinkat(AT_REMOVEDIR)", "A directory was removed.", "path"},
-    {EventKind::kFileRename, "rename", "syscalls rename, renameat, renameat2", "A file was renamed or moved.", "path (source), path2 (destination), flags"},
-    {EventKind::kFileChmod, "chmod", "syscalls chmod, fchmod, fchmodat, fchmodat2", "Permissions changed.", "path, mode"},
-    {EventKind::kFileChown, "chown", "syscalls chown, lchown, fchown, fchownat", "Ownership changed.", "path, new uid and gid (-1: unchanged)"},
-    {EventKind::kNetConnect, "connect", "syscall connect (IPv4/IPv6)", "An outgoing connection.", "local and remote address and port, protocol, result (EINPROGRESS counts as opened)"},
-    {EventKind::kNetAccept, "accept", "syscalls accept, accept4 (IPv4/IPv6)", "An incoming connection was accepted.", "local and remote endpoints"},
-    {EventKind::kNetBind, "bind", "syscall bind (IPv4/IPv6)", "A socket was bound to a local address.", "local endpoint, result"},
-    {EventKind::kNetListen, "listen", "syscall listen (IPv4/IPv6)", "A socket started listening.", "local endpoint"},
-    {EventKind::kPrivSetuid, "setuid", "syscalls setuid, setreuid, setresuid, setfsuid", "User ids changed.", "requested ids, ids before the call; the event's task carries the ids after it"},
-    {EventKind::kPrivSetgid, "setgid", "syscalls setgid, setregid, setresgid, setfsgid", "Group ids changed.", "requested ids, ids before the call"},
-    {EventKind::kPrivCapset, "capset", "syscall capset", "Capabilities changed.", "effective, permitted and inheritable sets (64-bit)"},
-    {EventKind::kPrivPtrace, "ptrace", "syscall ptrace (ATTACH, SEIZE, POKETEXT, POKEDATA)", "A process attached to or wrote into another.", "request, target pid; the target process from the process table"},
-    {EventKind::kPrivModule, "module_load", "syscalls init_module, finit_module", "A kernel module load was attempted.", "module file (finit_module) or parameters (init_module), result"},
-    {EventKind::kPrivMount, "mount", "syscall mount", "A filesystem was mounted.", "source, target path, fstype, flags"},
-    {EventKind::kPrivUnshare, "unshare", "syscall unshare", "The process left namespaces.", "CLONE_* flags"},
-    {EventKind::kPrivSetns, "setns", "syscall setns", "The process entered a namespace.", "namespace type, namespace inode"},
-    {EventKind::kPrivMemfd, "memfd_create", "syscall memfd_create", "An anonymous in-memory file was created (fileless payloads).", "name, flags"},
-    {EventKind::kPrivBpf, "bpf", "syscall bpf (from any process but the agent)", "The bpf() system call was used.", "command, program type for BPF_PROG_LOAD"},
+    {EventKind::kFileRmdir, "rmdir", "syscalls rmdir, unlinkat(AT_REMOVEDIR)",
+     "A directory was removed.", "path"},
+    {EventKind::kFileRename, "rename", "syscalls rename, renameat, renameat2",
+     "A file was renamed or moved.", "path (source), path2 (destination), flags"},
+    {EventKind::kFileChmod, "chmod", "syscalls chmod, fchmod, fchmodat, fchmodat2",
+     "Permissions changed.", "path, mode"},
+    {EventKind::kFileChown, "chown", "syscalls chown, lchown, fchown, fchownat",
+     "Ownership changed.", "path, new uid and gid (-1: unchanged)"},
+    {EventKind::kNetConnect, "connect", "syscall connect (IPv4/IPv6)", "An outgoing connection.",
+     "local and remote address and port, protocol, result (EINPROGRESS counts as opened)"},
+    {EventKind::kNetAccept, "accept", "syscalls accept, accept4 (IPv4/IPv6)",
+     "An incoming connection was accepted.", "local and remote endpoints"},
+    {EventKind::kNetBind, "bind", "syscall bind (IPv4/IPv6)",
+     "A socket was bound to a local address.", "local endpoint, result"},
+    {EventKind::kNetListen, "listen", "syscall listen (IPv4/IPv6)", "A socket started listening.",
+     "local endpoint"},
+    {EventKind::kPrivSetuid, "setuid", "syscalls setuid, setreuid, setresuid, setfsuid",
+     "User ids changed.",
+     "requested ids, ids before the call; the event's task carries the ids after it"},
+    {EventKind::kPrivSetgid, "setgid", "syscalls setgid, setregid, setresgid, setfsgid",
+     "Group ids changed.", "requested ids, ids before the call"},
+    {EventKind::kPrivCapset, "capset", "syscall capset", "Capabilities changed.",
+     "effective, permitted and inheritable sets (64-bit)"},
+    {EventKind::kPrivPtrace, "ptrace", "syscall ptrace (ATTACH, SEIZE, POKETEXT, POKEDATA)",
+     "A process attached to or wrote into another.",
+     "request, target pid; the target process from the process table"},
+    {EventKind::kPrivModule, "module_load", "syscalls init_module, finit_module",
+     "A kernel module load was attempted.",
+     "module file (finit_module) or parameters (init_module), result"},
+    {EventKind::kPrivMount, "mount", "syscall mount", "A filesystem was mounted.",
+     "source, target path, fstype, flags"},
+    {EventKind::kPrivUnshare, "unshare", "syscall unshare", "The process left namespaces.",
+     "CLONE_* flags"},
+    {EventKind::kPrivSetns, "setns", "syscall setns", "The process entered a namespace.",
+     "namespace type, namespace inode"},
+    {EventKind::kPrivMemfd, "memfd_create", "syscall memfd_create",
+     "An anonymous in-memory file was created (fileless payloads).", "name, flags"},
+    {EventKind::kPrivBpf, "bpf", "syscall bpf (from any process but the agent)",
+     "The bpf() system call was used.", "command, program type for BPF_PROG_LOAD"},
 };
 
 }  // namespace
 
-std::span<const EventKindInfo> event_kinds() { return kKinds; }
+std::span<const EventKindInfo> event_kinds() {
+  return kKinds;
+}
 
 std::string_view kind_name(EventKind kind) {
   for (const auto& info : kKinds) {
@@ -55,10 +83,14 @@ std::string_view kind_name(EventKind kind) {
 
 std::string_view class_name(EventClass cls) {
   switch (cls) {
-    case EventClass::kProcess: return "process";
-    case EventClass::kFile: return "file";
-    case EventClass::kNetwork: return "network";
-    case EventClass::kPrivilege: return "privilege";
+    case EventClass::kProcess:
+      return "process";
+    case EventClass::kFile:
+      return "file";
+    case EventClass::kNetwork:
+      return "network";
+    case EventClass::kPrivilege:
+      return "privilege";
   }
   return "unknown";
 }

@@ -21,11 +21,21 @@ char* write_escaped(char* out, unsigned char c) {
   static constexpr char kHex[] = "0123456789abcdef";
   *out++ = '\\';
   switch (c) {
-    case '"': *out++ = '"'; break;
-    case '\\': *out++ = '\\'; break;
-    case '\n': *out++ = 'n'; break;
-    case '\r': *out++ = 'r'; break;
-    case '\t': *out++ = 't'; break;
+    case '"':
+      *out++ = '"';
+      break;
+    case '\\':
+      *out++ = '\\';
+      break;
+    case '\n':
+      *out++ = 'n';
+      break;
+    case '\r':
+      *out++ = 'r';
+      break;
+    case '\t':
+      *out++ = 't';
+      break;
     default:
       std::memcpy(out, "u00", 3);
       out += 3;
@@ -44,7 +54,9 @@ JsonWriter::JsonWriter(std::string& out) : out_(out) {
   end_ = out_.data() + out_.size();
 }
 
-JsonWriter::~JsonWriter() { out_.resize(static_cast<size_t>(cur_ - out_.data())); }
+JsonWriter::~JsonWriter() {
+  out_.resize(static_cast<size_t>(cur_ - out_.data()));
+}
 
 void JsonWriter::grow(size_t bytes) {
   const size_t used = static_cast<size_t>(cur_ - out_.data());
@@ -115,9 +127,6 @@ void JsonWriter::put_string(std::string_view text) {
   *out++ = '"';
   cur_ = out;
 }
-
-
-
 
 JsonWriter& JsonWriter::value(std::string_view text) {
   ensure(1);

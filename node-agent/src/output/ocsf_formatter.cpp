@@ -23,8 +23,8 @@ constexpr int kErrConnRefused = 111;
 
 constexpr OcsfClassification kProcess{1007, "Process Activity", 1, "System Activity", 0, ""};
 constexpr OcsfClassification kFile{1001, "File System Activity", 1, "System Activity", 0, ""};
-constexpr OcsfClassification kKernelExt{1002, "Kernel Extension Activity", 1, "System Activity",
-                                        0, ""};
+constexpr OcsfClassification kKernelExt{1002, "Kernel Extension Activity", 1, "System Activity", 0,
+                                        ""};
 constexpr OcsfClassification kKernel{1003, "Kernel Activity", 1, "System Activity", 0, ""};
 constexpr OcsfClassification kNetwork{4001, "Network Activity", 4, "Network Activity", 0, ""};
 
@@ -56,7 +56,8 @@ void write_event_uid(JsonWriter& w, const std::string& run_id, const Event& e) {
   int n = std::snprintf(buf, sizeof(buf), "%s.%u.%u.%llu", run_id.c_str(), unsigned{e.cpu},
                         static_cast<unsigned>(class_of(e.kind)),
                         static_cast<unsigned long long>(e.seq));
-  w.value(std::string_view(buf, n > 0 ? static_cast<size_t>(std::min<int>(n, sizeof(buf) - 1)) : 0));
+  w.value(
+      std::string_view(buf, n > 0 ? static_cast<size_t>(std::min<int>(n, sizeof(buf) - 1)) : 0));
 }
 
 std::string read_first_line(const char* path) {
@@ -86,9 +87,15 @@ std::string open_flag_names(uint32_t flags) {
     out += name;
   };
   switch (flags & 3U) {
-    case 0: add("O_RDONLY"); break;
-    case 1: add("O_WRONLY"); break;
-    default: add("O_RDWR"); break;
+    case 0:
+      add("O_RDONLY");
+      break;
+    case 1:
+      add("O_WRONLY");
+      break;
+    default:
+      add("O_RDWR");
+      break;
   }
   if ((flags & 0100U) != 0) add("O_CREAT");
   if ((flags & 0200U) != 0) add("O_EXCL");
@@ -103,32 +110,49 @@ OcsfClassification classify(const Event& event) {
   switch (event.kind) {
     case EventKind::kProcessExec:
     case EventKind::kProcessFork:
-    case EventKind::kProcessSnapshot: return with(kProcess, 1, "Launch");
-    case EventKind::kProcessExit: return with(kProcess, 2, "Terminate");
-    case EventKind::kPrivPtrace: return with(kProcess, 3, "Open");
-    case EventKind::kPrivSetuid: return with(kProcess, 5, "Set User ID");
-    case EventKind::kPrivSetgid: return with(kProcess, 99, "Set Group ID");
-    case EventKind::kPrivCapset: return with(kProcess, 99, "Set Capabilities");
-    case EventKind::kFileOpen: return with(kFile, 14, "Open");
+    case EventKind::kProcessSnapshot:
+      return with(kProcess, 1, "Launch");
+    case EventKind::kProcessExit:
+      return with(kProcess, 2, "Terminate");
+    case EventKind::kPrivPtrace:
+      return with(kProcess, 3, "Open");
+    case EventKind::kPrivSetuid:
+      return with(kProcess, 5, "Set User ID");
+    case EventKind::kPrivSetgid:
+      return with(kProcess, 99, "Set Group ID");
+    case EventKind::kPrivCapset:
+      return with(kProcess, 99, "Set Capabilities");
+    case EventKind::kFileOpen:
+      return with(kFile, 14, "Open");
     case EventKind::kFileUnlink:
-    case EventKind::kFileRmdir: return with(kFile, 4, "Delete");
-    case EventKind::kFileRename: return with(kFile, 5, "Rename");
+    case EventKind::kFileRmdir:
+      return with(kFile, 4, "Delete");
+    case EventKind::kFileRename:
+      return with(kFile, 5, "Rename");
     case EventKind::kFileChmod:
-    case EventKind::kFileChown: return with(kFile, 7, "Set Security");
-    case EventKind::kPrivMemfd: return with(kFile, 1, "Create");
-    case EventKind::kPrivModule: return with(kKernelExt, 1, "Load");
+    case EventKind::kFileChown:
+      return with(kFile, 7, "Set Security");
+    case EventKind::kPrivMemfd:
+      return with(kFile, 1, "Create");
+    case EventKind::kPrivModule:
+      return with(kKernelExt, 1, "Load");
     case EventKind::kPrivMount:
     case EventKind::kPrivUnshare:
     case EventKind::kPrivSetns:
-    case EventKind::kPrivBpf: return with(kKernel, 4, "Invoke");
+    case EventKind::kPrivBpf:
+      return with(kKernel, 4, "Invoke");
     case EventKind::kNetConnect:
       if (event.result == 0 || event.result == -kErrInProgress) return with(kNetwork, 1, "Open");
       if (event.result == -kErrConnRefused) return with(kNetwork, 5, "Refuse");
       return with(kNetwork, 4, "Fail");
-    case EventKind::kNetAccept: return with(kNetwork, 1, "Open");
-    case EventKind::kNetListen: return with(kNetwork, 7, "Listen");
-    case EventKind::kNetBind: return with(kNetwork, 99, "Bind");
-    case EventKind::kUnknown: break;
+    case EventKind::kNetAccept:
+      return with(kNetwork, 1, "Open");
+    case EventKind::kNetListen:
+      return with(kNetwork, 7, "Listen");
+    case EventKind::kNetBind:
+      return with(kNetwork, 99, "Bind");
+    case EventKind::kUnknown:
+      break;
   }
   return OcsfClassification{0, "Base Event", 0, "Uncategorized", 0, "Unknown"};
 }
@@ -384,7 +408,8 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
       w.end_object();
       break;
     }
-    default: break;
+    default:
+      break;
   }
 
   // What OCSF has no place for.
@@ -394,7 +419,8 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
   w.field("comm", e.task.comm).field("cgroup_id", e.task.cgroup_id);
   w.field("mnt_ns", e.task.mnt_ns).field("pid_ns", e.task.pid_ns);
   w.field("uid", e.task.uid).field("gid", e.task.gid);
-  w.field("login_uid", e.task.auid == TaskIdentity::kNoLoginUid ? int64_t{-1} : int64_t{e.task.auid});
+  w.field("login_uid",
+          e.task.auid == TaskIdentity::kNoLoginUid ? int64_t{-1} : int64_t{e.task.auid});
   w.field("result", e.result);
   if (e.process && !e.process->cwd.empty()) w.field("cwd", e.process->cwd);
   w.key("lineage_pids").begin_array();
@@ -406,13 +432,19 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
       w.field("exec_filename", e.exec_filename).field("argv_truncated", e.argv_truncated);
       w.field("stdio_sockets", e.stdio_sockets);
       break;
-    case EventKind::kProcessFork: w.field("child_pid", e.target_pid); break;
-    case EventKind::kProcessExit: w.field("wait_status", e.exit_code); break;
+    case EventKind::kProcessFork:
+      w.field("child_pid", e.target_pid);
+      break;
+    case EventKind::kProcessExit:
+      w.field("wait_status", e.exit_code);
+      break;
     case EventKind::kFileOpen:
       w.field("open_flags", open_flag_names(e.flags)).field("flags", e.flags);
       if ((e.flags & 0100U) != 0) w.field("mode", e.mode);
       break;
-    case EventKind::kFileChmod: w.field("mode", e.mode); break;
+    case EventKind::kFileChmod:
+      w.field("mode", e.mode);
+      break;
     case EventKind::kFileChown:
       w.field("new_uid", int64_t{static_cast<int32_t>(e.target_uid)});
       w.field("new_gid", int64_t{static_cast<int32_t>(e.target_gid)});
@@ -436,16 +468,23 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
       if (e.strings.size() > 2) w.field("fstype", e.strings[2]);
       w.field("flags", e.args[1]);
       break;
-    case EventKind::kPrivUnshare: w.field("flags", e.args[0]); break;
-    case EventKind::kPrivSetns: w.field("nstype", e.args[0]).field("ns_inode", e.args[1]); break;
-    case EventKind::kPrivMemfd: w.field("flags", e.args[0]); break;
+    case EventKind::kPrivUnshare:
+      w.field("flags", e.args[0]);
+      break;
+    case EventKind::kPrivSetns:
+      w.field("nstype", e.args[0]).field("ns_inode", e.args[1]);
+      break;
+    case EventKind::kPrivMemfd:
+      w.field("flags", e.args[0]);
+      break;
     case EventKind::kPrivBpf:
       w.field("command", e.args[0]).field("prog_type", e.args[2]);
       break;
     case EventKind::kPrivModule:
       if (!e.strings.empty()) w.field("params", e.strings[0]);
       break;
-    default: break;
+    default:
+      break;
   }
   w.end_object().end_object();
   w.end_object();
@@ -492,7 +531,8 @@ void OcsfFormatter::format_finding(const policies::Finding& finding, const Event
   w.end_object();
   w.key("attacks").begin_array();
   for (const auto& tag : rule.tags) {
-    if (tag.size() < 2 || tag[0] != 'T' || !std::isdigit(static_cast<unsigned char>(tag[1]))) continue;
+    if (tag.size() < 2 || tag[0] != 'T' || !std::isdigit(static_cast<unsigned char>(tag[1])))
+      continue;
     w.begin_object().key("technique").begin_object().field("uid", tag).end_object().end_object();
   }
   w.end_array();

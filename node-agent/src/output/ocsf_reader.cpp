@@ -23,7 +23,8 @@ ProcessRef view_from(const json& p) {
   if (p.contains("file")) view->exe = get_or<std::string>(p["file"], "path", "");
   view->cmdline = get_or<std::string>(p, "cmd_line", "");
   view->comm = get_or<std::string>(p, "name", "");
-  if (p.contains("user")) view->uid = static_cast<uint32_t>(std::stoul(get_or<std::string>(p["user"], "uid", "0")));
+  if (p.contains("user"))
+    view->uid = static_cast<uint32_t>(std::stoul(get_or<std::string>(p["user"], "uid", "0")));
   view->auid = get_or<uint32_t>(p, "auid", TaskIdentity::kNoLoginUid);
   const std::string uid = get_or<std::string>(p, "uid", "");
   const auto dash = uid.find('-');
@@ -64,7 +65,8 @@ std::optional<Event> event_from_ocsf(const json& j) {
 
   const json actor = j.contains("actor") ? j["actor"].value("process", json()) : json();
   const bool launch = e.kind == EventKind::kProcessExec || e.kind == EventKind::kProcessFork;
-  const json subject = launch || e.kind == EventKind::kProcessExit ? j.value("process", json()) : actor;
+  const json subject =
+      launch || e.kind == EventKind::kProcessExit ? j.value("process", json()) : actor;
   e.task.tgid = get_or<uint32_t>(subject, "pid", 0);
   e.task.pid = get_or<uint32_t>(subject, "tid", e.task.tgid);
   e.task.euid = get_or<uint32_t>(subject, "euid", 0);

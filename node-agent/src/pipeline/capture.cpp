@@ -1,8 +1,9 @@
+#include "palisade/agent/capture.h"
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
-#include "palisade/agent/capture.h"
 #include "sensor/sensor_abi.h"
 
 namespace palisade::agent {
@@ -43,7 +44,9 @@ void CaptureWriter::record(RecordView bytes) {
   std::fwrite(bytes.data(), 1, bytes.size(), file_);
 }
 
-void CaptureWriter::flush() { std::fflush(file_); }
+void CaptureWriter::flush() {
+  std::fflush(file_);
+}
 
 RecordedSource::RecordedSource(const std::string& path)
     : path_(path), file_(std::fopen(path.c_str(), "rbe")) {
@@ -52,7 +55,8 @@ RecordedSource::RecordedSource(const std::string& path)
   uint32_t abi = 0;
   if (std::fread(magic, 1, sizeof(magic), file_) != sizeof(magic) ||
       std::memcmp(magic, kMagic, sizeof(magic)) != 0 || !read_value(file_, abi) ||
-      !read_value(file_, header_.wall_offset_ns) || !read_value(file_, header_.boot_wall_offset_ns)) {
+      !read_value(file_, header_.wall_offset_ns) ||
+      !read_value(file_, header_.boot_wall_offset_ns)) {
     std::fclose(file_);
     throw std::runtime_error(path + ": not a palisade capture file (bad header)");
   }
@@ -63,13 +67,16 @@ RecordedSource::RecordedSource(const std::string& path)
   }
 }
 
-RecordedSource::~RecordedSource() { std::fclose(file_); }
+RecordedSource::~RecordedSource() {
+  std::fclose(file_);
+}
 
 bool RecordedSource::poll(std::chrono::milliseconds, const RecordCallback& deliver) {
   for (size_t n = 0; n < kRecordsPerPoll; ++n) {
     uint32_t len = 0;
     if (!read_value(file_, len)) return false;
-    if (len > kMaxRecord) throw std::runtime_error(path_ + ": record length " + std::to_string(len) + " is corrupt");
+    if (len > kMaxRecord)
+      throw std::runtime_error(path_ + ": record length " + std::to_string(len) + " is corrupt");
     buffer_.resize(len);
     if (std::fread(buffer_.data(), 1, len, file_) != len) {
       throw std::runtime_error(path_ + ": truncated record at end of capture");

@@ -48,7 +48,8 @@ int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) 
   if (level == LIBBPF_DEBUG) return 0;
   char line[1024];
   int n = vsnprintf(line, sizeof(line), format, args);
-  std::string_view text(line, n > 0 ? std::min<size_t>(static_cast<size_t>(n), sizeof(line) - 1) : 0);
+  std::string_view text(line,
+                        n > 0 ? std::min<size_t>(static_cast<size_t>(n), sizeof(line) - 1) : 0);
   while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
   if (level == LIBBPF_WARN) {
     spdlog::debug("libbpf: {}", text);  // failures are reported through the capability report
@@ -78,7 +79,8 @@ void fill_filters(int map_fd, const PathRules& rules) {
   for (const auto& p : rules.include) add(p, true);
   if (filters.size() > PAL_MAX_FILE_FILTERS) {
     // User space still applies every rule; the kernel only gets the first few as a pre-filter.
-    spdlog::warn("only the first {} file path rules are applied in the kernel", PAL_MAX_FILE_FILTERS);
+    spdlog::warn("only the first {} file path rules are applied in the kernel",
+                 PAL_MAX_FILE_FILTERS);
     // An include rule left out of the kernel would drop its events there: keep includes whole.
     if (!rules.include.empty()) filters.clear();
     filters.resize(std::min(filters.size(), size_t{PAL_MAX_FILE_FILTERS}));
@@ -165,7 +167,8 @@ std::unique_ptr<LiveSensor> LiveSensor::start(const SensorOptions& options) {
   sensor* skel = impl->skel;
   skel->rodata->agent_tgid = static_cast<__u32>(getpid());
   skel->rodata->argv_max = std::min<uint32_t>(options.argv_max_bytes, PAL_ARGV_LIMIT - 1);
-  skel->rodata->wakeup_bytes = std::min<uint64_t>(options.wakeup_bytes, options.ring_buffer_bytes / 4);
+  skel->rodata->wakeup_bytes =
+      std::min<uint64_t>(options.wakeup_bytes, options.ring_buffer_bytes / 4);
   bpf_map__set_max_entries(skel->maps.events, options.ring_buffer_bytes);
   bpf_map__set_max_entries(skel->maps.scratch_map, static_cast<__u32>(impl->ncpus));
 
@@ -174,8 +177,8 @@ std::unique_ptr<LiveSensor> LiveSensor::start(const SensorOptions& options) {
   bpf_object__for_each_program(prog, skel->obj) {
     std::string tp = tracepoint_of(prog);
     if (tp.empty()) continue;
-    bool present = report.tracefs &&
-                   fs::exists(fs::path(kTracefsRoot) / "events" / "syscalls" / tp);
+    bool present =
+        report.tracefs && fs::exists(fs::path(kTracefsRoot) / "events" / "syscalls" / tp);
     if (!present) bpf_program__set_autoload(prog, false);
   }
 
@@ -194,7 +197,8 @@ std::unique_ptr<LiveSensor> LiveSensor::start(const SensorOptions& options) {
     hook.name = bpf_program__section_name(prog);
     hook.sees = describe_program(name);
     if (!bpf_program__autoload(prog)) {
-      hook.detail = report.tracefs ? "tracepoint not present in this kernel" : "tracefs unavailable";
+      hook.detail =
+          report.tracefs ? "tracepoint not present in this kernel" : "tracefs unavailable";
     } else if (bpf_link* link = bpf_program__attach(prog)) {
       impl->links.push_back(link);
       hook.attached = true;
@@ -221,7 +225,8 @@ std::unique_ptr<LiveSensor> LiveSensor::start(const SensorOptions& options) {
   report.blind_spots.push_back(
       "kprobes/fentry are not used: syscall tracepoints cover the same calls on every kernel");
 
-  impl->ring = ring_buffer__new(bpf_map__fd(skel->maps.events), &Impl::on_record, impl.get(), nullptr);
+  impl->ring =
+      ring_buffer__new(bpf_map__fd(skel->maps.events), &Impl::on_record, impl.get(), nullptr);
   if (impl->ring == nullptr) throw SensorError("cannot map the sensor ring buffer");
 
   if (options.seed_from_proc) impl->pending_snapshot = snapshot_processes("/proc");
@@ -243,7 +248,8 @@ bool LiveSensor::poll(std::chrono::milliseconds timeout, const RecordCallback& d
   // here, so the poll timeout bounds the latency.
   if (n >= 0) n = ring_buffer__consume(impl_->ring);
   impl_->deliver = nullptr;
-  if (n < 0 && n != -EINTR) throw SensorError(std::string("ring buffer poll: ") + std::strerror(-n));
+  if (n < 0 && n != -EINTR)
+    throw SensorError(std::string("ring buffer poll: ") + std::strerror(-n));
   return true;
 }
 

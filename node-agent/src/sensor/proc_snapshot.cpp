@@ -94,8 +94,8 @@ std::vector<std::vector<std::byte>> snapshot_processes(const std::string& proc_r
   const uint64_t tick_ns = 1'000'000'000ULL / static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
   timespec now{};
   clock_gettime(CLOCK_MONOTONIC, &now);
-  const uint64_t mono_now = static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL +
-                            static_cast<uint64_t>(now.tv_nsec);
+  const uint64_t mono_now =
+      static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(proc_root, ec)) {
     const std::string name = entry.path().filename().string();

@@ -162,7 +162,7 @@ struct pal_record {
 
 /* One prefix rule for file events, checked in the kernel. */
 struct pal_file_filter {
-  __u32 len; /* 0 = unused slot */
+  __u32 len;     /* 0 = unused slot */
   __u32 include; /* 1 = only report paths under one of the include prefixes; 0 = exclude */
   char prefix[PAL_FILTER_PREFIX_LEN];
 };

@@ -299,7 +299,8 @@ void EventStore::prune() {
     old_procs.bind(1, cutoff).step();
     for (int round = 0; round < 20; ++round) {
       Statement size(db_, "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size");
-      if (size.step() != SQLITE_ROW || static_cast<uint64_t>(size.int_at(0)) <= options_.max_bytes) {
+      if (size.step() != SQLITE_ROW ||
+          static_cast<uint64_t>(size.int_at(0)) <= options_.max_bytes) {
         break;
       }
       // Over the size bound: drop the oldest tenth of the events and give the pages back.
@@ -327,7 +328,9 @@ EventReader::EventReader(const std::string& path) {
   sqlite3_busy_timeout(db_, 2000);
 }
 
-EventReader::~EventReader() { sqlite3_close(db_); }
+EventReader::~EventReader() {
+  sqlite3_close(db_);
+}
 
 std::vector<std::string> EventReader::events(const EventQuery& q) {
   std::string sql = "SELECT json FROM events WHERE 1=1";

@@ -1,5 +1,6 @@
 // The node agent's main loop: wires a Source through the Pipeline to the outputs, emits periodic
-// status, reloads configuration on SIGHUP and stops cleanly (flushing everything) on SIGTERM/SIGINT.
+// status, reloads configuration on SIGHUP and stops cleanly (flushing everything) on
+// SIGTERM/SIGINT.
 #pragma once
 
 #include <string>

@@ -53,9 +53,9 @@ std::string_view kind_name(EventKind kind);
 struct EventKindInfo {
   EventKind kind;
   std::string_view name;
-  std::string_view source;       // where the sensor sees it
+  std::string_view source;  // where the sensor sees it
   std::string_view description;
-  std::string_view carries;      // fields beyond the common ones
+  std::string_view carries;  // fields beyond the common ones
 };
 std::span<const EventKindInfo> event_kinds();
 std::string_view class_name(EventClass cls);
@@ -151,7 +151,7 @@ struct Event {
   // Enrichment, filled by the process table; null when unknown.
   ProcessRef process;
   ProcessRef parent;
-  ProcessRef target;              // ptrace: the traced process
+  ProcessRef target;                // ptrace: the traced process
   std::vector<ProcessRef> lineage;  // parent first, up to init
   bool lineage_complete = false;
 

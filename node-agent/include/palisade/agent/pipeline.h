@@ -39,7 +39,7 @@ class RecordTap {
 
 struct ClassCounters {
   uint64_t received = 0;
-  uint64_t lost = 0;             // gaps in the per-CPU sequence numbers
+  uint64_t lost = 0;  // gaps in the per-CPU sequence numbers
   uint64_t last_loss_wall_ns = 0;
 };
 
@@ -68,7 +68,9 @@ class Pipeline {
   void handle(RecordView record);
   void set_tap(RecordTap* tap) { tap_ = tap; }
   void set_path_rules(PathRules rules) { rules_ = std::move(rules); }
-  void set_formatter(std::shared_ptr<OcsfFormatter> formatter) { formatter_ = std::move(formatter); }
+  void set_formatter(std::shared_ptr<OcsfFormatter> formatter) {
+    formatter_ = std::move(formatter);
+  }
   // Wall clock = monotonic + offset; captured at start (and stored in capture files).
   void set_wall_offset_ns(int64_t offset) { wall_offset_ns_ = offset; }
   int64_t wall_offset_ns() const { return wall_offset_ns_; }
@@ -85,7 +87,7 @@ class Pipeline {
   RecordTap* tap_ = nullptr;
   PathRules rules_;
   int64_t wall_offset_ns_ = 0;
-  Event event_;      // reused: no per-event allocation once strings have grown
+  Event event_;       // reused: no per-event allocation once strings have grown
   std::string json_;  // likewise for its rendering
   std::shared_ptr<OcsfFormatter> formatter_;
   PipelineStats stats_;

@@ -22,10 +22,10 @@ struct SensorOptions {
 };
 
 struct HookStatus {
-  std::string name;      // e.g. "tracepoint/syscalls/sys_enter_openat"
-  std::string sees;      // what it observes, e.g. "file open"
+  std::string name;  // e.g. "tracepoint/syscalls/sys_enter_openat"
+  std::string sees;  // what it observes, e.g. "file open"
   bool attached = false;
-  std::string detail;    // why not, when not
+  std::string detail;  // why not, when not
 };
 
 // What the sensor could and could not hook, printed at start-up and kept in the agent status.

@@ -49,7 +49,20 @@ class Expression {
  private:
   friend class Parser;
   enum class Op : uint8_t {
-    kTrue, kAnd, kOr, kNot, kEq, kNe, kLt, kGt, kLe, kGe, kIn, kStartsWith, kEndsWith, kContains,
+    kTrue,
+    kAnd,
+    kOr,
+    kNot,
+    kEq,
+    kNe,
+    kLt,
+    kGt,
+    kLe,
+    kGe,
+    kIn,
+    kStartsWith,
+    kEndsWith,
+    kContains,
     kGlob
   };
   struct Node {

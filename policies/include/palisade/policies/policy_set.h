@@ -30,7 +30,13 @@ struct Diagnostic {
   std::string to_string() const;  // "file:line:col: error: field: message"
 };
 
-enum class Severity : uint8_t { kInformational = 1, kLow = 2, kMedium = 3, kHigh = 4, kCritical = 5 };
+enum class Severity : uint8_t {
+  kInformational = 1,
+  kLow = 2,
+  kMedium = 3,
+  kHigh = 4,
+  kCritical = 5
+};
 enum class Response : uint8_t { kAlert, kKill, kIsolate, kQuarantine };
 std::string_view severity_name(Severity s);
 std::string_view response_name(Response r);
@@ -94,7 +100,9 @@ class PolicySet {
   std::vector<TestResult> run_embedded_tests() const;
 
   const std::vector<std::unique_ptr<DetectionRule>>& rules() const { return rules_; }
-  const std::vector<std::unique_ptr<WorkloadPolicy>>& workload_policies() const { return workloads_; }
+  const std::vector<std::unique_ptr<WorkloadPolicy>>& workload_policies() const {
+    return workloads_;
+  }
   // Selects the WorkloadPolicies whose host selector matches this host.
   void set_hostname(const std::string& hostname);
   const std::string& digest() const { return digest_; }  // of all document texts, in order
@@ -128,12 +136,12 @@ class PolicySet {
   void evaluate_workloads(const Event& event, std::vector<Finding>& out);
 
   std::vector<std::unique_ptr<DetectionRule>> rules_;
-  std::vector<RuleState> state_;        // parallel to rules_
+  std::vector<RuleState> state_;  // parallel to rules_
   std::vector<std::unique_ptr<WorkloadPolicy>> workloads_;
   std::vector<std::unique_ptr<DetectionRule>> workload_rules_;  // how their decisions are reported
   std::vector<const WorkloadPolicy*> selected_;
   std::array<KindIndex, 64> by_kind_;
-  std::string lookup_key_;              // reused for index lookups
+  std::string lookup_key_;  // reused for index lookups
   std::string digest_;
   uint64_t threshold_evictions_ = 0;
 };
