@@ -148,6 +148,37 @@ void PolicySet::build_index() {
   }
 }
 
+bool PolicySet::is_new(const Dedupe& dedupe, RuleState& state, const Event& event) {
+  uint64_t key = 1469598103934665603ULL;
+  auto mix = [&key](const void* data, size_t size) {
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < size; ++i) {
+      key ^= bytes[i];
+      key *= 1099511628211ULL;
+    }
+  };
+  for (const FieldDef* field : dedupe.fields) {
+    const FieldValue v = field->read(event);
+    mix(&v.present, sizeof(v.present));
+    mix(v.text.data(), v.text.size());
+    mix(&v.number, sizeof(v.number));
+  }
+  const uint64_t now = event.mono_ns;
+  if (state.first_seen.size() >= kMaxThresholdKeys) {
+    std::erase_if(state.first_seen,
+                  [&](const auto& kv) { return now - kv.second > dedupe.window_ns; });
+    if (state.first_seen.size() >= kMaxThresholdKeys) {
+      threshold_evictions_ += state.first_seen.size();
+      state.first_seen.clear();
+    }
+  }
+  auto [it, inserted] = state.first_seen.try_emplace(key, now);
+  if (inserted) return true;
+  if (now - it->second <= dedupe.window_ns) return false;
+  it->second = now;  // seen before, but long enough ago to be news again
+  return true;
+}
+
 void PolicySet::consider(uint32_t index, const Event& event, std::vector<Finding>& out) {
   DetectionRule& rule = *rules_[index];
   if (!rule.condition.matches(event)) return;
@@ -156,6 +187,7 @@ void PolicySet::consider(uint32_t index, const Event& event, std::vector<Finding
   }
   uint32_t count = 1;
   if (!passes(rule, state_[index], event, count)) return;
+  if (rule.dedupe && !is_new(*rule.dedupe, state_[index], event)) return;
   out.push_back(Finding{&rule, render_template(rule.output, event), count, {}});
 }
 
@@ -217,7 +249,7 @@ void PolicySet::evaluate(const Event& event, std::vector<Finding>& out) {
 
 size_t PolicySet::threshold_keys() const {
   size_t n = 0;
-  for (const auto& s : state_) n += s.windows.size();
+  for (const auto& s : state_) n += s.windows.size() + s.first_seen.size();
   return n;
 }
 

@@ -213,7 +213,7 @@ std::unique_ptr<DetectionRule> compile_rule(const DocumentReader& r, const Parse
   const YAML::Node& spec = doc.spec;
   r.known_keys(spec, "spec",
                {"description", "condition", "output", "severity", "tags", "exceptions", "response",
-                "threshold", "tests"});
+                "threshold", "dedupe", "tests"});
   auto rule = std::make_unique<DetectionRule>();
   rule->name = doc.name;
   rule->source = r.source();
@@ -257,6 +257,21 @@ std::unique_ptr<DetectionRule> compile_rule(const DocumentReader& r, const Parse
       r.fail(t["by"], "spec.threshold.by", "expected process, parent, user or global");
     }
     rule->threshold = threshold;
+  }
+  if (const YAML::Node d = spec["dedupe"]) {
+    r.known_keys(d, "spec.dedupe", {"fields", "window"});
+    Dedupe dedupe;
+    for (const auto& name : r.strings_at(d, "spec.dedupe", "fields")) {
+      const FieldDef* field = find_field(name);
+      if (field == nullptr || field->any_of != nullptr) {
+        r.fail(d["fields"], "spec.dedupe.fields", "unknown or multi-valued field '" + name + "'");
+      }
+      dedupe.fields.push_back(field);
+    }
+    if (dedupe.fields.empty()) r.fail(d, "spec.dedupe.fields", "needs at least one field");
+    if (!d["window"]) r.fail(d, "spec.dedupe.window", "required field is missing");
+    dedupe.window_ns = parse_duration_ns(r, d["window"], "spec.dedupe.window");
+    rule->dedupe = dedupe;
   }
   if (const YAML::Node tests = spec["tests"]) {
     if (!tests.IsSequence()) r.fail(tests, "spec.tests", "expected a list of test cases");

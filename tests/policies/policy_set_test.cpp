@@ -192,3 +192,32 @@ spec:
 
 }  // namespace
 }  // namespace palisade::policies
+
+namespace palisade::policies {
+namespace {
+
+TEST(PolicySet, DedupeReportsOnlyWhatIsNewInTheWindow) {
+  std::vector<Diagnostic> errors;
+  auto set = PolicySet::compile(default_rule_sources(), errors);
+  ASSERT_TRUE(set);
+  auto listen = [](const std::string& exe, const std::string& port, uint64_t t) {
+    Event e;
+    e.kind = EventKind::kNetListen;
+    e.mono_ns = t;
+    find_field("process.exe")->assign(e, exe);
+    find_field("net.local_port")->assign(e, port);
+    find_field("net.local_ip")->assign(e, "0.0.0.0");
+    return e;
+  };
+  std::vector<Finding> findings;
+  set->evaluate(listen("/usr/sbin/nginx", "80", 1), findings);
+  set->evaluate(listen("/usr/sbin/nginx", "80", 2), findings);   // a restart: not news
+  set->evaluate(listen("/usr/sbin/nginx", "443", 3), findings);  // a new port is
+  set->evaluate(listen("/tmp/bd", "80", 4), findings);           // so is a new program
+  EXPECT_EQ(findings.size(), 3U);
+  set->evaluate(listen("/usr/sbin/nginx", "80", 25ULL * 3600 * 1'000'000'000), findings);
+  EXPECT_EQ(findings.size(), 4U) << "news again after the window";
+}
+
+}  // namespace
+}  // namespace palisade::policies

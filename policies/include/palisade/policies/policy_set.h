@@ -48,6 +48,13 @@ struct Threshold {
   By by = By::kProcess;
 };
 
+// Report a match only the first time its combination of field values is seen in the window
+// ("a new listening port": first time this executable listens on this port).
+struct Dedupe {
+  std::vector<const FieldDef*> fields;
+  uint64_t window_ns = 0;
+};
+
 struct RuleTestCase {
   std::string name;
   std::vector<std::pair<std::string, std::string>> fields;  // field name -> value
@@ -66,6 +73,7 @@ struct DetectionRule {
   Expression condition;
   std::vector<Expression> exceptions;
   std::optional<Threshold> threshold;
+  std::optional<Dedupe> dedupe;
   std::vector<RuleTestCase> tests;
   std::string source;
   int line = 0;
@@ -117,8 +125,10 @@ class PolicySet {
   };
   struct RuleState {
     std::unordered_map<uint64_t, Window> windows;
+    std::unordered_map<uint64_t, uint64_t> first_seen;  // dedupe key -> time first reported
   };
   bool passes(DetectionRule& rule, RuleState& state, const Event& event, uint32_t& count);
+  bool is_new(const Dedupe& dedupe, RuleState& state, const Event& event);
 
   void consider(uint32_t index, const Event& event, std::vector<Finding>& out);
   void build_index();
