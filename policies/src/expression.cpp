@@ -204,7 +204,7 @@ class Parser {
       fail(t, "expected a field, a macro or '(' but found '" + describe(t) + "'");
     if (const FieldDef* field = find_field(t.text)) {
       next();
-      return parse_comparison(field, t);
+      return parse_comparison(field);
     }
     auto macro = defs_.macros.find(t.text);
     if (macro != defs_.macros.end()) {
@@ -270,7 +270,7 @@ class Parser {
     }
   }
 
-  uint32_t parse_comparison(const FieldDef* field, const Token& field_token) {
+  uint32_t parse_comparison(const FieldDef* field) {
     const Token& op_token = next();
     Expression::Node node;
     node.op = comparison_op(op_token);
@@ -287,7 +287,6 @@ class Parser {
       fail(op_token, "'" + op_token.text + "' needs a string field; " + std::string(field->name) +
                          " is a number");
     }
-    (void)field_token;
     if (node.op == Op::kIn) {
       if (peek().type == Tok::kWord && defs_.lists.count(peek().text) != 0) {
         add_set_member(node, next());  // in list_name

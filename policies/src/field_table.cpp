@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "palisade/agent/path_text.h"
 #include "palisade/policies/field.h"
 
 namespace palisade::policies {
@@ -28,17 +29,6 @@ FieldValue number(int64_t n) {
 bool parse_int(std::string_view s, int64_t& out) {
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && end == s.data() + s.size();
-}
-
-std::string_view basename_of(std::string_view path) {
-  auto slash = path.rfind('/');
-  return slash == std::string_view::npos ? path : path.substr(slash + 1);
-}
-
-std::string_view dirname_of(std::string_view path) {
-  auto slash = path.rfind('/');
-  if (slash == std::string_view::npos) return {};
-  return slash == 0 ? std::string_view("/") : path.substr(0, slash);
 }
 
 bool is_file(const Event& e) {
@@ -157,7 +147,7 @@ constexpr FieldDef kFields[] = {
      }},
     {"process.name", FieldType::kString, "executable file name (the comm when the path is unknown)",
      [](const Event& e) {
-       if (e.process && !e.process->exe.empty()) return text(basename_of(e.process->exe));
+       if (e.process && !e.process->exe.empty()) return text(agent::path_basename(e.process->exe));
        return text(e.task.comm);
      },
      nullptr, nullptr},
@@ -205,7 +195,8 @@ constexpr FieldDef kFields[] = {
      }},
     {"parent.name", FieldType::kString, "the parent's executable file name",
      [](const Event& e) {
-       return e.parent ? text(basename_of(e.parent->exe.empty() ? e.parent->comm : e.parent->exe))
+       return e.parent ? text(agent::path_basename(e.parent->exe.empty() ? e.parent->comm
+                                                                         : e.parent->exe))
                        : FieldValue{};
      },
      nullptr, nullptr},
@@ -253,11 +244,11 @@ constexpr FieldDef kFields[] = {
        return true;
      }},
     {"file.name", FieldType::kString, "its file name",
-     [](const Event& e) { return is_file(e) ? text(basename_of(e.path)) : FieldValue{}; }, nullptr,
-     nullptr},
+     [](const Event& e) { return is_file(e) ? text(agent::path_basename(e.path)) : FieldValue{}; },
+     nullptr, nullptr},
     {"file.dir", FieldType::kString, "its directory",
-     [](const Event& e) { return is_file(e) ? text(dirname_of(e.path)) : FieldValue{}; }, nullptr,
-     nullptr},
+     [](const Event& e) { return is_file(e) ? text(agent::path_dirname(e.path)) : FieldValue{}; },
+     nullptr, nullptr},
     {"file.new_path", FieldType::kString, "rename destination",
      [](const Event& e) { return e.kind == EventKind::kFileRename ? text(e.path2) : FieldValue{}; },
      nullptr,

@@ -9,8 +9,6 @@
 namespace palisade::policies {
 namespace {
 
-constexpr size_t kMaxThresholdKeys = 16384;  // per rule
-
 uint64_t threshold_key(Threshold::By by, const Event& e) {
   switch (by) {
     case Threshold::By::kProcess:
@@ -108,15 +106,7 @@ bool PolicySet::passes(DetectionRule& rule, RuleState& state, const Event& event
   if (!rule.threshold) return true;
   const Threshold& t = *rule.threshold;
   const uint64_t now = event.mono_ns;
-  if (state.windows.size() >= kMaxThresholdKeys) {
-    // Bounded state: drop windows that have run out; if all are live, start over (counted).
-    std::erase_if(state.windows,
-                  [&](const auto& kv) { return now - kv.second.start_ns > t.window_ns; });
-    if (state.windows.size() >= kMaxThresholdKeys) {
-      threshold_evictions_ += state.windows.size();
-      state.windows.clear();
-    }
-  }
+  make_room(state.windows, [&](const Window& w) { return now - w.start_ns > t.window_ns; });
   Window& w = state.windows[threshold_key(t.by, event)];
   if (w.count == 0 || now - w.start_ns > t.window_ns) w = Window{now, 0, false};
   w.count++;
@@ -164,14 +154,7 @@ bool PolicySet::is_new(const Dedupe& dedupe, RuleState& state, const Event& even
     mix(&v.number, sizeof(v.number));
   }
   const uint64_t now = event.mono_ns;
-  if (state.first_seen.size() >= kMaxThresholdKeys) {
-    std::erase_if(state.first_seen,
-                  [&](const auto& kv) { return now - kv.second > dedupe.window_ns; });
-    if (state.first_seen.size() >= kMaxThresholdKeys) {
-      threshold_evictions_ += state.first_seen.size();
-      state.first_seen.clear();
-    }
-  }
+  make_room(state.first_seen, [&](uint64_t seen) { return now - seen > dedupe.window_ns; });
   auto [it, inserted] = state.first_seen.try_emplace(key, now);
   if (inserted) return true;
   if (now - it->second <= dedupe.window_ns) return false;

@@ -35,7 +35,6 @@ pid_t spawn(const std::vector<std::string>& argv, const fs::path& stderr_file) {
 }
 
 int run_capture(const std::vector<std::string>& argv, std::string& out) {
-  std::string cmd;
   int pipefd[2];
   if (pipe(pipefd) != 0) return -1;
   pid_t pid = fork();

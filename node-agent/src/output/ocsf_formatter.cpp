@@ -11,6 +11,7 @@
 
 #include "output/json_writer.h"
 #include "palisade/agent/ocsf.h"
+#include "palisade/agent/path_text.h"
 #include "palisade/agent/pipeline.h"
 #include "sensor/sensor_abi.h"
 
@@ -32,17 +33,6 @@ OcsfClassification with(OcsfClassification base, int id, std::string_view name) 
   base.activity_id = id;
   base.activity_name = name;
   return base;
-}
-
-std::string_view basename_of(std::string_view path) {
-  auto slash = path.rfind('/');
-  return slash == std::string_view::npos ? path : path.substr(slash + 1);
-}
-
-std::string_view parent_of(std::string_view path) {
-  auto slash = path.rfind('/');
-  if (slash == std::string_view::npos) return {};
-  return slash == 0 ? std::string_view("/") : path.substr(0, slash);
 }
 
 std::string_view decimal(char (&buf)[16], uint32_t value) {
@@ -69,8 +59,8 @@ std::string read_first_line(const char* path) {
 
 void write_file(JsonWriter& w, std::string_view path, int type_id) {
   w.begin_object();
-  w.field("path", path).field("name", basename_of(path));
-  auto parent = parent_of(path);
+  w.field("path", path).field("name", path_basename(path));
+  auto parent = path_dirname(path);
   if (!parent.empty()) w.field("parent_folder", parent);
   w.field("type_id", type_id).field("type", type_id == 2 ? "Folder" : "Regular File");
   w.end_object();
@@ -237,7 +227,7 @@ struct Writer {
     *end++ = '-';
     end = std::to_chars(end, uid + sizeof(uid), p.start_ns).ptr;
     w.field("uid", std::string_view(uid, static_cast<size_t>(end - uid)));
-    auto name = p.exe.empty() ? std::string_view(p.comm) : basename_of(p.exe);
+    auto name = p.exe.empty() ? std::string_view(p.comm) : path_basename(p.exe);
     w.field("name", name);
     if (!p.cmdline.empty()) w.field("cmd_line", p.cmdline);
     if (!p.exe.empty()) {

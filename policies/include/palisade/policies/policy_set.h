@@ -130,6 +130,19 @@ class PolicySet {
   bool passes(DetectionRule& rule, RuleState& state, const Event& event, uint32_t& count);
   bool is_new(const Dedupe& dedupe, RuleState& state, const Event& event);
 
+  // Keeps per-rule state bounded: at the cap, entries that have run out go first; if every entry
+  // is still live, the map starts over and the loss is counted.
+  template <typename Map, typename Expired>
+  void make_room(Map& map, Expired expired) {
+    if (map.size() < kMaxStateKeys) return;
+    std::erase_if(map, [&](const auto& kv) { return expired(kv.second); });
+    if (map.size() >= kMaxStateKeys) {
+      threshold_evictions_ += map.size();
+      map.clear();
+    }
+  }
+  static constexpr size_t kMaxStateKeys = 16384;  // per rule
+
   void consider(uint32_t index, const Event& event, std::vector<Finding>& out);
   void build_index();
 
