@@ -23,6 +23,8 @@ struct LearnResult {
   size_t events = 0;
   size_t executables = 0;
   size_t peers = 0;
+  size_t served_ports = 0;
+  size_t writable_paths = 0;
 };
 
 LearnResult learn_workload_policy(const LearnOptions& options);

@@ -45,8 +45,38 @@ std::string sha256_of(const std::string& path) {
 struct Observed {
   std::map<std::string, std::set<std::string>> executables;        // exe -> parents seen
   std::set<std::tuple<std::string, uint16_t, std::string>> peers;  // ip, port, protocol
+  std::set<std::pair<uint16_t, std::string>> served;               // local port, protocol
+  std::set<std::string> written;                                   // paths changed
   size_t events = 0;
 };
+
+// The writable paths for a policy: each written file, except that a directory in which more than
+// a few distinct files were written (logs, caches, temporary files) is allowed as a whole.
+std::vector<std::string> writable_paths(const std::set<std::string>& written) {
+  constexpr size_t kFilesPerDirectory = 3;
+  std::map<std::string, std::vector<std::string>> by_directory;
+  for (const auto& path : written) {
+    const auto slash = path.rfind('/');
+    by_directory[slash == 0 ? "/" : path.substr(0, slash)].push_back(path);
+  }
+  std::vector<std::string> out;
+  for (auto& [directory, files] : by_directory) {
+    if (files.size() > kFilesPerDirectory) {
+      out.push_back(directory);
+    } else {
+      out.insert(out.end(), files.begin(), files.end());
+    }
+  }
+  return out;
+}
+
+void emit_network_rule(YAML::Emitter& out, const std::string& cidr, uint16_t port,
+                       const std::string& protocol) {
+  out << YAML::Flow << YAML::BeginMap;
+  if (!cidr.empty()) out << YAML::Key << "cidr" << YAML::Value << cidr;
+  out << YAML::Key << "ports" << YAML::Value << std::to_string(port) << YAML::Key << "protocol"
+      << YAML::Value << protocol << YAML::EndMap;
+}
 
 bool glob_match(const std::string& pattern, const std::string& text);
 
@@ -79,6 +109,11 @@ LearnResult learn_workload_policy(const LearnOptions& options) {
                event->family != 0) {
       seen.peers.emplace(event->remote.to_string(event->family), event->remote.port,
                          event->protocol == 17 ? "udp" : "tcp");
+    } else if (event->kind == agent::EventKind::kNetAccept && event->local.port != 0) {
+      seen.served.emplace(event->local.port, event->protocol == 17 ? "udp" : "tcp");
+    } else if (agent::class_of(event->kind) == agent::EventClass::kFile && event->result >= 0) {
+      if (!event->path.empty()) seen.written.insert(event->path);
+      if (!event->path2.empty()) seen.written.insert(event->path2);
     }
   }
 
@@ -120,14 +155,26 @@ LearnResult learn_workload_policy(const LearnOptions& options) {
       << YAML::Key << "allow" << YAML::Value << YAML::BeginSeq;
   for (const auto& [ip, port, protocol] : seen.peers) {
     const bool v6 = ip.find(':') != std::string::npos;
-    out << YAML::Flow << YAML::BeginMap << YAML::Key << "cidr" << YAML::Value
-        << ip + (v6 ? "/128" : "/32") << YAML::Key << "ports" << YAML::Value << std::to_string(port)
-        << YAML::Key << "protocol" << YAML::Value << protocol << YAML::EndMap;
+    emit_network_rule(out, ip + (v6 ? "/128" : "/32"), port, protocol);
   }
+  out << YAML::EndSeq << YAML::EndMap;
+  // Clients of a served port are many and change; the port is what the workload offers.
+  out << YAML::Key << "ingress" << YAML::Value << YAML::BeginMap << YAML::Key << "default"
+      << YAML::Value << "deny" << YAML::Key << "allow" << YAML::Value << YAML::BeginSeq;
+  for (const auto& [port, protocol] : seen.served) emit_network_rule(out, "", port, protocol);
   out << YAML::EndSeq << YAML::EndMap << YAML::EndMap;
+  const std::vector<std::string> writable = writable_paths(seen.written);
+  if (!writable.empty()) {
+    out << YAML::Key << "files" << YAML::Value << YAML::BeginMap << YAML::Key << "writable"
+        << YAML::Value << writable << YAML::EndMap;
+  }
   out << YAML::EndMap << YAML::EndMap;
-  return LearnResult{std::string(out.c_str()) + "\n", seen.events, seen.executables.size(),
-                     seen.peers.size()};
+  return LearnResult{std::string(out.c_str()) + "\n",
+                     seen.events,
+                     seen.executables.size(),
+                     seen.peers.size(),
+                     seen.served.size(),
+                     writable.size()};
 }
 
 namespace {

@@ -232,7 +232,8 @@ void add_policy_command(CLI::App& app, int& exit_code) {
         std::ofstream(*output) << result.yaml;
       }
       std::cerr << "learned from " << result.events << " events: " << result.executables
-                << " executables, " << result.peers << " network peers\n";
+                << " executables, " << result.peers << " network peers, " << result.served_ports
+                << " served ports, " << result.writable_paths << " writable paths\n";
       exit_code = 0;
     } catch (const CLI::Error&) {
       throw;

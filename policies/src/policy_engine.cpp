@@ -72,6 +72,10 @@ std::string_view response_name(Response r) {
       return "isolate";
     case Response::kQuarantine:
       return "quarantine";
+    case Response::kBlock:
+      return "block";
+    case Response::kRestore:
+      return "restore";
   }
   return "alert";
 }
@@ -190,27 +194,18 @@ void PolicySet::set_hostname(const std::string& hostname) {
 }
 
 void PolicySet::evaluate_workloads(const Event& event, std::vector<Finding>& out) {
-  const bool exec = event.kind == agent::EventKind::kProcessExec;
-  const bool connect = event.kind == agent::EventKind::kNetConnect;
-  if (!exec && !connect) return;
   for (const WorkloadPolicy* policy : selected_) {
-    const bool process_check = exec && policy->has_process;
-    const bool egress_check = connect && policy->has_egress;
-    if (!process_check && !egress_check) continue;
-    if (!selects_process(*policy, event)) continue;
-    std::string reason =
-        process_check ? process_violation(*policy, event) : egress_violation(*policy, event);
-    if (reason.empty()) continue;
-    const std::string name =
-        "workload-policy/" + policy->name + (process_check ? "/process" : "/egress");
-    const DetectionRule* rule = nullptr;
-    for (const auto& r : workload_rules_) {
-      if (r->name == name) rule = r.get();
+    if (!concerns(*policy, event.kind) || !selects_process(*policy, event)) continue;
+    decisions_.clear();
+    decide(*policy, event, decisions_);
+    for (Decision& d : decisions_) {
+      const std::string name = "workload-policy/" + policy->name + "/" + std::string(d.section);
+      const DetectionRule* rule = nullptr;
+      for (const auto& r : workload_rules_) {
+        if (r->name == name) rule = r.get();
+      }
+      out.push_back(Finding{rule, policy->name + ": " + d.reason, 1, std::string(d.verdict)});
     }
-    const Mode mode = process_check ? policy->process_mode : policy->egress_mode;
-    Finding finding{rule, policy->name + ": " + reason, 1,
-                    mode == Mode::kEnforce ? "block (enforce)" : "would block (audit)"};
-    out.push_back(std::move(finding));
   }
 }
 

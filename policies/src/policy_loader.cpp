@@ -374,6 +374,102 @@ NetworkRule parse_network_rule(const DocumentReader& r, const YAML::Node& node,
   return rule;
 }
 
+NetworkSection parse_network_section(const DocumentReader& r, const YAML::Node& node,
+                                     const std::string& field) {
+  r.known_keys(node, field, {"default", "allow", "deny"});
+  NetworkSection section;
+  section.present = true;
+  const std::string def = r.string_at(node, field, "default", false);
+  if (!def.empty() && def != "deny" && def != "allow") {
+    r.fail(node["default"], field + ".default", "expected deny or allow, got '" + def + "'");
+  }
+  section.default_allow = def == "allow";
+  for (const char* list : {"allow", "deny"}) {
+    const YAML::Node rules = node[list];
+    if (!rules) continue;
+    const std::string where = field + "." + list;
+    if (!rules.IsSequence()) r.fail(rules, where, "expected a list");
+    for (const auto& item : rules) {
+      (std::string(list) == "allow" ? section.allow : section.deny)
+          .push_back(parse_network_rule(r, item, where + "[]"));
+    }
+  }
+  return section;
+}
+
+PathSpec parse_path_spec(const DocumentReader& r, const YAML::Node& node,
+                         const std::string& field) {
+  if (!node.IsScalar()) r.fail(node, field, "expected a path");
+  PathSpec spec;
+  spec.text = node.as<std::string>();
+  if (spec.text.empty() || spec.text[0] != '/') {
+    r.fail(node, field, "expected an absolute path or glob, got '" + spec.text + "'");
+  }
+  spec.is_glob = spec.text.find_first_of("*?[") != std::string::npos;
+  // "/etc/" and "/etc" mean the same directory; events carry paths without a trailing slash.
+  while (!spec.is_glob && spec.text.size() > 1 && spec.text.back() == '/') spec.text.pop_back();
+  return spec;
+}
+
+std::vector<PathSpec> parse_path_list(const DocumentReader& r, const YAML::Node& map,
+                                      const std::string& where, const char* key) {
+  std::vector<PathSpec> out;
+  const YAML::Node list = map[key];
+  if (!list) return out;
+  const std::string field = where + "." + key;
+  if (!list.IsSequence()) r.fail(list, field, "expected a list of paths");
+  for (const auto& item : list) out.push_back(parse_path_spec(r, item, field + "[]"));
+  return out;
+}
+
+FilesSection parse_files_section(const DocumentReader& r, const YAML::Node& node) {
+  const std::string where = "spec.files";
+  r.known_keys(node, where, {"mode", "watch", "readOnly", "protect", "writable"});
+  FilesSection files;
+  files.present = true;
+  if (const YAML::Node watch = node["watch"]) {
+    if (!watch.IsSequence()) r.fail(watch, where + ".watch", "expected a list");
+    for (const auto& item : watch) {
+      const std::string field = where + ".watch[]";
+      r.known_keys(item, field, {"path", "recursive", "exclude", "attributes"});
+      if (!item["path"]) r.fail(item, field + ".path", "required field is missing");
+      WatchEntry entry;
+      entry.path = parse_path_spec(r, item["path"], field + ".path");
+      if (const YAML::Node recursive = item["recursive"]) {
+        if (!recursive.IsScalar() ||
+            (recursive.Scalar() != "true" && recursive.Scalar() != "false"))
+          r.fail(recursive, field + ".recursive", "expected true or false");
+        entry.path.recursive = recursive.Scalar() == "true";
+      }
+      entry.exclude = r.strings_at(item, field, "exclude");
+      if (item["attributes"]) {
+        entry.attributes = 0;
+        for (const auto& a : r.strings_at(item, field, "attributes")) {
+          if (a == "content") {
+            entry.attributes |= kAttrContent;
+          } else if (a == "mode") {
+            entry.attributes |= kAttrMode;
+          } else if (a == "owner") {
+            entry.attributes |= kAttrOwner;
+          } else {
+            r.fail(item["attributes"], field + ".attributes",
+                   "expected content, mode or owner, got '" + a + "'");
+          }
+        }
+      }
+      files.watch.push_back(std::move(entry));
+    }
+  }
+  files.read_only = parse_path_list(r, node, where, "readOnly");
+  files.protect = parse_path_list(r, node, where, "protect");
+  files.writable = parse_path_list(r, node, where, "writable");
+  if (files.watch.empty() && files.read_only.empty() && files.protect.empty() &&
+      files.writable.empty()) {
+    r.fail(node, where, "expected at least one of watch, readOnly, protect, writable");
+  }
+  return files;
+}
+
 std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r,
                                                  const ParsedDocument& doc) {
   const YAML::Node& spec = doc.spec;
@@ -391,9 +487,9 @@ std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r,
   policy->kubernetes_selector = selector["namespace"] || selector["podLabels"] ||
                                 selector["container"] || selector["image"] || selector["vm"];
   const Mode mode = spec["mode"] ? parse_mode(r, spec["mode"], "spec.mode") : Mode::kAudit;
-  if (spec["files"]) {
-    r.fail(spec["files"], "spec.files",
-           "file-integrity sections are not supported by this version yet");
+  if (const YAML::Node files = spec["files"]) {
+    policy->files_mode = files["mode"] ? parse_mode(r, files["mode"], "spec.files.mode") : mode;
+    policy->files = parse_files_section(r, files);
   }
   if (const YAML::Node process = spec["process"]) {
     r.known_keys(process, "spec.process", {"mode", "allow"});
@@ -428,31 +524,15 @@ std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r,
   }
   if (const YAML::Node network = spec["network"]) {
     r.known_keys(network, "spec.network", {"mode", "egress", "ingress"});
-    if (network["ingress"]) {
-      r.fail(network["ingress"], "spec.network.ingress",
-             "ingress rules are not supported by this version yet");
+    if (!network["egress"] && !network["ingress"]) {
+      r.fail(network, "spec.network", "expected egress, ingress or both");
     }
-    const YAML::Node egress = network["egress"];
-    if (!egress) r.fail(network, "spec.network.egress", "required field is missing");
-    r.known_keys(egress, "spec.network.egress", {"default", "allow", "deny"});
-    policy->has_egress = true;
-    policy->egress_mode =
+    policy->network_mode =
         network["mode"] ? parse_mode(r, network["mode"], "spec.network.mode") : mode;
-    const std::string def = egress["default"] ? egress["default"].as<std::string>() : "deny";
-    if (def != "deny" && def != "allow") {
-      r.fail(egress["default"], "spec.network.egress.default", "expected deny or allow");
-    }
-    policy->egress_default_allow = def == "allow";
-    for (const char* list : {"allow", "deny"}) {
-      const YAML::Node rules = egress[list];
-      if (!rules) continue;
-      if (!rules.IsSequence())
-        r.fail(rules, std::string("spec.network.egress.") + list, "expected a list");
-      for (const auto& item : rules) {
-        auto rule = parse_network_rule(r, item, std::string("spec.network.egress.") + list + "[]");
-        (std::string(list) == "allow" ? policy->egress_allow : policy->egress_deny).push_back(rule);
-      }
-    }
+    if (network["egress"])
+      policy->egress = parse_network_section(r, network["egress"], "spec.network.egress");
+    if (network["ingress"])
+      policy->ingress = parse_network_section(r, network["ingress"], "spec.network.ingress");
   }
   return policy;
 }
@@ -464,9 +544,15 @@ std::unique_ptr<DetectionRule> decision_rule(const WorkloadPolicy& policy, const
   rule->name = "workload-policy/" + policy.name + "/" + section;
   rule->description = std::string("WorkloadPolicy ") + policy.name + ": " + section +
                       (mode == Mode::kEnforce ? " (enforce)" : " (audit)");
-  rule->severity = Severity::kHigh;
-  rule->tags = {"policy-violation", section};
-  rule->response = mode == Mode::kEnforce ? Response::kKill : Response::kAlert;
+  const std::string_view name(section);
+  const bool watch_only = name == "files";  // a watched path changed: a report, not a violation
+  rule->severity = watch_only ? Severity::kMedium : Severity::kHigh;
+  rule->tags = {watch_only ? "file-integrity" : "policy-violation", section};
+  if (mode == Mode::kAudit || watch_only) {
+    rule->response = Response::kAlert;
+  } else {
+    rule->response = name == "protect" ? Response::kRestore : Response::kBlock;
+  }
   rule->source = policy.source;
   rule->line = policy.line;
   return rule;
@@ -580,8 +666,16 @@ std::shared_ptr<PolicySet> PolicySet::compile(const std::vector<PolicySource>& s
       if (policy->has_process) {
         set->workload_rules_.push_back(decision_rule(*policy, "process", policy->process_mode));
       }
-      if (policy->has_egress) {
-        set->workload_rules_.push_back(decision_rule(*policy, "egress", policy->egress_mode));
+      for (auto [section, present] :
+           {std::pair{"egress", policy->egress.present}, {"ingress", policy->ingress.present}}) {
+        if (present) {
+          set->workload_rules_.push_back(decision_rule(*policy, section, policy->network_mode));
+        }
+      }
+      if (policy->files.present) {
+        for (const char* section : {"files", "read-only", "writable", "protect"}) {
+          set->workload_rules_.push_back(decision_rule(*policy, section, policy->files_mode));
+        }
       }
       set->workloads_.push_back(std::move(policy));
     } catch (const DocumentError& e) {

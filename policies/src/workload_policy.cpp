@@ -1,9 +1,11 @@
 #include "palisade/policies/workload_policy.h"
 
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstdio>
 
 namespace palisade::policies {
 namespace {
@@ -25,9 +27,10 @@ bool prefix_matches(const std::array<uint8_t, 16>& want, const std::array<uint8_
 
 }  // namespace
 
-bool NetworkRule::matches(const Event& e) const {
+bool NetworkRule::matches(const Event& e, bool ingress) const {
   if (protocol != 0 && protocol != e.protocol) return false;
-  if (e.remote.port < port_low || e.remote.port > port_high) return false;
+  const uint16_t port = ingress ? e.local.port : e.remote.port;
+  if (port < port_low || port > port_high) return false;
   if (family == 0) return true;
   if (family != e.family) return false;
   return prefix_matches(addr, e.remote.addr, prefix);
@@ -65,18 +68,153 @@ std::string process_violation(const WorkloadPolicy& policy, const Event& event) 
          std::to_string(event.task.uid) + ") matches no entry of the process allowlist";
 }
 
-std::string egress_violation(const WorkloadPolicy& policy, const Event& event) {
-  const std::string peer = event.remote.to_string(event.family) + ":" +
-                           std::to_string(event.remote.port) +
+std::string network_violation(const NetworkSection& section, const Event& event, bool ingress) {
+  const std::string peer = event.remote.to_string(event.family) +
+                           (ingress ? " to local port " + std::to_string(event.local.port)
+                                    : ":" + std::to_string(event.remote.port)) +
                            (event.protocol == 17 ? "/udp" : "/tcp");
-  for (const auto& rule : policy.egress_deny) {
-    if (rule.matches(event)) return "connection to " + peer + " matches deny rule " + rule.text;
+  const std::string what = ingress ? "connection from " + peer : "connection to " + peer;
+  for (const auto& rule : section.deny) {
+    if (rule.matches(event, ingress)) return what + " matches deny rule " + rule.text;
   }
-  if (policy.egress_default_allow) return {};
-  for (const auto& rule : policy.egress_allow) {
-    if (rule.matches(event)) return {};
+  if (section.default_allow) return {};
+  for (const auto& rule : section.allow) {
+    if (rule.matches(event, ingress)) return {};
   }
-  return "connection to " + peer + " matches no egress allow rule (default deny)";
+  return what + " matches no " + (ingress ? "ingress" : "egress") + " allow rule (default deny)";
+}
+
+bool PathSpec::matches(std::string_view path) const {
+  if (is_glob) return glob(text, std::string(path));
+  if (path.size() < text.size() || path.compare(0, text.size(), text) != 0) return false;
+  if (path.size() == text.size()) return true;
+  if (text != "/" && path[text.size()] != '/') return false;  // /etc must not match /etcetera
+  if (recursive) return true;
+  const size_t rest = text == "/" ? text.size() : text.size() + 1;
+  return path.find('/', rest) == std::string_view::npos;  // a direct child
+}
+
+namespace {
+
+// What a file event changed, as FileAttribute bits and in words.
+struct FileChange {
+  uint8_t attribute = 0;
+  std::string what;
+};
+
+FileChange describe_change(const Event& e, bool second_path) {
+  switch (e.kind) {
+    case agent::EventKind::kFileOpen:
+      return {kAttrContent,
+              (e.flags & O_CREAT) != 0 ? "created or opened for writing" : "opened for writing"};
+    case agent::EventKind::kFileUnlink:
+    case agent::EventKind::kFileRmdir:
+      return {kAttrContent, "deleted"};
+    case agent::EventKind::kFileRename:
+      return {kAttrContent,
+              second_path ? "replaced by a rename of " + e.path : "renamed to " + e.path2};
+    case agent::EventKind::kFileChmod: {
+      char mode[16];
+      std::snprintf(mode, sizeof(mode), "%04o", e.mode & 07777U);
+      return {kAttrMode, std::string("mode set to ") + mode};
+    }
+    case agent::EventKind::kFileChown:
+      return {kAttrOwner, "owner set to " + std::to_string(static_cast<int32_t>(e.target_uid)) +
+                              ":" + std::to_string(static_cast<int32_t>(e.target_gid))};
+    default:
+      return {};
+  }
+}
+
+bool any_matches(const std::vector<PathSpec>& specs, std::string_view path) {
+  return std::any_of(specs.begin(), specs.end(),
+                     [&](const PathSpec& spec) { return spec.matches(path); });
+}
+
+bool excluded(const WatchEntry& entry, const std::string& path) {
+  const std::string name = path.substr(path.rfind('/') + 1);
+  return std::any_of(entry.exclude.begin(), entry.exclude.end(), [&](const std::string& g) {
+    return glob(g, g.find('/') == std::string::npos ? name : path);
+  });
+}
+
+std::string_view block_verdict(Mode mode) {
+  return mode == Mode::kEnforce ? "block (enforce)" : "would block (audit)";
+}
+
+std::string by_whom(const Event& e) {
+  return " by " + (e.process && !e.process->exe.empty() ? e.process->exe : e.task.comm) + " (pid " +
+         std::to_string(e.task.tgid) + ", uid " + std::to_string(e.task.uid) + ")";
+}
+
+// The files section's decisions on one changed path. A path yields at most one decision, the
+// strongest: read-only, then writable, then protect, then watch.
+void decide_file(const WorkloadPolicy& policy, const Event& event, const std::string& path,
+                 bool second_path, std::vector<Decision>& out) {
+  if (path.empty()) return;
+  const FilesSection& files = policy.files;
+  const FileChange change = describe_change(event, second_path);
+  if (change.attribute == 0) return;
+  const std::string head = path + " " + change.what + by_whom(event);
+  if (any_matches(files.read_only, path)) {
+    out.push_back(
+        {"read-only", head + ": the path is read-only", block_verdict(policy.files_mode)});
+    return;
+  }
+  if (!files.writable.empty() && !any_matches(files.writable, path)) {
+    out.push_back({"writable", head + ": the path is outside the writable paths",
+                   block_verdict(policy.files_mode)});
+    return;
+  }
+  if (any_matches(files.protect, path)) {
+    out.push_back(
+        {"protect", head + ": the path is protected",
+         policy.files_mode == Mode::kEnforce ? "restore (enforce)" : "would restore (audit)"});
+    return;
+  }
+  for (const WatchEntry& entry : files.watch) {
+    if ((entry.attributes & change.attribute) == 0 || !entry.path.matches(path)) continue;
+    if (excluded(entry, path)) continue;
+    out.push_back({"files", head, "changed"});
+    return;
+  }
+}
+
+}  // namespace
+
+bool concerns(const WorkloadPolicy& policy, agent::EventKind kind) {
+  switch (agent::class_of(kind)) {
+    case agent::EventClass::kProcess:
+      return kind == agent::EventKind::kProcessExec && policy.has_process;
+    case agent::EventClass::kNetwork:
+      return (kind == agent::EventKind::kNetConnect && policy.egress.present) ||
+             (kind == agent::EventKind::kNetAccept && policy.ingress.present);
+    case agent::EventClass::kFile:
+      return policy.files.present;
+    default:
+      return false;
+  }
+}
+
+void decide(const WorkloadPolicy& policy, const Event& event, std::vector<Decision>& out) {
+  using agent::EventKind;
+  if (event.kind == EventKind::kProcessExec && policy.has_process) {
+    std::string reason = process_violation(policy, event);
+    if (!reason.empty())
+      out.push_back({"process", std::move(reason), block_verdict(policy.process_mode)});
+  } else if (event.kind == EventKind::kNetConnect && policy.egress.present) {
+    std::string reason = network_violation(policy.egress, event, false);
+    if (!reason.empty())
+      out.push_back({"egress", std::move(reason), block_verdict(policy.network_mode)});
+  } else if (event.kind == EventKind::kNetAccept && policy.ingress.present) {
+    std::string reason = network_violation(policy.ingress, event, true);
+    if (!reason.empty())
+      out.push_back({"ingress", std::move(reason), block_verdict(policy.network_mode)});
+  } else if (agent::class_of(event.kind) == agent::EventClass::kFile && policy.files.present) {
+    if (event.result < 0) return;  // the change did not happen
+    decide_file(policy, event, event.path, false, out);
+    if (event.kind == EventKind::kFileRename) decide_file(policy, event, event.path2, true, out);
+  }
 }
 
 }  // namespace palisade::policies

@@ -243,13 +243,32 @@ spec:
   output: "local rule saw {process.cmdline}"
   severity: low
 )";
+  const fs::path watched = dir / "watched";
+  fs::create_directories(watched);
+  std::ofstream(watched / "keep.conf") << "approved\n";
+  std::ofstream(dir / "policies" / "fim.yaml") << R"(apiVersion: palisade.dev/v1
+kind: WorkloadPolicy
+metadata: {name: fim}
+spec:
+  selector: {hosts: ["*"]}
+  files:
+    watch: [{path: )" << watched.string() << R"(}]
+    protect: [)" << (watched / "keep.conf").string()
+                                               << R"(]
+)";
   start_agent({"--policy-dir", (dir / "policies").string(), "--status-interval", "1"});
+
+  // Changes below a watched directory, one of them to a protected file.
+  std::string ignored;
+  run_capture({"/bin/sh", "-c",
+               "echo new > " + (watched / "new.conf").string() + "; echo tampered > " +
+                   (watched / "keep.conf").string()},
+              ignored);
 
   // A script run from /tmp.
   const fs::path script = dir / "dropper.sh";
   std::ofstream(script) << "#!/bin/sh\n/bin/true palisade-marker\n";
   fs::permissions(script, fs::perms::owner_all);
-  std::string ignored;
   run_capture({script.string()}, ignored);
   // A file written below /etc by a shell, not a package manager.
   const fs::path etc_file = "/etc/palisade-it-" + std::to_string(getpid()) + ".conf";
@@ -314,6 +333,16 @@ spec:
   EXPECT_EQ(mass[0]["actor"]["process"]["file"]["path"], fs::canonical("/bin/rm").string());
   EXPECT_FALSE(mass[0]["evidences"][0]["process"]["lineage"].empty());
 
+  auto changed = findings_of(findings, "workload-policy/fim/files");
+  ASSERT_EQ(changed.size(), 1U) << "the new file; the protected one is reported as such";
+  EXPECT_EQ(changed[0]["unmapped"]["palisade"]["verdict"], "changed");
+  EXPECT_EQ(changed[0]["unmapped"]["palisade"]["trigger"]["file"]["path"],
+            (watched / "new.conf").string());
+  auto protect = findings_of(findings, "workload-policy/fim/protect");
+  ASSERT_EQ(protect.size(), 1U);
+  EXPECT_EQ(protect[0]["unmapped"]["palisade"]["verdict"], "would restore (audit)");
+  EXPECT_EQ(protect[0]["actor"]["process"]["file"]["path"], fs::canonical("/bin/sh").string());
+
   auto local = findings_of(findings, "local-marker");
   ASSERT_EQ(local.size(), 1U) << "rules from --policy-dir load too";
   EXPECT_EQ(local[0]["message"], "local rule saw /bin/true palisade-marker");
@@ -353,7 +382,8 @@ TEST_F(CliTest, LearnedWorkloadPolicyAllowsExactlyWhatWasSeen) {
   const fs::path app = dir / "appsh";
   fs::copy_file("/bin/sh", app);
   std::string ignored;
-  run_capture({app.string(), "-c", "/bin/true; /bin/ls / >/dev/null; true"}, ignored);
+  const fs::path output = dir / "appsh.out";
+  run_capture({app.string(), "-c", "/bin/true; /bin/ls / >" + output.string() + "; true"}, ignored);
   // Wait until the last exec of the workload is in the store, then stop.
   ASSERT_TRUE(wait_until([&] {
     std::string out;
@@ -373,6 +403,7 @@ TEST_F(CliTest, LearnedWorkloadPolicyAllowsExactlyWhatWasSeen) {
   EXPECT_NE(policy.find("path: " + app.string()), std::string::npos) << policy;
   EXPECT_NE(policy.find("path: " + fs::canonical("/bin/ls").string()), std::string::npos) << policy;
   EXPECT_NE(policy.find("sha256: "), std::string::npos) << policy;
+  EXPECT_NE(policy.find("writable:\n      - " + output.string()), std::string::npos) << policy;
 
   out.clear();
   EXPECT_EQ(run_capture({kCli, "policy", "lint", learned.string()}, out), 0) << out;
@@ -394,6 +425,18 @@ TEST_F(CliTest, LearnedWorkloadPolicyAllowsExactlyWhatWasSeen) {
               out);
   EXPECT_NE(out.find("FIRED workload-policy/appsh/process"), std::string::npos) << out;
   EXPECT_NE(out.find("executable " + fs::canonical("/bin/ls").string()), std::string::npos) << out;
+
+  // Nor may the workload write where it did not write while learning.
+  narrowed = policy;
+  narrowed.replace(narrowed.find("- " + output.string()), output.string().size() + 2,
+                   "- /nonexistent");
+  std::ofstream(dir / "narrowed-files.yaml") << narrowed;
+  out.clear();
+  run_capture({kCli, "policy", "test", "--no-default-rules", (dir / "narrowed-files.yaml").string(),
+               "--events", (dir / "events.jsonl").string()},
+              out);
+  EXPECT_NE(out.find("FIRED workload-policy/appsh/writable"), std::string::npos) << out;
+  EXPECT_NE(out.find(output.string() + " created or opened for writing"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -143,3 +143,172 @@ TEST(WorkloadPolicy, ProcessesSelectorCoversADaemonAndItsChildren) {
 
 }  // namespace
 }  // namespace palisade::policies
+
+namespace palisade::policies {
+namespace {
+
+constexpr const char* kFilesPolicy = R"(apiVersion: palisade.dev/v1
+kind: WorkloadPolicy
+metadata: {name: app}
+spec:
+  selector: {hosts: ["*"]}
+  mode: enforce
+  files:
+    watch:
+      - path: /etc
+        exclude: ["*.swp", /etc/mtab]
+      - {path: /srv/app/conf, recursive: false, attributes: [mode, owner]}
+    readOnly: [/usr/bin/]
+    protect: [/etc/passwd]
+  network:
+    mode: audit
+    ingress:
+      allow:
+        - {cidr: 10.0.0.0/8, ports: "8080", protocol: tcp}
+      deny:
+        - {cidr: 10.66.0.0/16}
+)";
+
+Event file_event(EventKind kind, const std::string& path, const std::string& new_path = "") {
+  Event e;
+  e.kind = kind;
+  find_field("file.path")->assign(e, path);
+  if (!new_path.empty()) find_field("file.new_path")->assign(e, new_path);
+  find_field("process.exe")->assign(e, "/usr/bin/vi");
+  e.task.tgid = 42;
+  return e;
+}
+
+Event accept_from(const std::string& ip, uint16_t local_port) {
+  Event e;
+  e.kind = EventKind::kNetAccept;
+  e.protocol = 6;
+  find_field("net.remote_ip")->assign(e, ip);
+  e.remote.port = 40000;
+  e.local.port = local_port;
+  return e;
+}
+
+TEST(WorkloadPolicy, IngressChecksThePeerAndTheLocalPort) {
+  auto set = compile(kFilesPolicy, "host");
+  ASSERT_TRUE(set);
+  EXPECT_TRUE(run(*set, accept_from("10.1.2.3", 8080)).empty());
+  auto other_port = run(*set, accept_from("10.1.2.3", 22));
+  ASSERT_EQ(other_port.size(), 1U);
+  EXPECT_EQ(other_port[0].rule->name, "workload-policy/app/ingress");
+  EXPECT_EQ(other_port[0].verdict, "would block (audit)");
+  EXPECT_NE(other_port[0].message.find("connection from 10.1.2.3 to local port 22/tcp matches no "
+                                       "ingress allow rule"),
+            std::string::npos)
+      << other_port[0].message;
+  auto denied = run(*set, accept_from("10.66.1.1", 8080));
+  ASSERT_EQ(denied.size(), 1U);
+  EXPECT_NE(denied[0].message.find("matches deny rule 10.66.0.0/16"), std::string::npos);
+  EXPECT_TRUE(run(*set, connect("192.0.2.1", 443)).empty()) << "no egress section: not checked";
+}
+
+TEST(WorkloadPolicy, WatchedPathsReportEveryChangeWithWhoMadeIt) {
+  auto set = compile(kFilesPolicy, "host");
+  ASSERT_TRUE(set);
+  auto hosts = run(*set, file_event(EventKind::kFileOpen, "/etc/hosts"));
+  ASSERT_EQ(hosts.size(), 1U);
+  EXPECT_EQ(hosts[0].rule->name, "workload-policy/app/files");
+  EXPECT_EQ(hosts[0].rule->severity, Severity::kMedium);
+  EXPECT_EQ(hosts[0].verdict, "changed");
+  EXPECT_EQ(hosts[0].message, "app: /etc/hosts opened for writing by /usr/bin/vi (pid 42, uid 0)");
+  EXPECT_EQ(run(*set, file_event(EventKind::kFileUnlink, "/etc/ssh/sshd_config")).size(), 1U)
+      << "recursive by default";
+  EXPECT_TRUE(run(*set, file_event(EventKind::kFileOpen, "/etc/.hosts.swp")).empty())
+      << "excluded by name";
+  EXPECT_TRUE(run(*set, file_event(EventKind::kFileOpen, "/etc/mtab")).empty())
+      << "excluded by path";
+  EXPECT_TRUE(run(*set, file_event(EventKind::kFileOpen, "/etcetera/x")).empty());
+  EXPECT_TRUE(run(*set, file_event(EventKind::kFileOpen, "/srv/app/conf/app.ini")).empty())
+      << "content is not watched there";
+  Event chmod = file_event(EventKind::kFileChmod, "/srv/app/conf/app.ini");
+  chmod.mode = 0666;
+  auto mode = run(*set, chmod);
+  ASSERT_EQ(mode.size(), 1U);
+  EXPECT_NE(mode[0].message.find("mode set to 0666"), std::string::npos);
+  EXPECT_TRUE(run(*set, file_event(EventKind::kFileChown, "/srv/app/conf/sub/x")).empty())
+      << "not recursive";
+  Event failed = file_event(EventKind::kFileOpen, "/etc/hosts");
+  failed.result = -13;
+  EXPECT_TRUE(run(*set, failed).empty()) << "a failed open changed nothing";
+}
+
+TEST(WorkloadPolicy, ReadOnlyAndProtectedPathsAreViolations) {
+  auto set = compile(kFilesPolicy, "host");
+  ASSERT_TRUE(set);
+  auto write = run(*set, file_event(EventKind::kFileOpen, "/usr/bin/ls"));
+  ASSERT_EQ(write.size(), 1U);
+  EXPECT_EQ(write[0].rule->name, "workload-policy/app/read-only");
+  EXPECT_EQ(write[0].rule->response, Response::kBlock);
+  EXPECT_EQ(write[0].verdict, "block (enforce)");
+  auto passwd = run(*set, file_event(EventKind::kFileOpen, "/etc/passwd"));
+  ASSERT_EQ(passwd.size(), 1U) << "protect wins over watch: one decision per path";
+  EXPECT_EQ(passwd[0].rule->name, "workload-policy/app/protect");
+  EXPECT_EQ(passwd[0].rule->response, Response::kRestore);
+  EXPECT_EQ(passwd[0].verdict, "restore (enforce)");
+  // A rename reports both ends: the old name went away, the new name was replaced.
+  auto rename = run(*set, file_event(EventKind::kFileRename, "/tmp/new", "/etc/passwd"));
+  ASSERT_EQ(rename.size(), 1U);
+  EXPECT_NE(rename[0].message.find("/etc/passwd replaced by a rename of /tmp/new"),
+            std::string::npos)
+      << rename[0].message;
+  auto both = run(*set, file_event(EventKind::kFileRename, "/etc/group", "/usr/bin/group"));
+  EXPECT_EQ(both.size(), 2U);
+}
+
+TEST(WorkloadPolicy, WritablePathsConfineWrites) {
+  auto set = compile(R"(apiVersion: palisade.dev/v1
+kind: WorkloadPolicy
+metadata: {name: worker}
+spec:
+  selector: {processes: ["*/worker"]}
+  files:
+    writable: [/var/lib/worker, "/tmp/worker-*"]
+)",
+                     "host");
+  ASSERT_TRUE(set);
+  auto write = [&](const std::string& path) {
+    Event e = file_event(EventKind::kFileOpen, path);
+    find_field("process.exe")->assign(e, "/usr/bin/worker");
+    return run(*set, e);
+  };
+  EXPECT_TRUE(write("/var/lib/worker/state.db").empty());
+  EXPECT_TRUE(write("/tmp/worker-1/x").empty());
+  auto outside = write("/var/lib/other");
+  ASSERT_EQ(outside.size(), 1U);
+  EXPECT_EQ(outside[0].verdict, "would block (audit)");
+  EXPECT_NE(outside[0].message.find("outside the writable paths"), std::string::npos);
+}
+
+TEST(WorkloadPolicy, FilesSchemaErrorsArePrecise) {
+  std::vector<Diagnostic> errors;
+  auto fails_with = [&](const std::string& from, const std::string& to) {
+    std::string bad = kFilesPolicy;
+    bad.replace(bad.find(from), from.size(), to);
+    errors.clear();
+    EXPECT_FALSE(PolicySet::compile({PolicySource{"app.yaml", bad}}, errors));
+    return errors.empty() ? std::string() : errors[0].to_string();
+  };
+  EXPECT_NE(fails_with("[/usr/bin/]", "[usr/bin]")
+                .find("app.yaml:12:16: error: spec.files.readOnly[]: expected an absolute path"),
+            std::string::npos);
+  EXPECT_NE(fails_with("[mode, owner]", "[mode, size]")
+                .find("spec.files.watch[].attributes: expected content, mode or owner, got 'size'"),
+            std::string::npos);
+  EXPECT_NE(fails_with("recursive: false", "recursive: maybe")
+                .find("spec.files.watch[].recursive: expected true or false"),
+            std::string::npos);
+  EXPECT_NE(fails_with("protect:", "protected:").find("spec.files.protected: unknown field"),
+            std::string::npos);
+  EXPECT_NE(fails_with("      allow:\n        - {cidr: 10.0.0.0/8",
+                       "      allow:\n        - {cidr: 10.0.0.0/x")
+                .find("spec.network.ingress.allow[].cidr: bad prefix length"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace palisade::policies

@@ -37,7 +37,9 @@ enum class Severity : uint8_t {
   kHigh = 4,
   kCritical = 5
 };
-enum class Response : uint8_t { kAlert, kKill, kIsolate, kQuarantine };
+// kBlock (deny the operation) and kRestore (put the approved file back) come from WorkloadPolicy
+// decisions in enforce mode; detection rules choose among the first four.
+enum class Response : uint8_t { kAlert, kKill, kIsolate, kQuarantine, kBlock, kRestore };
 std::string_view severity_name(Severity s);
 std::string_view response_name(Response r);
 
@@ -83,7 +85,8 @@ struct Finding {
   const DetectionRule* rule = nullptr;
   std::string message;  // the rendered output template, or a WorkloadPolicy decision's reason
   uint32_t count = 1;   // events counted when a threshold fired
-  std::string verdict;  // WorkloadPolicy decisions: "would block (audit)" or "block (enforce)"
+  std::string verdict;  // WorkloadPolicy decisions: "would block (audit)", "block (enforce)",
+                        // "would restore (audit)", "restore (enforce)" or "changed" (watched)
 };
 
 struct TestResult {
@@ -163,6 +166,7 @@ class PolicySet {
   std::vector<std::unique_ptr<WorkloadPolicy>> workloads_;
   std::vector<std::unique_ptr<DetectionRule>> workload_rules_;  // how their decisions are reported
   std::vector<const WorkloadPolicy*> selected_;
+  std::vector<Decision> decisions_;  // reused by evaluate_workloads
   std::array<KindIndex, 64> by_kind_;
   std::string lookup_key_;  // reused for index lookups
   std::string digest_;

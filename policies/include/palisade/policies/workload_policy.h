@@ -1,7 +1,8 @@
-// WorkloadPolicy: what a selected workload may do. This part covers application lockdown (an
-// executable allowlist) and egress microsegmentation (CIDR, ports, protocol); each violation is a
-// decision with its reason, reported as "would block" in audit mode and "block" in enforce mode.
-// Carrying the block out in the kernel is the enforcement layer's job (issue 5).
+// WorkloadPolicy: what a selected workload may do: application lockdown (an executable
+// allowlist), microsegmentation (egress and ingress by CIDR, ports, protocol) and file integrity
+// (watched, read-only, writable and protected paths). Each violation is a decision with its
+// reason, reported as "would block" in audit mode and "block" in enforce mode. Carrying the block
+// out in the kernel is the enforcement layer's job (issue 5).
 #pragma once
 
 #include <array>
@@ -30,7 +31,41 @@ struct NetworkRule {
   uint16_t port_high = 65535;
   uint8_t protocol = 0;  // 0 = any, 6 = tcp, 17 = udp
   std::string text;      // as written, for reasons
-  bool matches(const Event& event) const;
+  // Egress rules match the remote address and port; ingress rules the remote (peer) address and
+  // the local port, the one the workload serves.
+  bool matches(const Event& event, bool ingress) const;
+};
+
+struct NetworkSection {
+  bool present = false;
+  bool default_allow = false;
+  std::vector<NetworkRule> allow;
+  std::vector<NetworkRule> deny;  // checked first
+};
+
+// A path in a files section: a glob when it has glob characters ('*' crosses '/'), otherwise the
+// path itself and, when recursive, everything below it.
+struct PathSpec {
+  std::string text;
+  bool is_glob = false;
+  bool recursive = true;
+  bool matches(std::string_view path) const;
+};
+
+enum FileAttribute : uint8_t { kAttrContent = 1, kAttrMode = 2, kAttrOwner = 4 };
+
+struct WatchEntry {
+  PathSpec path;
+  std::vector<std::string> exclude;  // globs; without '/' they match the file name
+  uint8_t attributes = kAttrContent | kAttrMode | kAttrOwner;
+};
+
+struct FilesSection {
+  bool present = false;
+  std::vector<WatchEntry> watch;    // file-integrity monitoring: every change is reported
+  std::vector<PathSpec> read_only;  // writes are violations
+  std::vector<PathSpec> protect;    // changes are violations the enforcer undoes (restore)
+  std::vector<PathSpec> writable;   // when given, writes anywhere else are violations
 };
 
 struct WorkloadPolicy {
@@ -45,18 +80,32 @@ struct WorkloadPolicy {
   bool has_process = false;
   Mode process_mode = Mode::kAudit;
   std::vector<ProcessAllowEntry> process_allow;
-  bool has_egress = false;
-  Mode egress_mode = Mode::kAudit;
-  bool egress_default_allow = false;
-  std::vector<NetworkRule> egress_allow;
-  std::vector<NetworkRule> egress_deny;
+  Mode network_mode = Mode::kAudit;
+  NetworkSection egress;
+  NetworkSection ingress;
+  Mode files_mode = Mode::kAudit;
+  FilesSection files;
+};
+
+// One section's verdict on one event.
+struct Decision {
+  std::string_view section;  // process, egress, ingress, files, read-only, writable, protect
+  std::string reason;
+  std::string_view verdict;  // "block (enforce)", "would block (audit)", "restore (enforce)", ...
 };
 
 // Whether the event's process belongs to the policy's workload (the processes selector).
 bool selects_process(const WorkloadPolicy& policy, const Event& event);
 
+// Whether any section of the policy looks at events of this kind (a cheap pre-check).
+bool concerns(const WorkloadPolicy& policy, agent::EventKind kind);
+
+// Appends the policy's decisions on the event (none when everything is allowed and nothing
+// watched changed). Assumes the policy selects the event's workload.
+void decide(const WorkloadPolicy& policy, const Event& event, std::vector<Decision>& out);
+
 // Why an exec or a connection was (or would be) blocked; empty when allowed.
 std::string process_violation(const WorkloadPolicy& policy, const Event& event);
-std::string egress_violation(const WorkloadPolicy& policy, const Event& event);
+std::string network_violation(const NetworkSection& section, const Event& event, bool ingress);
 
 }  // namespace palisade::policies
