@@ -2,7 +2,6 @@
 // duration from now while the agent records) and writes a WorkloadPolicy that allows exactly what
 // it saw, in audit mode, ready to review and switch to enforce.
 #include <fnmatch.h>
-#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <chrono>
@@ -14,33 +13,11 @@
 
 #include "learn.h"
 #include "palisade/agent/event_store.h"
+#include "palisade/agent/file_hash.h"
 #include "palisade/agent/ocsf_reader.h"
 
 namespace palisade::cli {
 namespace {
-
-// sha256 of a file's current content; empty when it cannot be read (gone, or not a regular file).
-std::string sha256_of(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  char buffer[1 << 16];
-  while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) {
-    EVP_DigestUpdate(ctx, buffer, static_cast<size_t>(in.gcount()));
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(ctx, digest, &length);
-  EVP_MD_CTX_free(ctx);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned i = 0; i < length; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 0xf];
-  }
-  return hex;
-}
 
 struct Observed {
   std::map<std::string, std::set<std::string>> executables;        // exe -> parents seen
@@ -117,6 +94,7 @@ LearnResult learn_workload_policy(const LearnOptions& options) {
     }
   }
 
+  agent::FileHashCache hashes;
   YAML::Emitter out;
   out << YAML::Comment("Learned by palisade policy learn from " + std::to_string(seen.events) +
                        " events; review, then set mode: enforce.");
@@ -145,7 +123,7 @@ LearnResult learn_workload_policy(const LearnOptions& options) {
     if (!known.empty() && known.size() == parents.size()) {
       out << YAML::Key << "parents" << YAML::Value << YAML::Flow << known;
     }
-    const std::string digest = sha256_of(exe);
+    const std::string digest = hashes.sha256(exe);
     if (!digest.empty()) out << YAML::Key << "sha256" << YAML::Value << digest;
     out << YAML::EndMap;
   }

@@ -197,7 +197,7 @@ void PolicySet::evaluate_workloads(const Event& event, std::vector<Finding>& out
   for (const WorkloadPolicy* policy : selected_) {
     if (!concerns(*policy, event.kind) || !selects_process(*policy, event)) continue;
     decisions_.clear();
-    decide(*policy, event, decisions_);
+    decide(*policy, event, &hasher_, decisions_);
     for (Decision& d : decisions_) {
       const std::string name = "workload-policy/" + policy->name + "/" + std::string(d.section);
       const DetectionRule* rule = nullptr;

@@ -47,9 +47,13 @@ bool selects_process(const WorkloadPolicy& policy, const Event& event) {
                      [&](const agent::ProcessRef& a) { return matches(a->exe); });
 }
 
-std::string process_violation(const WorkloadPolicy& policy, const Event& event) {
+std::string process_violation(const WorkloadPolicy& policy, const Event& event,
+                              const ExecutableHasher* hasher) {
   const std::string exe = event.process ? event.process->exe : std::string();
   const std::string parent = event.parent ? event.parent->exe : std::string();
+  std::string hash;  // computed at most once, and only when an entry pins one
+  bool hashed = false;
+  std::string hash_mismatch;
   for (const auto& entry : policy.process_allow) {
     if (!glob(entry.path, exe)) continue;
     if (!entry.parents.empty() &&
@@ -61,11 +65,24 @@ std::string process_violation(const WorkloadPolicy& policy, const Event& event) 
         std::find(entry.users.begin(), entry.users.end(), event.task.uid) == entry.users.end()) {
       continue;
     }
+    if (!entry.sha256.empty()) {
+      if (!hashed) {
+        hash = hasher && *hasher ? (*hasher)(event) : std::string();
+        hashed = true;
+      }
+      if (hash != entry.sha256) {
+        hash_mismatch = hash.empty() ? "its sha256 could not be computed"
+                                     : "its sha256 " + hash + " is not the allowed " + entry.sha256;
+        continue;
+      }
+    }
     return {};
   }
-  return "executable " + (exe.empty() ? std::string("<unknown>") : exe) + " (parent " +
-         (parent.empty() ? std::string("<unknown>") : parent) + ", uid " +
-         std::to_string(event.task.uid) + ") matches no entry of the process allowlist";
+  const std::string who = "executable " + (exe.empty() ? std::string("<unknown>") : exe) +
+                          " (parent " + (parent.empty() ? std::string("<unknown>") : parent) +
+                          ", uid " + std::to_string(event.task.uid) + ")";
+  if (!hash_mismatch.empty()) return who + " is allowlisted by path but " + hash_mismatch;
+  return who + " matches no entry of the process allowlist";
 }
 
 std::string network_violation(const NetworkSection& section, const Event& event, bool ingress) {
@@ -196,10 +213,11 @@ bool concerns(const WorkloadPolicy& policy, agent::EventKind kind) {
   }
 }
 
-void decide(const WorkloadPolicy& policy, const Event& event, std::vector<Decision>& out) {
+void decide(const WorkloadPolicy& policy, const Event& event, const ExecutableHasher* hasher,
+            std::vector<Decision>& out) {
   using agent::EventKind;
   if (event.kind == EventKind::kProcessExec && policy.has_process) {
-    std::string reason = process_violation(policy, event);
+    std::string reason = process_violation(policy, event, hasher);
     if (!reason.empty())
       out.push_back({"process", std::move(reason), block_verdict(policy.process_mode)});
   } else if (event.kind == EventKind::kNetConnect && policy.egress.present) {

@@ -440,3 +440,56 @@ TEST_F(CliTest, LearnedWorkloadPolicyAllowsExactlyWhatWasSeen) {
 }
 
 }  // namespace
+
+namespace {
+
+// An allowlist entry that pins a sha256 holds for that content only: the live agent hashes the
+// running image and flags the same path once its content changed.
+TEST_F(CliTest, LiveAgentChecksPinnedExecutableHashes) {
+  const fs::path tool = dir / "pinned-tool";
+  fs::copy_file("/bin/true", tool);
+  std::string sum;
+  ASSERT_EQ(run_capture({"/usr/bin/sha256sum", tool.string()}, sum), 0);
+  fs::create_directories(dir / "policies");
+  std::ofstream(dir / "policies" / "pinned.yaml") << R"(apiVersion: palisade.dev/v1
+kind: WorkloadPolicy
+metadata: {name: pinned}
+spec:
+  selector: {processes: [")" << tool.string() << R"("]}
+  process:
+    allow:
+      - {path: )" << tool.string() << ", sha256: " << sum.substr(0, 64)
+                                                  << R"(}
+)";
+  start_agent({"--no-default-rules", "--policy-dir", (dir / "policies").string(),
+               "--status-interval", "1"});
+  std::string ignored;
+  // The agent hashes when it processes an exec (milliseconds later, asynchronously): change the
+  // file only once the first run has been looked at.
+  auto hashed = [&](int n) {
+    return wait_until([&] {
+      try {
+        return json::parse(slurp(dir / "status.json"))["policy"]["executable_hashes"]["misses"] >=
+               n;
+      } catch (...) {
+        return false;
+      }
+    });
+  };
+  run_capture({tool.string(), "first"}, ignored);
+  ASSERT_TRUE(hashed(1)) << slurp(dir / "status.json");
+  std::ofstream(tool, std::ios::app) << "changed";  // still runs: trailing bytes after the ELF
+  run_capture({tool.string(), "second"}, ignored);
+  ASSERT_TRUE(hashed(2)) << slurp(dir / "status.json");
+  ASSERT_EQ(stop_agent(), 0) << slurp(dir / "agent.log");
+
+  auto pinned = findings_of(findings_in(dir / "events.jsonl"), "workload-policy/pinned/process");
+  ASSERT_EQ(pinned.size(), 1U) << "the first run matched its hash, the second did not";
+  EXPECT_EQ(pinned[0]["unmapped"]["palisade"]["trigger"]["process"]["cmd_line"],
+            tool.string() + " second");
+  EXPECT_NE(pinned[0]["message"].get<std::string>().find("is allowlisted by path but its sha256"),
+            std::string::npos)
+      << pinned[0]["message"];
+}
+
+}  // namespace

@@ -312,3 +312,46 @@ TEST(WorkloadPolicy, FilesSchemaErrorsArePrecise) {
 
 }  // namespace
 }  // namespace palisade::policies
+
+namespace palisade::policies {
+namespace {
+
+TEST(WorkloadPolicy, PinnedHashesAreCheckedThroughTheHasher) {
+  const std::string good(64, 'a');
+  auto set = compile(R"(apiVersion: palisade.dev/v1
+kind: WorkloadPolicy
+metadata: {name: pinned}
+spec:
+  selector: {hosts: ["*"]}
+  process:
+    allow:
+      - {path: /usr/bin/app, sha256: )" +
+                         good + R"(}
+      - {path: /usr/bin/free}
+)",
+                     "host");
+  ASSERT_TRUE(set);
+  std::string current = good;
+  int calls = 0;
+  set->set_executable_hasher([&](const Event&) {
+    ++calls;
+    return current;
+  });
+  EXPECT_TRUE(run(*set, exec("/usr/bin/app", "/bin/sh", 0)).empty());
+  EXPECT_TRUE(run(*set, exec("/usr/bin/free", "/bin/sh", 0)).empty());
+  EXPECT_EQ(calls, 1) << "only entries that pin a hash need one";
+  current = std::string(64, 'b');
+  auto changed = run(*set, exec("/usr/bin/app", "/bin/sh", 0));
+  ASSERT_EQ(changed.size(), 1U);
+  EXPECT_NE(changed[0].message.find("is allowlisted by path but its sha256 " + current +
+                                    " is not the allowed " + good),
+            std::string::npos)
+      << changed[0].message;
+  current.clear();
+  auto unknown = run(*set, exec("/usr/bin/app", "/bin/sh", 0));
+  ASSERT_EQ(unknown.size(), 1U);
+  EXPECT_NE(unknown[0].message.find("its sha256 could not be computed"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace palisade::policies

@@ -228,6 +228,12 @@ nlohmann::json Agent::status_json(const char* state) {
                       {"findings", detector_->findings()},
                       {"threshold_keys", policy ? policy->threshold_keys() : 0},
                       {"last_rejected_reload", policy_error_}};
+  const FileHashStats hashes = detector_->executable_hashes();
+  status["policy"]["executable_hashes"] = {{"entries", hashes.entries},
+                                           {"hits", hashes.hits},
+                                           {"misses", hashes.misses},
+                                           {"evictions", hashes.evictions},
+                                           {"too_large", hashes.too_large}};
   return status;
 }
 

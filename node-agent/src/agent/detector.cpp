@@ -1,6 +1,10 @@
 #include "palisade/agent/detector.h"
 
+#include <limits.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -10,6 +14,25 @@ namespace palisade::agent {
 
 Detector::Detector(std::shared_ptr<OcsfFormatter> formatter, std::vector<EventSink*> outputs)
     : formatter_(std::move(formatter)), outputs_(std::move(outputs)) {}
+
+std::string executable_sha256(FileHashCache& cache, const Event& exec) {
+  const std::string& exe = exec.process ? exec.process->exe : exec.exe;
+  const std::string link = "/proc/" + std::to_string(exec.task.tgid) + "/exe";
+  std::array<char, PATH_MAX> target{};
+  const ssize_t n = readlink(link.c_str(), target.data(), target.size() - 1);
+  if (n > 0 && std::string_view(target.data(), static_cast<size_t>(n)) == exe) {
+    return cache.sha256(link);
+  }
+  return exe.empty() ? std::string() : cache.sha256(exe);
+}
+
+void Detector::set_policy(std::shared_ptr<policies::PolicySet> policy) {
+  if (policy) {
+    policy->set_executable_hasher(
+        [hashes = hashes_](const Event& exec) { return executable_sha256(*hashes, exec); });
+  }
+  policy_ = std::move(policy);
+}
 
 void Detector::consume(const Event& event, std::string_view ocsf) {
   if (!policy_) return;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "palisade/agent/file_hash.h"
 #include "palisade/agent/ocsf.h"
 #include "palisade/agent/pipeline.h"
 #include "palisade/policies/policy_set.h"
@@ -17,20 +18,27 @@ class Detector : public EventSink {
   Detector(std::shared_ptr<OcsfFormatter> formatter, std::vector<EventSink*> outputs);
 
   // Swaps the policy set in one step; the previous set (and its threshold state) is dropped.
-  void set_policy(std::shared_ptr<policies::PolicySet> policy) { policy_ = std::move(policy); }
+  // Executable hashes outlive policy sets: the cache is the detector's.
+  void set_policy(std::shared_ptr<policies::PolicySet> policy);
   const std::shared_ptr<policies::PolicySet>& policy() const { return policy_; }
 
   void consume(const Event& event, std::string_view ocsf) override;
   uint64_t findings() const { return findings_; }
+  FileHashStats executable_hashes() const { return hashes_->stats(); }
 
  private:
   std::shared_ptr<OcsfFormatter> formatter_;
   std::vector<EventSink*> outputs_;
   std::shared_ptr<policies::PolicySet> policy_;
+  std::shared_ptr<FileHashCache> hashes_ = std::make_shared<FileHashCache>();
   std::vector<policies::Finding> scratch_;
   std::string json_;
   uint64_t findings_ = 0;
 };
+
+// The sha256 of an exec event's executable: the running image through /proc/<pid>/exe while the
+// process still runs it, else the file at the path.
+std::string executable_sha256(FileHashCache& cache, const Event& exec);
 
 // Reads the policy documents of a directory (*.yaml, *.yml, sorted by name). A missing directory
 // has no documents; an unreadable file is an error naming it.

@@ -114,6 +114,8 @@ class PolicySet {
   const std::vector<std::unique_ptr<WorkloadPolicy>>& workload_policies() const {
     return workloads_;
   }
+  // How allowlist entries that pin a sha256 learn an executable's hash (see ExecutableHasher).
+  void set_executable_hasher(ExecutableHasher hasher) { hasher_ = std::move(hasher); }
   // Selects the WorkloadPolicies whose host selector matches this host.
   void set_hostname(const std::string& hostname);
   const std::string& digest() const { return digest_; }  // of all document texts, in order
@@ -167,6 +169,7 @@ class PolicySet {
   std::vector<std::unique_ptr<DetectionRule>> workload_rules_;  // how their decisions are reported
   std::vector<const WorkloadPolicy*> selected_;
   std::vector<Decision> decisions_;  // reused by evaluate_workloads
+  ExecutableHasher hasher_;
   std::array<KindIndex, 64> by_kind_;
   std::string lookup_key_;  // reused for index lookups
   std::string digest_;

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,13 @@ struct ProcessAllowEntry {
   std::string path;                  // glob
   std::vector<std::string> parents;  // globs on the parent's executable; empty = any
   std::vector<uint32_t> users;       // real uids; empty = any
-  std::string sha256;                // recorded for enforcement (issue 5); not checked here
+  std::string sha256;                // lowercase hex; empty = any content
 };
+
+// The sha256 of an exec event's executable, or empty when it cannot be read. The engine does no
+// I/O itself: the agent supplies a cached hasher, tools may supply none (then entries that pin a
+// hash cannot match, and the reason says the hash was unknown).
+using ExecutableHasher = std::function<std::string(const Event& exec)>;
 
 struct NetworkRule {
   uint16_t family = 0;  // 0 = any address
@@ -102,10 +108,12 @@ bool concerns(const WorkloadPolicy& policy, agent::EventKind kind);
 
 // Appends the policy's decisions on the event (none when everything is allowed and nothing
 // watched changed). Assumes the policy selects the event's workload.
-void decide(const WorkloadPolicy& policy, const Event& event, std::vector<Decision>& out);
+void decide(const WorkloadPolicy& policy, const Event& event, const ExecutableHasher* hasher,
+            std::vector<Decision>& out);
 
 // Why an exec or a connection was (or would be) blocked; empty when allowed.
-std::string process_violation(const WorkloadPolicy& policy, const Event& event);
+std::string process_violation(const WorkloadPolicy& policy, const Event& event,
+                              const ExecutableHasher* hasher);
 std::string network_violation(const NetworkSection& section, const Event& event, bool ingress);
 
 }  // namespace palisade::policies
