@@ -10,6 +10,12 @@ packages=(
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
   # libraries
   nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libcli11-dev libsqlite3-dev libssl-dev
+  # containers: gRPC/protobuf for the containerd client, generated from containerd's own .proto
+  # files; containerd, runc, umoci and busybox-static for the real-container tests
+  libgrpc++-dev libprotobuf-dev protobuf-compiler-grpc golang-github-containerd-containerd-dev
+  containerd runc umoci busybox-static
+  # Kubernetes API client; python3 and openssl run the tests' local API server with a test CA
+  libcpprest-dev python3 openssl
   # tests, fuzzing (libFuzzer ships in clang's runtime package) and benchmarks
   libgtest-dev libgmock-dev libclang-rt-14-dev libbenchmark-dev sqlite3 procps
 )

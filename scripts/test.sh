@@ -30,4 +30,9 @@ for target in policy_parser_fuzzer expression_fuzzer; do
   rm -rf "$corpus" "$corpus.log"
 done
 
+# The container tests need a running containerd and the locally built test image.
+if [[ $(id -u) -eq 0 ]]; then
+  bash scripts/containerd-up.sh
+fi
+
 ctest --preset default

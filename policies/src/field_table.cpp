@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "palisade/agent/container.h"
 #include "palisade/agent/path_text.h"
 #include "palisade/policies/field.h"
 
@@ -43,6 +44,22 @@ ProcessView& edit(ProcessRef& ref) {
   auto copy = std::make_shared<ProcessView>(ref ? *ref : ProcessView{});
   ref = copy;
   return *copy;
+}
+
+agent::ContainerView& edit(agent::ContainerRef& ref) {
+  auto copy = std::make_shared<agent::ContainerView>(ref ? *ref : agent::ContainerView{});
+  copy->json.clear();
+  ref = copy;
+  return *copy;
+}
+
+FieldValue container_text(const Event& e, std::string agent::ContainerView::*member) {
+  return e.container ? text(*e.container.*member) : FieldValue{};
+}
+
+bool in_container(const Event& e) {
+  return e.container || !e.container_unresolved.empty() ||
+         (e.task.pid_ns != 0 && e.task.pid_ns != kHostPidNs);
 }
 
 bool set_kind(Event& e, std::string_view s) {
@@ -170,11 +187,9 @@ constexpr FieldDef kFields[] = {
        return true;
      }},
     {"process.in_container", FieldType::kInt,
-     "1 when the process is in a pid namespace other than the host's (a container)",
-     [](const Event& e) {
-       return number(e.task.pid_ns != 0 && e.task.pid_ns != kHostPidNs ? 1 : 0);
-     },
-     nullptr,
+     "1 when the process runs in a container: one the agent identified, one it has not identified "
+     "yet, or a pid namespace other than the host's",
+     [](const Event& e) { return number(in_container(e) ? 1 : 0); }, nullptr,
      [](Event& e, std::string_view s) {
        e.task.pid_ns = s == "1" ? kHostPidNs + 1 : kHostPidNs;
        return s == "0" || s == "1";
@@ -206,6 +221,64 @@ constexpr FieldDef kFields[] = {
        edit(e.parent).cmdline = std::string(s);
        return true;
      }},
+    {"container.id", FieldType::kString,
+     "the container's id (also for a container the agent has not identified yet, from its cgroup "
+     "path); absent for host processes",
+     [](const Event& e) {
+       if (e.container) return text(e.container->id);
+       if (!e.container_unresolved.empty() && e.container_unresolved != "-")
+         return text(e.container_unresolved);
+       return FieldValue{};
+     },
+     nullptr,
+     [](Event& e, std::string_view s) {
+       edit(e.container).id = std::string(s);
+       return true;
+     }},
+    {"container.name", FieldType::kString,
+     "the container's name (the kubelet's container name, else its id)",
+     [](const Event& e) { return container_text(e, &agent::ContainerView::name); }, nullptr,
+     [](Event& e, std::string_view s) {
+       edit(e.container).name = std::string(s);
+       return true;
+     }},
+    {"container.image", FieldType::kString, "the image the container runs, as the runtime names it",
+     [](const Event& e) { return container_text(e, &agent::ContainerView::image); }, nullptr,
+     [](Event& e, std::string_view s) {
+       edit(e.container).image = std::string(s);
+       return true;
+     }},
+    {"k8s.namespace", FieldType::kString, "the Kubernetes namespace of the container's pod",
+     [](const Event& e) {
+       return e.container && !e.container->pod_namespace.empty() ? text(e.container->pod_namespace)
+                                                                 : FieldValue{};
+     },
+     nullptr,
+     [](Event& e, std::string_view s) {
+       edit(e.container).pod_namespace = std::string(s);
+       return true;
+     }},
+    {"k8s.pod.name", FieldType::kString, "the name of the container's pod",
+     [](const Event& e) {
+       return e.container && !e.container->pod_name.empty() ? text(e.container->pod_name)
+                                                            : FieldValue{};
+     },
+     nullptr,
+     [](Event& e, std::string_view s) {
+       edit(e.container).pod_name = std::string(s);
+       return true;
+     }},
+    {"k8s.pod.uid", FieldType::kString, "the uid of the container's pod",
+     [](const Event& e) {
+       return e.container && !e.container->pod_uid.empty() ? text(e.container->pod_uid)
+                                                           : FieldValue{};
+     },
+     nullptr,
+     [](Event& e, std::string_view s) {
+       edit(e.container).pod_uid = std::string(s);
+       return true;
+     }},
+
     {"ancestor.exe", FieldType::kString,
      "any ancestor's executable path (parent up to init); a test matches if any ancestor does",
      [](const Event&) { return FieldValue{}; }, any_ancestor_exe, set_ancestor_exe},

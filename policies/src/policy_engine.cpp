@@ -181,9 +181,9 @@ void PolicySet::consider(uint32_t index, const Event& event, std::vector<Finding
 void PolicySet::set_hostname(const std::string& hostname) {
   selected_.clear();
   for (const auto& policy : workloads_) {
-    // Kubernetes and VM selectors need the identity issues 4 and 6 attach to events; until then a
-    // policy that names them selects nothing rather than everything.
-    if (policy->kubernetes_selector) continue;
+    // VM selectors are for the hypervisor module (issue 6): on a node they select nothing rather
+    // than everything.
+    if (policy->vm_selector) continue;
     const bool host_ok =
         policy->hosts.empty() ||
         std::any_of(policy->hosts.begin(), policy->hosts.end(), [&](const std::string& glob) {

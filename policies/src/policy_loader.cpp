@@ -484,8 +484,27 @@ std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r,
                {"hosts", "processes", "namespace", "podLabels", "container", "image", "vm"});
   policy->hosts = r.strings_at(selector, "spec.selector", "hosts");
   policy->processes = r.strings_at(selector, "spec.selector", "processes");
-  policy->kubernetes_selector = selector["namespace"] || selector["podLabels"] ||
-                                selector["container"] || selector["image"] || selector["vm"];
+  // namespace, container and image take one glob or a list of them.
+  auto one_or_many = [&](const char* key) {
+    const YAML::Node node = selector[key];
+    if (node && node.IsScalar()) return std::vector<std::string>{node.as<std::string>()};
+    return r.strings_at(selector, "spec.selector", key);
+  };
+  policy->namespaces = one_or_many("namespace");
+  policy->containers = one_or_many("container");
+  policy->images = one_or_many("image");
+  if (const YAML::Node labels = selector["podLabels"]) {
+    if (!labels.IsMap())
+      r.fail(labels, "spec.selector.podLabels", "expected a mapping of label: value");
+    for (const auto& kv : labels) {
+      if (!kv.second.IsScalar()) {
+        r.fail(kv.second, "spec.selector.podLabels." + kv.first.as<std::string>(),
+               "expected a string value");
+      }
+      policy->pod_labels[kv.first.as<std::string>()] = kv.second.as<std::string>();
+    }
+  }
+  policy->vm_selector = static_cast<bool>(selector["vm"]);
   const Mode mode = spec["mode"] ? parse_mode(r, spec["mode"], "spec.mode") : Mode::kAudit;
   if (const YAML::Node files = spec["files"]) {
     policy->files_mode = files["mode"] ? parse_mode(r, files["mode"], "spec.files.mode") : mode;

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "palisade/agent/container.h"
+
 namespace palisade::policies {
 namespace {
 
@@ -36,7 +38,29 @@ bool NetworkRule::matches(const Event& e, bool ingress) const {
   return prefix_matches(addr, e.remote.addr, prefix);
 }
 
+bool any_glob(const std::vector<std::string>& globs, const std::string& text) {
+  return std::any_of(globs.begin(), globs.end(),
+                     [&](const std::string& g) { return glob(g, text); });
+}
+
+bool selects_container(const WorkloadPolicy& policy, const Event& event) {
+  const bool wants_container = !policy.namespaces.empty() || !policy.pod_labels.empty() ||
+                               !policy.containers.empty() || !policy.images.empty();
+  if (!wants_container) return true;
+  if (!event.container) return false;  // a host process, or a container not identified yet
+  const agent::ContainerView& c = *event.container;
+  if (!policy.namespaces.empty() && !any_glob(policy.namespaces, c.pod_namespace)) return false;
+  if (!policy.containers.empty() && !any_glob(policy.containers, c.name)) return false;
+  if (!policy.images.empty() && !any_glob(policy.images, c.image)) return false;
+  for (const auto& [key, value] : policy.pod_labels) {
+    auto it = c.pod_labels.find(key);
+    if (it == c.pod_labels.end() || it->second != value) return false;
+  }
+  return true;
+}
+
 bool selects_process(const WorkloadPolicy& policy, const Event& event) {
+  if (!selects_container(policy, event)) return false;
   if (policy.processes.empty()) return true;
   auto matches = [&](const std::string& exe) {
     return std::any_of(policy.processes.begin(), policy.processes.end(),

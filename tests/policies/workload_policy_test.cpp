@@ -1,6 +1,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include "palisade/agent/container.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::policies {
@@ -103,7 +104,39 @@ TEST(WorkloadPolicy, SelectorDecidesWhereItApplies) {
   auto pods = compile(k8s, "web-1");
   ASSERT_TRUE(pods);
   EXPECT_TRUE(run(*pods, exec("/tmp/sh", "/usr/sbin/nginx", 33)).empty())
-      << "a Kubernetes selector selects nothing until events carry pod identity";
+      << "a Kubernetes selector does not select host processes";
+  Event in_shop = exec("/tmp/sh", "/usr/sbin/nginx", 33);
+  find_field("k8s.namespace")->assign(in_shop, "shop");
+  EXPECT_EQ(run(*pods, in_shop).size(), 1U);
+  Event elsewhere_pod = exec("/tmp/sh", "/usr/sbin/nginx", 33);
+  find_field("k8s.namespace")->assign(elsewhere_pod, "billing");
+  EXPECT_TRUE(run(*pods, elsewhere_pod).empty());
+}
+
+TEST(WorkloadPolicy, ContainerSelectorsMustAllMatch) {
+  std::string text = kPolicy;
+  text.replace(text.find("{hosts: [\"web-*\"]}"), 18,
+               "{namespace: [shop, \"shop-*\"], container: web, image: \"*/nginx:*\", "
+               "podLabels: {app: web}}");
+  auto set = compile(text, "node-1");
+  ASSERT_TRUE(set);
+  auto event = [](const std::string& ns, const std::string& container, const std::string& image,
+                  const std::string& app) {
+    Event e = exec("/tmp/sh", "/usr/sbin/nginx", 33);
+    find_field("k8s.namespace")->assign(e, ns);
+    find_field("container.name")->assign(e, container);
+    find_field("container.image")->assign(e, image);
+    auto view = std::make_shared<agent::ContainerView>(*e.container);
+    if (!app.empty()) view->pod_labels["app"] = app;
+    e.container = view;
+    return e;
+  };
+  EXPECT_EQ(run(*set, event("shop", "web", "docker.io/library/nginx:1.25", "web")).size(), 1U);
+  EXPECT_EQ(run(*set, event("shop-eu", "web", "docker.io/library/nginx:1.25", "web")).size(), 1U);
+  EXPECT_TRUE(run(*set, event("shop", "sidecar", "docker.io/library/nginx:1.25", "web")).empty());
+  EXPECT_TRUE(run(*set, event("shop", "web", "docker.io/library/redis:7", "web")).empty());
+  EXPECT_TRUE(run(*set, event("shop", "web", "docker.io/library/nginx:1.25", "api")).empty());
+  EXPECT_TRUE(run(*set, event("shop", "web", "docker.io/library/nginx:1.25", "")).empty());
 }
 
 TEST(WorkloadPolicy, SchemaErrorsArePrecise) {

@@ -13,7 +13,9 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "container/containerd_watcher.h"
 #include "palisade/agent/capture.h"
+#include "palisade/agent/container.h"
 #include "palisade/agent/detector.h"
 #include "palisade/agent/outputs.h"
 
@@ -78,10 +80,12 @@ class Agent {
 
  private:
   void open_outputs();
+  void start_containers();
   void reload();
   void reload_policy();
   std::shared_ptr<policies::PolicySet> compile_policy(std::string& errors) const;
   nlohmann::json status_json(const char* state);
+  nlohmann::json containers_status() const;
   void emit_status(const char* state, const char* message);
 
   AgentOptions options_;
@@ -97,6 +101,9 @@ class Agent {
   std::unique_ptr<Detector> detector_;
   std::string policy_error_;  // the last rejected reload, for the status
   std::unique_ptr<Pipeline> pipeline_;
+  std::shared_ptr<ContainerRegistry> containers_;
+  std::unique_ptr<ContainerResolver> resolver_;
+  std::unique_ptr<ContainerdWatcher> containerd_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   uint64_t status_count_ = 0;
 };
@@ -120,6 +127,23 @@ void Agent::open_outputs() {
   pipeline_ = std::make_unique<Pipeline>(*table_, sinks);
   pipeline_->set_formatter(formatter_);
   pipeline_->set_path_rules(config_.sensor.file_rules);
+  start_containers();
+}
+
+void Agent::start_containers() {
+  const ContainersConfig& c = config_.containers;
+  containers_ = std::make_shared<ContainerRegistry>(c.max_containers);
+  // Paths like /<namespace>/<id> name containerd's namespaces; "default" is ctr's.
+  resolver_ = std::make_unique<ContainerResolver>(
+      containers_, std::vector<std::string>{c.containerd_namespace, "default", "moby"});
+  pipeline_->set_container_resolver(resolver_.get());
+  if (!c.containerd || !options_.replay_path.empty()) return;
+  ContainerdOptions options;
+  options.socket = c.containerd_socket;
+  options.ns = c.containerd_namespace;
+  options.exited_linger = std::chrono::seconds(c.exited_linger_seconds);
+  containerd_ = std::make_unique<ContainerdWatcher>(options, containers_);
+  containerd_->start();
 }
 
 std::shared_ptr<policies::PolicySet> Agent::compile_policy(std::string& errors) const {
@@ -228,6 +252,7 @@ nlohmann::json Agent::status_json(const char* state) {
                       {"findings", detector_->findings()},
                       {"threshold_keys", policy ? policy->threshold_keys() : 0},
                       {"last_rejected_reload", policy_error_}};
+  status["containers"] = containers_status();
   const FileHashStats hashes = detector_->executable_hashes();
   status["policy"]["executable_hashes"] = {{"entries", hashes.entries},
                                            {"hits", hashes.hits},
@@ -235,6 +260,32 @@ nlohmann::json Agent::status_json(const char* state) {
                                            {"evictions", hashes.evictions},
                                            {"too_large", hashes.too_large}};
   return status;
+}
+
+nlohmann::json Agent::containers_status() const {
+  const ContainerRegistryStats registry = containers_->stats();
+  const ResolverStats resolved = resolver_->stats();
+  nlohmann::json out = {{"known", registry.containers},
+                        {"added", registry.added},
+                        {"removed", registry.removed},
+                        {"rejected_full", registry.rejected_full},
+                        {"attributed_by_cgroup", resolved.by_cgroup},
+                        {"attributed_by_cgroup_path", resolved.by_proc},
+                        {"attributed_by_pid_namespace", resolved.by_pid_ns},
+                        {"unresolved", resolved.unresolved}};
+  if (containerd_) {
+    const ContainerdStatus s = containerd_->status();
+    out["containerd"] = {{"socket", config_.containers.containerd_socket},
+                         {"namespace", config_.containers.containerd_namespace},
+                         {"connected", s.connected},
+                         {"syncs", s.syncs},
+                         {"events", s.events},
+                         {"reconnects", s.reconnects},
+                         {"last_error", s.last_error}};
+  } else {
+    out["containerd"] = {{"enabled", false}};
+  }
+  return out;
 }
 
 void Agent::emit_status(const char* state, const char* message) {
@@ -307,6 +358,7 @@ int Agent::run() {
   if (live_ != nullptr) source_->poll(std::chrono::milliseconds(0), deliver);
   pipeline_->flush();
   if (store_) store_->drain();
+  if (containerd_) containerd_->stop();
   emit_status("stopped", "palisade agent stopped");
   spdlog::info("palisade agent stopped; {} events delivered", pipeline_->stats().delivered);
   return 0;

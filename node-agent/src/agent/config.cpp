@@ -105,7 +105,21 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
   }
   if (!root || root.IsNull()) return c;
   r.known_keys(root, "",
-               {"output", "store", "sensor", "process_table", "status", "policies", "log_level"});
+               {"output", "store", "sensor", "process_table", "status", "policies", "containers",
+                "log_level"});
+  if (auto n = root["containers"]) {
+    r.known_keys(n, "containers", {"containerd", "max_containers", "exited_linger_seconds"});
+    if (auto d = n["containerd"]) {
+      r.known_keys(d, "containers.containerd", {"enabled", "socket", "namespace"});
+      r.read(d, "containers.containerd", "enabled", c.containers.containerd);
+      r.read(d, "containers.containerd", "socket", c.containers.containerd_socket);
+      r.read(d, "containers.containerd", "namespace", c.containers.containerd_namespace);
+    }
+    r.read_positive<uint32_t>(n, "containers", "max_containers", c.containers.max_containers,
+                              1U << 20);
+    r.read_positive<uint32_t>(n, "containers", "exited_linger_seconds",
+                              c.containers.exited_linger_seconds, 3600);
+  }
   if (auto n = root["policies"]) {
     r.known_keys(n, "policies", {"directory", "default_rules"});
     r.read(n, "policies", "directory", c.policy_directory);

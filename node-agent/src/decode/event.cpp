@@ -131,6 +131,8 @@ void Event::clear() {
   target.reset();
   lineage.clear();
   lineage_complete = false;
+  container.reset();
+  container_unresolved.clear();
 }
 
 }  // namespace palisade::agent

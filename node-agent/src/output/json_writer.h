@@ -36,6 +36,16 @@ class JsonWriter {
     need_comma_ = false;
     return *this;
   }
+  // A key that comes from data (label names): escaped like a value.
+  JsonWriter& data_key(std::string_view name) {
+    ensure(2);
+    separate();
+    put_string(name);
+    ensure(1);
+    *cur_++ = ':';
+    need_comma_ = false;
+    return *this;
+  }
   JsonWriter& value(std::string_view text);
   JsonWriter& value(const char* text) { return value(std::string_view(text)); }
   JsonWriter& value(bool flag);

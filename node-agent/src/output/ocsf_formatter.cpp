@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "output/json_writer.h"
+#include "palisade/agent/container.h"
 #include "palisade/agent/ocsf.h"
 #include "palisade/agent/path_text.h"
 #include "palisade/agent/pipeline.h"
@@ -285,6 +286,41 @@ struct Writer {
 
 }  // namespace
 
+namespace {
+
+// OCSF's container object (the container profile). Rendered once per container view.
+void write_container(JsonWriter& w, const ContainerView& c) {
+  if (c.json.empty()) {
+    JsonWriter cw(c.json);
+    cw.begin_object();
+    cw.field("uid", c.id).field("name", c.name);
+    cw.key("image").begin_object().field("name", c.image).end_object();
+    cw.field("runtime", c.runtime);
+    if (!c.pod_uid.empty()) cw.field("orchestrator", "Kubernetes").field("pod_uuid", c.pod_uid);
+    cw.key("labels").begin_array();
+    for (const auto& [key, value] : c.labels) cw.value(key + "=" + value);
+    cw.end_array();
+    cw.end_object();
+  }
+  w.key("container").raw(c.json);
+}
+
+// Kubernetes identity has no OCSF object of its own: it goes under unmapped.palisade.
+void write_kubernetes(JsonWriter& w, const Event& e) {
+  if (!e.container_unresolved.empty()) w.field("container_unresolved", e.container_unresolved);
+  if (!e.container || e.container->pod_name.empty()) return;
+  const ContainerView& c = *e.container;
+  w.key("kubernetes").begin_object();
+  w.field("namespace", c.pod_namespace).field("pod", c.pod_name).field("pod_uid", c.pod_uid);
+  w.field("container", c.name);
+  w.key("labels").begin_object();
+  for (const auto& [key, value] : c.pod_labels) w.data_key(key).value(value);
+  w.end_object();
+  w.end_object();
+}
+
+}  // namespace
+
 void OcsfFormatter::format(const Event& e, std::string& out) {
   JsonWriter w(out);
   const OcsfClassification c = classify(e);
@@ -311,7 +347,9 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
   w.key("product").begin_object();
   w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
   w.end_object();
-  w.key("profiles").begin_array().value("host").value("linux/linux_users").end_array();
+  w.key("profiles").begin_array().value("host").value("linux/linux_users");
+  if (e.container) w.value("container");
+  w.end_array();
   w.field("sequence", e.seq);
   w.key("uid");
   write_event_uid(w, host_.run_id, e);
@@ -326,6 +364,7 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
   w.end_object().end_object();
 
   ow.actor(e);
+  if (e.container) write_container(w, *e.container);
 
   switch (c.class_uid) {
     case 1007: {
@@ -417,6 +456,7 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
   for (const auto& a : e.lineage) w.value(a->pid);
   w.end_array();
   w.field("lineage_complete", e.lineage_complete);
+  write_kubernetes(w, e);
   switch (e.kind) {
     case EventKind::kProcessExec:
       w.field("exec_filename", e.exec_filename).field("argv_truncated", e.argv_truncated);
@@ -542,6 +582,7 @@ void OcsfFormatter::format_finding(const policies::Finding& finding, const Event
   if (!host_.machine_id.empty()) w.field("uid", host_.machine_id);
   w.end_object();
   ow.actor(e);
+  if (e.container) write_container(w, *e.container);
   w.key("evidences").begin_array().begin_object().key("process");
   if (e.process) {
     ow.process(e, *e.process, true);
@@ -554,6 +595,7 @@ void OcsfFormatter::format_finding(const policies::Finding& finding, const Event
   w.field("rule", rule.name).field("rule_source", rule.source);
   w.field("response", policies::response_name(rule.response));
   w.field("count", finding.count).field("policy_digest", policy_digest);
+  write_kubernetes(w, e);
   if (!finding.verdict.empty()) w.field("verdict", finding.verdict);
   if (!trigger_json.empty()) w.key("trigger").raw(trigger_json);
   w.end_object().end_object();

@@ -5,6 +5,8 @@
 
 #include <stdexcept>
 
+#include "palisade/agent/container.h"
+
 namespace palisade::agent {
 namespace {
 
@@ -46,6 +48,41 @@ EventKind kind_from(const std::string& name) {
     if (info.name == name) return info.kind;
   }
   throw std::runtime_error("unknown event kind '" + name + "'");
+}
+
+// The container object and the Kubernetes identity the formatter writes, back into a view.
+void read_container(const json& j, const json& u, Event& e) {
+  e.container_unresolved = get_or<std::string>(u, "container_unresolved", "");
+  if (!j.contains("container") || !j["container"].is_object()) return;
+  const json& c = j["container"];
+  ContainerView view;
+  view.id = get_or<std::string>(c, "uid", "");
+  view.name = get_or<std::string>(c, "name", "");
+  if (c.contains("image")) view.image = get_or<std::string>(c["image"], "name", "");
+  view.runtime = get_or<std::string>(c, "runtime", "containerd");
+  for (const auto& label : c.value("labels", json::array())) {
+    const std::string text = label.get<std::string>();
+    const auto eq = text.find('=');
+    view.labels.emplace(text.substr(0, eq), eq == std::string::npos ? "" : text.substr(eq + 1));
+  }
+  std::string name = view.name;
+  ContainerRef ref = make_container_view(std::move(view));
+  // make_container_view takes the names from the kubelet's labels; keep what was written.
+  auto copy = std::make_shared<ContainerView>(*ref);
+  copy->name = name;
+  if (u.contains("kubernetes")) {
+    const json& k = u["kubernetes"];
+    copy->pod_namespace = get_or<std::string>(k, "namespace", copy->pod_namespace);
+    copy->pod_name = get_or<std::string>(k, "pod", copy->pod_name);
+    copy->pod_uid = get_or<std::string>(k, "pod_uid", copy->pod_uid);
+    if (k.contains("labels") && k["labels"].is_object()) {
+      for (const auto& [key, value] : k["labels"].items()) {
+        if (value.is_string()) copy->pod_labels[key] = value.get<std::string>();
+      }
+    }
+  }
+  copy->json.clear();
+  e.container = std::move(copy);
 }
 
 }  // namespace
@@ -97,6 +134,7 @@ std::optional<Event> event_from_ocsf(const json& j) {
     e.lineage.push_back(a);
   }
   e.lineage_complete = get_or<bool>(u, "lineage_complete", false);
+  read_container(j, u, e);
 
   switch (class_of(e.kind)) {
     case EventClass::kProcess:

@@ -80,6 +80,12 @@ void Pipeline::handle(RecordView record) {
     stats_.filtered++;
     return;
   }
+  if (containers_ != nullptr &&
+      containers_->resolve(event_.task, event_.container, event_.container_unresolved) ==
+          Attribution::kUnresolved &&
+      event_.container_unresolved.empty()) {
+    event_.container_unresolved.push_back('-');  // (not = "-": a GCC 12 -Wrestrict false alarm)
+  }
   json_.clear();
   if (formatter_) formatter_->format(event_, json_);
   for (EventSink* sink : sinks_) sink->consume(event_, json_);

@@ -11,6 +11,14 @@
 
 namespace palisade::agent {
 
+struct ContainersConfig {
+  bool containerd = true;  // follow containerd (absent: retried with backoff, never fatal)
+  std::string containerd_socket = "/run/containerd/containerd.sock";
+  std::string containerd_namespace = "k8s.io";
+  uint32_t max_containers = 4096;
+  uint32_t exited_linger_seconds = 30;
+};
+
 struct AgentConfig {
   bool stdout_output = true;
   std::string json_file;
@@ -23,6 +31,7 @@ struct AgentConfig {
   std::string log_level = "info";
   std::string policy_directory = "/etc/palisade/policies";
   bool default_rules = true;
+  ContainersConfig containers;
 };
 
 // A configuration error, already formatted as "FILE:LINE:COLUMN: FIELD: problem".

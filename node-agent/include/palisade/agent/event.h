@@ -105,6 +105,9 @@ struct ProcessView {
 };
 using ProcessRef = std::shared_ptr<const ProcessView>;
 
+struct ContainerView;  // container.h
+using ContainerRef = std::shared_ptr<const ContainerView>;
+
 struct Event {
   EventKind kind = EventKind::kUnknown;
   uint16_t cpu = 0;
@@ -154,6 +157,12 @@ struct Event {
   ProcessRef target;                // ptrace: the traced process
   std::vector<ProcessRef> lineage;  // parent first, up to init
   bool lineage_complete = false;
+
+  // Container attribution, by the container resolver: the container, or null for a host process.
+  // A process in a container the agent does not know (yet) has no container and the id its cgroup
+  // path gives ("-" when only its pid namespace tells it is in one): unresolved, never guessed.
+  ContainerRef container;
+  std::string container_unresolved;
 
   void clear();  // reset for reuse without giving back string capacity
 };

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "palisade/agent/container.h"
 #include "palisade/agent/event.h"
 #include "palisade/agent/ocsf.h"
 #include "palisade/agent/process_table.h"
@@ -71,6 +72,8 @@ class Pipeline {
   void set_formatter(std::shared_ptr<OcsfFormatter> formatter) {
     formatter_ = std::move(formatter);
   }
+  // Attributes reported events to containers (none: every event is a host event).
+  void set_container_resolver(ContainerResolver* resolver) { containers_ = resolver; }
   // Wall clock = monotonic + offset; captured at start (and stored in capture files).
   void set_wall_offset_ns(int64_t offset) { wall_offset_ns_ = offset; }
   int64_t wall_offset_ns() const { return wall_offset_ns_; }
@@ -85,6 +88,7 @@ class Pipeline {
   ProcessTable& table_;
   std::vector<EventSink*> sinks_;
   RecordTap* tap_ = nullptr;
+  ContainerResolver* containers_ = nullptr;
   PathRules rules_;
   int64_t wall_offset_ns_ = 0;
   Event event_;       // reused: no per-event allocation once strings have grown

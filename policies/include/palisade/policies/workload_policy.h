@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -82,7 +83,13 @@ struct WorkloadPolicy {
   // Host workloads: the policy covers processes whose executable, or an ancestor's, matches one
   // of these globs (a daemon and everything it starts); empty = every process.
   std::vector<std::string> processes;
-  bool kubernetes_selector = false;  // namespace/pod/container selectors: need issue 4's identity
+  // Container and Kubernetes selectors: when any is given, the policy covers only processes in
+  // containers that match all of them. Globs, except pod labels (exact key = value, all required).
+  std::vector<std::string> namespaces;
+  std::map<std::string, std::string> pod_labels;
+  std::vector<std::string> containers;
+  std::vector<std::string> images;
+  bool vm_selector = false;  // VM selectors belong to the hypervisor module (issue 6)
   bool has_process = false;
   Mode process_mode = Mode::kAudit;
   std::vector<ProcessAllowEntry> process_allow;
@@ -100,7 +107,8 @@ struct Decision {
   std::string_view verdict;  // "block (enforce)", "would block (audit)", "restore (enforce)", ...
 };
 
-// Whether the event's process belongs to the policy's workload (the processes selector).
+// Whether the event's process belongs to the policy's workload (the container, Kubernetes and
+// processes selectors).
 bool selects_process(const WorkloadPolicy& policy, const Event& event);
 
 // Whether any section of the policy looks at events of this kind (a cheap pre-check).

@@ -1,0 +1,142 @@
+// Container identity: which container (and, from the kubelet's labels, which pod) an event's
+// process runs in. The registry is filled by the containerd watcher; the resolver maps a task to
+// its container by cgroup id, with /proc/<pid>/cgroup and the pid namespace as fallbacks, and
+// never guesses: a process in a container cgroup the agent does not know yet is "unresolved".
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace palisade::agent {
+
+struct TaskIdentity;
+
+struct ContainerView {
+  std::string id;
+  std::string name;  // the kubelet's io.kubernetes.container.name, else the id
+  std::string image;
+  std::string runtime = "containerd";
+  std::string runtime_namespace;  // containerd namespace (k8s.io for the kubelet's containers)
+  std::string pod_name;           // from the kubelet's labels; empty outside Kubernetes
+  std::string pod_namespace;
+  std::string pod_uid;
+  std::map<std::string, std::string> labels;      // containerd labels (capped)
+  std::map<std::string, std::string> pod_labels;  // the pod's own labels (capped)
+  uint32_t init_pid = 0;                          // host pid of the task's first process; 0 = none
+  uint64_t cgroup_id = 0;                         // cgroup v2 id of that process
+  uint32_t pid_ns = 0;
+  bool sandbox = false;  // the pod's pause container
+
+  // The formatter's rendering, made on first use (views are immutable once shared).
+  mutable std::string json;
+};
+using ContainerRef = std::shared_ptr<const ContainerView>;
+
+// The kubelet's labels on containerd containers.
+inline constexpr const char* kPodNameLabel = "io.kubernetes.pod.name";
+inline constexpr const char* kPodNamespaceLabel = "io.kubernetes.pod.namespace";
+inline constexpr const char* kPodUidLabel = "io.kubernetes.pod.uid";
+inline constexpr const char* kContainerNameLabel = "io.kubernetes.container.name";
+
+// Builds a view from containerd's record: fills the pod fields from the kubelet's labels, and the
+// pod's labels from the pod sandbox's (the CRI plugin puts them on the sandbox container only).
+ContainerRef make_container_view(ContainerView view, const ContainerView* sandbox = nullptr);
+
+struct ContainerRegistryStats {
+  size_t containers = 0;
+  uint64_t added = 0;
+  uint64_t removed = 0;
+  uint64_t rejected_full = 0;  // containers not tracked because the registry was full
+};
+
+// Known containers, by id, cgroup id and pid namespace. Written by the watcher thread, read by
+// the pipeline thread; bounded.
+class ContainerRegistry {
+ public:
+  explicit ContainerRegistry(size_t max_containers = 4096) : max_(max_containers) {}
+
+  void upsert(ContainerRef view);
+  void remove(const std::string& id);
+  // Drops every container not in `ids` (a re-sync after reconnecting).
+  void retain_only(const std::vector<std::string>& ids);
+
+  ContainerRef by_id(const std::string& id) const;
+  ContainerRef by_cgroup(uint64_t cgroup_id) const;
+  ContainerRef by_pid_ns(uint32_t pid_ns) const;
+  ContainerRef sandbox_of(const std::string& pod_uid) const;
+  std::vector<ContainerRef> all() const;
+  ContainerRegistryStats stats() const;
+  uint64_t generation() const;  // changes on every update: lets readers drop stale caches
+
+ private:
+  void unindex(const ContainerView& view);
+  size_t max_;
+  mutable std::shared_mutex mutex_;
+  std::unordered_map<std::string, ContainerRef> by_id_;
+  std::unordered_map<uint64_t, ContainerRef> by_cgroup_;
+  std::unordered_map<uint32_t, ContainerRef> by_pid_ns_;
+  ContainerRegistryStats stats_;
+  uint64_t generation_ = 0;
+};
+
+// Where the container id sits in a cgroup path, for the runtimes' layouts:
+// /k8s.io/<id> (containerd's namespace as the parent, what ctr and cgroupfs drivers make),
+// /kubepods/<qos>/pod<uid>/<64-hex id>, /kubepods.slice/.../cri-containerd-<id>.scope.
+// Empty when the path is not a container's.
+std::string container_id_from_cgroup_path(const std::string& path,
+                                          const std::vector<std::string>& runtime_namespaces);
+
+// The cgroup v2 path of a process ("0::" line of /proc/<pid>/cgroup); empty when gone.
+std::string cgroup_v2_path_of(uint32_t pid);
+// The cgroup v2 id (the inode of the cgroup's directory on the cgroup2 mount) of a process.
+uint64_t cgroup_id_of(uint32_t pid);
+// The pid-namespace inode of a process; 0 when gone.
+uint32_t pid_ns_of(uint32_t pid);
+
+struct ResolverStats {
+  uint64_t by_cgroup = 0;
+  uint64_t by_proc = 0;  // found through /proc/<pid>/cgroup
+  uint64_t by_pid_ns = 0;
+  uint64_t unresolved = 0;  // in a container the agent does not know (yet)
+  size_t cache_entries = 0;
+};
+
+enum class Attribution : uint8_t { kHost, kContainer, kUnresolved };
+
+class ContainerResolver {
+ public:
+  ContainerResolver(std::shared_ptr<const ContainerRegistry> registry,
+                    std::vector<std::string> runtime_namespaces, size_t cache_entries = 4096);
+
+  // Pipeline thread only.
+  Attribution resolve(const TaskIdentity& task, ContainerRef& out, std::string& unresolved_id);
+  ResolverStats stats() const {
+    ResolverStats s = stats_;
+    s.cache_entries = cache_.size();
+    return s;
+  }
+
+ private:
+  // The container id in the cgroup's path ("" for a host cgroup); nullopt when the process is
+  // gone and the cgroup was not seen before.
+  std::optional<std::string> container_id_for_cgroup(uint64_t cgroup_id, uint32_t pid);
+
+  std::shared_ptr<const ContainerRegistry> registry_;
+  std::vector<std::string> runtime_namespaces_;
+  uint32_t host_pid_ns_;
+  size_t cache_cap_;
+  // cgroup id -> container id parsed from the path ("" = a host cgroup); bounded LRU.
+  std::list<std::pair<uint64_t, std::string>> lru_;
+  std::unordered_map<uint64_t, decltype(lru_)::iterator> cache_;
+  ResolverStats stats_;
+};
+
+}  // namespace palisade::agent

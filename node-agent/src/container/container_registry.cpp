@@ -1,0 +1,278 @@
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+
+#include "palisade/agent/container.h"
+#include "palisade/agent/event.h"
+
+namespace palisade::agent {
+namespace {
+
+constexpr size_t kMaxLabels = 64;  // per container; kubelet sets about ten
+// The initial pid namespace always has this inode number (PROC_PID_INIT_INO); reading
+// /proc/1/ns/pid instead can be refused (an init that is not dumpable).
+constexpr uint32_t kInitPidNamespace = 0xEFFFFFFCU;
+
+bool is_hex_id(const std::string& s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// The cgroup2 mount point: /sys/fs/cgroup on pure v2 hosts, /sys/fs/cgroup/unified on hybrid.
+const std::string& cgroup2_mount() {
+  static const std::string mount = [] {
+    std::ifstream in("/proc/self/mountinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      // "36 25 0:31 / /sys/fs/cgroup/unified rw,... - cgroup2 cgroup2 rw,..."
+      const auto dash = line.find(" - ");
+      if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) continue;
+      size_t field = 0;
+      size_t at = 0;
+      while (field < 4 && at != std::string::npos) {
+        at = line.find(' ', at + 1);
+        ++field;
+      }
+      if (at == std::string::npos) continue;
+      const size_t end = line.find(' ', at + 1);
+      return line.substr(at + 1, end - at - 1);
+    }
+    return std::string("/sys/fs/cgroup");
+  }();
+  return mount;
+}
+
+}  // namespace
+
+ContainerRef make_container_view(ContainerView view, const ContainerView* sandbox) {
+  auto label = [&](const char* key) {
+    auto it = view.labels.find(key);
+    return it == view.labels.end() ? std::string() : it->second;
+  };
+  view.pod_name = label(kPodNameLabel);
+  view.pod_namespace = label(kPodNamespaceLabel);
+  view.pod_uid = label(kPodUidLabel);
+  view.name = label(kContainerNameLabel);
+  if (view.name.empty()) view.name = view.id;
+  view.sandbox = label("io.cri-containerd.kind") == "sandbox";
+  const ContainerView& pod = view.sandbox || sandbox == nullptr ? view : *sandbox;
+  for (const auto& [key, value] : pod.labels) {
+    if (key.rfind("io.kubernetes.", 0) == 0 || key.rfind("io.cri-containerd.", 0) == 0) continue;
+    if (view.pod_labels.size() < kMaxLabels) view.pod_labels.emplace(key, value);
+  }
+  while (view.labels.size() > kMaxLabels) view.labels.erase(std::prev(view.labels.end()));
+  return std::make_shared<const ContainerView>(std::move(view));
+}
+
+void ContainerRegistry::unindex(const ContainerView& view) {
+  auto drop = [&](auto& map, const auto& key) {
+    auto it = map.find(key);
+    if (it != map.end() && it->second->id == view.id) map.erase(it);
+  };
+  if (view.cgroup_id != 0) drop(by_cgroup_, view.cgroup_id);
+  if (view.pid_ns != 0) drop(by_pid_ns_, view.pid_ns);
+}
+
+void ContainerRegistry::upsert(ContainerRef view) {
+  std::unique_lock lock(mutex_);
+  auto it = by_id_.find(view->id);
+  if (it != by_id_.end()) {
+    unindex(*it->second);
+  } else if (by_id_.size() >= max_) {
+    stats_.rejected_full++;
+    return;
+  } else {
+    stats_.added++;
+  }
+  if (view->cgroup_id != 0) by_cgroup_[view->cgroup_id] = view;
+  // Sandbox (pause) containers share the pod's pid namespace only with shareProcessNamespace;
+  // the app container's own namespace is the better key, so a sandbox never overrides it.
+  if (view->pid_ns != 0 && (!view->sandbox || by_pid_ns_.count(view->pid_ns) == 0)) {
+    by_pid_ns_[view->pid_ns] = view;
+  }
+  by_id_[view->id] = std::move(view);
+  generation_++;
+}
+
+void ContainerRegistry::remove(const std::string& id) {
+  std::unique_lock lock(mutex_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return;
+  unindex(*it->second);
+  by_id_.erase(it);
+  stats_.removed++;
+  generation_++;
+}
+
+void ContainerRegistry::retain_only(const std::vector<std::string>& ids) {
+  const std::set<std::string> keep(ids.begin(), ids.end());
+  std::vector<std::string> gone;
+  {
+    std::shared_lock lock(mutex_);
+    for (const auto& [id, view] : by_id_) {
+      if (keep.count(id) == 0) gone.push_back(id);
+    }
+  }
+  for (const auto& id : gone) remove(id);
+}
+
+ContainerRef ContainerRegistry::by_id(const std::string& id) const {
+  std::shared_lock lock(mutex_);
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+ContainerRef ContainerRegistry::by_cgroup(uint64_t cgroup_id) const {
+  std::shared_lock lock(mutex_);
+  auto it = by_cgroup_.find(cgroup_id);
+  return it == by_cgroup_.end() ? nullptr : it->second;
+}
+
+ContainerRef ContainerRegistry::by_pid_ns(uint32_t pid_ns) const {
+  std::shared_lock lock(mutex_);
+  auto it = by_pid_ns_.find(pid_ns);
+  return it == by_pid_ns_.end() ? nullptr : it->second;
+}
+
+ContainerRef ContainerRegistry::sandbox_of(const std::string& pod_uid) const {
+  if (pod_uid.empty()) return nullptr;
+  std::shared_lock lock(mutex_);
+  for (const auto& [id, view] : by_id_) {
+    if (view->sandbox && view->pod_uid == pod_uid) return view;
+  }
+  return nullptr;
+}
+
+std::vector<ContainerRef> ContainerRegistry::all() const {
+  std::shared_lock lock(mutex_);
+  std::vector<ContainerRef> out;
+  out.reserve(by_id_.size());
+  for (const auto& [id, view] : by_id_) out.push_back(view);
+  return out;
+}
+
+ContainerRegistryStats ContainerRegistry::stats() const {
+  std::shared_lock lock(mutex_);
+  ContainerRegistryStats s = stats_;
+  s.containers = by_id_.size();
+  return s;
+}
+
+uint64_t ContainerRegistry::generation() const {
+  std::shared_lock lock(mutex_);
+  return generation_;
+}
+
+std::string container_id_from_cgroup_path(const std::string& path,
+                                          const std::vector<std::string>& runtime_namespaces) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos || slash + 1 >= path.size()) return {};
+  std::string last = path.substr(slash + 1);
+  // systemd driver: cri-containerd-<id>.scope
+  static constexpr std::string_view kScopePrefix = "cri-containerd-";
+  static constexpr std::string_view kScopeSuffix = ".scope";
+  if (last.rfind(kScopePrefix, 0) == 0 && last.size() > kScopePrefix.size() + kScopeSuffix.size() &&
+      last.compare(last.size() - kScopeSuffix.size(), kScopeSuffix.size(), kScopeSuffix) == 0) {
+    return last.substr(kScopePrefix.size(),
+                       last.size() - kScopePrefix.size() - kScopeSuffix.size());
+  }
+  // cgroupfs driver: /kubepods/<qos>/pod<uid>/<id>
+  if (path.find("/kubepods") != std::string::npos && is_hex_id(last)) return last;
+  // containerd's default: /<namespace>/<id>
+  const auto parent_start = path.rfind('/', slash - 1);
+  if (slash == 0 || parent_start == std::string::npos) return {};
+  const std::string parent = path.substr(parent_start + 1, slash - parent_start - 1);
+  if (std::find(runtime_namespaces.begin(), runtime_namespaces.end(), parent) !=
+      runtime_namespaces.end()) {
+    return last;
+  }
+  return {};
+}
+
+std::string cgroup_v2_path_of(uint32_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("0::", 0) == 0) return line.substr(3);
+  }
+  return {};
+}
+
+uint64_t cgroup_id_of(uint32_t pid) {
+  const std::string path = cgroup_v2_path_of(pid);
+  if (path.empty()) return 0;
+  struct stat st {};
+  if (stat((cgroup2_mount() + path).c_str(), &st) != 0) return 0;
+  return st.st_ino;
+}
+
+uint32_t pid_ns_of(uint32_t pid) {
+  struct stat st {};
+  if (stat(("/proc/" + std::to_string(pid) + "/ns/pid").c_str(), &st) != 0) return 0;
+  return static_cast<uint32_t>(st.st_ino);
+}
+
+ContainerResolver::ContainerResolver(std::shared_ptr<const ContainerRegistry> registry,
+                                     std::vector<std::string> runtime_namespaces,
+                                     size_t cache_entries)
+    : registry_(std::move(registry)),
+      runtime_namespaces_(std::move(runtime_namespaces)),
+      host_pid_ns_(kInitPidNamespace),
+      cache_cap_(cache_entries) {}
+
+std::optional<std::string> ContainerResolver::container_id_for_cgroup(uint64_t cgroup_id,
+                                                                      uint32_t pid) {
+  if (auto it = cache_.find(cgroup_id); it != cache_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->second;
+  }
+  const std::string path = cgroup_v2_path_of(pid);
+  if (path.empty()) return std::nullopt;  // the process is gone: nothing to learn, nothing cached
+  std::string id = container_id_from_cgroup_path(path, runtime_namespaces_);
+  lru_.emplace_front(cgroup_id, id);
+  cache_[cgroup_id] = lru_.begin();
+  if (lru_.size() > cache_cap_) {
+    cache_.erase(lru_.back().first);
+    lru_.pop_back();
+  }
+  return id;
+}
+
+Attribution ContainerResolver::resolve(const TaskIdentity& task, ContainerRef& out,
+                                       std::string& unresolved_id) {
+  out.reset();
+  unresolved_id.clear();
+  if (task.cgroup_id != 0) {
+    if ((out = registry_->by_cgroup(task.cgroup_id))) {
+      stats_.by_cgroup++;
+      return Attribution::kContainer;
+    }
+    // A process in a sub-cgroup of a container, or in a container the watcher has not reported
+    // yet: the cgroup path says which.
+    if (auto id = container_id_for_cgroup(task.cgroup_id, task.tgid)) {
+      if (!id->empty()) {
+        if ((out = registry_->by_id(*id))) {
+          stats_.by_proc++;
+          return Attribution::kContainer;
+        }
+        unresolved_id = *id;
+        stats_.unresolved++;
+        return Attribution::kUnresolved;
+      }
+      // A host cgroup: the pid namespace may still say otherwise (a runtime that does not use
+      // cgroups per container); fall through.
+    }
+  }
+  if (task.pid_ns != 0 && task.pid_ns != host_pid_ns_) {
+    if ((out = registry_->by_pid_ns(task.pid_ns))) {
+      stats_.by_pid_ns++;
+      return Attribution::kContainer;
+    }
+    stats_.unresolved++;
+    return Attribution::kUnresolved;
+  }
+  return Attribution::kHost;
+}
+
+}  // namespace palisade::agent
