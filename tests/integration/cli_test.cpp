@@ -12,118 +12,15 @@
 #include <sstream>
 #include <thread>
 
-namespace {
+#include "agent_harness.h"
 
+namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
+using namespace palisade::testing;
 
-const std::string kCli = PALISADE_CLI_PATH;
-
-pid_t spawn(const std::vector<std::string>& argv, const fs::path& stderr_file) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    FILE* err = std::fopen(stderr_file.c_str(), "w");
-    if (err != nullptr) dup2(fileno(err), 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int run_capture(const std::vector<std::string>& argv, std::string& out) {
-  int pipefd[2];
-  if (pipe(pipefd) != 0) return -1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pipefd[1], 1);
-    close(pipefd[0]);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  close(pipefd[1]);
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(pipefd[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
-  close(pipefd[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<json> json_lines(const fs::path& p) {
-  std::vector<json> out;
-  std::ifstream in(p);
-  std::string line;
-  while (std::getline(in, line)) out.push_back(json::parse(line));
-  return out;
-}
-
-bool wait_until(const std::function<bool()>& pred, std::chrono::seconds timeout = 30s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return false;
-}
-
-class CliTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "the agent needs root (CI runs as root)";
-    dir = fs::path("/tmp") / ("palisade-cli-" + std::to_string(getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  void TearDown() override {
-    if (agent > 0) {
-      kill(agent, SIGKILL);
-      waitpid(agent, nullptr, 0);
-    }
-    fs::remove_all(dir);
-  }
-
-  void start_agent(std::vector<std::string> extra) {
-    std::vector<std::string> argv = {kCli,
-                                     "agent",
-                                     "--no-stdout",
-                                     "--json",
-                                     (dir / "events.jsonl").string(),
-                                     "--store",
-                                     (dir / "events.db").string(),
-                                     "--status-file",
-                                     (dir / "status.json").string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    agent = spawn(argv, dir / "agent.log");
-    ASSERT_TRUE(wait_until([&] { return fs::exists(dir / "status.json"); }))
-        << slurp(dir / "agent.log");
-  }
-
-  int stop_agent() {
-    kill(agent, SIGTERM);
-    int status = 0;
-    waitpid(agent, &status, 0);
-    agent = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
-  fs::path dir;
-  pid_t agent = -1;
-};
+class CliTest : public AgentTest {};
 
 TEST_F(CliTest, AgentWritesJsonStoreAndStatusAndFlushesOnSigterm) {
   std::ofstream(dir / "agent.yaml") << "status:\n  interval_seconds: 1\n";
@@ -216,22 +113,6 @@ TEST_F(CliTest, BadConfigurationFailsWithFileLineAndField) {
 }  // namespace
 
 namespace {
-
-std::vector<json> findings_in(const fs::path& file) {
-  std::vector<json> out;
-  for (auto& e : json_lines(file)) {
-    if (e["class_uid"] == 2004) out.push_back(e);
-  }
-  return out;
-}
-
-std::vector<json> findings_of(const std::vector<json>& findings, const std::string& rule) {
-  std::vector<json> out;
-  for (const auto& f : findings) {
-    if (f["unmapped"]["palisade"]["rule"] == rule) out.push_back(f);
-  }
-  return out;
-}
 
 TEST_F(CliTest, LiveAgentRaisesDetectionFindingsForRealActivity) {
   fs::create_directories(dir / "policies");

@@ -1,0 +1,229 @@
+// Real containers: containerd and runc with the locally built busybox image
+// (scripts/containerd-up.sh). Containers get the labels the kubelet sets, so what the agent reports
+// is what it would report for pods on a Kubernetes node.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "agent_harness.h"
+
+namespace {
+
+using namespace palisade::testing;
+using namespace std::chrono_literals;
+
+const std::string kImage = "docker.io/library/palisade-bb:latest";
+
+struct Pod {
+  std::string name;
+  std::string ns;
+  std::string uid;
+  std::string app;  // the pod's "app" label
+};
+
+class ContainerTest : public AgentTest {
+ protected:
+  void SetUp() override {
+    AgentTest::SetUp();
+    if (IsSkipped()) return;
+    std::string out;
+    ASSERT_EQ(
+        run_capture({"/bin/bash", std::string(PALISADE_SOURCE_DIR) + "/scripts/containerd-up.sh"},
+                    out),
+        0)
+        << "containerd must be installed and startable (scripts/install-deps.sh)";
+  }
+
+  std::string id(const std::string& what) {
+    return "palisade-it-" + std::to_string(getpid()) + "-" + what;
+  }
+
+  // `ctr run` arguments for a container of the pod, labelled as the kubelet (through the CRI
+  // plugin) labels a pod's sandbox and its containers.
+  std::vector<std::string> ctr_run(const Pod& pod, const std::string& container_id,
+                                   const std::string& container_name,
+                                   const std::vector<std::string>& command) {
+    const bool sandbox = container_name.empty();
+    std::vector<std::string> argv = {"/usr/bin/ctr", "-n", "k8s.io", "run", "--rm"};
+    auto label = [&](const std::string& kv) {
+      argv.push_back("--label");
+      argv.push_back(kv);
+    };
+    label("io.kubernetes.pod.name=" + pod.name);
+    label("io.kubernetes.pod.namespace=" + pod.ns);
+    label("io.kubernetes.pod.uid=" + pod.uid);
+    label(std::string("io.cri-containerd.kind=") + (sandbox ? "sandbox" : "container"));
+    if (sandbox) {
+      label("app=" + pod.app);
+    } else {
+      label("io.kubernetes.container.name=" + container_name);
+    }
+    argv.push_back(kImage);
+    argv.push_back(container_id);
+    argv.insert(argv.end(), command.begin(), command.end());
+    return argv;
+  }
+
+  // Starts the pod's sandbox (it sleeps for `seconds`) and waits until the agent knows it.
+  pid_t start_sandbox(const Pod& pod, int seconds) {
+    pid_t pid =
+        spawn(ctr_run(pod, id(pod.name + "-pause"), "", {"/bin/sleep", std::to_string(seconds)}),
+              dir / (pod.name + "-pause.log"));
+    EXPECT_TRUE(wait_until([&] { return containers_known() >= known_before_ + 1; }))
+        << slurp(dir / "status.json");
+    known_before_ = containers_known();
+    return pid;
+  }
+
+  int run_in_pod(const Pod& pod, const std::string& container_id, const std::string& script) {
+    std::string out;
+    return run_capture(ctr_run(pod, container_id, "app", {"/bin/sh", "-c", script}), out);
+  }
+
+  json status() {
+    try {
+      return json::parse(slurp(dir / "status.json"));
+    } catch (...) {
+      return json::object();
+    }
+  }
+  size_t containers_known() {
+    json s = status();
+    return s.contains("containers") ? s["containers"]["known"].get<size_t>() : 0;
+  }
+
+  // Events of the shell running the container's script (`/bin/sh -c ...marker...`); the host's
+  // ctr carries the same text in its command line, and must not be mistaken for it.
+  std::vector<json> events_with(const std::string& kind, const std::string& marker) {
+    std::vector<json> out;
+    for (auto& e : json_lines(dir / "events.jsonl")) {
+      const json u = e.value("unmapped", json::object()).value("palisade", json::object());
+      if (!u.is_object() || u.value("event", "") != kind) continue;
+      const json p = e.value("process", e.value("actor", json::object()).value("process", json()));
+      const std::string cmd = p.is_object() ? p.value("cmd_line", "") : "";
+      if (cmd.rfind("/bin/sh -c ", 0) == 0 && cmd.find(marker) != std::string::npos)
+        out.push_back(e);
+    }
+    return out;
+  }
+
+  size_t known_before_ = 0;
+};
+
+TEST_F(ContainerTest, EventsCarryTheirContainerAndPodAndPoliciesSelectByNamespace) {
+  fs::create_directories(dir / "policies");
+  // Nothing but the pause binary may run in namespace shop; no such policy for billing.
+  std::ofstream(dir / "policies" / "shop.yaml") << R"(apiVersion: palisade.dev/v1
+kind: WorkloadPolicy
+metadata: {name: shop-lockdown}
+spec:
+  selector: {namespace: shop}
+  process:
+    allow:
+      - {path: /pause}
+)";
+  start_agent({"--policy-dir", (dir / "policies").string(), "--status-interval", "1"});
+  ASSERT_TRUE(wait_until([&] {
+    json s = status();
+    return s.contains("containers") && s["containers"]["containerd"]["connected"] == true;
+  })) << slurp(dir / "agent.log");
+  known_before_ = containers_known();
+
+  const Pod shop{"web-1", "shop", "uid-shop-" + std::to_string(getpid()), "web"};
+  const Pod billing{"api-1", "billing", "uid-billing-" + std::to_string(getpid()), "api"};
+  pid_t shop_pause = start_sandbox(shop, 8);
+  pid_t billing_pause = start_sandbox(billing, 8);
+  const std::string shop_app = id("shop-app");
+  const std::string billing_app = id("billing-app");
+  ASSERT_EQ(run_in_pod(shop, shop_app, "mkdir -p /tmp; echo shop-marker > /tmp/m; cat /tmp/m"), 0);
+  ASSERT_EQ(
+      run_in_pod(billing, billing_app, "mkdir -p /tmp; echo billing-marker > /tmp/m; cat /tmp/m"),
+      0);
+  std::string ignored;
+  run_capture({"/bin/sh", "-c", "echo host-marker >/dev/null"}, ignored);
+  waitpid(shop_pause, nullptr, 0);
+  waitpid(billing_pause, nullptr, 0);
+  ASSERT_EQ(stop_agent(), 0) << slurp(dir / "agent.log");
+
+  // The shell inside the shop container: container, pod, namespace and the pod's labels.
+  auto shop_execs = events_with("exec", "shop-marker");
+  ASSERT_FALSE(shop_execs.empty()) << slurp(dir / "agent.log");
+  for (const auto& e : shop_execs) {
+    EXPECT_EQ(e["container"]["uid"], shop_app);
+    EXPECT_EQ(e["container"]["name"], "app");
+    EXPECT_EQ(e["container"]["image"]["name"], kImage);
+    EXPECT_EQ(e["container"]["pod_uuid"], shop.uid);
+    const json& k8s = e["unmapped"]["palisade"]["kubernetes"];
+    EXPECT_EQ(k8s["namespace"], "shop");
+    EXPECT_EQ(k8s["pod"], "web-1");
+    EXPECT_EQ(k8s["labels"]["app"], "web") << "the pod's labels, from its sandbox";
+    EXPECT_NE(
+        std::find(e["metadata"]["profiles"].begin(), e["metadata"]["profiles"].end(), "container"),
+        e["metadata"]["profiles"].end());
+  }
+  // Its file write, seen at the path inside the container.
+  bool saw_write = false;
+  for (auto& e : events_with("open", "shop-marker")) {
+    saw_write = saw_write || (e["file"]["path"] == "/tmp/m" && e["container"]["uid"] == shop_app);
+  }
+  EXPECT_TRUE(saw_write);
+  auto billing_execs = events_with("exec", "billing-marker");
+  ASSERT_FALSE(billing_execs.empty());
+  EXPECT_EQ(billing_execs[0]["container"]["uid"], billing_app);
+  EXPECT_EQ(billing_execs[0]["unmapped"]["palisade"]["kubernetes"]["namespace"], "billing");
+
+  // A host process: no container, and not unresolved either.
+  auto host = events_with("exec", "host-marker");
+  ASSERT_FALSE(host.empty());
+  EXPECT_FALSE(host[0].contains("container"));
+  EXPECT_FALSE(host[0]["unmapped"]["palisade"].contains("container_unresolved"));
+
+  // The namespace-selected policy fired for shop's container only.
+  auto violations =
+      findings_of(findings_in(dir / "events.jsonl"), "workload-policy/shop-lockdown/process");
+  ASSERT_FALSE(violations.empty());
+  bool app_violation = false;
+  for (const auto& f : violations) {
+    EXPECT_EQ(f["unmapped"]["palisade"]["kubernetes"]["namespace"], "shop") << f.dump();
+    app_violation |= f["container"]["uid"] == shop_app;
+  }
+  EXPECT_TRUE(app_violation) << "the shell in shop's app container is not allowlisted";
+  // The default rule for a shell in a container names the container too.
+  auto shells = findings_of(findings_in(dir / "events.jsonl"), "shell-in-container");
+  bool shell_in_billing = false;
+  for (const auto& f : shells) shell_in_billing |= f["container"]["uid"] == billing_app;
+  EXPECT_TRUE(shell_in_billing);
+}
+
+TEST_F(ContainerTest, ContainerdRestartIsSurvived) {
+  start_agent({"--no-default-rules", "--status-interval", "1"});
+  auto containerd = [&](const std::string& key) {
+    json s = status();
+    return s.contains("containers") ? s["containers"]["containerd"][key] : json();
+  };
+  ASSERT_TRUE(wait_until([&] { return containerd("connected") == true; }));
+
+  std::string out;
+  run_capture({"/usr/bin/pkill", "-x", "containerd"}, out);
+  ASSERT_TRUE(wait_until([&] { return containerd("connected") == false; }))
+      << slurp(dir / "status.json");
+  ASSERT_EQ(run_capture(
+                {"/bin/bash", std::string(PALISADE_SOURCE_DIR) + "/scripts/containerd-up.sh"}, out),
+            0);
+  ASSERT_TRUE(wait_until([&] { return containerd("connected") == true; }, 60s))
+      << slurp(dir / "status.json") << slurp(dir / "agent.log");
+  EXPECT_GE(containerd("reconnects").get<int>(), 1);
+
+  const Pod pod{"after-restart", "shop", "uid-restart-" + std::to_string(getpid()), "web"};
+  const std::string app = id("restart-app");
+  ASSERT_EQ(run_in_pod(pod, app, "echo restart-marker"), 0);
+  ASSERT_EQ(stop_agent(), 0);
+  auto execs = events_with("exec", "restart-marker");
+  ASSERT_FALSE(execs.empty());
+  EXPECT_EQ(execs[0]["container"]["uid"], app) << execs[0].dump() << slurp(dir / "status.json");
+  EXPECT_EQ(execs[0]["unmapped"]["palisade"]["kubernetes"]["pod"], "after-restart");
+}
+
+}  // namespace
