@@ -29,6 +29,8 @@ struct AgentFlags {
   std::string log_level;
   std::string status_file;
   std::string policy_dir;
+  std::string kubeconfig;
+  std::string node_name;
   bool no_default_rules = false;
   unsigned status_interval = 0;
   bool no_stdout = false;
@@ -59,6 +61,8 @@ int run_agent_command(const AgentFlags& f) {
   if (!f.status_file.empty()) c.status_file = f.status_file;
   if (f.status_interval > 0) c.status_interval_seconds = f.status_interval;
   if (!f.policy_dir.empty()) c.policy_directory = f.policy_dir;
+  if (!f.kubeconfig.empty()) c.kubernetes.kubeconfig = f.kubeconfig;
+  if (!f.node_name.empty()) c.kubernetes.node_name = f.node_name;
   if (f.no_default_rules) c.default_rules = false;
   options.record_path = f.record;
   options.replay_path = f.replay;
@@ -90,6 +94,10 @@ int main(int argc, char** argv) {
   agent->add_option("--status-file", agent_flags.status_file, "Where to write status");
   agent->add_option("--status-interval", agent_flags.status_interval, "Seconds between status");
   agent->add_option("--policy-dir", agent_flags.policy_dir, "Directory of policy documents");
+  agent->add_option("--kubeconfig", agent_flags.kubeconfig,
+                    "Reach the Kubernetes API with this kubeconfig (outside a cluster)");
+  agent->add_option("--node-name", agent_flags.node_name,
+                    "This node's name in Kubernetes (default: $NODE_NAME, else the host name)");
   agent->add_flag("--no-default-rules", agent_flags.no_default_rules,
                   "Do not load the shipped detection rules");
   agent->add_flag("--check-config", agent_flags.check_config,

@@ -278,6 +278,40 @@ constexpr FieldDef kFields[] = {
        edit(e.container).pod_uid = std::string(s);
        return true;
      }},
+    {"k8s.service_account", FieldType::kString,
+     "the pod's service account (from the Kubernetes API)",
+     [](const Event& e) {
+       return e.container && !e.container->service_account.empty()
+                  ? text(e.container->service_account)
+                  : FieldValue{};
+     },
+     nullptr,
+     [](Event& e, std::string_view s) {
+       edit(e.container).service_account = std::string(s);
+       return true;
+     }},
+    {"k8s.workload.kind", FieldType::kString,
+     "the kind of the pod's top-level controller: Deployment (through its ReplicaSet), "
+     "StatefulSet, DaemonSet, CronJob (through its Job), Job, or Pod for a bare pod",
+     [](const Event& e) {
+       return e.container && !e.container->workload_kind.empty() ? text(e.container->workload_kind)
+                                                                 : FieldValue{};
+     },
+     nullptr,
+     [](Event& e, std::string_view s) {
+       edit(e.container).workload_kind = std::string(s);
+       return true;
+     }},
+    {"k8s.workload.name", FieldType::kString, "the name of the pod's top-level controller",
+     [](const Event& e) {
+       return e.container && !e.container->workload_name.empty() ? text(e.container->workload_name)
+                                                                 : FieldValue{};
+     },
+     nullptr,
+     [](Event& e, std::string_view s) {
+       edit(e.container).workload_name = std::string(s);
+       return true;
+     }},
 
     {"ancestor.exe", FieldType::kString,
      "any ancestor's executable path (parent up to init); a test matches if any ancestor does",

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "agent_harness.h"
+#include "fake_apiserver.h"
 
 namespace {
 
@@ -224,6 +225,113 @@ TEST_F(ContainerTest, ContainerdRestartIsSurvived) {
   ASSERT_FALSE(execs.empty());
   EXPECT_EQ(execs[0]["container"]["uid"], app) << execs[0].dump() << slurp(dir / "status.json");
   EXPECT_EQ(execs[0]["unmapped"]["palisade"]["kubernetes"]["pod"], "after-restart");
+}
+
+// With the Kubernetes API (a local server speaking the API's wire format): events gain the pod's
+// service account and owning Deployment, PalisadePolicy resources load (confined to their
+// namespace) with their status written back, and alerts become Events on the pod.
+TEST_F(ContainerTest, KubernetesIdentityPoliciesAndEvents) {
+  palisade::k8s::testing::FakeApiServer api;
+  // Pod 0 of the fixtures: shop/web-7d4b9c6f5-x2kqp on node-a, service account "web", owned by
+  // ReplicaSet web-7d4b9c6f5 of Deployment web.
+  const json pod = palisade::k8s::testing::fixture_item("pods.json", 0);
+  const Pod web{pod["metadata"]["name"], "shop", pod["metadata"]["uid"], "web"};
+  api.push("ADDED",
+           json{{"apiVersion", "palisade.dev/v1"},
+                {"kind", "PalisadePolicy"},
+                {"metadata", {{"name", "marker"}, {"namespace", "shop"}, {"generation", 1}}},
+                {"spec",
+                 {{"documents",
+                   {{{"kind", "DetectionRule"},
+                     {"metadata", {{"name", "k8s-marker"}}},
+                     {"spec",
+                      {{"condition",
+                        "event.kind = exec and process.cmdline contains "
+                        "\"k8s-marker\""},
+                       {"output", "marker in {k8s.namespace}/{k8s.pod.name}"},
+                       {"severity", "high"}}}}}}}}});
+  api.push("ADDED",
+           json{{"apiVersion", "palisade.dev/v1"},
+                {"kind", "PalisadePolicy"},
+                {"metadata", {{"name", "broken"}, {"namespace", "shop"}, {"generation", 1}}},
+                {"spec",
+                 {{"documents",
+                   {{{"kind", "DetectionRule"},
+                     {"metadata", {{"name", "broken-rule"}}},
+                     {"spec", {{"condition", "proces.exe = /bin/sh"}, {"output", "x"}}}}}}}}});
+  const fs::path kubeconfig = dir / "kubeconfig";
+  std::ofstream(kubeconfig)
+      << "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+         "clusters:\n- name: test\n  cluster:\n    server: "
+      << api.url() << "\n    certificate-authority: "
+      << (palisade::k8s::testing::test_certs() / "ca.crt").string()
+      << "\nusers:\n- name: test\n  user:\n    token: "
+      << palisade::k8s::testing::FakeApiServer::kToken
+      << "\ncontexts:\n- name: test\n  context: {cluster: test, user: test}\n";
+
+  start_agent({"--no-default-rules", "--status-interval", "1", "--kubeconfig", kubeconfig.string(),
+               "--node-name", "node-a"});
+  ASSERT_TRUE(wait_until([&] {
+    json s = status();
+    return s.contains("kubernetes") && s["kubernetes"]["pods"]["cached"] == 5 &&
+           s["kubernetes"]["policies"]["resources"] == 4 &&
+           s["containers"]["containerd"]["connected"] == true;
+  })) << slurp(dir / "status.json")
+      << slurp(dir / "agent.log");
+  known_before_ = containers_known();
+
+  pid_t pause = start_sandbox(web, 6);
+  ASSERT_EQ(run_in_pod(web, id("web-app"), "echo k8s-marker"), 0);
+  std::string ignored;
+  run_capture({"/bin/sh", "-c", "echo k8s-marker on the host"}, ignored);
+  waitpid(pause, nullptr, 0);
+  EXPECT_TRUE(wait_until(
+      [&] {
+        for (const auto& r : api.requests()) {
+          if (r["method"] == "POST" && r["path"] == "/api/v1/namespaces/shop/events") return true;
+        }
+        return false;
+      },
+      10s))
+      << slurp(dir / "status.json");
+  ASSERT_EQ(stop_agent(), 0) << slurp(dir / "agent.log");
+
+  auto execs = events_with("exec", "k8s-marker");
+  ASSERT_FALSE(execs.empty());
+  const json& k8s = execs[0]["unmapped"]["palisade"]["kubernetes"];
+  EXPECT_EQ(k8s["pod"], web.name);
+  EXPECT_EQ(k8s["service_account"], "web");
+  EXPECT_EQ(k8s["workload"]["kind"], "Deployment");
+  EXPECT_EQ(k8s["workload"]["name"], "web");
+  EXPECT_EQ(k8s["labels"]["app"], pod["metadata"]["labels"]["app"]) << "labels from the API";
+
+  // The namespaced rule fired for the pod, not for the host's shell with the same text.
+  auto marker = findings_of(findings_in(dir / "events.jsonl"), "k8s-marker");
+  ASSERT_EQ(marker.size(), 1U) << "confined to namespace shop";
+  EXPECT_EQ(marker[0]["message"], "marker in shop/" + web.name);
+
+  // Status written back: the good resource accepted, the broken one refused with its error.
+  json good, bad;
+  bool event_posted = false;
+  for (const auto& r : api.requests()) {
+    const std::string path = r["path"];
+    if (r["method"] == "PATCH" && path.find("/palisadepolicies/marker/status") != std::string::npos)
+      good = r["body"];
+    if (r["method"] == "PATCH" && path.find("/palisadepolicies/broken/status") != std::string::npos)
+      bad = r["body"];
+    if (r["method"] == "POST" && path == "/api/v1/namespaces/shop/events") {
+      event_posted = true;
+      EXPECT_EQ(r["body"]["involvedObject"]["uid"], web.uid);
+      EXPECT_NE(r["body"]["message"].get<std::string>().find("k8s-marker"), std::string::npos);
+    }
+  }
+  EXPECT_TRUE(event_posted);
+  ASSERT_TRUE(good.is_object()) << api.requests().dump();
+  EXPECT_EQ(good["status"]["conditions"][0]["status"], "True") << good.dump();
+  ASSERT_TRUE(bad.is_object());
+  EXPECT_EQ(bad["status"]["conditions"][0]["status"], "False") << bad.dump();
+  EXPECT_NE(bad.dump().find("unknown field or macro 'proces.exe'"), std::string::npos)
+      << bad.dump();
 }
 
 }  // namespace

@@ -11,9 +11,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "container/containerd_watcher.h"
+#include "kubernetes/kubernetes_link.h"
 #include "palisade/agent/capture.h"
 #include "palisade/agent/container.h"
 #include "palisade/agent/detector.h"
@@ -83,7 +85,8 @@ class Agent {
   void start_containers();
   void reload();
   void reload_policy();
-  std::shared_ptr<policies::PolicySet> compile_policy(std::string& errors) const;
+  std::shared_ptr<policies::PolicySet> compile_policy(
+      std::string& errors, std::vector<policies::Diagnostic>& resource_errors) const;
   nlohmann::json status_json(const char* state);
   nlohmann::json containers_status() const;
   void emit_status(const char* state, const char* message);
@@ -104,6 +107,8 @@ class Agent {
   std::shared_ptr<ContainerRegistry> containers_;
   std::unique_ptr<ContainerResolver> resolver_;
   std::unique_ptr<ContainerdWatcher> containerd_;
+  std::unique_ptr<KubernetesLink> kubernetes_;
+  std::vector<policies::PolicySource> resource_sources_;  // from PalisadePolicy resources
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   uint64_t status_count_ = 0;
 };
@@ -122,7 +127,13 @@ void Agent::open_outputs() {
     store_ = std::make_unique<EventStore>(config_.store, formatter_);
     sinks.push_back(store_.get());
   }
-  detector_ = std::make_unique<Detector>(formatter_, sinks);
+  containers_ = std::make_shared<ContainerRegistry>(config_.containers.max_containers);
+  if (options_.replay_path.empty()) {
+    kubernetes_ = KubernetesLink::create(config_.kubernetes, containers_);
+  }
+  std::vector<EventSink*> finding_sinks = sinks;
+  if (kubernetes_) finding_sinks.push_back(kubernetes_.get());  // alerts as Kubernetes Events
+  detector_ = std::make_unique<Detector>(formatter_, finding_sinks);
   sinks.push_back(detector_.get());  // last: a finding follows the event it links to
   pipeline_ = std::make_unique<Pipeline>(*table_, sinks);
   pipeline_->set_formatter(formatter_);
@@ -132,7 +143,7 @@ void Agent::open_outputs() {
 
 void Agent::start_containers() {
   const ContainersConfig& c = config_.containers;
-  containers_ = std::make_shared<ContainerRegistry>(c.max_containers);
+  if (kubernetes_) kubernetes_->start();
   // Paths like /<namespace>/<id> name containerd's namespaces; "default" is ctr's.
   resolver_ = std::make_unique<ContainerResolver>(
       containers_, std::vector<std::string>{c.containerd_namespace, "default", "moby"});
@@ -146,17 +157,41 @@ void Agent::start_containers() {
   containerd_->start();
 }
 
-std::shared_ptr<policies::PolicySet> Agent::compile_policy(std::string& errors) const {
+std::shared_ptr<policies::PolicySet> Agent::compile_policy(
+    std::string& errors, std::vector<policies::Diagnostic>& resource_errors) const {
   std::vector<policies::Diagnostic> diagnostics;
   std::shared_ptr<policies::PolicySet> set;
   try {
-    set = policies::PolicySet::compile(
-        agent_policy_sources(config_.policy_directory, config_.default_rules), diagnostics);
+    std::vector<policies::PolicySource> sources =
+        agent_policy_sources(config_.policy_directory, config_.default_rules);
+    // Documents from custom resources: a resource whose documents do not compile next to the
+    // node's own is left out, and its status says why; one team's mistake does not hold back
+    // everyone else's policies. (A bad local file rejects the whole set, as before.)
+    std::map<std::string, std::vector<policies::PolicySource>> by_resource;
+    for (const auto& source : resource_sources_) {
+      by_resource[source.name.substr(0, source.name.find('#'))].push_back(source);
+    }
+    for (const auto& [key, docs] : by_resource) {
+      std::vector<policies::PolicySource> trial = sources;
+      trial.insert(trial.end(), docs.begin(), docs.end());
+      std::vector<policies::Diagnostic> trial_errors;
+      if (policies::PolicySet::compile(trial, trial_errors)) {
+        sources.insert(sources.end(), docs.begin(), docs.end());
+      } else {
+        for (auto& d : trial_errors) {
+          if (d.source.rfind(key + "#", 0) == 0) resource_errors.push_back(std::move(d));
+        }
+      }
+    }
+    set = policies::PolicySet::compile(sources, diagnostics);
   } catch (const std::exception& e) {
     errors = e.what();
     return nullptr;
   }
-  for (const auto& d : diagnostics) errors += (errors.empty() ? "" : "\n") + d.to_string();
+  for (const auto& d : diagnostics) {
+    errors += (errors.empty() ? "" : "\n") + d.to_string();
+    if (d.source.find('#') != std::string::npos) resource_errors.push_back(d);
+  }
   return set;
 }
 
@@ -188,17 +223,22 @@ void Agent::reload() {
 
 void Agent::reload_policy() {
   std::string errors;
-  auto set = compile_policy(errors);
+  std::vector<policies::Diagnostic> resource_errors;
+  auto set = compile_policy(errors, resource_errors);
   if (!set) {
     policy_error_ = errors;
     spdlog::error("policy reload rejected, keeping policy {}:\n{}", detector_->policy()->digest(),
                   errors);
-    return;
+  } else {
+    policy_error_.clear();
+    set->set_hostname(formatter_->host().hostname);
+    detector_->set_policy(set);
+    spdlog::info("policy {} loaded: {} rules", set->digest(), set->rules().size());
   }
-  policy_error_.clear();
-  set->set_hostname(formatter_->host().hostname);
-  detector_->set_policy(set);
-  spdlog::info("policy {} loaded: {} rules", set->digest(), set->rules().size());
+  if (kubernetes_) {
+    kubernetes_->report_policy_result(set != nullptr, resource_errors,
+                                      detector_->policy()->digest());
+  }
 }
 
 nlohmann::json Agent::status_json(const char* state) {
@@ -253,6 +293,7 @@ nlohmann::json Agent::status_json(const char* state) {
                       {"threshold_keys", policy ? policy->threshold_keys() : 0},
                       {"last_rejected_reload", policy_error_}};
   status["containers"] = containers_status();
+  if (kubernetes_) status["kubernetes"] = kubernetes_->status();
   const FileHashStats hashes = detector_->executable_hashes();
   status["policy"]["executable_hashes"] = {{"entries", hashes.entries},
                                            {"hits", hashes.hits},
@@ -322,7 +363,8 @@ int Agent::run() {
   open_outputs();
   {
     std::string errors;
-    auto policy = compile_policy(errors);
+    std::vector<policies::Diagnostic> resource_errors;
+    auto policy = compile_policy(errors, resource_errors);
     if (!policy) throw std::runtime_error("the policies do not compile:\n" + errors);
     policy->set_hostname(host.hostname);
     detector_->set_policy(policy);
@@ -347,6 +389,12 @@ int Agent::run() {
     pipeline_->flush();
     if (capture_) capture_->flush();
     if (g_reload.exchange(false)) reload();
+    if (kubernetes_) {
+      if (auto update = kubernetes_->take_policy_update()) {
+        resource_sources_ = std::move(*update);
+        reload_policy();
+      }
+    }
     if (std::chrono::steady_clock::now() >= next_status) {
       emit_status("running", "palisade agent status");
       next_status =
@@ -359,6 +407,7 @@ int Agent::run() {
   pipeline_->flush();
   if (store_) store_->drain();
   if (containerd_) containerd_->stop();
+  if (kubernetes_) kubernetes_->stop();
   emit_status("stopped", "palisade agent stopped");
   spdlog::info("palisade agent stopped; {} events delivered", pipeline_->stats().delivered);
   return 0;

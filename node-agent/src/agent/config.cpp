@@ -106,7 +106,21 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
   if (!root || root.IsNull()) return c;
   r.known_keys(root, "",
                {"output", "store", "sensor", "process_table", "status", "policies", "containers",
-                "log_level"});
+                "kubernetes", "log_level"});
+  if (auto n = root["kubernetes"]) {
+    r.known_keys(n, "kubernetes",
+                 {"enabled", "kubeconfig", "context", "node_name", "policies", "events"});
+    r.read(n, "kubernetes", "enabled", c.kubernetes.enabled);
+    if (c.kubernetes.enabled != "auto" && c.kubernetes.enabled != "true" &&
+        c.kubernetes.enabled != "false") {
+      r.fail(n["enabled"], "kubernetes.enabled", "expected auto, true or false");
+    }
+    r.read(n, "kubernetes", "kubeconfig", c.kubernetes.kubeconfig);
+    r.read(n, "kubernetes", "context", c.kubernetes.context);
+    r.read(n, "kubernetes", "node_name", c.kubernetes.node_name);
+    r.read(n, "kubernetes", "policies", c.kubernetes.policies);
+    r.read(n, "kubernetes", "events", c.kubernetes.events);
+  }
   if (auto n = root["containers"]) {
     r.known_keys(n, "containers", {"containerd", "max_containers", "exited_linger_seconds"});
     if (auto d = n["containerd"]) {

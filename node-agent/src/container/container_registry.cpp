@@ -74,6 +74,29 @@ void ContainerRegistry::unindex(const ContainerView& view) {
   if (view.pid_ns != 0) drop(by_pid_ns_, view.pid_ns);
 }
 
+ContainerRef ContainerRegistry::with_identity(const ContainerRef& view) const {
+  auto it = pods_.find(view->pod_uid);
+  if (view->pod_uid.empty() || it == pods_.end()) return view;
+  auto copy = std::make_shared<ContainerView>(*view);
+  copy->json.clear();
+  if (!it->second.labels.empty()) copy->pod_labels = it->second.labels;
+  copy->service_account = it->second.service_account;
+  copy->workload_kind = it->second.workload_kind;
+  copy->workload_name = it->second.workload_name;
+  return copy;
+}
+
+void ContainerRegistry::index(ContainerRef view) {
+  if (view->cgroup_id != 0) by_cgroup_[view->cgroup_id] = view;
+  // Sandbox (pause) containers share the pod's pid namespace only with shareProcessNamespace;
+  // the app container's own namespace is the better key, so a sandbox never overrides it.
+  if (view->pid_ns != 0 && (!view->sandbox || by_pid_ns_.count(view->pid_ns) == 0)) {
+    by_pid_ns_[view->pid_ns] = view;
+  }
+  by_id_[view->id] = std::move(view);
+  generation_++;
+}
+
 void ContainerRegistry::upsert(ContainerRef view) {
   std::unique_lock lock(mutex_);
   auto it = by_id_.find(view->id);
@@ -85,14 +108,26 @@ void ContainerRegistry::upsert(ContainerRef view) {
   } else {
     stats_.added++;
   }
-  if (view->cgroup_id != 0) by_cgroup_[view->cgroup_id] = view;
-  // Sandbox (pause) containers share the pod's pid namespace only with shareProcessNamespace;
-  // the app container's own namespace is the better key, so a sandbox never overrides it.
-  if (view->pid_ns != 0 && (!view->sandbox || by_pid_ns_.count(view->pid_ns) == 0)) {
-    by_pid_ns_[view->pid_ns] = view;
+  index(with_identity(view));
+}
+
+void ContainerRegistry::set_pod_identity(const std::string& pod_uid, PodIdentity identity) {
+  std::unique_lock lock(mutex_);
+  if (pods_.count(pod_uid) == 0 && pods_.size() >= max_) return;
+  pods_[pod_uid] = std::move(identity);
+  std::vector<ContainerRef> affected;
+  for (const auto& [id, view] : by_id_) {
+    if (view->pod_uid == pod_uid) affected.push_back(view);
   }
-  by_id_[view->id] = std::move(view);
-  generation_++;
+  for (const auto& view : affected) {
+    unindex(*view);
+    index(with_identity(view));
+  }
+}
+
+void ContainerRegistry::forget_pod(const std::string& pod_uid) {
+  std::unique_lock lock(mutex_);
+  pods_.erase(pod_uid);
 }
 
 void ContainerRegistry::remove(const std::string& id) {

@@ -313,6 +313,12 @@ void write_kubernetes(JsonWriter& w, const Event& e) {
   w.key("kubernetes").begin_object();
   w.field("namespace", c.pod_namespace).field("pod", c.pod_name).field("pod_uid", c.pod_uid);
   w.field("container", c.name);
+  if (!c.service_account.empty()) w.field("service_account", c.service_account);
+  if (!c.workload_kind.empty()) {
+    w.key("workload").begin_object();
+    w.field("kind", c.workload_kind).field("name", c.workload_name);
+    w.end_object();
+  }
   w.key("labels").begin_object();
   for (const auto& [key, value] : c.pod_labels) w.data_key(key).value(value);
   w.end_object();

@@ -75,6 +75,11 @@ void read_container(const json& j, const json& u, Event& e) {
     copy->pod_namespace = get_or<std::string>(k, "namespace", copy->pod_namespace);
     copy->pod_name = get_or<std::string>(k, "pod", copy->pod_name);
     copy->pod_uid = get_or<std::string>(k, "pod_uid", copy->pod_uid);
+    copy->service_account = get_or<std::string>(k, "service_account", "");
+    if (k.contains("workload") && k["workload"].is_object()) {
+      copy->workload_kind = get_or<std::string>(k["workload"], "kind", "");
+      copy->workload_name = get_or<std::string>(k["workload"], "name", "");
+    }
     if (k.contains("labels") && k["labels"].is_object()) {
       for (const auto& [key, value] : k["labels"].items()) {
         if (value.is_string()) copy->pod_labels[key] = value.get<std::string>();

@@ -19,6 +19,16 @@ struct ContainersConfig {
   uint32_t exited_linger_seconds = 30;
 };
 
+struct KubernetesConfig {
+  std::string enabled =
+      "auto";              // auto: in a cluster (KUBERNETES_SERVICE_HOST) or with a kubeconfig
+  std::string kubeconfig;  // use this kubeconfig instead of the in-cluster service account
+  std::string context;     // kubeconfig context; empty = current-context
+  std::string node_name;   // empty: NODE_NAME, else the host name
+  bool policies = true;    // load PalisadePolicy / ClusterPalisadePolicy resources
+  bool events = true;      // publish alerts as Kubernetes Events on their pod
+};
+
 struct AgentConfig {
   bool stdout_output = true;
   std::string json_file;
@@ -32,6 +42,7 @@ struct AgentConfig {
   std::string policy_directory = "/etc/palisade/policies";
   bool default_rules = true;
   ContainersConfig containers;
+  KubernetesConfig kubernetes;
 };
 
 // A configuration error, already formatted as "FILE:LINE:COLUMN: FIELD: problem".

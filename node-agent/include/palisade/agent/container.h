@@ -30,8 +30,12 @@ struct ContainerView {
   std::string pod_uid;
   std::map<std::string, std::string> labels;      // containerd labels (capped)
   std::map<std::string, std::string> pod_labels;  // the pod's own labels (capped)
-  uint32_t init_pid = 0;                          // host pid of the task's first process; 0 = none
-  uint64_t cgroup_id = 0;                         // cgroup v2 id of that process
+  // From the Kubernetes API when the agent watches it (empty otherwise).
+  std::string service_account;
+  std::string workload_kind;  // the top-level controller: Deployment, StatefulSet, CronJob, ...
+  std::string workload_name;
+  uint32_t init_pid = 0;   // host pid of the task's first process; 0 = none
+  uint64_t cgroup_id = 0;  // cgroup v2 id of that process
   uint32_t pid_ns = 0;
   bool sandbox = false;  // the pod's pause container
 
@@ -50,6 +54,14 @@ inline constexpr const char* kContainerNameLabel = "io.kubernetes.container.name
 // pod's labels from the pod sandbox's (the CRI plugin puts them on the sandbox container only).
 ContainerRef make_container_view(ContainerView view, const ContainerView* sandbox = nullptr);
 
+// What the Kubernetes API adds to a pod's containers.
+struct PodIdentity {
+  std::map<std::string, std::string> labels;
+  std::string service_account;
+  std::string workload_kind;
+  std::string workload_name;
+};
+
 struct ContainerRegistryStats {
   size_t containers = 0;
   uint64_t added = 0;
@@ -64,6 +76,10 @@ class ContainerRegistry {
   explicit ContainerRegistry(size_t max_containers = 4096) : max_(max_containers) {}
 
   void upsert(ContainerRef view);
+  // The pod's identity from the Kubernetes API: applied to its containers now and to those that
+  // appear later. Bounded like the containers; forget_pod drops it.
+  void set_pod_identity(const std::string& pod_uid, PodIdentity identity);
+  void forget_pod(const std::string& pod_uid);
   void remove(const std::string& id);
   // Drops every container not in `ids` (a re-sync after reconnecting).
   void retain_only(const std::vector<std::string>& ids);
@@ -78,11 +94,14 @@ class ContainerRegistry {
 
  private:
   void unindex(const ContainerView& view);
+  void index(ContainerRef view);
+  ContainerRef with_identity(const ContainerRef& view) const;
   size_t max_;
   mutable std::shared_mutex mutex_;
   std::unordered_map<std::string, ContainerRef> by_id_;
   std::unordered_map<uint64_t, ContainerRef> by_cgroup_;
   std::unordered_map<uint32_t, ContainerRef> by_pid_ns_;
+  std::unordered_map<std::string, PodIdentity> pods_;
   ContainerRegistryStats stats_;
   uint64_t generation_ = 0;
 };

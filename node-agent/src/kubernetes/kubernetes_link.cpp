@@ -1,0 +1,251 @@
+#include "kubernetes/kubernetes_link.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "palisade/k8s/client.h"
+#include "palisade/k8s/config.h"
+#include "palisade/k8s/events.h"
+#include "palisade/k8s/pods.h"
+#include "palisade/k8s/policy_resources.h"
+
+namespace palisade::agent {
+
+using nlohmann::json;
+
+namespace {
+
+std::string resource_key(const k8s::PolicyResource& r) {
+  if (r.namespace_name.empty()) return "ClusterPalisadePolicy/" + r.name;
+  return "PalisadePolicy/" + r.namespace_name + "/" + r.name;
+}
+
+// A namespaced resource's WorkloadPolicy may name its own namespace or none (then it gets it).
+std::string confine_workload(json& doc, const std::string& ns) {
+  json& selector = doc["spec"]["selector"];
+  if (!selector.is_object()) selector = json::object();
+  if (selector.contains("namespace")) {
+    const json& given = selector["namespace"];
+    const bool own = (given.is_string() && given == ns) ||
+                     (given.is_array() && given.size() == 1 && given[0] == ns);
+    if (!own) {
+      return "a PalisadePolicy in namespace " + ns +
+             " may select only its own namespace (spec.selector.namespace)";
+    }
+  }
+  selector["namespace"] = ns;
+  return {};
+}
+
+json json_from_ocsf(std::string_view text) {
+  try {
+    return json::parse(text);
+  } catch (const json::exception&) {
+    return json::object();
+  }
+}
+
+}  // namespace
+
+ResourcePolicies policies_from_resources(const std::vector<k8s::PolicyResource>& resources,
+                                         std::vector<std::string>& errors_by_resource) {
+  ResourcePolicies out;
+  errors_by_resource.assign(resources.size(), std::string());
+  for (size_t r = 0; r < resources.size(); ++r) {
+    const k8s::PolicyResource& resource = resources[r];
+    std::string& errors = errors_by_resource[r];
+    for (const auto& e : resource.errors) errors += (errors.empty() ? "" : "\n") + e;
+    const bool namespaced = !resource.namespace_name.empty();
+    for (size_t i = 0; i < resource.documents.size(); ++i) {
+      json doc = resource.documents[i].to_document();
+      if (namespaced && doc.value("kind", "") == "WorkloadPolicy") {
+        const std::string problem = confine_workload(doc, resource.namespace_name);
+        if (!problem.empty()) {
+          errors +=
+              (errors.empty() ? "" : "\n") + ("documents[" + std::to_string(i) + "]: " + problem);
+          continue;
+        }
+      } else if (namespaced && doc.value("kind", "") == "DetectionRule" &&
+                 doc["spec"].contains("condition") && doc["spec"]["condition"].is_string()) {
+        doc["spec"]["condition"] = "k8s.namespace = \"" + resource.namespace_name + "\" and (" +
+                                   doc["spec"]["condition"].get<std::string>() + ")";
+      }
+      // JSON is YAML: the engine parses it like a file, with the same errors.
+      out.sources.push_back(policies::PolicySource{
+          resource_key(resource) + "#documents[" + std::to_string(i) + "]", doc.dump(2)});
+      out.resource_keys.push_back(resource_key(resource));
+    }
+  }
+  return out;
+}
+
+std::unique_ptr<KubernetesLink> KubernetesLink::create(
+    const KubernetesConfig& config, std::shared_ptr<ContainerRegistry> registry) {
+  const bool in_cluster = std::getenv("KUBERNETES_SERVICE_HOST") != nullptr;
+  if (config.enabled == "false") return nullptr;
+  if (config.enabled == "auto" && config.kubeconfig.empty() && !in_cluster) return nullptr;
+  // Configuration errors (a broken kubeconfig, a missing service-account token) stop the agent
+  // at start with the file, line and field: running half-configured would hide them.
+  k8s::ClusterConfig cluster = config.kubeconfig.empty() ? k8s::ClusterConfig::in_cluster()
+                                                         : k8s::ClusterConfig::from_kubeconfig(
+                                                               config.kubeconfig, config.context);
+  auto client = std::make_unique<k8s::Client>(cluster);
+  return std::unique_ptr<KubernetesLink>(
+      new KubernetesLink(config, std::move(registry), std::move(client),
+                         config.kubeconfig.empty() ? "in-cluster" : config.kubeconfig));
+}
+
+KubernetesLink::KubernetesLink(const KubernetesConfig& config,
+                               std::shared_ptr<ContainerRegistry> registry,
+                               std::unique_ptr<k8s::Client> client, std::string source)
+    : config_(config),
+      registry_(std::move(registry)),
+      source_(std::move(source)),
+      client_(std::move(client)) {}
+
+KubernetesLink::~KubernetesLink() {
+  stop();
+}
+
+void KubernetesLink::start() {
+  pods_ = std::make_unique<k8s::PodCache>();
+  pods_->set_listener([registry = registry_](k8s::PodChange change, const k8s::PodInfo& pod) {
+    if (change == k8s::PodChange::kEvicted) {
+      registry->forget_pod(pod.uid);
+      return;
+    }
+    // A deleted pod keeps its identity a while: its last events are still in flight.
+    registry->set_pod_identity(pod.uid, PodIdentity{pod.labels, pod.service_account,
+                                                    pod.workload.kind, pod.workload.name});
+  });
+  k8s::PodWatcherOptions pod_options;
+  pod_options.node_name = config_.node_name;
+  pod_watcher_ = std::make_unique<k8s::PodWatcher>(*client_, *pods_, pod_options);
+  pod_watcher_->start();
+  spdlog::info("kubernetes: watching the pods of node {} ({})", pod_watcher_->node_name(), source_);
+  if (config_.policies) {
+    policy_watcher_ = std::make_unique<k8s::PolicyWatcher>(
+        *client_, [this](const std::vector<k8s::PolicyResource>& r) { on_resources(r); });
+    policy_watcher_->start();
+  }
+  if (config_.events) {
+    k8s::EventPublisherOptions options;
+    options.node_name = pod_watcher_->node_name();
+    publisher_ = std::make_unique<k8s::EventPublisher>(*client_, options);
+  }
+}
+
+void KubernetesLink::stop() {
+  if (reporter_.joinable()) reporter_.join();
+  if (publisher_) publisher_->flush(std::chrono::seconds(2));
+  publisher_.reset();
+  if (policy_watcher_) policy_watcher_->stop();
+  if (pod_watcher_) pod_watcher_->stop();
+}
+
+void KubernetesLink::on_resources(const std::vector<k8s::PolicyResource>& resources) {
+  std::vector<std::string> errors;
+  ResourcePolicies converted = policies_from_resources(resources, errors);
+  std::lock_guard lock(mutex_);
+  resources_ = resources;
+  resource_errors_ = std::move(errors);
+  pending_ = std::move(converted.sources);
+  spdlog::info("kubernetes: {} policy resources", resources.size());
+}
+
+std::optional<std::vector<policies::PolicySource>> KubernetesLink::take_policy_update() {
+  std::lock_guard lock(mutex_);
+  if (!pending_) return std::nullopt;
+  applied_ = resources_;
+  applied_errors_ = resource_errors_;
+  auto out = std::move(pending_);
+  pending_.reset();
+  return out;
+}
+
+void KubernetesLink::report_policy_result(bool accepted,
+                                          const std::vector<policies::Diagnostic>& errors,
+                                          const std::string& digest) {
+  if (!policy_watcher_) return;
+  std::vector<k8s::PolicyResource> resources;
+  std::vector<std::string> shape_errors;
+  {
+    std::lock_guard lock(mutex_);
+    resources = applied_;
+    shape_errors = applied_errors_;
+  }
+  // PATCHes go out on their own thread: the pipeline must not wait for the API server. One
+  // report at a time, in order.
+  if (reporter_.joinable()) reporter_.join();
+  reporter_ = std::thread([this, resources = std::move(resources),
+                           shape_errors = std::move(shape_errors), errors, accepted, digest] {
+    for (size_t i = 0; i < resources.size(); ++i) {
+      const std::string prefix = resource_key(resources[i]) + "#";
+      k8s::PolicyStatusReport report;
+      report.policy_digest = digest;
+      report.node_name = pod_watcher_->node_name();
+      if (!shape_errors[i].empty()) report.errors.push_back(shape_errors[i]);
+      for (const auto& d : errors) {
+        if (d.source.rfind(prefix, 0) == 0) report.errors.push_back(d.to_string());
+      }
+      if (report.errors.empty() && !accepted) {
+        report.errors.push_back("not applied: the node's own policy documents have errors");
+      }
+      report.accepted = report.errors.empty();
+      try {
+        policy_watcher_->report_status(resources[i], report);
+      } catch (const std::exception& e) {
+        spdlog::warn("kubernetes: cannot write the status of {}: {}", resource_key(resources[i]),
+                     e.what());
+      }
+    }
+  });
+}
+
+void KubernetesLink::consume_finding(std::string_view ocsf_finding, const Event& trigger) {
+  if (!publisher_ || !trigger.container || trigger.container->pod_name.empty()) return;
+  const json finding = json_from_ocsf(ocsf_finding);
+  const std::string rule =
+      finding.value("unmapped", json::object()).value("palisade", json::object()).value("rule", "");
+  const std::string message = finding.value("message", std::string());
+  const ContainerView& c = *trigger.container;
+  publisher_->publish(k8s::PodRef{c.pod_namespace, c.pod_name, c.pod_uid}, "PalisadeAlert",
+                      rule + ": " + message + " (container " + c.name + ")");
+}
+
+json KubernetesLink::status() const {
+  auto reflector = [](const k8s::ReflectorStats& s) {
+    return json{{"connected", s.connected},  {"lists", s.lists},
+                {"watches", s.watches},      {"events", s.events},
+                {"bookmarks", s.bookmarks},  {"relists_410", s.relists_410},
+                {"errors", s.errors},        {"resource_version", s.resource_version},
+                {"last_error", s.last_error}};
+  };
+  json out = {{"source", source_}};
+  if (pod_watcher_) {
+    const k8s::PodCacheStats cache = pods_->stats();
+    out["node"] = pod_watcher_->node_name();
+    out["pods"] = reflector(pod_watcher_->stats());
+    out["pods"]["cached"] = cache.pods;
+    out["pods"]["deleted_kept"] = cache.deleted;
+    out["pods"]["evicted"] = cache.evicted_live + cache.evicted_deleted;
+  }
+  if (policy_watcher_) {
+    std::lock_guard lock(mutex_);
+    out["policies"] = {{"resources", resources_.size()},
+                       {"namespaced", reflector(policy_watcher_->stats(false))},
+                       {"cluster", reflector(policy_watcher_->stats(true))}};
+  }
+  if (publisher_) {
+    const k8s::EventStats s = publisher_->stats();
+    out["events"] = {{"published", s.published},
+                     {"rate_limited", s.rate_limited},
+                     {"dropped", s.dropped},
+                     {"errors", s.errors}};
+  }
+  return out;
+}
+
+}  // namespace palisade::agent
