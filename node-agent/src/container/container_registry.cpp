@@ -254,23 +254,15 @@ ContainerResolver::ContainerResolver(std::shared_ptr<const ContainerRegistry> re
     : registry_(std::move(registry)),
       runtime_namespaces_(std::move(runtime_namespaces)),
       host_pid_ns_(kInitPidNamespace),
-      cache_cap_(cache_entries) {}
+      paths_(cache_entries) {}
 
 std::optional<std::string> ContainerResolver::container_id_for_cgroup(uint64_t cgroup_id,
                                                                       uint32_t pid) {
-  if (auto it = cache_.find(cgroup_id); it != cache_.end()) {
-    lru_.splice(lru_.begin(), lru_, it->second);
-    return it->second->second;
-  }
+  if (const std::string* known = paths_.find(cgroup_id)) return *known;
   const std::string path = cgroup_v2_path_of(pid);
   if (path.empty()) return std::nullopt;  // the process is gone: nothing to learn, nothing cached
   std::string id = container_id_from_cgroup_path(path, runtime_namespaces_);
-  lru_.emplace_front(cgroup_id, id);
-  cache_[cgroup_id] = lru_.begin();
-  if (lru_.size() > cache_cap_) {
-    cache_.erase(lru_.back().first);
-    lru_.pop_back();
-  }
+  paths_.put(cgroup_id, id);
   return id;
 }
 

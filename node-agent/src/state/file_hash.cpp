@@ -60,10 +60,9 @@ std::string FileHashCache::sha256_of_fd(int fd) {
                 static_cast<int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec};
   {
     std::lock_guard lock(mutex_);
-    if (auto it = index_.find(key); it != index_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second);
+    if (const std::string* known = hashes_.find(key)) {
       stats_.hits++;
-      return it->second->second;
+      return *known;
     }
     stats_.misses++;
     if (static_cast<uint64_t>(st.st_size) > max_file_bytes_) {
@@ -75,22 +74,15 @@ std::string FileHashCache::sha256_of_fd(int fd) {
   std::string hash = sha256_hex(fd);
   if (hash.empty()) return hash;
   std::lock_guard lock(mutex_);
-  if (index_.count(key) == 0) {
-    lru_.emplace_front(key, hash);
-    index_.emplace(key, lru_.begin());
-    while (lru_.size() > capacity_) {
-      index_.erase(lru_.back().first);
-      lru_.pop_back();
-      stats_.evictions++;
-    }
-  }
+  hashes_.put(key, hash);
   return hash;
 }
 
 FileHashStats FileHashCache::stats() const {
   std::lock_guard lock(mutex_);
   FileHashStats s = stats_;
-  s.entries = index_.size();
+  s.entries = hashes_.size();
+  s.evictions = hashes_.evictions();
   return s;
 }
 

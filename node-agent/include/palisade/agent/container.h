@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -14,6 +13,8 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "palisade/agent/lru_map.h"
 
 namespace palisade::agent {
 
@@ -139,7 +140,7 @@ class ContainerResolver {
   Attribution resolve(const TaskIdentity& task, ContainerRef& out, std::string& unresolved_id);
   ResolverStats stats() const {
     ResolverStats s = stats_;
-    s.cache_entries = cache_.size();
+    s.cache_entries = paths_.size();
     return s;
   }
 
@@ -151,10 +152,8 @@ class ContainerResolver {
   std::shared_ptr<const ContainerRegistry> registry_;
   std::vector<std::string> runtime_namespaces_;
   uint32_t host_pid_ns_;
-  size_t cache_cap_;
-  // cgroup id -> container id parsed from the path ("" = a host cgroup); bounded LRU.
-  std::list<std::pair<uint64_t, std::string>> lru_;
-  std::unordered_map<uint64_t, decltype(lru_)::iterator> cache_;
+  // cgroup id -> container id parsed from the path ("" = a host cgroup).
+  LruMap<uint64_t, std::string> paths_;
   ResolverStats stats_;
 };
 

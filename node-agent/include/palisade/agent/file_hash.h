@@ -6,10 +6,10 @@
 #include <sys/types.h>
 
 #include <cstdint>
-#include <list>
 #include <mutex>
 #include <string>
-#include <unordered_map>
+
+#include "palisade/agent/lru_map.h"
 
 namespace palisade::agent {
 
@@ -24,7 +24,7 @@ struct FileHashStats {
 class FileHashCache {
  public:
   explicit FileHashCache(size_t capacity = 4096, uint64_t max_file_bytes = 256ULL << 20)
-      : capacity_(capacity), max_file_bytes_(max_file_bytes) {}
+      : max_file_bytes_(max_file_bytes), hashes_(capacity) {}
 
   // The lowercase hex sha256 of the regular file at path (symlinks and /proc/<pid>/exe links are
   // followed); empty when it cannot be opened, is not a regular file or is over the size limit.
@@ -46,13 +46,9 @@ class FileHashCache {
   struct KeyHash {
     size_t operator()(const Key& k) const;
   };
-  using Lru = std::list<std::pair<Key, std::string>>;
-
-  size_t capacity_;
   uint64_t max_file_bytes_;
   mutable std::mutex mutex_;  // the agent's pipeline and the CLI's tools may share one cache
-  Lru lru_;                   // most recently used first
-  std::unordered_map<Key, Lru::iterator, KeyHash> index_;
+  LruMap<Key, std::string, KeyHash> hashes_;
   FileHashStats stats_;
 };
 
