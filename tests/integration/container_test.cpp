@@ -198,6 +198,24 @@ spec:
   EXPECT_TRUE(shell_in_billing);
 }
 
+TEST_F(ContainerTest, AnAbsentContainerdIsReportedAndEventsKeepFlowing) {
+  std::ofstream(dir / "agent.yaml")
+      << "containers:\n  containerd:\n    socket: " << (dir / "no-such.sock").string() << "\n";
+  start_agent(
+      {"--config", (dir / "agent.yaml").string(), "--no-default-rules", "--status-interval", "1"});
+  ASSERT_TRUE(wait_until([&] {
+    json s = status();
+    return s.contains("containers") && s["containers"]["containerd"]["connected"] == false &&
+           !s["containers"]["containerd"]["last_error"].get<std::string>().empty();
+  })) << slurp(dir / "status.json");
+  std::string ignored;
+  run_capture({"/bin/sh", "-c", "echo still-watching >/dev/null"}, ignored);
+  ASSERT_EQ(stop_agent(), 0) << slurp(dir / "agent.log");
+  EXPECT_FALSE(events_with("exec", "still-watching").empty());
+  EXPECT_NE(slurp(dir / "agent.log").find("unavailable"), std::string::npos)
+      << "said once in the log";
+}
+
 TEST_F(ContainerTest, ContainerdRestartIsSurvived) {
   start_agent({"--no-default-rules", "--status-interval", "1"});
   auto containerd = [&](const std::string& key) {
