@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "palisade/agent/container.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::policies {
@@ -166,8 +167,20 @@ bool PolicySet::is_new(const Dedupe& dedupe, RuleState& state, const Event& even
   return true;
 }
 
+namespace {
+
+bool in_namespaces(const std::vector<std::string>& globs, const Event& event) {
+  if (!event.container || event.container->pod_namespace.empty()) return false;
+  const std::string& ns = event.container->pod_namespace;
+  return std::any_of(globs.begin(), globs.end(),
+                     [&](const std::string& g) { return fnmatch(g.c_str(), ns.c_str(), 0) == 0; });
+}
+
+}  // namespace
+
 void PolicySet::consider(uint32_t index, const Event& event, std::vector<Finding>& out) {
   DetectionRule& rule = *rules_[index];
+  if (!rule.namespaces.empty() && !in_namespaces(rule.namespaces, event)) return;
   if (!rule.condition.matches(event)) return;
   for (const auto& exception : rule.exceptions) {
     if (exception.matches(event)) return;

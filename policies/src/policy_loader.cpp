@@ -213,7 +213,7 @@ std::unique_ptr<DetectionRule> compile_rule(const DocumentReader& r, const Parse
   const YAML::Node& spec = doc.spec;
   r.known_keys(spec, "spec",
                {"description", "condition", "output", "severity", "tags", "exceptions", "response",
-                "threshold", "dedupe", "tests"});
+                "threshold", "dedupe", "tests", "namespaces"});
   auto rule = std::make_unique<DetectionRule>();
   rule->name = doc.name;
   rule->source = r.source();
@@ -226,6 +226,7 @@ std::unique_ptr<DetectionRule> compile_rule(const DocumentReader& r, const Parse
   if (spec["severity"]) rule->severity = parse_severity(r, spec["severity"]);
   if (spec["response"]) rule->response = parse_response(r, spec["response"]);
   rule->tags = r.strings_at(spec, "spec", "tags");
+  rule->namespaces = r.strings_at(spec, "spec", "namespaces");
   if (const YAML::Node exceptions = spec["exceptions"]) {
     if (!exceptions.IsSequence())
       r.fail(exceptions, "spec.exceptions", "expected a list of conditions");

@@ -156,8 +156,8 @@ spec:
     EXPECT_EQ(e["container"]["name"], "app");
     EXPECT_EQ(e["container"]["image"]["name"], kImage);
     EXPECT_EQ(e["container"]["pod_uuid"], shop.uid);
-    const json& k8s = e["unmapped"]["palisade"]["kubernetes"];
-    EXPECT_EQ(k8s["namespace"], "shop");
+    json k8s = e["unmapped"]["palisade"].value("kubernetes", json::object());
+    EXPECT_EQ(k8s["namespace"], "shop") << e.dump();
     EXPECT_EQ(k8s["pod"], "web-1");
     EXPECT_EQ(k8s["labels"]["app"], "web") << "the pod's labels, from its sandbox";
     EXPECT_NE(
@@ -316,8 +316,8 @@ TEST_F(ContainerTest, KubernetesIdentityPoliciesAndEvents) {
 
   auto execs = events_with("exec", "k8s-marker");
   ASSERT_FALSE(execs.empty());
-  const json& k8s = execs[0]["unmapped"]["palisade"]["kubernetes"];
-  EXPECT_EQ(k8s["pod"], web.name);
+  json k8s = execs[0]["unmapped"]["palisade"].value("kubernetes", json::object());
+  EXPECT_EQ(k8s["pod"], web.name) << execs[0].dump();
   EXPECT_EQ(k8s["service_account"], "web");
   EXPECT_EQ(k8s["workload"]["kind"], "Deployment");
   EXPECT_EQ(k8s["workload"]["name"], "web");

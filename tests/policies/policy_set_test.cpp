@@ -221,3 +221,35 @@ TEST(PolicySet, DedupeReportsOnlyWhatIsNewInTheWindow) {
 
 }  // namespace
 }  // namespace palisade::policies
+
+namespace palisade::policies {
+namespace {
+
+TEST(PolicySet, ANamespaceScopeCannotBeWidenedByTheCondition) {
+  std::vector<Diagnostic> errors;
+  auto set = PolicySet::compile({PolicySource{"scoped.yaml", R"(apiVersion: palisade.dev/v1
+kind: DetectionRule
+metadata: {name: scoped}
+spec:
+  namespaces: [shop]
+  condition: event.kind = exec or event.kind = open
+  output: x
+)"}},
+                                errors);
+  ASSERT_NE(set, nullptr) << (errors.empty() ? "" : errors[0].to_string());
+  auto in = [](const std::string& ns) {
+    Event e;
+    e.kind = agent::EventKind::kProcessExec;
+    if (!ns.empty()) find_field("k8s.namespace")->assign(e, ns);
+    return e;
+  };
+  std::vector<Finding> out;
+  set->evaluate(in("shop"), out);
+  EXPECT_EQ(out.size(), 1U);
+  set->evaluate(in("billing"), out);
+  set->evaluate(in(""), out);
+  EXPECT_EQ(out.size(), 1U) << "another namespace and the host are out of scope";
+}
+
+}  // namespace
+}  // namespace palisade::policies

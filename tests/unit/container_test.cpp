@@ -62,6 +62,10 @@ TEST(ContainerRegistry, TakesPodIdentityFromTheKubeletsLabels) {
   ContainerView plain;
   plain.id = "plain";
   EXPECT_EQ(make_container_view(plain)->name, "plain") << "no kubelet: the id names it";
+  ContainerView labelled = app("c2", 0, 0);
+  labelled.labels["app"] = "from-the-image";
+  EXPECT_TRUE(make_container_view(labelled)->pod_labels.empty())
+      << "without its sandbox, a container's own labels (image LABELs) are not the pod's";
 }
 
 TEST(ContainerRegistry, IndexesAndStaysBounded) {
@@ -83,12 +87,24 @@ TEST(ContainerRegistry, IndexesAndStaysBounded) {
   EXPECT_NE(registry.by_id("b"), nullptr);
 }
 
+TEST(ContainerRegistry, ASharedPidNamespaceHasNoSingleOwner) {
+  ContainerRegistry registry;
+  registry.upsert(make_container_view(app("a", 10, 77)));
+  EXPECT_EQ(registry.by_pid_ns(77)->id, "a");
+  registry.upsert(make_container_view(app("b", 11, 77)));  // shareProcessNamespace
+  EXPECT_EQ(registry.by_pid_ns(77), nullptr) << "ambiguous: unresolved, not a guess";
+  registry.remove("a");
+  registry.remove("b");
+  registry.upsert(make_container_view(app("c", 12, 77)));  // the inode, reused later
+  EXPECT_EQ(registry.by_pid_ns(77)->id, "c");
+}
+
 TEST(ContainerResolver, HostProcessesAreNotAttributed) {
   auto registry = std::make_shared<ContainerRegistry>();
   ContainerResolver resolver(registry, kNamespaces);
   TaskIdentity self;
   self.tgid = static_cast<uint32_t>(getpid());
-  self.cgroup_id = cgroup_id_of(self.tgid);
+  self.cgroup_id = cgroup_id_of(cgroup_v2_path_of(self.tgid));
   self.pid_ns = pid_ns_of(self.tgid);
   ContainerRef out;
   std::string unresolved;

@@ -69,7 +69,8 @@ TEST(ResourcePolicies, NamespacedResourcesGovernOnlyTheirNamespace) {
             std::string::npos)
       << errors[0];
   const json rule_doc = json::parse(converted.sources[0].text);
-  EXPECT_EQ(rule_doc["spec"]["condition"], "k8s.namespace = \"shop\" and (event.kind = exec)");
+  EXPECT_EQ(rule_doc["spec"]["condition"], "event.kind = exec") << "the condition is untouched";
+  EXPECT_EQ(rule_doc["spec"]["namespaces"], json::array({"shop"}));
   const json workload_doc = json::parse(converted.sources[1].text);
   EXPECT_EQ(workload_doc["spec"]["selector"]["namespace"], "shop");
   EXPECT_EQ(workload_doc["apiVersion"], "palisade.dev/v1");
@@ -77,7 +78,7 @@ TEST(ResourcePolicies, NamespacedResourcesGovernOnlyTheirNamespace) {
   // Cluster-wide resources are taken as written.
   auto cluster = policies_from_resources({resource("", json::array({rule}))}, errors);
   ASSERT_EQ(cluster.sources.size(), 1U);
-  EXPECT_EQ(json::parse(cluster.sources[0].text)["spec"]["condition"], "event.kind = exec");
+  EXPECT_FALSE(json::parse(cluster.sources[0].text)["spec"].contains("namespaces"));
   EXPECT_EQ(cluster.sources[0].name, "ClusterPalisadePolicy/p#documents[0]");
 }
 

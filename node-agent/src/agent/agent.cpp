@@ -154,6 +154,9 @@ void Agent::start_containers() {
   options.ns = c.containerd_namespace;
   options.exited_linger = std::chrono::seconds(c.exited_linger_seconds);
   containerd_ = std::make_unique<ContainerdWatcher>(options, containers_);
+  resolver_->set_fetch([watcher = containerd_.get()](const std::string& id, uint32_t pid) {
+    return watcher->fetch(id, pid);
+  });
   containerd_->start();
 }
 
@@ -164,9 +167,10 @@ std::shared_ptr<policies::PolicySet> Agent::compile_policy(
   try {
     std::vector<policies::PolicySource> sources =
         agent_policy_sources(config_.policy_directory, config_.default_rules);
-    // Documents from custom resources: a resource whose documents do not compile next to the
-    // node's own is left out, and its status says why; one team's mistake does not hold back
-    // everyone else's policies. (A bad local file rejects the whole set, as before.)
+    // Documents from custom resources, one resource at a time on top of what was accepted so
+    // far: a resource that does not compile there (its own mistake, or a name another resource
+    // already took) is left out and its status says why. One team's mistake cannot hold back the
+    // others'. (A bad local file rejects the whole set, as before.)
     std::map<std::string, std::vector<policies::PolicySource>> by_resource;
     for (const auto& source : resource_sources_) {
       by_resource[source.name.substr(0, source.name.find('#'))].push_back(source);
@@ -176,10 +180,19 @@ std::shared_ptr<policies::PolicySet> Agent::compile_policy(
       trial.insert(trial.end(), docs.begin(), docs.end());
       std::vector<policies::Diagnostic> trial_errors;
       if (policies::PolicySet::compile(trial, trial_errors)) {
-        sources.insert(sources.end(), docs.begin(), docs.end());
+        sources = std::move(trial);
       } else {
+        // Errors in the node's own documents are the final compile's to report; a resource
+        // refused without an error of its own is told so.
+        bool named = false;
         for (auto& d : trial_errors) {
-          if (d.source.rfind(key + "#", 0) == 0) resource_errors.push_back(std::move(d));
+          if (d.source.rfind(key + "#", 0) != 0) continue;
+          named = true;
+          resource_errors.push_back(std::move(d));
+        }
+        if (!named) {
+          resource_errors.push_back(policies::Diagnostic{
+              key + "#", 0, 0, "documents", "not loaded: the node's policy documents have errors"});
         }
       }
     }
@@ -313,6 +326,7 @@ nlohmann::json Agent::containers_status() const {
                         {"attributed_by_cgroup", resolved.by_cgroup},
                         {"attributed_by_cgroup_path", resolved.by_proc},
                         {"attributed_by_pid_namespace", resolved.by_pid_ns},
+                        {"fetched_on_first_event", resolved.fetched},
                         {"unresolved", resolved.unresolved}};
   if (containerd_) {
     const ContainerdStatus s = containerd_->status();

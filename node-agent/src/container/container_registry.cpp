@@ -56,12 +56,17 @@ ContainerRef make_container_view(ContainerView view, const ContainerView* sandbo
   view.name = label(kContainerNameLabel);
   if (view.name.empty()) view.name = view.id;
   view.sandbox = label("io.cri-containerd.kind") == "sandbox";
-  const ContainerView& pod = view.sandbox || sandbox == nullptr ? view : *sandbox;
-  for (const auto& [key, value] : pod.labels) {
-    if (key.rfind("io.kubernetes.", 0) == 0 || key.rfind("io.cri-containerd.", 0) == 0) continue;
-    if (view.pod_labels.size() < kMaxLabels) view.pod_labels.emplace(key, value);
+  // Pod labels only from the sandbox: an app container's own labels include its image's LABELs,
+  // which an image author controls.
+  const ContainerView* pod = view.sandbox ? &view : sandbox;
+  if (pod != nullptr) {
+    for (const auto& [key, value] : pod->labels) {
+      if (key.rfind("io.kubernetes.", 0) == 0 || key.rfind("io.cri-containerd.", 0) == 0) continue;
+      if (view.pod_labels.size() < kMaxLabels) view.pod_labels.emplace(key, value);
+    }
   }
   while (view.labels.size() > kMaxLabels) view.labels.erase(std::prev(view.labels.end()));
+  render_container_json(view);
   return std::make_shared<const ContainerView>(std::move(view));
 }
 
@@ -72,13 +77,19 @@ void ContainerRegistry::unindex(const ContainerView& view) {
   };
   if (view.cgroup_id != 0) drop(by_cgroup_, view.cgroup_id);
   if (view.pid_ns != 0) drop(by_pid_ns_, view.pid_ns);
+  if (view.pid_ns != 0) {
+    auto owner = pid_ns_owner_.find(view.pid_ns);
+    if (owner != pid_ns_owner_.end() && owner->second == view.id) {
+      pid_ns_owner_.erase(owner);
+      pid_ns_shared_.erase(view.pid_ns);
+    }
+  }
 }
 
 ContainerRef ContainerRegistry::with_identity(const ContainerRef& view) const {
   auto it = pods_.find(view->pod_uid);
   if (view->pod_uid.empty() || it == pods_.end()) return view;
   auto copy = std::make_shared<ContainerView>(*view);
-  copy->json.clear();
   if (!it->second.labels.empty()) copy->pod_labels = it->second.labels;
   copy->service_account = it->second.service_account;
   copy->workload_kind = it->second.workload_kind;
@@ -90,6 +101,10 @@ void ContainerRegistry::index(ContainerRef view) {
   if (view->cgroup_id != 0) by_cgroup_[view->cgroup_id] = view;
   // Sandbox (pause) containers share the pod's pid namespace only with shareProcessNamespace;
   // the app container's own namespace is the better key, so a sandbox never overrides it.
+  if (view->pid_ns != 0 && !view->sandbox) {
+    auto [owner, fresh] = pid_ns_owner_.emplace(view->pid_ns, view->id);
+    if (!fresh && owner->second != view->id) pid_ns_shared_[view->pid_ns] = true;
+  }
   if (view->pid_ns != 0 && (!view->sandbox || by_pid_ns_.count(view->pid_ns) == 0)) {
     by_pid_ns_[view->pid_ns] = view;
   }
@@ -113,7 +128,14 @@ void ContainerRegistry::upsert(ContainerRef view) {
 
 void ContainerRegistry::set_pod_identity(const std::string& pod_uid, PodIdentity identity) {
   std::unique_lock lock(mutex_);
-  if (pods_.count(pod_uid) == 0 && pods_.size() >= max_) return;
+  if (pods_.count(pod_uid) == 0 && pods_.size() >= max_) {
+    // Full: forget the pods none of whose containers are known any more (deleted long ago).
+    std::erase_if(pods_, [&](const auto& kv) {
+      return std::none_of(by_id_.begin(), by_id_.end(),
+                          [&](const auto& c) { return c.second->pod_uid == kv.first; });
+    });
+    if (pods_.size() >= max_) return;
+  }
   pods_[pod_uid] = std::move(identity);
   std::vector<ContainerRef> affected;
   for (const auto& [id, view] : by_id_) {
@@ -166,8 +188,27 @@ ContainerRef ContainerRegistry::by_cgroup(uint64_t cgroup_id) const {
 
 ContainerRef ContainerRegistry::by_pid_ns(uint32_t pid_ns) const {
   std::shared_lock lock(mutex_);
+  if (pid_ns_shared_.count(pid_ns) != 0) return nullptr;
   auto it = by_pid_ns_.find(pid_ns);
   return it == by_pid_ns_.end() ? nullptr : it->second;
+}
+
+ContainerRef ContainerRegistry::adopt_cgroup(uint64_t cgroup_id) {
+  std::vector<ContainerRef> candidates;
+  {
+    std::shared_lock lock(mutex_);
+    for (const auto& [id, view] : by_id_) {
+      if (view->cgroup_id == 0 && !view->cgroup_path.empty()) candidates.push_back(view);
+    }
+  }
+  for (const auto& view : candidates) {
+    if (cgroup_id_of(view->cgroup_path) != cgroup_id) continue;
+    auto copy = std::make_shared<ContainerView>(*view);
+    copy->cgroup_id = cgroup_id;
+    upsert(copy);
+    return copy;
+  }
+  return nullptr;
 }
 
 ContainerRef ContainerRegistry::sandbox_of(const std::string& pod_uid) const {
@@ -234,8 +275,7 @@ std::string cgroup_v2_path_of(uint32_t pid) {
   return {};
 }
 
-uint64_t cgroup_id_of(uint32_t pid) {
-  const std::string path = cgroup_v2_path_of(pid);
+uint64_t cgroup_id_of(const std::string& path) {
   if (path.empty()) return 0;
   struct stat st {};
   if (stat((cgroup2_mount() + path).c_str(), &st) != 0) return 0;
@@ -248,22 +288,41 @@ uint32_t pid_ns_of(uint32_t pid) {
   return static_cast<uint32_t>(st.st_ino);
 }
 
-ContainerResolver::ContainerResolver(std::shared_ptr<const ContainerRegistry> registry,
+namespace {
+
+bool within(const std::string& path, const std::string& root) {
+  if (root.empty()) return false;
+  return path == root || (path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
+                          path[root.size()] == '/');
+}
+
+}  // namespace
+
+ContainerResolver::ContainerResolver(std::shared_ptr<ContainerRegistry> registry,
                                      std::vector<std::string> runtime_namespaces,
                                      size_t cache_entries)
     : registry_(std::move(registry)),
       runtime_namespaces_(std::move(runtime_namespaces)),
       host_pid_ns_(kInitPidNamespace),
-      paths_(cache_entries) {}
+      paths_(cache_entries),
+      fetched_(cache_entries),
+      adopt_tried_(cache_entries) {}
 
-std::optional<std::string> ContainerResolver::container_id_for_cgroup(uint64_t cgroup_id,
-                                                                      uint32_t pid) {
-  if (const std::string* known = paths_.find(cgroup_id)) return *known;
-  const std::string path = cgroup_v2_path_of(pid);
-  if (path.empty()) return std::nullopt;  // the process is gone: nothing to learn, nothing cached
-  std::string id = container_id_from_cgroup_path(path, runtime_namespaces_);
-  paths_.put(cgroup_id, id);
-  return id;
+std::optional<ContainerResolver::CgroupAnswer> ContainerResolver::container_id_for_cgroup(
+    uint64_t cgroup_id, uint32_t pid) {
+  if (const CgroupAnswer* known = paths_.find(cgroup_id)) return *known;
+  CgroupAnswer answer;
+  answer.path = cgroup_v2_path_of(pid);
+  if (answer.path.empty()) return std::nullopt;  // the process is gone: nothing to learn
+  // The process may have moved since the event (runc moves itself into the container's cgroup)
+  // or its pid been reused: learn only when the path is still the event's cgroup.
+  struct stat st {};
+  if (stat((cgroup2_mount() + answer.path).c_str(), &st) != 0 || st.st_ino != cgroup_id) {
+    return std::nullopt;
+  }
+  answer.container_id = container_id_from_cgroup_path(answer.path, runtime_namespaces_);
+  paths_.put(cgroup_id, answer);
+  return answer;
 }
 
 Attribution ContainerResolver::resolve(const TaskIdentity& task, ContainerRef& out,
@@ -277,18 +336,43 @@ Attribution ContainerResolver::resolve(const TaskIdentity& task, ContainerRef& o
     }
     // A process in a sub-cgroup of a container, or in a container the watcher has not reported
     // yet: the cgroup path says which.
-    if (auto id = container_id_for_cgroup(task.cgroup_id, task.tgid)) {
+    if (auto answer = container_id_for_cgroup(task.cgroup_id, task.tgid)) {
+      const std::string* id = &answer->container_id;
       if (!id->empty()) {
-        if ((out = registry_->by_id(*id))) {
+        out = registry_->by_id(*id);
+        if (!out && fetch_ && fetched_.find(*id) == nullptr) {
+          fetched_.put(*id, true);
+          out = fetch_(*id, task.tgid);
+          if (out) stats_.fetched++;
+        }
+        // Only at or below the container's own cgroup: a nested cgroup named after another
+        // container (made by a privileged pod) must not borrow that container's identity.
+        // (Before its task starts a container has no known path yet; its id in the path is all
+        // there is to go by.)
+        if (out && (out->cgroup_path.empty() || within(answer->path, out->cgroup_path))) {
           stats_.by_proc++;
           return Attribution::kContainer;
         }
+        out.reset();
         unresolved_id = *id;
         stats_.unresolved++;
         return Attribution::kUnresolved;
       }
       // A host cgroup: the pid namespace may still say otherwise (a runtime that does not use
       // cgroups per container); fall through.
+    } else {
+      // The process is gone (a short-lived one): the cgroup may still be a known container's
+      // whose cgroup did not exist when it was reported. Tried again only after the registry
+      // changed.
+      const uint64_t generation = registry_->generation();
+      const uint64_t* tried = adopt_tried_.find(task.cgroup_id);
+      if (tried == nullptr || *tried != generation) {
+        adopt_tried_.put(task.cgroup_id, generation);
+        if ((out = registry_->adopt_cgroup(task.cgroup_id))) {
+          stats_.by_cgroup++;
+          return Attribution::kContainer;
+        }
+      }
     }
   }
   if (task.pid_ns != 0 && task.pid_ns != host_pid_ns_) {

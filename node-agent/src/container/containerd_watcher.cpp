@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <deque>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "github.com/containerd/containerd/api/events/container.pb.h"
@@ -19,6 +20,7 @@ namespace tasks_v1 = containerd::services::tasks::v1;
 namespace events_v1 = containerd::services::events::v1;
 
 struct ContainerdWatcher::Impl {
+  std::mutex stubs_mutex;  // the stubs are replaced on reconnect; fetch() reads them
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<containers_v1::Containers::Stub> containers;
   std::unique_ptr<tasks_v1::Tasks::Stub> tasks;
@@ -38,16 +40,56 @@ void prepare(grpc::ClientContext& context, const std::string& ns, bool deadline 
   if (deadline) context.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
 }
 
-// Fills the process-side identity (cgroup id, pid namespace) from the task's first process.
-void add_task_identity(ContainerView& view, uint32_t pid) {
-  view.init_pid = pid;
-  view.cgroup_id = pid != 0 ? cgroup_id_of(pid) : 0;
-  view.pid_ns = pid != 0 ? pid_ns_of(pid) : 0;
+// Fills the process-side identity (cgroup, pid namespace) from the task's first process, but only
+// while that pid is still in a cgroup named after this container: a pid that exited and was
+// reused must not give a host service's cgroup to the container.
+void add_task_identity(ContainerView& view, uint32_t pid,
+                       const std::vector<std::string>& runtime_namespaces) {
+  view.init_pid = 0;
+  view.pid_ns = 0;
+  const std::string path = pid != 0 ? cgroup_v2_path_of(pid) : std::string();
+  if (!path.empty() && container_id_from_cgroup_path(path, runtime_namespaces) == view.id) {
+    view.init_pid = pid;
+    view.cgroup_path = path;
+    view.pid_ns = pid_ns_of(pid);
+  }
+  // The process may be gone already (a short-lived container): the cgroup outlives it.
+  view.cgroup_id = cgroup_id_of(view.cgroup_path);
+}
+
+// The cgroup the runtime will put the container in, from its OCI spec (linux.cgroupsPath):
+// "/a/b" (cgroupfs), "slice:prefix:name" (systemd driver), or containerd's default /<ns>/<id>.
+std::string expected_cgroup_path(const containers_v1::Container& c, const std::string& ns) {
+  std::string path;
+  try {
+    const auto spec = nlohmann::json::parse(c.spec().value());
+    path = spec.value("linux", nlohmann::json::object()).value("cgroupsPath", "");
+  } catch (const nlohmann::json::exception&) {
+  }
+  if (path.empty()) return "/" + ns + "/" + c.id();
+  if (path[0] == '/') return path;
+  const auto first = path.find(':');
+  if (first == std::string::npos) return "/" + path;
+  // systemd: "kubepods-besteffort-pod1.slice:cri-containerd:<id>" lives at
+  // /kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-<id>.scope
+  const std::string slice = path.substr(0, first);
+  const auto second = path.find(':', first + 1);
+  if (second == std::string::npos) return {};
+  const std::string prefix = path.substr(first + 1, second - first - 1);
+  const std::string name = path.substr(second + 1);
+  std::string dir;
+  const std::string stem = slice.empty() ? "system" : slice.substr(0, slice.rfind(".slice"));
+  for (size_t dash = stem.find('-'); dash != std::string::npos; dash = stem.find('-', dash + 1)) {
+    dir += "/" + stem.substr(0, dash) + ".slice";
+  }
+  dir += "/" + stem + ".slice";
+  return dir + "/" + prefix + "-" + name + ".scope";
 }
 
 ContainerView view_of(const containers_v1::Container& c, const std::string& ns) {
   ContainerView view;
   view.id = c.id();
+  view.cgroup_path = expected_cgroup_path(c, ns);
   view.image = c.image();
   view.runtime_namespace = ns;
   if (!c.runtime().name().empty()) view.runtime = c.runtime().name();
@@ -71,7 +113,10 @@ void ContainerdWatcher::start() {
 }
 
 void ContainerdWatcher::stop() {
-  stopping_ = true;
+  {
+    std::lock_guard lock(mutex_);  // under the lock, or sleep_for could miss the wake-up
+    stopping_ = true;
+  }
   wake_.notify_all();
   {
     std::lock_guard lock(impl_->stream_mutex);
@@ -83,6 +128,31 @@ void ContainerdWatcher::stop() {
 ContainerdStatus ContainerdWatcher::status() const {
   std::lock_guard lock(mutex_);
   return status_;
+}
+
+ContainerRef ContainerdWatcher::fetch(const std::string& id, uint32_t pid) {
+  if (!status().connected) return nullptr;
+  std::shared_ptr<grpc::Channel> channel;
+  {
+    std::lock_guard lock(impl_->stubs_mutex);
+    channel = impl_->channel;
+  }
+  if (!channel) return nullptr;
+  auto stub = containers_v1::Containers::NewStub(channel);
+  grpc::ClientContext context;
+  context.AddMetadata("containerd-namespace", options_.ns);
+  // The pipeline waits for this: a short deadline, and only once per unknown id.
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(250));
+  containers_v1::GetContainerRequest request;
+  request.set_id(id);
+  containers_v1::GetContainerResponse response;
+  if (!stub->Get(&context, request, &response).ok()) return nullptr;
+  ContainerView view = view_of(response.container(), options_.ns);
+  add_task_identity(view, pid, {options_.ns, "default", "moby"});
+  auto uid = view.labels.find(kPodUidLabel);
+  ContainerRef sandbox = uid == view.labels.end() ? nullptr : registry_->sandbox_of(uid->second);
+  registry_->upsert(make_container_view(std::move(view), sandbox.get()));
+  return registry_->by_id(id);
 }
 
 void ContainerdWatcher::sleep_for(std::chrono::milliseconds d) {
@@ -98,7 +168,10 @@ class Session {
  public:
   Session(ContainerdWatcher::Impl& impl, const ContainerdOptions& options,
           ContainerRegistry& registry)
-      : impl_(impl), options_(options), registry_(registry) {}
+      : impl_(impl),
+        options_(options),
+        registry_(registry),
+        namespaces_{options.ns, "default", "moby"} {}
 
   // Returns false (with why) when containerd cannot be listed.
   bool sync(std::string& why) {
@@ -134,7 +207,8 @@ class Session {
         auto kind = c.labels().find("io.cri-containerd.kind");
         if ((kind != c.labels().end() && kind->second == "sandbox") != sandboxes) continue;
         ContainerView view = view_of(c, options_.ns);
-        if (auto it = pids.find(c.id()); it != pids.end()) add_task_identity(view, it->second);
+        if (auto it = pids.find(c.id()); it != pids.end())
+          add_task_identity(view, it->second, namespaces_);
         ids.push_back(c.id());
         upsert(std::move(view));
       }
@@ -157,6 +231,11 @@ class Session {
       containerd::events::ContainerUpdate updated;
       if (topic == "/containers/update" && updated.ParseFromString(payload)) id = updated.id();
       if (!id.empty()) refresh(id, 0);
+    } else if (topic == "/tasks/create") {
+      // runc has made the cgroup but not started the process: learn the cgroup id now, before
+      // the container's first exec arrives.
+      containerd::events::TaskCreate create;
+      if (create.ParseFromString(payload)) refresh(create.container_id(), create.pid());
     } else if (topic == "/tasks/start") {
       containerd::events::TaskStart start;
       if (start.ParseFromString(payload)) refresh(start.container_id(), start.pid());
@@ -184,7 +263,7 @@ class Session {
       // Restarted since (a new task): keep it. Only a container without a live task goes.
       ContainerRef current = registry_.by_id(id);
       if (current && current->init_pid != 0 && pid_ns_of(current->init_pid) == current->pid_ns &&
-          cgroup_id_of(current->init_pid) == current->cgroup_id) {
+          cgroup_v2_path_of(current->init_pid) == current->cgroup_path) {
         continue;
       }
       registry_.remove(id);
@@ -204,7 +283,7 @@ class Session {
     if (pid == 0) {
       if (ContainerRef known = registry_.by_id(id)) pid = known->init_pid;
     }
-    add_task_identity(view, pid);
+    add_task_identity(view, pid, namespaces_);
     upsert(std::move(view));
   }
 
@@ -217,6 +296,7 @@ class Session {
   ContainerdWatcher::Impl& impl_;
   const ContainerdOptions& options_;
   ContainerRegistry& registry_;
+  std::vector<std::string> namespaces_;  // cgroup path parents that name a runtime namespace
 };
 
 }  // namespace

@@ -44,6 +44,11 @@ class ContainerdWatcher {
   void stop();
   ContainerdStatus status() const;
 
+  // Reads one container from containerd now (bounded by a short deadline) and adds it to the
+  // registry; `pid` is a process of it, for its cgroup and pid namespace. Null when containerd is
+  // not connected or does not know the id. Safe from any thread.
+  ContainerRef fetch(const std::string& id, uint32_t pid);
+
   struct Impl;  // gRPC details stay out of this header
 
  private:

@@ -67,10 +67,17 @@ ResourcePolicies policies_from_resources(const std::vector<k8s::PolicyResource>&
               (errors.empty() ? "" : "\n") + ("documents[" + std::to_string(i) + "]: " + problem);
           continue;
         }
-      } else if (namespaced && doc.value("kind", "") == "DetectionRule" &&
-                 doc["spec"].contains("condition") && doc["spec"]["condition"].is_string()) {
-        doc["spec"]["condition"] = "k8s.namespace = \"" + resource.namespace_name + "\" and (" +
-                                   doc["spec"]["condition"].get<std::string>() + ")";
+      } else if (namespaced && doc.value("kind", "") == "DetectionRule") {
+        // A scope of its own rather than text added to the condition: no condition can widen it.
+        json& scope = doc["spec"]["namespaces"];
+        if (!scope.is_null() && scope != json::array({resource.namespace_name})) {
+          errors += (errors.empty() ? "" : "\n") +
+                    ("documents[" + std::to_string(i) + "]: a PalisadePolicy in namespace " +
+                     resource.namespace_name + " may scope rules only to its own namespace " +
+                     "(spec.namespaces)");
+          continue;
+        }
+        scope = json::array({resource.namespace_name});
       }
       // JSON is YAML: the engine parses it like a file, with the same errors.
       out.sources.push_back(policies::PolicySource{
@@ -129,6 +136,7 @@ void KubernetesLink::start() {
     policy_watcher_ = std::make_unique<k8s::PolicyWatcher>(
         *client_, [this](const std::vector<k8s::PolicyResource>& r) { on_resources(r); });
     policy_watcher_->start();
+    reporter_ = std::jthread([this](std::stop_token stop) { report_loop(stop); });
   }
   if (config_.events) {
     k8s::EventPublisherOptions options;
@@ -138,7 +146,10 @@ void KubernetesLink::start() {
 }
 
 void KubernetesLink::stop() {
-  if (reporter_.joinable()) reporter_.join();
+  if (reporter_.joinable()) {
+    reporter_.request_stop();
+    reporter_.join();
+  }
   if (publisher_) publisher_->flush(std::chrono::seconds(2));
   publisher_.reset();
   if (policy_watcher_) policy_watcher_->stop();
@@ -147,7 +158,14 @@ void KubernetesLink::stop() {
 
 void KubernetesLink::on_resources(const std::vector<k8s::PolicyResource>& resources) {
   std::vector<std::string> errors;
-  ResourcePolicies converted = policies_from_resources(resources, errors);
+  ResourcePolicies converted;
+  try {
+    converted = policies_from_resources(resources, errors);
+  } catch (const std::exception& e) {
+    // Only reachable without the CRD's schema (a non-object spec): keep the last set.
+    spdlog::error("kubernetes: policy resources not usable: {}", e.what());
+    return;
+  }
   std::lock_guard lock(mutex_);
   resources_ = resources;
   resource_errors_ = std::move(errors);
@@ -176,32 +194,50 @@ void KubernetesLink::report_policy_result(bool accepted,
     resources = applied_;
     shape_errors = applied_errors_;
   }
-  // PATCHes go out on their own thread: the pipeline must not wait for the API server. One
-  // report at a time, in order.
-  if (reporter_.joinable()) reporter_.join();
-  reporter_ = std::thread([this, resources = std::move(resources),
-                           shape_errors = std::move(shape_errors), errors, accepted, digest] {
-    for (size_t i = 0; i < resources.size(); ++i) {
-      const std::string prefix = resource_key(resources[i]) + "#";
-      k8s::PolicyStatusReport report;
-      report.policy_digest = digest;
-      report.node_name = pod_watcher_->node_name();
-      if (!shape_errors[i].empty()) report.errors.push_back(shape_errors[i]);
-      for (const auto& d : errors) {
-        if (d.source.rfind(prefix, 0) == 0) report.errors.push_back(d.to_string());
-      }
-      if (report.errors.empty() && !accepted) {
-        report.errors.push_back("not applied: the node's own policy documents have errors");
-      }
-      report.accepted = report.errors.empty();
-      try {
-        policy_watcher_->report_status(resources[i], report);
-      } catch (const std::exception& e) {
-        spdlog::warn("kubernetes: cannot write the status of {}: {}", resource_key(resources[i]),
-                     e.what());
-      }
+  // PATCHes go out on the reporter thread: the pipeline never waits for the API server, and a
+  // newer result replaces one not sent yet.
+  {
+    std::lock_guard lock(report_mutex_);
+    next_report_ = Report{std::move(resources), std::move(shape_errors), errors, accepted, digest};
+  }
+  report_wake_.notify_one();
+}
+
+void KubernetesLink::report_loop(std::stop_token stop) {
+  for (;;) {
+    Report report;
+    {
+      std::unique_lock lock(report_mutex_);
+      report_wake_.wait(lock, stop, [&] { return next_report_.has_value(); });
+      if (!next_report_) return;  // stopping
+      report = std::move(*next_report_);
+      next_report_.reset();
     }
-  });
+    send_report(report);
+  }
+}
+
+void KubernetesLink::send_report(const Report& r) {
+  for (size_t i = 0; i < r.resources.size(); ++i) {
+    const std::string prefix = resource_key(r.resources[i]) + "#";
+    k8s::PolicyStatusReport report;
+    report.policy_digest = r.digest;
+    report.node_name = pod_watcher_->node_name();
+    if (!r.shape_errors[i].empty()) report.errors.push_back(r.shape_errors[i]);
+    for (const auto& d : r.errors) {
+      if (d.source.rfind(prefix, 0) == 0) report.errors.push_back(d.to_string());
+    }
+    if (report.errors.empty() && !r.accepted) {
+      report.errors.push_back("not applied: the node's own policy documents have errors");
+    }
+    report.accepted = report.errors.empty();
+    try {
+      policy_watcher_->report_status(r.resources[i], report);
+    } catch (const std::exception& e) {
+      spdlog::warn("kubernetes: cannot write the status of {}: {}", resource_key(r.resources[i]),
+                   e.what());
+    }
+  }
 }
 
 void KubernetesLink::consume_finding(std::string_view ocsf_finding, const Event& trigger) {

@@ -5,10 +5,12 @@
 // pipeline thread only picks up finished results.
 #pragma once
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -84,7 +86,19 @@ class KubernetesLink : public EventSink {
   std::optional<std::vector<policies::PolicySource>> pending_;
   std::vector<k8s::PolicyResource> applied_;  // the set behind the last update taken
   std::vector<std::string> applied_errors_;
-  std::thread reporter_;  // writes policy status
+  struct Report {
+    std::vector<k8s::PolicyResource> resources;
+    std::vector<std::string> shape_errors;
+    std::vector<policies::Diagnostic> errors;
+    bool accepted = false;
+    std::string digest;
+  };
+  void report_loop(std::stop_token stop);
+  void send_report(const Report& report);
+  std::mutex report_mutex_;
+  std::condition_variable_any report_wake_;
+  std::optional<Report> next_report_;  // the latest result not written yet
+  std::jthread reporter_;              // writes policy status; declared last, stopped first
 };
 
 }  // namespace palisade::agent

@@ -288,21 +288,16 @@ struct Writer {
 
 namespace {
 
-// OCSF's container object (the container profile). Rendered once per container view.
+// OCSF's container object (the container profile): rendered with the view; test and replayed
+// views may come without it.
 void write_container(JsonWriter& w, const ContainerView& c) {
-  if (c.json.empty()) {
-    JsonWriter cw(c.json);
-    cw.begin_object();
-    cw.field("uid", c.id).field("name", c.name);
-    cw.key("image").begin_object().field("name", c.image).end_object();
-    cw.field("runtime", c.runtime);
-    if (!c.pod_uid.empty()) cw.field("orchestrator", "Kubernetes").field("pod_uuid", c.pod_uid);
-    cw.key("labels").begin_array();
-    for (const auto& [key, value] : c.labels) cw.value(key + "=" + value);
-    cw.end_array();
-    cw.end_object();
+  if (!c.json.empty()) {
+    w.key("container").raw(c.json);
+    return;
   }
-  w.key("container").raw(c.json);
+  ContainerView copy = c;
+  render_container_json(copy);
+  w.key("container").raw(copy.json);
 }
 
 // Kubernetes identity has no OCSF object of its own: it goes under unmapped.palisade.
@@ -326,6 +321,20 @@ void write_kubernetes(JsonWriter& w, const Event& e) {
 }
 
 }  // namespace
+
+void render_container_json(ContainerView& c) {
+  c.json.clear();
+  JsonWriter cw(c.json);
+  cw.begin_object();
+  cw.field("uid", c.id).field("name", c.name);
+  cw.key("image").begin_object().field("name", c.image).end_object();
+  cw.field("runtime", c.runtime);
+  if (!c.pod_uid.empty()) cw.field("orchestrator", "Kubernetes").field("pod_uuid", c.pod_uid);
+  cw.key("labels").begin_array();
+  for (const auto& [key, value] : c.labels) cw.value(key + "=" + value);
+  cw.end_array();
+  cw.end_object();
+}
 
 void OcsfFormatter::format(const Event& e, std::string& out) {
   JsonWriter w(out);

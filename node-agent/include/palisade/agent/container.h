@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,13 +36,15 @@ struct ContainerView {
   std::string service_account;
   std::string workload_kind;  // the top-level controller: Deployment, StatefulSet, CronJob, ...
   std::string workload_name;
-  uint32_t init_pid = 0;   // host pid of the task's first process; 0 = none
-  uint64_t cgroup_id = 0;  // cgroup v2 id of that process
+  uint32_t init_pid = 0;    // host pid of the task's first process; 0 = none
+  uint64_t cgroup_id = 0;   // cgroup v2 id of that process
+  std::string cgroup_path;  // and its cgroup v2 path
   uint32_t pid_ns = 0;
   bool sandbox = false;  // the pod's pause container
 
-  // The formatter's rendering, made on first use (views are immutable once shared).
-  mutable std::string json;
+  // The OCSF container object, rendered when the view is made: views are shared between threads
+  // and never change once published, so nothing renders it lazily.
+  std::string json;
 };
 using ContainerRef = std::shared_ptr<const ContainerView>;
 
@@ -50,6 +53,9 @@ inline constexpr const char* kPodNameLabel = "io.kubernetes.pod.name";
 inline constexpr const char* kPodNamespaceLabel = "io.kubernetes.pod.namespace";
 inline constexpr const char* kPodUidLabel = "io.kubernetes.pod.uid";
 inline constexpr const char* kContainerNameLabel = "io.kubernetes.container.name";
+
+// Renders view.json (ocsf_formatter.cpp owns the OCSF mapping).
+void render_container_json(ContainerView& view);
 
 // Builds a view from containerd's record: fills the pod fields from the kubelet's labels, and the
 // pod's labels from the pod sandbox's (the CRI plugin puts them on the sandbox container only).
@@ -89,6 +95,9 @@ class ContainerRegistry {
   ContainerRef by_cgroup(uint64_t cgroup_id) const;
   ContainerRef by_pid_ns(uint32_t pid_ns) const;
   ContainerRef sandbox_of(const std::string& pod_uid) const;
+  // A known container whose cgroup did not exist yet when it was reported, if that cgroup now
+  // has this id: records it and returns the container.
+  ContainerRef adopt_cgroup(uint64_t cgroup_id);
   std::vector<ContainerRef> all() const;
   ContainerRegistryStats stats() const;
   uint64_t generation() const;  // changes on every update: lets readers drop stale caches
@@ -103,6 +112,9 @@ class ContainerRegistry {
   std::unordered_map<uint64_t, ContainerRef> by_cgroup_;
   std::unordered_map<uint32_t, ContainerRef> by_pid_ns_;
   std::unordered_map<std::string, PodIdentity> pods_;
+  // Pid namespaces shared by several app containers (shareProcessNamespace): no single answer.
+  std::unordered_map<uint32_t, std::string> pid_ns_owner_;
+  std::unordered_map<uint32_t, bool> pid_ns_shared_;
   ContainerRegistryStats stats_;
   uint64_t generation_ = 0;
 };
@@ -116,8 +128,8 @@ std::string container_id_from_cgroup_path(const std::string& path,
 
 // The cgroup v2 path of a process ("0::" line of /proc/<pid>/cgroup); empty when gone.
 std::string cgroup_v2_path_of(uint32_t pid);
-// The cgroup v2 id (the inode of the cgroup's directory on the cgroup2 mount) of a process.
-uint64_t cgroup_id_of(uint32_t pid);
+// The cgroup v2 id of a cgroup path: the inode of its directory on the cgroup2 mount; 0 if none.
+uint64_t cgroup_id_of(const std::string& path);
 // The pid-namespace inode of a process; 0 when gone.
 uint32_t pid_ns_of(uint32_t pid);
 
@@ -125,6 +137,7 @@ struct ResolverStats {
   uint64_t by_cgroup = 0;
   uint64_t by_proc = 0;  // found through /proc/<pid>/cgroup
   uint64_t by_pid_ns = 0;
+  uint64_t fetched = 0;     // asked the runtime about a container it had not reported yet
   uint64_t unresolved = 0;  // in a container the agent does not know (yet)
   size_t cache_entries = 0;
 };
@@ -133,8 +146,16 @@ enum class Attribution : uint8_t { kHost, kContainer, kUnresolved };
 
 class ContainerResolver {
  public:
-  ContainerResolver(std::shared_ptr<const ContainerRegistry> registry,
+  // Asks the runtime about a container id seen in a cgroup path but not known yet (the process
+  // that made the event, for its task identity); null when the runtime does not know it either.
+  using Fetch = std::function<ContainerRef(const std::string& id, uint32_t pid)>;
+
+  ContainerResolver(std::shared_ptr<ContainerRegistry> registry,
                     std::vector<std::string> runtime_namespaces, size_t cache_entries = 4096);
+
+  // A new container's first events usually arrive before the runtime's notice of it: rather
+  // than report them unresolved, the resolver asks (once per id; misses are remembered).
+  void set_fetch(Fetch fetch) { fetch_ = std::move(fetch); }
 
   // Pipeline thread only.
   Attribution resolve(const TaskIdentity& task, ContainerRef& out, std::string& unresolved_id);
@@ -147,13 +168,21 @@ class ContainerResolver {
  private:
   // The container id in the cgroup's path ("" for a host cgroup); nullopt when the process is
   // gone and the cgroup was not seen before.
-  std::optional<std::string> container_id_for_cgroup(uint64_t cgroup_id, uint32_t pid);
+  struct CgroupAnswer {
+    std::string container_id;  // "" for a host cgroup
+    std::string path;
+  };
+  // What the cgroup's path says; nullopt when the process is gone or has moved and the cgroup
+  // was not seen before.
+  std::optional<CgroupAnswer> container_id_for_cgroup(uint64_t cgroup_id, uint32_t pid);
 
-  std::shared_ptr<const ContainerRegistry> registry_;
+  std::shared_ptr<ContainerRegistry> registry_;
   std::vector<std::string> runtime_namespaces_;
   uint32_t host_pid_ns_;
-  // cgroup id -> container id parsed from the path ("" = a host cgroup).
-  LruMap<uint64_t, std::string> paths_;
+  LruMap<uint64_t, CgroupAnswer> paths_;  // by cgroup id
+  Fetch fetch_;
+  LruMap<std::string, bool> fetched_;       // ids already asked about
+  LruMap<uint64_t, uint64_t> adopt_tried_;  // cgroup id -> registry generation when last tried
   ResolverStats stats_;
 };
 

@@ -70,6 +70,10 @@ struct DetectionRule {
   std::string output;  // template with {field.name} placeholders
   Severity severity = Severity::kMedium;
   std::vector<std::string> tags;  // MITRE ATT&CK technique ids and free tags
+  // When given, the rule matches only events from pods in these Kubernetes namespaces (globs).
+  // The agent sets it on rules from a namespaced PalisadePolicy: a scope the condition's text
+  // cannot widen.
+  std::vector<std::string> namespaces;
   Response response = Response::kAlert;
   std::string condition_text;
   Expression condition;
