@@ -53,8 +53,18 @@ agent::ContainerView& edit(agent::ContainerRef& ref) {
   return *copy;
 }
 
-FieldValue container_text(const Event& e, std::string agent::ContainerView::*member) {
-  return e.container ? text(*e.container.*member) : FieldValue{};
+using CV = agent::ContainerView;
+
+// Container and pod fields: absent for host processes and when the value is unknown.
+template <std::string CV::*Member>
+FieldValue read_container(const Event& e) {
+  return e.container && !(*e.container.*Member).empty() ? text(*e.container.*Member) : FieldValue{};
+}
+
+template <std::string CV::*Member>
+bool assign_container(Event& e, std::string_view s) {
+  edit(e.container).*Member = std::string(s);
+  return true;
 }
 
 bool in_container(const Event& e) {
@@ -236,82 +246,25 @@ constexpr FieldDef kFields[] = {
        return true;
      }},
     {"container.name", FieldType::kString,
-     "the container's name (the kubelet's container name, else its id)",
-     [](const Event& e) { return container_text(e, &agent::ContainerView::name); }, nullptr,
-     [](Event& e, std::string_view s) {
-       edit(e.container).name = std::string(s);
-       return true;
-     }},
+     "the container's name (the kubelet's container name, else its id)", read_container<&CV::name>,
+     nullptr, assign_container<&CV::name>},
     {"container.image", FieldType::kString, "the image the container runs, as the runtime names it",
-     [](const Event& e) { return container_text(e, &agent::ContainerView::image); }, nullptr,
-     [](Event& e, std::string_view s) {
-       edit(e.container).image = std::string(s);
-       return true;
-     }},
+     read_container<&CV::image>, nullptr, assign_container<&CV::image>},
     {"k8s.namespace", FieldType::kString, "the Kubernetes namespace of the container's pod",
-     [](const Event& e) {
-       return e.container && !e.container->pod_namespace.empty() ? text(e.container->pod_namespace)
-                                                                 : FieldValue{};
-     },
-     nullptr,
-     [](Event& e, std::string_view s) {
-       edit(e.container).pod_namespace = std::string(s);
-       return true;
-     }},
+     read_container<&CV::pod_namespace>, nullptr, assign_container<&CV::pod_namespace>},
     {"k8s.pod.name", FieldType::kString, "the name of the container's pod",
-     [](const Event& e) {
-       return e.container && !e.container->pod_name.empty() ? text(e.container->pod_name)
-                                                            : FieldValue{};
-     },
-     nullptr,
-     [](Event& e, std::string_view s) {
-       edit(e.container).pod_name = std::string(s);
-       return true;
-     }},
+     read_container<&CV::pod_name>, nullptr, assign_container<&CV::pod_name>},
     {"k8s.pod.uid", FieldType::kString, "the uid of the container's pod",
-     [](const Event& e) {
-       return e.container && !e.container->pod_uid.empty() ? text(e.container->pod_uid)
-                                                           : FieldValue{};
-     },
-     nullptr,
-     [](Event& e, std::string_view s) {
-       edit(e.container).pod_uid = std::string(s);
-       return true;
-     }},
+     read_container<&CV::pod_uid>, nullptr, assign_container<&CV::pod_uid>},
     {"k8s.service_account", FieldType::kString,
-     "the pod's service account (from the Kubernetes API)",
-     [](const Event& e) {
-       return e.container && !e.container->service_account.empty()
-                  ? text(e.container->service_account)
-                  : FieldValue{};
-     },
-     nullptr,
-     [](Event& e, std::string_view s) {
-       edit(e.container).service_account = std::string(s);
-       return true;
-     }},
+     "the pod's service account (from the Kubernetes API)", read_container<&CV::service_account>,
+     nullptr, assign_container<&CV::service_account>},
     {"k8s.workload.kind", FieldType::kString,
      "the kind of the pod's top-level controller: Deployment (through its ReplicaSet), "
      "StatefulSet, DaemonSet, CronJob (through its Job), Job, or Pod for a bare pod",
-     [](const Event& e) {
-       return e.container && !e.container->workload_kind.empty() ? text(e.container->workload_kind)
-                                                                 : FieldValue{};
-     },
-     nullptr,
-     [](Event& e, std::string_view s) {
-       edit(e.container).workload_kind = std::string(s);
-       return true;
-     }},
+     read_container<&CV::workload_kind>, nullptr, assign_container<&CV::workload_kind>},
     {"k8s.workload.name", FieldType::kString, "the name of the pod's top-level controller",
-     [](const Event& e) {
-       return e.container && !e.container->workload_name.empty() ? text(e.container->workload_name)
-                                                                 : FieldValue{};
-     },
-     nullptr,
-     [](Event& e, std::string_view s) {
-       edit(e.container).workload_name = std::string(s);
-       return true;
-     }},
+     read_container<&CV::workload_name>, nullptr, assign_container<&CV::workload_name>},
 
     {"ancestor.exe", FieldType::kString,
      "any ancestor's executable path (parent up to init); a test matches if any ancestor does",
