@@ -12,4 +12,7 @@ uint64_t parse_time(const std::string& text);
 // Registers `palisade policy lint|test|fields|learn`.
 void add_policy_command(CLI::App& app, int& exit_code);
 
+// Registers `palisade respond kill|quarantine|restore|list`.
+void add_respond_command(CLI::App& app, int& exit_code);
+
 }  // namespace palisade::cli

@@ -47,9 +47,13 @@ int class_uid(const std::string& name) {
   if (name == "module") return 1002;
   if (name == "kernel") return 1003;
   if (name == "finding") return 2004;
+  if (name == "file_remediation") return 7002;
+  if (name == "process_remediation") return 7003;
   if (name.find_first_not_of("0123456789") == std::string::npos) return std::stoi(name);
-  throw CLI::ValidationError("--class",
-                             "use process, file, network, module, kernel, finding or a class_uid");
+  throw CLI::ValidationError(
+      "--class",
+      "use process, file, network, module, kernel, finding, file_remediation, "
+      "process_remediation or a class_uid");
 }
 
 void print_process(const StoredProcess& p, size_t depth) {

@@ -374,3 +374,53 @@ spec:
 }
 
 }  // namespace
+
+namespace {
+
+// Response actions are carried out and each leaves an audited Remediation Activity event.
+TEST_F(CliTest, RespondKillsQuarantinesRestoresAndAuditsEachAction) {
+  const std::string db = (dir / "events.db").string();
+  const std::string vault = (dir / "quarantine").string();
+  const fs::path file = dir / "payload.sh";
+  std::ofstream(file) << "#!/bin/sh\necho pwned\n";
+  fs::permissions(file, fs::perms(0755), fs::perm_options::replace);
+  std::string out;
+  ASSERT_EQ(run_capture({kCli, "respond", "--db", db, "--quarantine-dir", vault, "--reason", "IR-1",
+                         "quarantine", file.string()},
+                        out),
+            0)
+      << out;
+  EXPECT_FALSE(fs::exists(file));
+  const json isolate = json::parse(out);
+  EXPECT_EQ(isolate["class_uid"], 7002);
+  EXPECT_EQ(isolate["activity_name"], "Isolate");
+  EXPECT_EQ(isolate["unmapped"]["palisade"]["requested_by"]["reason"], "IR-1");
+  EXPECT_EQ(isolate["file"]["hashes"][0]["value"].get<std::string>().size(), 64U);
+  out.clear();
+  ASSERT_EQ(
+      run_capture(
+          {kCli, "respond", "--db", db, "--quarantine-dir", vault, "restore", file.string()}, out),
+      0)
+      << out;
+  EXPECT_EQ(fs::status(file).permissions(), fs::perms(0755));
+
+  pid_t tree = spawn({"/bin/sh", "-c", "sleep 60 & sleep 60 & wait"}, dir / "tree.log");
+  std::this_thread::sleep_for(300ms);
+  out.clear();
+  ASSERT_EQ(run_capture({kCli, "respond", "--db", db, "kill", "--tree", std::to_string(tree)}, out),
+            0)
+      << out;
+  int status = 0;
+  waitpid(tree, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(json::parse(out)["unmapped"]["palisade"]["killed_pids"].size(), 3U);
+
+  out.clear();
+  ASSERT_EQ(run_capture({kCli, "events", "--db", db, "--class", "file_remediation"}, out), 0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << "quarantine and restore";
+  out.clear();
+  ASSERT_EQ(run_capture({kCli, "events", "--db", db, "--class", "process_remediation"}, out), 0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1);
+}
+
+}  // namespace

@@ -177,6 +177,23 @@ void EventStore::consume_finding(std::string_view ocsf_finding, const Event& tri
   enqueue(std::move(row));
 }
 
+void EventStore::consume_audit(int class_uid, int64_t time_ms, uint32_t pid, const std::string& exe,
+                               uint32_t uid, std::string ocsf_json) {
+  Row row;
+  row.time_ms = time_ms;
+  row.class_uid = class_uid;
+  row.kind = "remediation";
+  row.event_kind = EventKind::kUnknown;
+  row.pid = pid;
+  row.ppid = 0;
+  row.exe = exe;
+  row.start_ns = 0;
+  row.uid = uid;
+  row.auid = -1;
+  row.json = std::move(ocsf_json);
+  enqueue(std::move(row));
+}
+
 void EventStore::enqueue(Row row) {
   std::unique_lock lock(mutex_);
   auto full = [this] {

@@ -46,6 +46,9 @@ class EventStore : public EventSink {
 
   void consume(const Event& event, std::string_view ocsf) override;
   void consume_finding(std::string_view ocsf_finding, const Event& trigger) override;
+  // An event that did not come through the pipeline: a response action's audit record.
+  void consume_audit(int class_uid, int64_t time_ms, uint32_t pid, const std::string& exe,
+                     uint32_t uid, std::string ocsf_json);
   void flush() override {}
   void drain();  // blocks until everything accepted so far is committed
   StoreStats stats() const;

@@ -1,0 +1,172 @@
+// `palisade respond`: response actions on this host, each recorded as an audited OCSF
+// Remediation Activity event (who asked, why, what was done) in the local store and on stdout.
+#include <pwd.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "palisade/agent/event_store.h"
+#include "palisade/agent/ocsf.h"
+#include "palisade/agent/respond.h"
+
+namespace palisade::cli {
+namespace {
+
+using nlohmann::json;
+
+struct RespondOptions {
+  std::string db = "/var/lib/palisade/events.db";
+  std::string quarantine_dir = "/var/lib/palisade/quarantine";
+  std::string reason;
+  bool no_store = false;
+};
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Who asked: the real user, the login user (survives sudo) and the requesting process.
+json requester(const std::string& reason) {
+  const uid_t uid = getuid();
+  std::string name = std::to_string(uid);
+  if (const passwd* pw = getpwuid(uid)) name = pw->pw_name;
+  int64_t login_uid = -1;
+  std::ifstream("/proc/self/loginuid") >> login_uid;
+  if (login_uid == 4294967295LL) login_uid = -1;
+  return {{"uid", uid},
+          {"name", name},
+          {"login_uid", login_uid},
+          {"pid", getpid()},
+          {"tool", "palisade respond"},
+          {"reason", reason}};
+}
+
+// OCSF 1.3 Remediation Activity: activity 1 Isolate (quarantine), 2 Evict (kill), 3 Restore.
+json remediation(int class_uid, const char* class_name, int activity, const char* activity_name,
+                 bool ok, const std::string& detail, const json& who) {
+  const auto host = agent::HostInfo::detect();
+  return {
+      {"class_uid", class_uid},
+      {"class_name", class_name},
+      {"category_uid", 7},
+      {"category_name", "Remediation"},
+      {"activity_id", activity},
+      {"activity_name", activity_name},
+      {"type_uid", class_uid * 100 + activity},
+      {"severity_id", 1},
+      {"time", now_ms()},
+      {"status_id", ok ? 1 : 2},
+      {"status", ok ? "Success" : "Failure"},
+      {"status_detail", detail},
+      {"metadata",
+       {{"version", "1.3.0"}, {"product", {{"name", "palisade"}, {"vendor_name", "palisade"}}}}},
+      {"device", {{"hostname", host.hostname}, {"type_id", 1}, {"type", "Server"}}},
+      {"actor",
+       {{"user", {{"uid", std::to_string(who["uid"].get<uid_t>())}, {"name", who["name"]}}}}},
+      {"unmapped", {{"palisade", {{"requested_by", who}}}}}};
+}
+
+int record(const RespondOptions& o, json event, uint32_t pid, const std::string& exe) {
+  std::cout << event.dump() << '\n';
+  if (o.no_store) return event["status_id"] == 1 ? 0 : 1;
+  agent::StoreOptions store;
+  store.path = o.db;
+  agent::EventStore writer(store, nullptr);
+  writer.consume_audit(event["class_uid"], event["time"], pid, exe, getuid(), event.dump());
+  writer.drain();
+  return event["status_id"] == 1 ? 0 : 1;
+}
+
+std::string exe_of(uint32_t pid) {
+  std::error_code ec;
+  return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec).string();
+}
+
+int kill_command(const RespondOptions& o, uint32_t pid, bool tree) {
+  const std::string exe = exe_of(pid);
+  const agent::KillReport report = agent::kill_process(pid, tree);
+  const bool ok = report.failed.empty() && !report.killed.empty();
+  std::string detail = "killed " + std::to_string(report.killed.size()) + " process(es)";
+  for (const auto& [p, why] : report.failed) detail += "; " + std::to_string(p) + ": " + why;
+  json event = remediation(7003, "Process Remediation Activity", 2, "Evict", ok, detail,
+                           requester(o.reason));
+  event["process"] = {{"pid", pid}, {"file", {{"path", exe}}}};
+  event["unmapped"]["palisade"]["killed_pids"] = report.killed;
+  event["unmapped"]["palisade"]["tree"] = tree;
+  return record(o, std::move(event), pid, exe);
+}
+
+json file_object(const agent::QuarantineRecord& r) {
+  return {{"path", r.original_path},
+          {"size", r.size},
+          {"hashes",
+           json::array({{{"algorithm_id", 3}, {"algorithm", "SHA-256"}, {"value", r.sha256}}})}};
+}
+
+int quarantine_command(const RespondOptions& o, const std::string& path, bool restore) {
+  json event;
+  try {
+    const agent::QuarantineRecord r = restore ? agent::restore_file(path, o.quarantine_dir)
+                                              : agent::quarantine_file(path, o.quarantine_dir);
+    event = remediation(7002, "File Remediation Activity", restore ? 3 : 1,
+                        restore ? "Restore" : "Isolate", true,
+                        restore ? "restored from " + r.quarantined_path
+                                : "moved to " + r.quarantined_path + ", permissions removed",
+                        requester(o.reason));
+    event["file"] = file_object(r);
+    event["unmapped"]["palisade"]["quarantined_path"] = r.quarantined_path;
+    event["unmapped"]["palisade"]["original_mode"] = r.mode;
+    event["unmapped"]["palisade"]["original_owner"] = {{"uid", r.uid}, {"gid", r.gid}};
+  } catch (const std::exception& e) {
+    event = remediation(7002, "File Remediation Activity", restore ? 3 : 1,
+                        restore ? "Restore" : "Isolate", false, e.what(), requester(o.reason));
+    event["file"] = {{"path", path}};
+  }
+  return record(o, std::move(event), static_cast<uint32_t>(getpid()), "");
+}
+
+}  // namespace
+
+void add_respond_command(CLI::App& app, int& exit_code) {
+  auto* respond = app.add_subcommand(
+      "respond", "Response actions (kill, quarantine, restore), each recorded as an audited event");
+  respond->require_subcommand(1);
+  static RespondOptions options;
+  respond->add_option("--db", options.db, "Event store that records the action");
+  respond->add_option("--quarantine-dir", options.quarantine_dir, "Where quarantined files go");
+  respond->add_option("--reason", options.reason, "Why (kept in the audit event)");
+  respond->add_flag("--no-store", options.no_store, "Only print the audit event");
+
+  static uint32_t pid = 0;
+  static bool tree = false;
+  auto* kill = respond->add_subcommand("kill", "Kill a process, or with --tree its whole tree");
+  kill->add_option("pid", pid, "Process id")->required();
+  kill->add_flag("--tree", tree, "Also every descendant (stopped first, so none escapes)");
+  kill->callback([&] { exit_code = kill_command(options, pid, tree); });
+
+  static std::string path;
+  auto* quarantine = respond->add_subcommand(
+      "quarantine", "Move a file into quarantine (permissions removed, hash and origin kept)");
+  quarantine->add_option("path", path, "File")->required();
+  quarantine->callback([&] { exit_code = quarantine_command(options, path, false); });
+  auto* restore = respond->add_subcommand("restore", "Put a quarantined file back where it was");
+  restore->add_option("path", path, "The file's original path")->required();
+  restore->callback([&] { exit_code = quarantine_command(options, path, true); });
+  respond->add_subcommand("list", "List the quarantined files")->callback([&] {
+    for (const auto& r : agent::quarantined_files(options.quarantine_dir)) {
+      std::cout << r.original_path << "  sha256=" << r.sha256 << "  size=" << r.size << "  -> "
+                << r.quarantined_path << '\n';
+    }
+    exit_code = 0;
+  });
+}
+
+}  // namespace palisade::cli
