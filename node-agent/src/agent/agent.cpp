@@ -144,9 +144,8 @@ void Agent::open_outputs() {
 void Agent::start_containers() {
   const ContainersConfig& c = config_.containers;
   if (kubernetes_) kubernetes_->start();
-  // Paths like /<namespace>/<id> name containerd's namespaces; "default" is ctr's.
-  resolver_ = std::make_unique<ContainerResolver>(
-      containers_, std::vector<std::string>{c.containerd_namespace, "default", "moby"});
+  resolver_ =
+      std::make_unique<ContainerResolver>(containers_, runtime_namespaces(c.containerd_namespace));
   pipeline_->set_container_resolver(resolver_.get());
   if (!c.containerd || !options_.replay_path.empty()) return;
   ContainerdOptions options;

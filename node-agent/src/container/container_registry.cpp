@@ -240,6 +240,10 @@ uint64_t ContainerRegistry::generation() const {
   return generation_;
 }
 
+std::vector<std::string> runtime_namespaces(const std::string& configured) {
+  return {configured, "default", "moby"};
+}
+
 std::string container_id_from_cgroup_path(const std::string& path,
                                           const std::vector<std::string>& runtime_namespaces) {
   const auto slash = path.rfind('/');

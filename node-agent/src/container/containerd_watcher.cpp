@@ -97,6 +97,18 @@ ContainerView view_of(const containers_v1::Container& c, const std::string& ns) 
   return view;
 }
 
+// Adds containerd's record of a container to the registry, with its task's identity (`pid`, a
+// process of it; 0 when none) and its pod's labels from the pod's sandbox.
+ContainerRef register_container(ContainerRegistry& registry, const containers_v1::Container& c,
+                                const std::string& ns, uint32_t pid) {
+  ContainerView view = view_of(c, ns);
+  add_task_identity(view, pid, runtime_namespaces(ns));
+  auto uid = view.labels.find(kPodUidLabel);
+  ContainerRef sandbox = uid == view.labels.end() ? nullptr : registry.sandbox_of(uid->second);
+  registry.upsert(make_container_view(std::move(view), sandbox.get()));
+  return registry.by_id(c.id());
+}
+
 }  // namespace
 
 ContainerdWatcher::ContainerdWatcher(ContainerdOptions options,
@@ -147,12 +159,7 @@ ContainerRef ContainerdWatcher::fetch(const std::string& id, uint32_t pid) {
   request.set_id(id);
   containers_v1::GetContainerResponse response;
   if (!stub->Get(&context, request, &response).ok()) return nullptr;
-  ContainerView view = view_of(response.container(), options_.ns);
-  add_task_identity(view, pid, {options_.ns, "default", "moby"});
-  auto uid = view.labels.find(kPodUidLabel);
-  ContainerRef sandbox = uid == view.labels.end() ? nullptr : registry_->sandbox_of(uid->second);
-  registry_->upsert(make_container_view(std::move(view), sandbox.get()));
-  return registry_->by_id(id);
+  return register_container(*registry_, response.container(), options_.ns, pid);
 }
 
 void ContainerdWatcher::sleep_for(std::chrono::milliseconds d) {
@@ -168,10 +175,7 @@ class Session {
  public:
   Session(ContainerdWatcher::Impl& impl, const ContainerdOptions& options,
           ContainerRegistry& registry)
-      : impl_(impl),
-        options_(options),
-        registry_(registry),
-        namespaces_{options.ns, "default", "moby"} {}
+      : impl_(impl), options_(options), registry_(registry) {}
 
   // Returns false (with why) when containerd cannot be listed.
   bool sync(std::string& why) {
@@ -206,11 +210,9 @@ class Session {
       for (const auto& c : containers.containers()) {
         auto kind = c.labels().find("io.cri-containerd.kind");
         if ((kind != c.labels().end() && kind->second == "sandbox") != sandboxes) continue;
-        ContainerView view = view_of(c, options_.ns);
-        if (auto it = pids.find(c.id()); it != pids.end())
-          add_task_identity(view, it->second, namespaces_);
+        auto it = pids.find(c.id());
+        register_container(registry_, c, options_.ns, it == pids.end() ? 0 : it->second);
         ids.push_back(c.id());
-        upsert(std::move(view));
       }
     }
     registry_.retain_only(ids);
@@ -279,24 +281,15 @@ class Session {
     request.set_id(id);
     containers_v1::GetContainerResponse response;
     if (!impl_.containers->Get(&context, request, &response).ok()) return;
-    ContainerView view = view_of(response.container(), options_.ns);
     if (pid == 0) {
       if (ContainerRef known = registry_.by_id(id)) pid = known->init_pid;
     }
-    add_task_identity(view, pid, namespaces_);
-    upsert(std::move(view));
-  }
-
-  void upsert(ContainerView view) {
-    auto uid = view.labels.find(kPodUidLabel);
-    ContainerRef sandbox = uid == view.labels.end() ? nullptr : registry_.sandbox_of(uid->second);
-    registry_.upsert(make_container_view(std::move(view), sandbox.get()));
+    register_container(registry_, response.container(), options_.ns, pid);
   }
 
   ContainerdWatcher::Impl& impl_;
   const ContainerdOptions& options_;
   ContainerRegistry& registry_;
-  std::vector<std::string> namespaces_;  // cgroup path parents that name a runtime namespace
 };
 
 }  // namespace

@@ -82,7 +82,6 @@ ResourcePolicies policies_from_resources(const std::vector<k8s::PolicyResource>&
       // JSON is YAML: the engine parses it like a file, with the same errors.
       out.sources.push_back(policies::PolicySource{
           resource_key(resource) + "#documents[" + std::to_string(i) + "]", doc.dump(2)});
-      out.resource_keys.push_back(resource_key(resource));
     }
   }
   return out;

@@ -31,10 +31,10 @@ struct PolicyResource;
 
 namespace palisade::agent {
 
-// Policy documents from custom resources, each source named "<Kind>/<namespace>/<name>#<i>".
+// Policy documents from custom resources, each source named
+// "<Kind>/<namespace>/<name>#documents[<i>]".
 struct ResourcePolicies {
   std::vector<policies::PolicySource> sources;
-  std::vector<std::string> resource_keys;  // "<Kind>/<namespace>/<name>", in source order
 };
 
 // Turns resources into engine documents. A namespaced PalisadePolicy is confined to its

@@ -86,7 +86,7 @@ void read_container(const json& j, const json& u, Event& e) {
       }
     }
   }
-  copy->json.clear();
+  render_container_json(*copy);
   e.container = std::move(copy);
 }
 

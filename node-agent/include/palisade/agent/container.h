@@ -119,6 +119,10 @@ class ContainerRegistry {
   uint64_t generation_ = 0;
 };
 
+// The cgroup-path parents that name a containerd namespace: the configured one, ctr's "default"
+// and Docker's "moby".
+std::vector<std::string> runtime_namespaces(const std::string& configured);
+
 // Where the container id sits in a cgroup path, for the runtimes' layouts:
 // /k8s.io/<id> (containerd's namespace as the parent, what ctr and cgroupfs drivers make),
 // /kubepods/<qos>/pod<uid>/<64-hex id>, /kubepods.slice/.../cri-containerd-<id>.scope.
