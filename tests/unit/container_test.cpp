@@ -93,8 +93,11 @@ TEST(ContainerRegistry, ASharedPidNamespaceHasNoSingleOwner) {
   EXPECT_EQ(registry.by_pid_ns(77)->id, "a");
   registry.upsert(make_container_view(app("b", 11, 77)));  // shareProcessNamespace
   EXPECT_EQ(registry.by_pid_ns(77), nullptr) << "ambiguous: unresolved, not a guess";
+  registry.upsert(make_container_view(app("s", 13, 77)));
   registry.remove("a");
+  EXPECT_EQ(registry.by_pid_ns(77), nullptr) << "b and s still share it";
   registry.remove("b");
+  registry.remove("s");
   registry.upsert(make_container_view(app("c", 12, 77)));  // the inode, reused later
   EXPECT_EQ(registry.by_pid_ns(77)->id, "c");
 }

@@ -78,10 +78,10 @@ void ContainerRegistry::unindex(const ContainerView& view) {
   if (view.cgroup_id != 0) drop(by_cgroup_, view.cgroup_id);
   if (view.pid_ns != 0) drop(by_pid_ns_, view.pid_ns);
   if (view.pid_ns != 0) {
-    auto owner = pid_ns_owner_.find(view.pid_ns);
-    if (owner != pid_ns_owner_.end() && owner->second == view.id) {
-      pid_ns_owner_.erase(owner);
-      pid_ns_shared_.erase(view.pid_ns);
+    auto members = pid_ns_members_.find(view.pid_ns);
+    if (members != pid_ns_members_.end()) {
+      members->second.erase(view.id);
+      if (members->second.empty()) pid_ns_members_.erase(members);
     }
   }
 }
@@ -101,10 +101,7 @@ void ContainerRegistry::index(ContainerRef view) {
   if (view->cgroup_id != 0) by_cgroup_[view->cgroup_id] = view;
   // Sandbox (pause) containers share the pod's pid namespace only with shareProcessNamespace;
   // the app container's own namespace is the better key, so a sandbox never overrides it.
-  if (view->pid_ns != 0 && !view->sandbox) {
-    auto [owner, fresh] = pid_ns_owner_.emplace(view->pid_ns, view->id);
-    if (!fresh && owner->second != view->id) pid_ns_shared_[view->pid_ns] = true;
-  }
+  if (view->pid_ns != 0 && !view->sandbox) pid_ns_members_[view->pid_ns].insert(view->id);
   if (view->pid_ns != 0 && (!view->sandbox || by_pid_ns_.count(view->pid_ns) == 0)) {
     by_pid_ns_[view->pid_ns] = view;
   }
@@ -188,7 +185,10 @@ ContainerRef ContainerRegistry::by_cgroup(uint64_t cgroup_id) const {
 
 ContainerRef ContainerRegistry::by_pid_ns(uint32_t pid_ns) const {
   std::shared_lock lock(mutex_);
-  if (pid_ns_shared_.count(pid_ns) != 0) return nullptr;
+  if (auto members = pid_ns_members_.find(pid_ns);
+      members != pid_ns_members_.end() && members->second.size() > 1) {
+    return nullptr;
+  }
   auto it = by_pid_ns_.find(pid_ns);
   return it == by_pid_ns_.end() ? nullptr : it->second;
 }

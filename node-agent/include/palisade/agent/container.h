@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -112,9 +113,9 @@ class ContainerRegistry {
   std::unordered_map<uint64_t, ContainerRef> by_cgroup_;
   std::unordered_map<uint32_t, ContainerRef> by_pid_ns_;
   std::unordered_map<std::string, PodIdentity> pods_;
-  // Pid namespaces shared by several app containers (shareProcessNamespace): no single answer.
-  std::unordered_map<uint32_t, std::string> pid_ns_owner_;
-  std::unordered_map<uint32_t, bool> pid_ns_shared_;
+  // The app containers in each pid namespace: with shareProcessNamespace there are several, and
+  // no single answer.
+  std::unordered_map<uint32_t, std::set<std::string>> pid_ns_members_;
   ContainerRegistryStats stats_;
   uint64_t generation_ = 0;
 };
