@@ -178,8 +178,9 @@ std::shared_ptr<policies::PolicySet> Agent::compile_policy(
       std::vector<policies::PolicySource> trial = sources;
       trial.insert(trial.end(), docs.begin(), docs.end());
       std::vector<policies::Diagnostic> trial_errors;
-      if (policies::PolicySet::compile(trial, trial_errors)) {
+      if (auto accepted = policies::PolicySet::compile(trial, trial_errors)) {
         sources = std::move(trial);
+        set = std::move(accepted);  // the set with everything accepted so far
       } else {
         // Errors in the node's own documents are the final compile's to report; a resource
         // refused without an error of its own is told so.
@@ -195,7 +196,8 @@ std::shared_ptr<policies::PolicySet> Agent::compile_policy(
         }
       }
     }
-    set = policies::PolicySet::compile(sources, diagnostics);
+    // The last accepted trial already is the whole set; without one, compile the node's own.
+    if (!set) set = policies::PolicySet::compile(sources, diagnostics);
   } catch (const std::exception& e) {
     errors = e.what();
     return nullptr;
