@@ -36,7 +36,25 @@ struct AgentFlags {
   bool no_stdout = false;
   bool no_store = false;
   bool check_config = false;
+  bool uninstall = false;
+  std::string pin_directory;
+  std::string exec_mechanism;
 };
+
+// Removes the pinned enforcement programs and maps: the only way kernel enforcement ends.
+int uninstall_command(const std::string& pin_root) {
+  try {
+    const auto removed = palisade::agent::uninstall_enforcement(pin_root);
+    for (const auto& path : removed) std::cout << "removed " << path << '\n';
+    std::cout << (removed.empty() ? "no enforcement was installed under " + pin_root
+                                  : "kernel enforcement removed")
+              << '\n';
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "palisade: " << e.what() << '\n';
+    return 1;
+  }
+}
 
 int run_agent_command(const AgentFlags& f) {
   AgentOptions options;
@@ -53,6 +71,9 @@ int run_agent_command(const AgentFlags& f) {
   }
   options.config_path = f.config;
   auto& c = options.config;
+  if (!f.pin_directory.empty()) c.enforcement.options.pin_root = f.pin_directory;
+  if (!f.exec_mechanism.empty()) c.enforcement.options.exec_mechanism = f.exec_mechanism;
+  if (f.uninstall) return uninstall_command(c.enforcement.options.pin_root);
   if (!f.json_file.empty()) c.json_file = f.json_file;
   if (!f.store.empty()) c.store.path = f.store;
   if (f.no_stdout) c.stdout_output = false;
@@ -102,6 +123,12 @@ int main(int argc, char** argv) {
                   "Do not load the shipped detection rules");
   agent->add_flag("--check-config", agent_flags.check_config,
                   "Validate the configuration and exit");
+  agent->add_flag("--uninstall", agent_flags.uninstall,
+                  "Remove the pinned kernel enforcement (programs, links, maps) and exit");
+  agent->add_option("--pin-directory", agent_flags.pin_directory,
+                    "bpffs directory of the pinned enforcement (default /sys/fs/bpf/palisade)");
+  agent->add_option("--exec-mechanism", agent_flags.exec_mechanism,
+                    "Application lockdown mechanism: auto|lsm|fanotify|kill");
 
   std::string status_file = "/run/palisade/status.json";
   bool status_json = false;

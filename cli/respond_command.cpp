@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "palisade/agent/container.h"
+#include "palisade/agent/enforcer.h"
 #include "palisade/agent/event_store.h"
 #include "palisade/agent/ocsf.h"
 #include "palisade/agent/respond.h"
@@ -25,6 +27,7 @@ struct RespondOptions {
   std::string quarantine_dir = "/var/lib/palisade/quarantine";
   std::string reason;
   bool no_store = false;
+  std::string pin_root = "/sys/fs/bpf/palisade";
 };
 
 int64_t now_ms() {
@@ -133,6 +136,52 @@ int quarantine_command(const RespondOptions& o, const std::string& path, bool re
   return record(o, std::move(event), static_cast<uint32_t>(getpid()), "");
 }
 
+// A workload by cgroup v2 path ("/k8s.io/<id>", or the full path under the cgroup2 mount) or by
+// container id (or a unique prefix of at least 12 characters): the cgroups it names.
+std::vector<agent::CgroupEntry> resolve_workload(const std::string& workload, std::string& error) {
+  const std::string mount = agent::cgroup2_mount();
+  std::string relative = workload;
+  if (relative.rfind(mount + "/", 0) == 0) relative = relative.substr(mount.size());
+  std::vector<agent::CgroupEntry> out;
+  for (const auto& cg : agent::scan_cgroups()) {
+    if (cg.path == relative) return {cg};
+    const std::string name = cg.path.substr(cg.path.rfind('/') + 1);
+    if (workload[0] != '/' && workload.size() >= 12 && name.find(workload) != std::string::npos) {
+      out.push_back(cg);
+    }
+  }
+  if (out.empty()) {
+    error = "no cgroup or container matches '" + workload + "'";
+  } else if (out.size() > 1) {
+    error = "'" + workload + "' matches " + std::to_string(out.size()) +
+            " cgroups; give the cgroup path or a longer container id";
+    out.clear();
+  }
+  return out;
+}
+
+// OCSF 1.3 Network Remediation Activity: activity 1 Isolate, 3 Restore.
+int isolate_command(const RespondOptions& o, const std::string& workload, bool isolate) {
+  std::string error;
+  const auto cgroups = resolve_workload(workload, error);
+  bool ok = !cgroups.empty();
+  if (ok) ok = agent::set_isolation(o.pin_root, cgroups[0].id, isolate, error);
+  std::string detail = error;
+  if (ok) {
+    detail = std::string(isolate ? "network cut off but for the policy's management rules: "
+                                 : "network restored: ") +
+             "cgroup " + cgroups[0].path;
+  }
+  json event = remediation(7004, "Network Remediation Activity", isolate ? 1 : 3,
+                           isolate ? "Isolate" : "Restore", ok, detail, requester(o.reason));
+  event["unmapped"]["palisade"]["workload"] = workload;
+  if (!cgroups.empty()) {
+    event["unmapped"]["palisade"]["cgroup"] = cgroups[0].path;
+    event["unmapped"]["palisade"]["cgroup_id"] = cgroups[0].id;
+  }
+  return record(o, std::move(event), static_cast<uint32_t>(getpid()), "");
+}
+
 }  // namespace
 
 void add_respond_command(CLI::App& app, int& exit_code) {
@@ -160,6 +209,17 @@ void add_respond_command(CLI::App& app, int& exit_code) {
   auto* restore = respond->add_subcommand("restore", "Put a quarantined file back where it was");
   restore->add_option("path", path, "The file's original path")->required();
   restore->callback([&] { exit_code = quarantine_command(options, path, true); });
+  static std::string workload;
+  respond->add_option("--pin-directory", options.pin_root,
+                      "bpffs directory of the agent's pinned enforcement");
+  auto* isolate = respond->add_subcommand(
+      "isolate",
+      "Cut a workload (cgroup path or container id) off the network, but for management");
+  isolate->add_option("workload", workload, "cgroup v2 path or container id")->required();
+  isolate->callback([&] { exit_code = isolate_command(options, workload, true); });
+  auto* release = respond->add_subcommand("release", "Lift a workload's isolation");
+  release->add_option("workload", workload, "cgroup v2 path or container id")->required();
+  release->callback([&] { exit_code = isolate_command(options, workload, false); });
   respond->add_subcommand("list", "List the quarantined files")->callback([&] {
     for (const auto& r : agent::quarantined_files(options.quarantine_dir)) {
       std::cout << r.original_path << "  sha256=" << r.sha256 << "  size=" << r.size << "  -> "

@@ -481,9 +481,17 @@ std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r,
   policy->line = doc.line;
   const YAML::Node selector = spec["selector"];
   if (!selector) r.fail(spec, "spec.selector", "required field is missing");
-  r.known_keys(selector, "spec.selector",
-               {"hosts", "processes", "namespace", "podLabels", "container", "image", "vm"});
+  r.known_keys(
+      selector, "spec.selector",
+      {"hosts", "processes", "cgroups", "namespace", "podLabels", "container", "image", "vm"});
   policy->hosts = r.strings_at(selector, "spec.selector", "hosts");
+  policy->cgroups = r.strings_at(selector, "spec.selector", "cgroups");
+  for (const auto& g : policy->cgroups) {
+    if (g.empty() || g[0] != '/') {
+      r.fail(selector["cgroups"], "spec.selector.cgroups",
+             "expected cgroup v2 paths or globs starting with '/', got '" + g + "'");
+    }
+  }
   policy->processes = r.strings_at(selector, "spec.selector", "processes");
   // namespace, container and image take one glob or a list of them.
   auto one_or_many = [&](const char* key) {
@@ -543,7 +551,7 @@ std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r,
     }
   }
   if (const YAML::Node network = spec["network"]) {
-    r.known_keys(network, "spec.network", {"mode", "egress", "ingress"});
+    r.known_keys(network, "spec.network", {"mode", "egress", "ingress", "management"});
     if (!network["egress"] && !network["ingress"]) {
       r.fail(network, "spec.network", "expected egress, ingress or both");
     }
@@ -553,6 +561,14 @@ std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r,
       policy->egress = parse_network_section(r, network["egress"], "spec.network.egress");
     if (network["ingress"])
       policy->ingress = parse_network_section(r, network["ingress"], "spec.network.ingress");
+    // What stays allowed, both ways, while the workload is isolated by a response.
+    if (const YAML::Node management = network["management"]) {
+      if (!management.IsSequence())
+        r.fail(management, "spec.network.management", "expected a list");
+      for (const auto& item : management) {
+        policy->management.push_back(parse_network_rule(r, item, "spec.network.management[]"));
+      }
+    }
   }
   return policy;
 }

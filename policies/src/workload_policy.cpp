@@ -10,10 +10,15 @@
 #include "palisade/agent/container.h"
 
 namespace palisade::policies {
+
+bool path_glob_matches(const std::string& pattern, const std::string& text) {
+  return fnmatch(pattern.c_str(), text.c_str(), 0) == 0;
+}
+
 namespace {
 
 bool glob(const std::string& pattern, const std::string& text) {
-  return fnmatch(pattern.c_str(), text.c_str(), 0) == 0;
+  return path_glob_matches(pattern, text);
 }
 
 bool prefix_matches(const std::array<uint8_t, 16>& want, const std::array<uint8_t, 16>& have,
@@ -61,6 +66,7 @@ bool selects_container(const WorkloadPolicy& policy, const Event& event) {
 
 bool selects_process(const WorkloadPolicy& policy, const Event& event) {
   if (!selects_container(policy, event)) return false;
+  if (!policy.cgroups.empty() && !any_glob(policy.cgroups, event.cgroup_path)) return false;
   if (policy.processes.empty()) return true;
   auto matches = [&](const std::string& exe) {
     return std::any_of(policy.processes.begin(), policy.processes.end(),

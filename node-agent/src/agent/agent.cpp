@@ -19,6 +19,7 @@
 #include "palisade/agent/capture.h"
 #include "palisade/agent/container.h"
 #include "palisade/agent/detector.h"
+#include "palisade/agent/enforcer.h"
 #include "palisade/agent/outputs.h"
 
 namespace palisade::agent {
@@ -83,6 +84,8 @@ class Agent {
  private:
   void open_outputs();
   void start_containers();
+  void start_enforcement();
+  void bind_enforcement(bool force);
   void reload();
   void reload_policy();
   std::shared_ptr<policies::PolicySet> compile_policy(
@@ -108,6 +111,10 @@ class Agent {
   std::unique_ptr<ContainerResolver> resolver_;
   std::unique_ptr<ContainerdWatcher> containerd_;
   std::unique_ptr<KubernetesLink> kubernetes_;
+  std::unique_ptr<Enforcer> enforcer_;
+  std::string enforcement_error_;  // why enforcement is off, when it is
+  std::string binding_signature_;  // what the kernel maps say now, to skip unchanged rebinds
+  std::chrono::steady_clock::time_point next_rebind_{};
   std::vector<policies::PolicySource> resource_sources_;  // from PalisadePolicy resources
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   uint64_t status_count_ = 0;
@@ -157,6 +164,45 @@ void Agent::start_containers() {
     return watcher->fetch(id, pid);
   });
   containerd_->start();
+}
+
+void Agent::start_enforcement() {
+  if (!config_.enforcement.enabled) {
+    enforcement_error_ = "disabled by configuration (enforcement.enabled: false)";
+    return;
+  }
+  if (live_ == nullptr) {
+    enforcement_error_ = "not used when replaying a capture";
+    return;
+  }
+  try {
+    enforcer_ = Enforcer::start(config_.enforcement.options);
+    pipeline_->set_cgroup_names(enforcer_.get());
+  } catch (const std::exception& e) {
+    // Detection goes on without it; the status and every rebind say that nothing is enforced.
+    enforcement_error_ = e.what();
+    spdlog::error("enforcement unavailable, policies are only audited: {}", e.what());
+  }
+}
+
+// Binds policies to the cgroups they cover and writes the kernel maps, when that changed.
+void Agent::bind_enforcement(bool force) {
+  if (!enforcer_) return;
+  const auto& policy = detector_->policy();
+  if (!policy) return;
+  bool by_cgroup = false;
+  for (const auto& p : policy->workload_policies()) by_cgroup |= !p->cgroups.empty();
+  const std::vector<CgroupEntry> cgroups = by_cgroup ? scan_cgroups() : std::vector<CgroupEntry>{};
+  const std::vector<WorkloadBinding> bindings =
+      bind_workloads(*policy, containers_->all(), cgroups);
+  std::string signature = policy->digest();
+  for (const auto& b : bindings) {
+    signature += ";" + std::to_string(b.cgroup_id) + "=" + b.policy->name;
+  }
+  if (!force && signature == binding_signature_) return;
+  binding_signature_ = std::move(signature);
+  enforcer_->apply(policy, bindings);
+  spdlog::info("enforcement: {} workload cgroup(s) bound to policies", bindings.size());
 }
 
 std::shared_ptr<policies::PolicySet> Agent::compile_policy(
@@ -248,6 +294,7 @@ void Agent::reload_policy() {
     set->set_hostname(formatter_->host().hostname);
     detector_->set_policy(set);
     spdlog::info("policy {} loaded: {} rules", set->digest(), set->rules().size());
+    bind_enforcement(true);
   }
   if (kubernetes_) {
     kubernetes_->report_policy_result(set != nullptr, resource_errors,
@@ -259,6 +306,8 @@ nlohmann::json Agent::status_json(const char* state) {
   using nlohmann::json;
   PipelineStats stats = pipeline_->stats();
   SourceCounters source = source_->counters();
+  if (enforcer_)
+    source.kernel_drops[static_cast<size_t>(EventClass::kEnforcement)] = enforcer_->lost();
   json classes = json::object();
   for (size_t i = 0; i < kEventClassCount; ++i) {
     const ClassCounters& c = stats.classes[i];
@@ -308,6 +357,12 @@ nlohmann::json Agent::status_json(const char* state) {
                       {"last_rejected_reload", policy_error_}};
   status["containers"] = containers_status();
   if (kubernetes_) status["kubernetes"] = kubernetes_->status();
+  if (enforcer_) {
+    status["enforcement"] = enforcer_->status();
+    status["enforcement"]["active"] = true;
+  } else {
+    status["enforcement"] = {{"active", false}, {"reason", enforcement_error_}};
+  }
   const FileHashStats hashes = detector_->executable_hashes();
   status["policy"]["executable_hashes"] = {{"entries", hashes.entries},
                                            {"hits", hashes.hits},
@@ -387,6 +442,8 @@ int Agent::run() {
                  policy->rules().size(), config_.default_rules ? "" : "no ",
                  config_.policy_directory);
   }
+  start_enforcement();
+  bind_enforcement(true);
   pipeline_->set_wall_offset_ns(wall_offset);
   if (!options_.record_path.empty()) {
     capture_ = std::make_unique<CaptureWriter>(
@@ -401,6 +458,14 @@ int Agent::run() {
       std::chrono::steady_clock::now() + std::chrono::seconds(config_.status_interval_seconds);
   while (!g_stop) {
     bool more = source_->poll(std::chrono::milliseconds(config_.sensor.max_latency_ms), deliver);
+    if (enforcer_) {
+      enforcer_->poll(deliver);
+      if (std::chrono::steady_clock::now() >= next_rebind_) {
+        bind_enforcement(false);
+        next_rebind_ = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(config_.enforcement.rescan_ms);
+      }
+    }
     pipeline_->flush();
     if (capture_) capture_->flush();
     if (g_reload.exchange(false)) reload();
@@ -417,8 +482,10 @@ int Agent::run() {
     }
     if (!more) break;
   }
-  // Drain what the kernel already handed over, then flush every output.
+  // Drain what the kernel already handed over, then flush every output. Kernel enforcement stays
+  // pinned: stopping the agent does not lift it (`palisade agent --uninstall` does).
   if (live_ != nullptr) source_->poll(std::chrono::milliseconds(0), deliver);
+  if (enforcer_) enforcer_->poll(deliver);
   pipeline_->flush();
   if (store_) store_->drain();
   if (containerd_) containerd_->stop();

@@ -106,7 +106,32 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
   if (!root || root.IsNull()) return c;
   r.known_keys(root, "",
                {"output", "store", "sensor", "process_table", "status", "policies", "containers",
-                "kubernetes", "log_level"});
+                "kubernetes", "enforcement", "log_level"});
+  if (auto n = root["enforcement"]) {
+    r.known_keys(n, "enforcement",
+                 {"enabled", "pin_directory", "exec_mechanism", "rescan_ms", "fanotify"});
+    r.read(n, "enforcement", "enabled", c.enforcement.enabled);
+    r.read(n, "enforcement", "pin_directory", c.enforcement.options.pin_root);
+    r.read(n, "enforcement", "exec_mechanism", c.enforcement.options.exec_mechanism);
+    static const std::set<std::string> kMechanisms = {"auto", "lsm", "fanotify", "kill"};
+    if (kMechanisms.count(c.enforcement.options.exec_mechanism) == 0) {
+      r.fail(n["exec_mechanism"], "enforcement.exec_mechanism",
+             "expected auto, lsm, fanotify or kill");
+    }
+    r.read_positive<uint32_t>(n, "enforcement", "rescan_ms", c.enforcement.rescan_ms, 3600000);
+    if (auto f = n["fanotify"]) {
+      r.known_keys(f, "enforcement.fanotify", {"timeout_ms", "on_timeout", "mounts"});
+      r.read_positive<uint32_t>(f, "enforcement.fanotify", "timeout_ms",
+                                c.enforcement.options.fanotify_timeout_ms, 60000);
+      std::string on_timeout = c.enforcement.options.fanotify_fail_closed ? "deny" : "allow";
+      r.read(f, "enforcement.fanotify", "on_timeout", on_timeout);
+      if (on_timeout != "allow" && on_timeout != "deny") {
+        r.fail(f["on_timeout"], "enforcement.fanotify.on_timeout", "expected allow or deny");
+      }
+      c.enforcement.options.fanotify_fail_closed = on_timeout == "deny";
+      r.read_list(f, "enforcement.fanotify", "mounts", c.enforcement.options.fanotify_mounts);
+    }
+  }
   if (auto n = root["kubernetes"]) {
     r.known_keys(n, "kubernetes",
                  {"enabled", "kubeconfig", "context", "node_name", "policies", "events"});

@@ -19,7 +19,8 @@ bool is_hex_id(const std::string& s) {
   return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
-// The cgroup2 mount point: /sys/fs/cgroup on pure v2 hosts, /sys/fs/cgroup/unified on hybrid.
+}  // namespace
+
 const std::string& cgroup2_mount() {
   static const std::string mount = [] {
     std::ifstream in("/proc/self/mountinfo");
@@ -42,8 +43,6 @@ const std::string& cgroup2_mount() {
   }();
   return mount;
 }
-
-}  // namespace
 
 ContainerRef make_container_view(ContainerView view, const ContainerView* sandbox) {
   auto label = [&](const char* key) {

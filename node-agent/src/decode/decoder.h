@@ -36,6 +36,7 @@ void register_process_decoders(DecoderTable& table);
 void register_file_decoders(DecoderTable& table);
 void register_network_decoders(DecoderTable& table);
 void register_privilege_decoders(DecoderTable& table);
+void register_enforce_decoders(DecoderTable& table);
 
 // Splits a NUL-separated argv block.
 void split_argv(std::string_view block, std::vector<std::string>& out);

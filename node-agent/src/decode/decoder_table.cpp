@@ -9,6 +9,7 @@ DecoderTable::DecoderTable() {
   register_file_decoders(*this);
   register_network_decoders(*this);
   register_privilege_decoders(*this);
+  register_enforce_decoders(*this);
 }
 
 void DecoderTable::add(uint16_t kind, DecodeFn fn) {

@@ -66,6 +66,16 @@ constexpr EventKindInfo kKinds[] = {
      "An anonymous in-memory file was created (fileless payloads).", "name, flags"},
     {EventKind::kPrivBpf, "bpf", "syscall bpf (from any process but the agent)",
      "The bpf() system call was used.", "command, program type for BPF_PROG_LOAD"},
+    {EventKind::kNetDeny, "net_deny",
+     "enforcement: cgroup/connect4|6, cgroup/sendmsg4|6, cgroup_skb/ingress|egress",
+     "A workload's connection, datagram or packet was refused by its WorkloadPolicy (or would "
+     "have been, in audit mode).",
+     "hook, verdict, reason, policy, rule, workload, addresses and ports, protocol"},
+    {EventKind::kExecDeny, "exec_deny",
+     "enforcement: fanotify FAN_OPEN_EXEC_PERM, lsm/bprm_check_security or SIGKILL at exec",
+     "An executable outside a locked-down workload's allowlist was refused, or killed at exec "
+     "(reactive mechanism).",
+     "hook, verdict, reason, policy, workload, executable path, device and inode"},
 };
 
 }  // namespace
@@ -91,6 +101,8 @@ std::string_view class_name(EventClass cls) {
       return "network";
     case EventClass::kPrivilege:
       return "privilege";
+    case EventClass::kEnforcement:
+      return "enforcement";
   }
   return "unknown";
 }
@@ -133,6 +145,8 @@ void Event::clear() {
   lineage_complete = false;
   container.reset();
   container_unresolved.clear();
+  enforcement = EnforcementInfo{};
+  cgroup_path.clear();
 }
 
 }  // namespace palisade::agent

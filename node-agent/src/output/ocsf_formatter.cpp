@@ -142,6 +142,10 @@ OcsfClassification classify(const Event& event) {
       return with(kNetwork, 7, "Listen");
     case EventKind::kNetBind:
       return with(kNetwork, 99, "Bind");
+    case EventKind::kNetDeny:
+      return with(kNetwork, 5, "Refuse");
+    case EventKind::kExecDeny:
+      return with(kProcess, 1, "Launch");
     case EventKind::kUnknown:
       break;
   }
@@ -300,6 +304,38 @@ void write_container(JsonWriter& w, const ContainerView& c) {
   w.key("container").raw(copy.json);
 }
 
+// A denial is a security control's outcome: OCSF's action and disposition say it was blocked, or
+// in audit mode let through and only detected.
+void write_enforcement_outcome(JsonWriter& w, const Event& e) {
+  const bool blocked = e.enforcement.enforced;
+  w.field("action_id", blocked ? 2 : 1).field("action", blocked ? "Denied" : "Allowed");
+  w.field("disposition_id", blocked ? 2 : 15)
+      .field("disposition", blocked ? "Blocked" : "Detected");
+  if (blocked) w.field("status_code", "EPERM");
+  std::string detail = std::string(blocked ? "blocked by " : "would be blocked (audit) by ") +
+                       "WorkloadPolicy " + e.enforcement.policy + ": ";
+  if (e.enforcement.reason == "deny-rule") {
+    detail += "deny rule " + e.enforcement.rule_text;
+  } else if (e.enforcement.reason == "isolated") {
+    detail += "the workload is isolated";
+  } else if (e.enforcement.reason == "not-allowlisted") {
+    detail += "not in the executable allowlist";
+  } else {
+    detail += "no allow rule matched (default deny)";
+  }
+  w.field("status_detail", detail);
+}
+
+void write_enforcement(JsonWriter& w, const Event& e) {
+  const EnforcementInfo& f = e.enforcement;
+  w.key("enforcement").begin_object();
+  w.field("hook", f.hook).field("verdict", f.enforced ? "denied" : "audit");
+  w.field("reason", f.reason).field("policy", f.policy).field("workload", f.workload);
+  if (f.rule >= 0) w.field("rule", f.rule_text);
+  if (e.kind == EventKind::kExecDeny) w.field("dev", f.dev).field("inode", f.ino);
+  w.end_object();
+}
+
 // Kubernetes identity has no OCSF object of its own: it goes under unmapped.palisade.
 void write_kubernetes(JsonWriter& w, const Event& e) {
   if (!e.container_unresolved.empty()) w.field("container_unresolved", e.container_unresolved);
@@ -340,8 +376,11 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
   JsonWriter w(out);
   const OcsfClassification c = classify(e);
   Writer ow{w, *this, host_, [](OcsfFormatter& f, uint32_t uid) { return f.user_name(uid); }};
-  const bool failed = e.result < 0 && e.kind != EventKind::kProcessExit &&
-                      !(e.kind == EventKind::kNetConnect && e.result == -kErrInProgress);
+  const bool denial = e.kind == EventKind::kNetDeny || e.kind == EventKind::kExecDeny;
+  const bool failed = denial
+                          ? e.enforcement.enforced
+                          : e.result < 0 && e.kind != EventKind::kProcessExit &&
+                                !(e.kind == EventKind::kNetConnect && e.result == -kErrInProgress);
 
   w.begin_object();
   w.field("class_uid", c.class_uid).field("class_name", c.class_name);
@@ -351,7 +390,9 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
   w.field("severity_id", 1).field("severity", "Informational");
   w.field("time", e.wall_ns / 1'000'000ULL);
   w.field("status_id", failed ? 2 : 1).field("status", failed ? "Failure" : "Success");
-  if (failed) {
+  if (denial) {
+    write_enforcement_outcome(w, e);
+  } else if (failed) {
     const char* code = strerrorname_np(static_cast<int>(-e.result));
     if (code != nullptr) w.field("status_code", code);
     w.field("status_detail", strerror(static_cast<int>(-e.result)));
@@ -385,7 +426,13 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
     case 1007: {
       w.key("process");
       const ProcessRef& subject = e.kind == EventKind::kPrivPtrace ? e.target : e.process;
-      if (subject) {
+      if (e.kind == EventKind::kExecDeny) {
+        // The image that was refused; the actor is the process that asked for it.
+        w.begin_object().field("pid", e.task.tgid);
+        w.key("file");
+        write_file(w, e.exe, 1);
+        w.end_object();
+      } else if (subject) {
         ow.process(e, *subject, e.kind != EventKind::kPrivPtrace);
       } else {
         const uint64_t pid = e.kind == EventKind::kPrivPtrace ? e.args[1] : e.task.tgid;
@@ -437,7 +484,8 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
       break;
     }
     case 4001: {
-      const bool inbound = e.kind == EventKind::kNetAccept;
+      const bool inbound = e.kind == EventKind::kNetAccept ||
+                           (e.kind == EventKind::kNetDeny && e.enforcement.hook == "ingress");
       const bool local_only = e.kind == EventKind::kNetBind || e.kind == EventKind::kNetListen;
       w.key("src_endpoint");
       write_endpoint(w, inbound ? e.remote : e.local, e.family);
@@ -527,6 +575,10 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
       break;
     case EventKind::kPrivModule:
       if (!e.strings.empty()) w.field("params", e.strings[0]);
+      break;
+    case EventKind::kNetDeny:
+    case EventKind::kExecDeny:
+      write_enforcement(w, e);
       break;
     default:
       break;

@@ -179,6 +179,21 @@ std::optional<Event> event_from_ocsf(const json& j) {
         e.strings.push_back(name.rfind("memfd:", 0) == 0 ? name.substr(6) : name);
       }
       break;
+    case EventClass::kEnforcement: {
+      // Denials replay as what they refused; which hook and rule stays in the OCSF text.
+      const json f = u.value("enforcement", json::object());
+      e.enforcement.enforced = get_or<std::string>(f, "verdict", "") == "denied";
+      e.enforcement.policy = get_or<std::string>(f, "policy", "");
+      e.enforcement.rule_text = get_or<std::string>(f, "rule", "");
+      e.enforcement.workload = get_or<std::string>(f, "workload", "");
+      if (e.kind == EventKind::kExecDeny && j.contains("process") &&
+          j["process"].contains("file")) {
+        e.exe = e.path = get_or<std::string>(j["process"]["file"], "path", "");
+      }
+      endpoint_from(j.value("src_endpoint", json()), e.local, e.family);
+      endpoint_from(j.value("dst_endpoint", json()), e.remote, e.family);
+      break;
+    }
   }
   return e;
 }

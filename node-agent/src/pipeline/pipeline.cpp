@@ -51,7 +51,8 @@ Pipeline::Pipeline(ProcessTable& table, std::vector<EventSink*> sinks)
 Pipeline::~Pipeline() = default;
 
 void Pipeline::account(const Event& event) {
-  if (event.kind == EventKind::kProcessSnapshot) return;  // synthesized, not numbered
+  // Synthesized in user space (the /proc snapshot, exec guard denials): not numbered.
+  if (event.kind == EventKind::kProcessSnapshot || event.seq == 0) return;
   auto cls = static_cast<size_t>(class_of(event.kind));
   ClassCounters& counters = stats_.classes[cls];
   counters.received++;
@@ -85,6 +86,11 @@ void Pipeline::handle(RecordView record) {
           Attribution::kUnresolved &&
       event_.container_unresolved.empty()) {
     event_.container_unresolved.push_back('-');  // (not = "-": a GCC 12 -Wrestrict false alarm)
+  }
+  if (cgroup_names_ != nullptr) {
+    if (const std::string* path = cgroup_names_->path_of(event_.task.cgroup_id)) {
+      event_.cgroup_path = *path;
+    }
   }
   json_.clear();
   if (formatter_) formatter_->format(event_, json_);

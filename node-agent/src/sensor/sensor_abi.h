@@ -50,7 +50,8 @@ enum pal_kind {
   PAL_PRIV_MEMFD = 56,
   PAL_PRIV_BPF = 57,
 
-  PAL_KIND_LIMIT = 64
+  /* 64-79: enforcement denials (enforce/enforce_abi.h) */
+  PAL_KIND_LIMIT = 80
 };
 
 enum pal_class {
@@ -58,10 +59,10 @@ enum pal_class {
   PAL_CLASS_FILE = 1,
   PAL_CLASS_NETWORK = 2,
   PAL_CLASS_PRIVILEGE = 3,
-  PAL_CLASS_COUNT = 4
+  PAL_CLASS_COUNT = 4 /* the sensor's classes; enforcement (4) numbers its own records */
 };
 
-#define PAL_CLASS_OF(kind) (((kind) >> 4) & 3)
+#define PAL_CLASS_OF(kind) (((kind) >> 4) & 7)
 
 /* Who did it: the calling task at the time of the event. */
 struct pal_task {

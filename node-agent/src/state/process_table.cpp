@@ -210,6 +210,19 @@ void ProcessTable::apply(Event& event) {
       exited_.emplace_back(entry.view->pid, entry.view->start_ns);
       return;
     }
+    case EventKind::kNetDeny:
+    case EventKind::kExecDeny: {
+      // Denials only join what the table knows: a refused packet has no process, and a denial
+      // synthesized in user space may not know the start time. Never a placeholder.
+      auto it = entries_.find(event.task.tgid);
+      if (event.task.tgid == 0 || it == entries_.end()) return;
+      if (event.task.start_ns != 0 &&
+          it->second.view->start_ns / kTickNs != event.task.start_ns / kTickNs) {
+        return;
+      }
+      fill(event, it->second);
+      return;
+    }
     default: {
       Entry& entry = upsert_from_task(event.task, now);
       fill(event, entry);

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "palisade/agent/enforcer.h"
 #include "palisade/agent/event_store.h"
 #include "palisade/agent/process_table.h"
 #include "palisade/agent/sensor.h"
@@ -29,6 +30,12 @@ struct KubernetesConfig {
   bool events = true;      // publish alerts as Kubernetes Events on their pod
 };
 
+struct EnforcementConfig {
+  bool enabled = true;  // WorkloadPolicies in enforce mode are enforced in the kernel
+  EnforcerOptions options;
+  uint32_t rescan_ms = 1000;  // how often new cgroups and containers are bound to policies
+};
+
 struct AgentConfig {
   bool stdout_output = true;
   std::string json_file;
@@ -43,6 +50,7 @@ struct AgentConfig {
   bool default_rules = true;
   ContainersConfig containers;
   KubernetesConfig kubernetes;
+  EnforcementConfig enforcement;
 };
 
 // A configuration error, already formatted as "FILE:LINE:COLUMN: FIELD: problem".

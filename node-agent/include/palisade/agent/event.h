@@ -39,14 +39,23 @@ enum class EventKind : uint16_t {
   kPrivSetns = 55,
   kPrivMemfd = 56,
   kPrivBpf = 57,
+  kNetDeny = 64,   // enforcement: a connection, datagram or packet refused (or would be, audit)
+  kExecDeny = 65,  // enforcement: an exec outside the allowlist refused or killed
 };
 
 // Loss accounting is per class, matching the sensor's sequence counters.
-enum class EventClass : uint8_t { kProcess = 0, kFile = 1, kNetwork = 2, kPrivilege = 3 };
-inline constexpr size_t kEventClassCount = 4;
+// Enforcement denials are numbered by the enforcement programs, apart from the sensor's classes.
+enum class EventClass : uint8_t {
+  kProcess = 0,
+  kFile = 1,
+  kNetwork = 2,
+  kPrivilege = 3,
+  kEnforcement = 4
+};
+inline constexpr size_t kEventClassCount = 5;
 
 constexpr EventClass class_of(EventKind kind) {
-  return static_cast<EventClass>((static_cast<unsigned>(kind) >> 4) & 3U);
+  return static_cast<EventClass>((static_cast<unsigned>(kind) >> 4) & 7U);
 }
 std::string_view kind_name(EventKind kind);
 
@@ -105,6 +114,21 @@ struct ProcessView {
 };
 using ProcessRef = std::shared_ptr<const ProcessView>;
 
+// What an enforcement denial (kNetDeny, kExecDeny) says beyond the common fields: which hook
+// refused what, and which workload policy and rule decided it.
+struct EnforcementInfo {
+  std::string_view hook;    // connect, sendmsg, ingress, egress, exec-kill, exec-lsm, exec-fanotify
+  bool enforced = false;    // false: audit mode, the action went through
+  std::string_view reason;  // default-deny, deny-rule, isolated, not-allowlisted
+  int32_t rule = -1;        // index in the workload's kernel rule set; -1 = none
+  uint32_t slot = 0;
+  uint64_t dev = 0;  // exec: the file's identity
+  uint64_t ino = 0;
+  std::string policy;     // the WorkloadPolicy (filled by the enforcer in user space)
+  std::string rule_text;  // the rule as written, when one decided
+  std::string workload;   // the cgroup path or container the policy was bound to
+};
+
 struct ContainerView;  // container.h
 using ContainerRef = std::shared_ptr<const ContainerView>;
 
@@ -151,6 +175,8 @@ struct Event {
   uint32_t old_egid = 0;
   std::vector<std::string> strings;  // extra strings (mount source/fstype, memfd name, ...)
 
+  EnforcementInfo enforcement;  // kNetDeny, kExecDeny only
+
   // Enrichment, filled by the process table; null when unknown.
   ProcessRef process;
   ProcessRef parent;
@@ -163,6 +189,9 @@ struct Event {
   // path gives ("-" when only its pid namespace tells it is in one): unresolved, never guessed.
   ContainerRef container;
   std::string container_unresolved;
+  // The cgroup v2 path of task.cgroup_id, relative to the cgroup2 mount, when a policy selects
+  // by cgroup (filled by the pipeline from the enforcer's cgroup names; empty otherwise).
+  std::string cgroup_path;
 
   void clear();  // reset for reuse without giving back string capacity
 };

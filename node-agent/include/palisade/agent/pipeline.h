@@ -59,6 +59,13 @@ struct PathRules {
   bool reports(const Event& event) const;
 };
 
+// Names cgroups by id, for policies that select by cgroup path (the enforcer knows them).
+class CgroupNames {
+ public:
+  virtual ~CgroupNames() = default;
+  virtual const std::string* path_of(uint64_t cgroup_id) const = 0;
+};
+
 class Pipeline {
  public:
   Pipeline(ProcessTable& table, std::vector<EventSink*> sinks);
@@ -74,6 +81,7 @@ class Pipeline {
   }
   // Attributes reported events to containers (none: every event is a host event).
   void set_container_resolver(ContainerResolver* resolver) { containers_ = resolver; }
+  void set_cgroup_names(const CgroupNames* names) { cgroup_names_ = names; }
   // Wall clock = monotonic + offset; captured at start (and stored in capture files).
   void set_wall_offset_ns(int64_t offset) { wall_offset_ns_ = offset; }
   int64_t wall_offset_ns() const { return wall_offset_ns_; }
@@ -89,6 +97,7 @@ class Pipeline {
   std::vector<EventSink*> sinks_;
   RecordTap* tap_ = nullptr;
   ContainerResolver* containers_ = nullptr;
+  const CgroupNames* cgroup_names_ = nullptr;
   PathRules rules_;
   int64_t wall_offset_ns_ = 0;
   Event event_;       // reused: no per-event allocation once strings have grown

@@ -83,6 +83,10 @@ struct WorkloadPolicy {
   // Host workloads: the policy covers processes whose executable, or an ancestor's, matches one
   // of these globs (a daemon and everything it starts); empty = every process.
   std::vector<std::string> processes;
+  // Cgroup v2 paths (globs, relative to the cgroup2 mount: "/system.slice/nginx.service"): the
+  // policy covers the processes in those cgroups. Kernel enforcement is keyed by cgroup, so this
+  // and the container selectors are what in-kernel enforcement can bind.
+  std::vector<std::string> cgroups;
   // Container and Kubernetes selectors: when any is given, the policy covers only processes in
   // containers that match all of them. Globs, except pod labels (exact key = value, all required).
   std::vector<std::string> namespaces;
@@ -96,6 +100,7 @@ struct WorkloadPolicy {
   Mode network_mode = Mode::kAudit;
   NetworkSection egress;
   NetworkSection ingress;
+  std::vector<NetworkRule> management;  // still allowed while the workload is isolated
   Mode files_mode = Mode::kAudit;
   FilesSection files;
 };
@@ -106,6 +111,9 @@ struct Decision {
   std::string reason;
   std::string_view verdict;  // "block (enforce)", "would block (audit)", "restore (enforce)", ...
 };
+
+// The policies' glob: fnmatch without flags, so '*' also crosses '/'.
+bool path_glob_matches(const std::string& pattern, const std::string& text);
 
 // Whether the event's process belongs to the policy's workload (the container, Kubernetes and
 // processes selectors).

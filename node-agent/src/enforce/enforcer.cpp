@@ -1,0 +1,698 @@
+#include "palisade/agent/enforcer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+
+#include "enforce/enforce_abi.h"
+#include "enforce/exec_lockdown.h"
+#include "enforcer.skel.h"
+#include "palisade/agent/sensor.h"
+
+namespace palisade::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr uint32_t kUnboundSlot = 0;  // isolated cgroups no policy covers: no rules at all
+
+std::string pin_directory(const std::string& pin_root) {
+  return pin_root + "/enforce-v" + std::to_string(PAL_ENFORCE_ABI);
+}
+
+std::string errno_text(int err) {
+  return std::strerror(err < 0 ? -err : err);
+}
+
+// bpffs must be mounted for anything to be pinned; production agents mount it themselves.
+void ensure_bpffs(const std::string& pin_root) {
+  const fs::path mount_point = fs::path(pin_root).parent_path();
+  struct statfs st {};
+  if (statfs(mount_point.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC) return;
+  if (mount("bpf", mount_point.c_str(), "bpf", 0, "mode=0700") != 0) {
+    throw std::runtime_error("bpffs is not mounted at " + mount_point.string() +
+                             " and mounting it failed (" + errno_text(errno) +
+                             "): enforcement could not survive the agent");
+  }
+}
+
+// The kernel's dev_t (MKDEV: major << 20 | minor), which the programs read from the superblock.
+uint64_t kernel_dev(dev_t dev) {
+  return (static_cast<uint64_t>(major(dev)) << 20) | minor(dev);
+}
+
+void set_rule_addr(pal_net_rule& out, const policies::NetworkRule& rule) {
+  out.family = static_cast<__u8>(rule.family);
+  out.prefix = rule.prefix;
+  std::copy(rule.addr.begin(), rule.addr.end(), out.addr);
+}
+
+// The kernel form of one policy's network sections; rules beyond the limit are an error.
+struct SlotRules {
+  pal_rule_set set{};
+  std::vector<std::string> texts;  // by index, for reports
+  std::string error;
+};
+
+SlotRules compile_rules(const policies::WorkloadPolicy& policy) {
+  SlotRules out;
+  auto add = [&out](const std::vector<policies::NetworkRule>& rules, pal_rule_list list) {
+    for (const auto& rule : rules) {
+      if (out.set.count >= PAL_MAX_NET_RULES) {
+        out.error = "more than " + std::to_string(PAL_MAX_NET_RULES) +
+                    " network rules: only the first ones are enforced in the kernel";
+        return;
+      }
+      pal_net_rule& r = out.set.rules[out.set.count++];
+      r.list = static_cast<__u8>(list);
+      r.protocol = rule.protocol;
+      r.port_low = rule.port_low;
+      r.port_high = rule.port_high;
+      set_rule_addr(r, rule);
+      out.texts.push_back(rule.text);
+    }
+  };
+  add(policy.egress.deny, PAL_LIST_EGRESS_DENY);
+  add(policy.egress.allow, PAL_LIST_EGRESS_ALLOW);
+  add(policy.ingress.deny, PAL_LIST_INGRESS_DENY);
+  add(policy.ingress.allow, PAL_LIST_INGRESS_ALLOW);
+  add(policy.management, PAL_LIST_MANAGEMENT);
+  return out;
+}
+
+uint32_t workload_flags(const policies::WorkloadPolicy& policy, bool kernel_exec) {
+  using policies::Mode;
+  uint32_t flags = 0;
+  auto section = [&](const policies::NetworkSection& s, uint32_t present, uint32_t enforce,
+                     uint32_t default_allow) {
+    if (!s.present) return;
+    flags |= present;
+    if (policy.network_mode == Mode::kEnforce) flags |= enforce;
+    if (s.default_allow) flags |= default_allow;
+  };
+  section(policy.egress, PAL_WL_EGRESS, PAL_WL_EGRESS_ENFORCE, PAL_WL_EGRESS_DEFAULT_ALLOW);
+  section(policy.ingress, PAL_WL_INGRESS, PAL_WL_INGRESS_ENFORCE, PAL_WL_INGRESS_DEFAULT_ALLOW);
+  if (kernel_exec && policy.has_process && policy.process_mode == Mode::kEnforce) {
+    flags |= PAL_WL_EXEC | PAL_WL_EXEC_ENFORCE;
+  }
+  return flags;
+}
+
+std::shared_ptr<const std::set<std::string>> interpreters_of(const policies::WorkloadPolicy& policy,
+                                                             const std::string& rootfs) {
+  auto out = std::make_shared<std::set<std::string>>();
+  for (const ExecutableFile& file : allowlisted_files(policy, rootfs)) {
+    std::string interp = elf_interpreter(rootfs + file.path);
+    if (!interp.empty()) out->insert(resolve_in_root(rootfs, interp));
+  }
+  return out;
+}
+
+bool network_enforceable(const policies::WorkloadPolicy& policy) {
+  return policy.egress.present || policy.ingress.present || !policy.management.empty();
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------ binding
+
+bool enforceable(const policies::WorkloadPolicy& policy) {
+  const bool by_cgroup = !policy.cgroups.empty();
+  const bool by_container = !policy.namespaces.empty() || !policy.pod_labels.empty() ||
+                            !policy.containers.empty() || !policy.images.empty();
+  const bool exec = policy.has_process && policy.process_mode == policies::Mode::kEnforce;
+  return (by_cgroup || by_container) && (network_enforceable(policy) || exec);
+}
+
+std::vector<CgroupEntry> scan_cgroups(size_t limit) {
+  std::vector<CgroupEntry> out;
+  const fs::path root = cgroup2_mount();
+  std::error_code ec;
+  struct stat st {};
+  if (stat(root.c_str(), &st) == 0) out.push_back({"/", st.st_ino});
+  fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec);
+  for (; !ec && it != fs::recursive_directory_iterator() && out.size() < limit; it.increment(ec)) {
+    if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
+    if (stat(it->path().c_str(), &st) != 0) continue;
+    out.push_back({"/" + fs::relative(it->path(), root, ec).string(), st.st_ino});
+  }
+  return out;
+}
+
+namespace {
+
+// A container matches when every container and Kubernetes selector the policy gives matches.
+bool selects_container(const policies::WorkloadPolicy& policy, const ContainerView& c) {
+  auto any = [](const std::vector<std::string>& globs, const std::string& text) {
+    return std::any_of(globs.begin(), globs.end(),
+                       [&](const std::string& g) { return policies::path_glob_matches(g, text); });
+  };
+  if (!policy.namespaces.empty() && !any(policy.namespaces, c.pod_namespace)) return false;
+  if (!policy.containers.empty() && !any(policy.containers, c.name)) return false;
+  if (!policy.images.empty() && !any(policy.images, c.image)) return false;
+  for (const auto& [key, value] : policy.pod_labels) {
+    auto it = c.pod_labels.find(key);
+    if (it == c.pod_labels.end() || it->second != value) return false;
+  }
+  return policy.namespaces.size() + policy.containers.size() + policy.images.size() +
+             policy.pod_labels.size() >
+         0;
+}
+
+std::string describe_container(const ContainerView& c) {
+  std::string out = "container " + c.name;
+  if (!c.pod_name.empty()) out += " (pod " + c.pod_namespace + "/" + c.pod_name + ")";
+  return out;
+}
+
+}  // namespace
+
+std::vector<WorkloadBinding> bind_workloads(const policies::PolicySet& set,
+                                            const std::vector<ContainerRef>& containers,
+                                            const std::vector<CgroupEntry>& cgroups) {
+  std::vector<WorkloadBinding> out;
+  std::set<uint64_t> bound;
+  for (const auto& policy : set.workload_policies()) {
+    if (!enforceable(*policy)) continue;
+    if (!policy->cgroups.empty()) {
+      for (const auto& cg : cgroups) {
+        if (bound.count(cg.id) != 0) continue;
+        const bool match = std::any_of(
+            policy->cgroups.begin(), policy->cgroups.end(),
+            [&](const std::string& g) { return policies::path_glob_matches(g, cg.path); });
+        if (!match) continue;
+        bound.insert(cg.id);
+        out.push_back({cg.id, cg.path, "cgroup " + cg.path, policy.get(), 0, ""});
+      }
+      continue;
+    }
+    for (const auto& c : containers) {
+      if (c->sandbox || c->cgroup_id == 0 || bound.count(c->cgroup_id) != 0) continue;
+      if (!selects_container(*policy, *c)) continue;
+      bound.insert(c->cgroup_id);
+      out.push_back({c->cgroup_id, c->cgroup_path, describe_container(*c), policy.get(),
+                     c->init_pid,
+                     "/run/containerd/io.containerd.runtime.v2.task/" + c->runtime_namespace + "/" +
+                         c->id + "/rootfs"});
+    }
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------ enforcer
+
+struct Enforcer::Impl {
+  EnforcerOptions options;
+  std::string pin_dir;
+  enforcer* skel = nullptr;
+  std::vector<bpf_link*> links;
+  ring_buffer* ring = nullptr;
+  bool adopted = false;
+  std::vector<MechanismStatus> mechanisms;
+  std::string exec_mechanism;  // lsm, fanotify, kill or none
+  std::unique_ptr<ExecLockdown> lockdown;
+
+  // Written by apply() and read by poll() on the agent's thread, and by the exec guard's threads.
+  mutable std::mutex mutex;
+  std::shared_ptr<const policies::PolicySet> set;
+  std::unordered_map<uint64_t, WorkloadBinding> bound;  // by cgroup id
+  std::map<std::string, uint32_t> slot_of_policy;       // stable across reloads
+  std::map<uint32_t, SlotRules> slots;
+  std::map<uint64_t, std::shared_ptr<const std::set<std::string>>> interpreters;  // by cgroup
+  std::unordered_map<uint64_t, std::string> cgroup_paths;
+  std::vector<std::string> errors;
+  uint64_t denials = 0;
+  uint64_t exec_allow_entries = 0;
+
+  const RecordCallback* deliver = nullptr;  // valid during poll() only
+  std::vector<std::byte> scratch;
+
+  ~Impl() {
+    lockdown.reset();  // before the maps it reads go
+    if (ring != nullptr) ring_buffer__free(ring);
+    for (bpf_link* link : links) {
+      // The pin keeps the attachment: closing our descriptor must not detach it.
+      bpf_link__disconnect(link);
+      bpf_link__destroy(link);
+    }
+    if (skel != nullptr) enforcer__destroy(skel);
+  }
+
+  static int on_record(void* ctx, void* data, size_t size) {
+    static_cast<Impl*>(ctx)->annotate_and_deliver(static_cast<const std::byte*>(data), size);
+    return 0;
+  }
+
+  void annotate_and_deliver(const std::byte* data, size_t size);
+  void choose_exec_mechanism();
+  void attach_all();
+  void write_slot(uint32_t slot, const policies::WorkloadPolicy& policy);
+  void write_workloads(const std::vector<WorkloadBinding>& bindings);
+  void write_exec_allowlist(uint32_t slot, const WorkloadBinding& binding);
+};
+
+namespace {
+
+// Appends the strings user space knows and the kernel does not: the policy, the rule and the
+// workload. Records come back unnumbered (seq 0): the kernel counts what it could not queue.
+void pack_annotated(const pal_record& in, std::string_view exe, std::string_view policy,
+                    std::string_view rule, std::string_view workload, std::vector<std::byte>& out) {
+  const std::string_view strings[PAL_MAX_STRINGS] = {exe, policy, rule, workload};
+  pal_record r = in;
+  r.h.seq = 0;
+  size_t total = sizeof(pal_record);
+  for (size_t i = 0; i < PAL_MAX_STRINGS; ++i) {
+    const size_t len = std::min<size_t>(strings[i].size(), PAL_PATH_MAX);
+    r.h.str_len[i] = static_cast<__u16>(len);
+    total += len;
+  }
+  r.h.total_len = static_cast<__u32>(total);
+  out.resize(total);
+  std::memcpy(out.data(), &r, sizeof(r));
+  size_t at = sizeof(pal_record);
+  for (size_t i = 0; i < PAL_MAX_STRINGS; ++i) {
+    std::memcpy(out.data() + at, strings[i].data(), r.h.str_len[i]);
+    at += r.h.str_len[i];
+  }
+}
+
+}  // namespace
+
+void Enforcer::Impl::annotate_and_deliver(const std::byte* data, size_t size) {
+  if (size < sizeof(pal_record) || deliver == nullptr) return;
+  pal_record record;
+  std::memcpy(&record, data, sizeof(record));
+  pal_enforce_args args{};
+  std::memcpy(&args, &record.a, sizeof(args));
+  const size_t exe_len = std::min<size_t>(record.h.str_len[0], size - sizeof(pal_record));
+  const std::string_view exe(reinterpret_cast<const char*>(data) + sizeof(pal_record), exe_len);
+  std::string policy, rule, workload;
+  {
+    std::lock_guard lock(mutex);
+    denials++;
+    for (const auto& [name, slot] : slot_of_policy) {
+      if (slot == args.slot) policy = name;
+    }
+    auto it = slots.find(args.slot);
+    if (it != slots.end() && args.rule >= 0 &&
+        static_cast<size_t>(args.rule) < it->second.texts.size()) {
+      rule = it->second.texts[static_cast<size_t>(args.rule)];
+    }
+    auto b = bound.find(record.h.task.cgroup_id);
+    workload =
+        b != bound.end() ? b->second.workload : "cgroup " + std::to_string(record.h.task.cgroup_id);
+  }
+  pack_annotated(record, exe, policy, rule, workload, scratch);
+  (*deliver)(RecordView(scratch));
+}
+
+void Enforcer::Impl::choose_exec_mechanism() {
+  const std::string want = options.exec_mechanism;
+  const std::string lsm = probe_bpf_lsm();
+  const bool lsm_ok = lsm == "available";
+  std::string fanotify_error;
+  const bool fanotify_ok = ExecLockdown::fanotify_available(fanotify_error);
+  if ((want == "auto" && lsm_ok) || want == "lsm") {
+    if (!lsm_ok) throw std::runtime_error("exec mechanism lsm requested but BPF-LSM is " + lsm);
+    exec_mechanism = "lsm";
+  } else if ((want == "auto" && fanotify_ok) || want == "fanotify") {
+    if (!fanotify_ok) {
+      throw std::runtime_error("exec mechanism fanotify requested but " + fanotify_error);
+    }
+    exec_mechanism = "fanotify";
+  } else if (want == "auto" || want == "kill") {
+    exec_mechanism = "kill";
+  } else {
+    throw std::runtime_error("unknown exec mechanism '" + want +
+                             "' (expected auto, lsm, fanotify or kill)");
+  }
+  auto state = [&](const std::string& name) {
+    return exec_mechanism == name ? std::string("active") : std::string("standby");
+  };
+  mechanisms.push_back({"exec: BPF-LSM bprm_check_security (synchronous, in the kernel)",
+                        lsm_ok ? state("lsm") : "unavailable", lsm_ok ? "" : lsm});
+  mechanisms.push_back({"exec: fanotify FAN_OPEN_EXEC_PERM (synchronous, from the agent)",
+                        fanotify_ok ? state("fanotify") : "unavailable", fanotify_error});
+  mechanisms.push_back({"exec: SIGKILL at exec (reactive: the new image is killed before it runs)",
+                        state("kill"), ""});
+}
+
+void Enforcer::Impl::attach_all() {
+  const int cgroup_fd = open(cgroup2_mount().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cgroup_fd < 0) {
+    throw std::runtime_error("cannot open the cgroup v2 root " + cgroup2_mount() + ": " +
+                             errno_text(errno));
+  }
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, skel->obj) {
+    if (!bpf_program__autoload(prog)) continue;
+    const std::string name = bpf_program__name(prog);
+    const std::string pin = pin_dir + "/link_" + name;
+    const bpf_prog_type type = bpf_program__type(prog);
+    const bool cgroup_hook =
+        type == BPF_PROG_TYPE_CGROUP_SOCK_ADDR || type == BPF_PROG_TYPE_CGROUP_SKB;
+    bpf_link* previous = bpf_link__open(pin.c_str());
+    // Adopt: a pinned cgroup attachment now runs this agent's program, with no gap in between.
+    if (previous != nullptr && cgroup_hook && bpf_link__update_program(previous, prog) == 0) {
+      links.push_back(previous);
+      continue;
+    }
+    // Tracing links cannot be updated: attach the new one first, then let the old one go.
+    bpf_link* link =
+        cgroup_hook ? bpf_program__attach_cgroup(prog, cgroup_fd) : bpf_program__attach(prog);
+    if (link == nullptr) {
+      const int err = errno;
+      if (previous != nullptr) bpf_link__destroy(previous);
+      close(cgroup_fd);
+      throw std::runtime_error("cannot attach enforcement program " + name + ": " +
+                               errno_text(err));
+    }
+    if (previous != nullptr) {
+      bpf_link__unpin(previous);
+      bpf_link__destroy(previous);
+    }
+    if (int err = bpf_link__pin(link, pin.c_str()); err != 0) {
+      spdlog::warn("enforcement: cannot pin {} ({}): it stops with the agent", pin,
+                   errno_text(err));
+    }
+    links.push_back(link);
+  }
+  close(cgroup_fd);
+}
+
+Enforcer::Enforcer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Enforcer::~Enforcer() = default;
+
+std::unique_ptr<Enforcer> Enforcer::start(const EnforcerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->pin_dir = pin_directory(options.pin_root);
+  ensure_bpffs(options.pin_root);
+  std::error_code ec;
+  fs::create_directories(impl->pin_dir, ec);
+  if (ec) throw std::runtime_error("cannot create " + impl->pin_dir + ": " + ec.message());
+  impl->adopted = fs::exists(impl->pin_dir + "/pal_workloads");
+  impl->choose_exec_mechanism();
+
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = impl->pin_dir.c_str());
+  impl->skel = enforcer__open_opts(&open_opts);
+  if (impl->skel == nullptr) throw std::runtime_error("cannot open the enforcement programs");
+  bpf_program__set_autoload(impl->skel->progs.enforce_exec_lsm, impl->exec_mechanism == "lsm");
+  if (int err = enforcer__load(impl->skel); err != 0) {
+    throw std::runtime_error(
+        "the kernel refused the enforcement programs (" + errno_text(err) +
+        "): cgroup socket and skb programs need CAP_BPF and CAP_NET_ADMIN; pinned maps of "
+        "another layout under " +
+        impl->pin_dir + " are removed by `palisade agent --uninstall`");
+  }
+  impl->attach_all();
+  impl->ring = ring_buffer__new(bpf_map__fd(impl->skel->maps.pal_denials), &Impl::on_record,
+                                impl.get(), nullptr);
+  if (impl->ring == nullptr) throw std::runtime_error("cannot map the denial ring buffer");
+  impl->mechanisms.insert(
+      impl->mechanisms.begin(),
+      MechanismStatus{"network: cgroup/connect4|6, sendmsg4|6, cgroup_skb/ingress|egress", "active",
+                      ""});
+  if (impl->exec_mechanism == "fanotify") {
+    ExecLockdownOptions lockdown;
+    lockdown.mounts = options.fanotify_mounts;
+    lockdown.timeout_ms = options.fanotify_timeout_ms;
+    lockdown.fail_closed = options.fanotify_fail_closed;
+    Impl* raw = impl.get();
+    impl->lockdown = ExecLockdown::start(
+        lockdown, [raw](uint64_t cgroup_id) -> std::optional<ExecLockdown::Target> {
+          std::lock_guard lock(raw->mutex);
+          auto it = raw->bound.find(cgroup_id);
+          if (it == raw->bound.end()) return std::nullopt;
+          const policies::WorkloadPolicy& p = *it->second.policy;
+          if (!p.has_process || p.process_mode != policies::Mode::kEnforce) return std::nullopt;
+          auto interp = raw->interpreters.find(cgroup_id);
+          return ExecLockdown::Target{raw->set,
+                                      &p,
+                                      it->second.workload,
+                                      raw->slot_of_policy[p.name],
+                                      it->second.rootfs,
+                                      interp == raw->interpreters.end() ? nullptr : interp->second};
+        });
+  }
+  spdlog::info("enforcement programs {} ({}); exec mechanism: {}",
+               impl->adopted ? "adopted from a previous agent" : "loaded and pinned", impl->pin_dir,
+               impl->exec_mechanism);
+  return std::unique_ptr<Enforcer>(new Enforcer(std::move(impl)));
+}
+
+void Enforcer::Impl::write_slot(uint32_t slot, const policies::WorkloadPolicy& policy) {
+  SlotRules rules = compile_rules(policy);
+  rules.set.generation = slot;
+  if (!rules.error.empty()) errors.push_back("WorkloadPolicy " + policy.name + ": " + rules.error);
+  bpf_map_update_elem(bpf_map__fd(skel->maps.pal_net_rules), &slot, &rules.set, BPF_ANY);
+  slots[slot] = std::move(rules);
+}
+
+void Enforcer::Impl::write_exec_allowlist(uint32_t slot, const WorkloadBinding& binding) {
+  const int fd = bpf_map__fd(skel->maps.pal_exec_allow);
+  const std::string root =
+      binding.root_pid != 0 ? "/proc/" + std::to_string(binding.root_pid) + "/root" : std::string();
+  for (const ExecutableFile& file : allowlisted_files(*binding.policy, root)) {
+    pal_exec_key key{};
+    key.slot = slot;
+    key.dev = kernel_dev(file.dev);
+    key.ino = file.ino;
+    pal_exec_allowed value{file.ctime_ns};
+    if (bpf_map_update_elem(fd, &key, &value, BPF_ANY) == 0) {
+      exec_allow_entries++;
+    } else {
+      errors.push_back("exec allowlist map full at " + file.path);
+      return;
+    }
+  }
+}
+
+void Enforcer::Impl::write_workloads(const std::vector<WorkloadBinding>& bindings) {
+  const int fd = bpf_map__fd(skel->maps.pal_workloads);
+  std::set<uint64_t> wanted;
+  const bool kernel_exec = exec_mechanism == "lsm" || exec_mechanism == "kill";
+  // Allowlists are rebuilt whole: drop every entry, then write the current ones.
+  const int allow_fd = bpf_map__fd(skel->maps.pal_exec_allow);
+  pal_exec_key key{};
+  pal_exec_key next{};
+  while (bpf_map_get_next_key(allow_fd, nullptr, &next) == 0) {
+    key = next;
+    bpf_map_delete_elem(allow_fd, &key);
+  }
+  exec_allow_entries = 0;
+  std::set<uint32_t> allowlisted_slots;
+  for (const auto& b : bindings) {
+    const uint32_t slot = slot_of_policy.at(b.policy->name);
+    pal_workload value{slot, workload_flags(*b.policy, kernel_exec)};
+    pal_workload old{};
+    if (bpf_map_lookup_elem(fd, &b.cgroup_id, &old) == 0)
+      value.flags |= old.flags & PAL_WL_ISOLATED;
+    bpf_map_update_elem(fd, &b.cgroup_id, &value, BPF_ANY);
+    wanted.insert(b.cgroup_id);
+    if ((value.flags & PAL_WL_EXEC) != 0) write_exec_allowlist(slot, b);
+  }
+  // Cgroups no longer bound are released, unless a response isolated them.
+  std::vector<uint64_t> stale;
+  uint64_t cg = 0;
+  uint64_t next_cg = 0;
+  const uint64_t* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next_cg) == 0) {
+    cg = next_cg;
+    prev = &cg;
+    if (wanted.count(cg) == 0) stale.push_back(cg);
+  }
+  for (uint64_t id : stale) {
+    pal_workload old{};
+    if (bpf_map_lookup_elem(fd, &id, &old) != 0) continue;
+    if ((old.flags & PAL_WL_ISOLATED) != 0) {
+      pal_workload isolated{kUnboundSlot, PAL_WL_ISOLATED};
+      bpf_map_update_elem(fd, &id, &isolated, BPF_ANY);
+    } else {
+      bpf_map_delete_elem(fd, &id);
+    }
+  }
+}
+
+void Enforcer::apply(std::shared_ptr<const policies::PolicySet> set,
+                     const std::vector<WorkloadBinding>& bindings) {
+  Impl& d = *impl_;
+  std::lock_guard lock(d.mutex);
+  d.errors.clear();
+  d.set = std::move(set);
+  // Slot numbers follow policy names so that a reload does not move a policy's rules.
+  std::map<std::string, uint32_t> slots;
+  uint32_t next_free = 1;
+  for (const auto& [name, slot] : d.slot_of_policy) next_free = std::max(next_free, slot + 1);
+  for (const auto& b : bindings) {
+    if (slots.count(b.policy->name) != 0) continue;
+    auto it = d.slot_of_policy.find(b.policy->name);
+    uint32_t slot = it != d.slot_of_policy.end() ? it->second : next_free++;
+    if (slot >= PAL_MAX_WORKLOAD_SLOTS) {
+      d.errors.push_back("too many enforced policies; " + b.policy->name + " is not enforced");
+      continue;
+    }
+    slots[b.policy->name] = slot;
+  }
+  d.slot_of_policy = slots;
+  d.slots.clear();
+  const policies::WorkloadPolicy none;
+  d.write_slot(kUnboundSlot, none);
+  std::vector<WorkloadBinding> accepted;
+  for (const auto& b : bindings) {
+    if (slots.count(b.policy->name) == 0) continue;
+    if (d.slots.count(slots[b.policy->name]) == 0) d.write_slot(slots[b.policy->name], *b.policy);
+    accepted.push_back(b);
+  }
+  d.write_workloads(accepted);
+  d.bound.clear();
+  d.cgroup_paths.clear();
+  for (const auto& b : accepted) {
+    d.bound[b.cgroup_id] = b;
+    d.cgroup_paths[b.cgroup_id] = b.cgroup_path;
+  }
+  if (d.lockdown) {
+    d.interpreters.clear();
+    for (const auto& b : accepted) {
+      if (!b.policy->has_process || b.policy->process_mode != policies::Mode::kEnforce) continue;
+      if (!b.rootfs.empty()) d.lockdown->watch(b.rootfs);
+      d.interpreters[b.cgroup_id] = interpreters_of(*b.policy, b.rootfs);
+    }
+    d.lockdown->policy_changed();
+  }
+  for (const auto& e : d.errors) spdlog::warn("enforcement: {}", e);
+}
+
+void Enforcer::poll(const RecordCallback& deliver) {
+  impl_->deliver = &deliver;
+  ring_buffer__consume(impl_->ring);
+  if (impl_->lockdown) {
+    impl_->lockdown->drain([this, &deliver](const std::vector<std::byte>& record) {
+      pal_record r;
+      std::memcpy(&r, record.data(), sizeof(r));
+      impl_->annotate_and_deliver(record.data(), record.size());
+    });
+  }
+  impl_->deliver = nullptr;
+}
+
+const std::string* Enforcer::path_of(uint64_t cgroup_id) const {
+  // The pipeline's thread is the only writer's thread too (apply), so no lock is needed here.
+  auto it = impl_->cgroup_paths.find(cgroup_id);
+  return it == impl_->cgroup_paths.end() ? nullptr : &it->second;
+}
+
+std::vector<MechanismStatus> Enforcer::mechanisms() const {
+  return impl_->mechanisms;
+}
+
+bool Enforcer::adopted() const {
+  return impl_->adopted;
+}
+
+uint64_t Enforcer::lost() const {
+  const int ncpus = libbpf_num_possible_cpus();
+  std::vector<__u64> values(static_cast<size_t>(ncpus));
+  const __u32 key = 1;
+  uint64_t total = 0;
+  if (bpf_map_lookup_elem(bpf_map__fd(impl_->skel->maps.pal_denial_counters), &key,
+                          values.data()) == 0) {
+    for (auto v : values) total += v;
+  }
+  return total;
+}
+
+nlohmann::json Enforcer::status() const {
+  using nlohmann::json;
+  const Impl& d = *impl_;
+  json mechanisms = json::array();
+  for (const auto& m : d.mechanisms) {
+    json entry = {{"mechanism", m.name}, {"state", m.state}};
+    if (!m.detail.empty()) entry["detail"] = m.detail;
+    mechanisms.push_back(entry);
+  }
+  json workloads = json::array();
+  std::lock_guard lock(d.mutex);
+  for (const auto& [id, b] : d.bound) {
+    workloads.push_back({{"cgroup_id", id},
+                         {"cgroup", b.cgroup_path},
+                         {"workload", b.workload},
+                         {"policy", b.policy->name}});
+  }
+  json out = {{"pins", d.pin_dir},
+              {"adopted", d.adopted},
+              {"exec_mechanism", d.exec_mechanism},
+              {"mechanisms", mechanisms},
+              {"workloads", workloads},
+              {"denials", d.denials},
+              {"lost", lost()},
+              {"exec_allowlist_entries", d.exec_allow_entries},
+              {"errors", d.errors}};
+  if (d.lockdown) out["exec_guard"] = d.lockdown->status();
+  return out;
+}
+
+// ------------------------------------------------------------------------------------ tools
+
+std::vector<std::string> uninstall_enforcement(const std::string& pin_root) {
+  std::vector<std::string> removed;
+  const std::string dir = pin_directory(pin_root);
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return removed;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    // Unpinning drops the last reference: links detach, maps are freed.
+    if (unlink(entry.path().c_str()) != 0) {
+      throw std::runtime_error("cannot remove " + entry.path().string() + ": " + errno_text(errno));
+    }
+    removed.push_back(entry.path().string());
+  }
+  rmdir(dir.c_str());
+  rmdir(pin_root.c_str());
+  return removed;
+}
+
+bool set_isolation(const std::string& pin_root, uint64_t cgroup_id, bool isolated,
+                   std::string& error) {
+  const std::string path = pin_directory(pin_root) + "/pal_workloads";
+  const int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    error = "the enforcement programs are not installed (" + path + ": " + errno_text(errno) +
+            "): start the agent first";
+    return false;
+  }
+  pal_workload value{kUnboundSlot, 0};
+  const bool known = bpf_map_lookup_elem(fd, &cgroup_id, &value) == 0;
+  int err = 0;
+  if (isolated) {
+    value.flags |= PAL_WL_ISOLATED;
+    err = bpf_map_update_elem(fd, &cgroup_id, &value, BPF_ANY);
+  } else if (known && value.slot == kUnboundSlot && value.flags == PAL_WL_ISOLATED) {
+    err = bpf_map_delete_elem(fd, &cgroup_id);  // it was only there to be isolated
+  } else if (known) {
+    value.flags &= ~static_cast<uint32_t>(PAL_WL_ISOLATED);
+    err = bpf_map_update_elem(fd, &cgroup_id, &value, BPF_ANY);
+  }
+  close(fd);
+  if (err != 0) {
+    error = "cannot update " + path + ": " + errno_text(err);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace palisade::agent

@@ -1,0 +1,94 @@
+// Application lockdown from user space: the fanotify exec guard asks, this answers from the
+// workload's allowlist, and denials become records for the pipeline. Also lists the files an
+// allowlist names, for the kernel mechanisms (BPF-LSM, SIGKILL at exec), which can only compare
+// file identities.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "palisade/policies/policy_set.h"
+
+namespace palisade::agent {
+
+struct ExecutableFile {
+  std::string path;  // as the workload sees it
+  dev_t dev = 0;
+  uint64_t ino = 0;
+  int64_t ctime_ns = 0;
+};
+
+// `path` with every symlink resolved as a process whose root is `root` ("" = /) would see it.
+std::string resolve_in_root(const std::string& root, const std::string& path);
+
+// The ELF interpreter (PT_INTERP) a program asks for; empty for static programs and non-ELF files.
+std::string elf_interpreter(const std::string& path);
+
+// The regular files under `root` ("" = this host's) that the policy's allowlist names: globs are
+// expanded from their literal directory prefix; entries pinning a sha256 keep only files with that
+// hash. Bounded by `limit` files.
+std::vector<ExecutableFile> allowlisted_files(const policies::WorkloadPolicy& policy,
+                                              const std::string& root, size_t limit = 20000);
+
+struct ExecLockdownOptions {
+  std::vector<std::string> mounts = {"/"};
+  uint32_t timeout_ms = 250;
+  bool fail_closed = false;
+  size_t max_queued_denials = 4096;
+};
+
+class FanotifyExecGuard;
+
+class ExecLockdown {
+ public:
+  struct Target {
+    std::shared_ptr<const policies::PolicySet> set;  // keeps the policy alive while deciding
+    const policies::WorkloadPolicy* policy = nullptr;
+    std::string workload;
+    uint32_t slot = 0;
+    std::string rootfs;  // stripped from the paths fanotify reports ("" = host)
+    // The ELF interpreters (PT_INTERP) of the allowlisted programs: the kernel opens them for exec
+    // too, within the program's own execve.
+    std::shared_ptr<const std::set<std::string>> interpreters;
+  };
+  // The locked-down workload a cgroup belongs to; nullopt = not locked down.
+  using Lookup = std::function<std::optional<Target>(uint64_t cgroup_id)>;
+  using RecordSink = std::function<void(const std::vector<std::byte>& record)>;
+
+  static bool fanotify_available(std::string& why_not);
+  static std::unique_ptr<ExecLockdown> start(const ExecLockdownOptions& options, Lookup lookup);
+  ~ExecLockdown();
+
+  void policy_changed();  // cached verdicts are dropped
+  // Checks execs on one more filesystem (a container's root); marks each path once.
+  void watch(const std::string& path);
+  // Hands the denial records queued since the last call to `deliver` (agent thread).
+  void drain(const RecordSink& deliver);
+  nlohmann::json status() const;
+
+ private:
+  ExecLockdown() = default;
+  void queue(std::vector<std::byte> record);
+
+  ExecLockdownOptions options_;
+  Lookup lookup_;
+  std::unique_ptr<FanotifyExecGuard> guard_;
+  mutable std::mutex mutex_;
+  std::deque<std::vector<std::byte>> queued_;
+  uint64_t dropped_ = 0;  // denials not reported because the queue was full
+  std::vector<std::string> marked_;
+  std::vector<std::string> mark_errors_;
+};
+
+}  // namespace palisade::agent

@@ -1,0 +1,307 @@
+// Enforcement end to end, as root on the real kernel: the real agent binary enforces
+// WorkloadPolicies on throwaway cgroups; the tests exec, connect and send from processes placed in
+// them and check what the kernel let through and what the agent reported.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "agent_harness.h"
+#include "palisade/agent/container.h"
+#include "palisade/agent/sensor.h"
+
+namespace palisade::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class EnforcementTest : public AgentTest {
+ protected:
+  void SetUp() override {
+    AgentTest::SetUp();
+    if (geteuid() != 0) GTEST_SKIP() << "enforcement needs root (eBPF, cgroups, fanotify)";
+    pins = "/sys/fs/bpf/palisade-test-" + std::to_string(getpid());
+    fs::create_directories(dir / "policies");
+  }
+
+  void TearDown() override {
+    if (agent > 0) stop_agent();
+    std::string out;
+    run_capture({kCli, "agent", "--uninstall", "--pin-directory", pins}, out);
+    for (const auto& cg : cgroups) rmdir(cg.c_str());
+    AgentTest::TearDown();
+  }
+
+  // A fresh cgroup v2 directory; returns its path relative to the cgroup2 mount.
+  std::string make_cgroup(const std::string& name) {
+    const std::string relative = "/palisade-test-" + std::to_string(getpid()) + "-" + name;
+    const std::string full = agent::cgroup2_mount() + relative;
+    mkdir(full.c_str(), 0755);
+    cgroups.push_back(full);
+    return relative;
+  }
+
+  void write_policy(const std::string& name, const std::string& yaml) {
+    std::ofstream(dir / "policies" / (name + ".yaml")) << yaml;
+  }
+
+  void start(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"--policy-dir", (dir / "policies").string(), "--pin-directory",
+                                     pins,           "--status-interval",         "1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    start_agent(args);
+    ASSERT_TRUE(wait_until([&] { return bound_workloads() >= expected_bindings; }, 60s))
+        << slurp(dir / "agent.log");
+  }
+
+  size_t bound_workloads() {
+    std::ifstream in(dir / "status.json");
+    json status = json::parse(in, nullptr, false);
+    if (status.is_discarded() || !status.contains("enforcement")) return 0;
+    return status["enforcement"].value("workloads", json::array()).size();
+  }
+
+  json status() {
+    std::ifstream in(dir / "status.json");
+    return json::parse(in, nullptr, false);
+  }
+
+  // Runs `body` in a child process that first moves itself into the cgroup; returns its wait
+  // status. The child never returns to the test.
+  int in_cgroup(const std::string& cgroup, const std::function<int()>& body) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      std::ofstream(agent::cgroup2_mount() + cgroup + "/cgroup.procs") << getpid() << std::flush;
+      _exit(body());
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return status;
+  }
+
+  // The exit status of exec'ing argv inside the cgroup (126 when the exec itself was refused).
+  int exec_in(const std::string& cgroup, const std::vector<std::string>& argv) {
+    return in_cgroup(cgroup, [&] {
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      return errno == EPERM || errno == EACCES ? 126 : 127;
+    });
+  }
+
+  // 0 when the connect succeeded or was refused by the peer; the errno when the kernel refused.
+  int connect_from(const std::string& cgroup, uint16_t port, int type = SOCK_STREAM) {
+    const int status = in_cgroup(cgroup, [&] {
+      int fd = socket(AF_INET, type, 0);
+      timeval limit{3, 0};  // a dropped SYN must fail the test, not hang it
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+      sockaddr_in to{};
+      to.sin_family = AF_INET;
+      to.sin_port = htons(port);
+      to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (type == SOCK_DGRAM) {
+        return sendto(fd, "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 1 ? 0 : errno;
+      }
+      if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0) return 0;
+      return errno == ECONNREFUSED ? 0 : errno;
+    });
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+  std::vector<json> events_of(const std::string& kind) {
+    std::vector<json> out;
+    for (const auto& e : json_lines(dir / "events.jsonl")) {
+      if (e.contains("unmapped") && e["unmapped"]["palisade"].value("event", "") == kind) {
+        out.push_back(e);
+      }
+    }
+    return out;
+  }
+
+  bool has_denial(const std::string& kind, const std::function<bool(const json&)>& pred) {
+    return wait_until(
+        [&] {
+          for (const auto& e : events_of(kind)) {
+            if (pred(e)) return true;
+          }
+          return false;
+        },
+        10s);
+  }
+
+  fs::path copy_of_true(const std::string& name) {
+    const fs::path target = dir / name;
+    fs::copy_file("/usr/bin/true", target, fs::copy_options::overwrite_existing);
+    chmod(target.c_str(), 0755);
+    return target;
+  }
+
+  std::string pins;
+  std::vector<std::string> cgroups;
+  size_t expected_bindings = 1;
+};
+
+std::string lockdown_policy(const std::string& name, const std::string& cgroup,
+                            const std::string& mode, uint16_t tcp_port, uint16_t udp_port) {
+  return "apiVersion: palisade.dev/v1\nkind: WorkloadPolicy\nmetadata: {name: " + name +
+         "}\nspec:\n  selector:\n    cgroups: [\"" + cgroup + "\"]\n  mode: " + mode +
+         "\n  process:\n    allow:\n      - path: \"/usr/bin/*\"\n  network:\n    egress:\n"
+         "      allow:\n        - {cidr: 127.0.0.1/32, ports: \"" +
+         std::to_string(tcp_port) + "\", protocol: tcp}\n        - {cidr: 127.0.0.1/32, ports: \"" +
+         std::to_string(udp_port) +
+         "\", protocol: udp}\n    management:\n"
+         "      - {cidr: 127.0.0.1/32, ports: \"" +
+         std::to_string(tcp_port + 1) + "\", protocol: tcp}\n";
+}
+
+TEST_F(EnforcementTest, EnforceBlocksExecAndConnectsWhileAuditOnlyReports) {
+  const std::string locked = make_cgroup("enforce");
+  const std::string watched = make_cgroup("audit");
+  write_policy("locked", lockdown_policy("locked", locked, "enforce", 18081, 18091));
+  write_policy("watched", lockdown_policy("watched", watched, "audit", 18081, 18091));
+  expected_bindings = 2;
+  start();
+  EXPECT_EQ(status()["enforcement"].value("exec_mechanism", ""), "fanotify");
+
+  // Application lockdown: allowlisted programs run; a binary dropped into /tmp does not.
+  const fs::path dropper = copy_of_true("dropper");
+  EXPECT_EQ(WEXITSTATUS(exec_in(locked, {"/usr/bin/true"})), 0);
+  EXPECT_EQ(WEXITSTATUS(exec_in(locked, {"/bin/sh", "-c", "/usr/bin/true"})), 0);
+  EXPECT_EQ(WEXITSTATUS(exec_in(locked, {dropper.string()})), 126);
+  EXPECT_EQ(WEXITSTATUS(exec_in(locked, {"/bin/sh", "-c", dropper.string()})), 126);
+  EXPECT_TRUE(has_denial("exec_deny", [&](const json& e) {
+    return e["process"]["file"]["path"] == dropper.string() &&
+           e["unmapped"]["palisade"]["enforcement"]["verdict"] == "denied" &&
+           e["unmapped"]["palisade"]["enforcement"]["policy"] == "locked" &&
+           e["action"] == "Denied";
+  })) << slurp(dir / "events.jsonl").substr(0, 4000);
+
+  // Microsegmentation: the allowed port connects (refused by the closed port, not the kernel).
+  EXPECT_EQ(connect_from(locked, 18081), 0);
+  EXPECT_EQ(connect_from(locked, 18082), EPERM);
+  EXPECT_EQ(connect_from(locked, 18091, SOCK_DGRAM), 0);
+  EXPECT_EQ(connect_from(locked, 18092, SOCK_DGRAM), EPERM);
+  EXPECT_TRUE(has_denial("net_deny", [](const json& e) {
+    return e["dst_endpoint"]["port"] == 18082 &&
+           e["unmapped"]["palisade"]["enforcement"]["hook"] == "connect" &&
+           e["unmapped"]["palisade"]["enforcement"]["reason"] == "default-deny";
+  }));
+  EXPECT_TRUE(has_denial("net_deny", [](const json& e) {
+    return e["dst_endpoint"]["port"] == 18092 &&
+           e["unmapped"]["palisade"]["enforcement"]["hook"] == "sendmsg" &&
+           e["connection_info"]["protocol_name"] == "udp";
+  }));
+
+  // Audit mode: everything runs and connects; what would have been blocked is reported.
+  EXPECT_EQ(WEXITSTATUS(exec_in(watched, {dropper.string()})), 0);
+  EXPECT_EQ(connect_from(watched, 18082), 0);
+  EXPECT_EQ(connect_from(watched, 18092, SOCK_DGRAM), 0);
+  EXPECT_TRUE(has_denial("net_deny", [](const json& e) {
+    return e["dst_endpoint"]["port"] == 18092 &&
+           e["unmapped"]["palisade"]["enforcement"]["verdict"] == "audit" &&
+           e["unmapped"]["palisade"]["enforcement"]["policy"] == "watched";
+  }));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        for (const auto& f : findings_in(dir / "events.jsonl")) {
+          const std::string text = f.dump();
+          if (text.find("would block (audit)") != std::string::npos &&
+              f.value("message", "").find("watched: executable " + dropper.string()) !=
+                  std::string::npos) {
+            return true;
+          }
+        }
+        return false;
+      },
+      10s))
+      << "no audit finding for the dropper";
+
+  // A host process outside the cgroups is untouched.
+  EXPECT_EQ(system(dropper.c_str()), 0);
+}
+
+TEST_F(EnforcementTest, NetworkDenialSurvivesAgentKillAndIsAdoptedThenUninstalled) {
+  const std::string locked = make_cgroup("persist");
+  write_policy("locked", lockdown_policy("locked", locked, "enforce", 18081, 18091));
+  start();
+  EXPECT_FALSE(status()["enforcement"].value("adopted", true));
+  ASSERT_EQ(connect_from(locked, 18082), EPERM);
+
+  // kill -9: nothing runs in user space any more, the pinned programs still refuse.
+  kill(agent, SIGKILL);
+  waitpid(agent, nullptr, 0);
+  agent = -1;
+  EXPECT_EQ(connect_from(locked, 18082), EPERM);
+  EXPECT_EQ(connect_from(locked, 18081), 0);
+
+  // A new agent adopts what is pinned (no second set of programs) and reports what it missed.
+  fs::remove(dir / "status.json");
+  start();
+  EXPECT_TRUE(status()["enforcement"].value("adopted", false));
+  EXPECT_EQ(connect_from(locked, 18082), EPERM);
+
+  // Isolation through the pinned maps: all but the management port is cut off, then restored.
+  std::string out;
+  const std::string cg = agent::cgroup2_mount() + locked;
+  EXPECT_EQ(
+      run_capture({kCli, "respond", "--no-store", "--pin-directory", pins, "isolate", cg}, out), 0)
+      << out;
+  EXPECT_NE(out.find("\"Isolate\""), std::string::npos);
+  EXPECT_EQ(connect_from(locked, 18081), EPERM);
+  EXPECT_EQ(connect_from(locked, 18083), EPERM);
+  EXPECT_EQ(connect_from(locked, 18082), 0);  // the management port
+  EXPECT_EQ(
+      run_capture({kCli, "respond", "--no-store", "--pin-directory", pins, "release", cg}, out), 0)
+      << out;
+  EXPECT_EQ(connect_from(locked, 18081), 0);
+
+  // Only --uninstall lifts kernel enforcement.
+  stop_agent();
+  EXPECT_EQ(connect_from(locked, 18082), EPERM);
+  ASSERT_EQ(run_capture({kCli, "agent", "--uninstall", "--pin-directory", pins}, out), 0) << out;
+  EXPECT_EQ(connect_from(locked, 18082), 0);
+}
+
+TEST_F(EnforcementTest, KillMechanismKillsExecOutsideAllowlist) {
+  const std::string locked = make_cgroup("kill");
+  write_policy("locked", lockdown_policy("locked", locked, "enforce", 18081, 18091));
+  start({"--exec-mechanism", "kill"});
+  EXPECT_EQ(status()["enforcement"].value("exec_mechanism", ""), "kill");
+  const fs::path dropper = copy_of_true("dropper");
+  EXPECT_EQ(WEXITSTATUS(exec_in(locked, {"/usr/bin/true"})), 0);
+  const int killed = exec_in(locked, {dropper.string()});
+  EXPECT_TRUE(WIFSIGNALED(killed) && WTERMSIG(killed) == SIGKILL) << killed;
+  EXPECT_TRUE(has_denial("exec_deny", [&](const json& e) {
+    return e["unmapped"]["palisade"]["enforcement"]["hook"] == "exec-kill" &&
+           e["process"]["file"]["path"] == dropper.string();
+  }));
+}
+
+TEST_F(EnforcementTest, LsmMechanismRefusesExecWhereTheKernelAllowsIt) {
+  const std::string lsm = agent::probe_bpf_lsm();
+  if (lsm != "available") {
+    GTEST_SKIP() << "BPF-LSM cannot be tested on this kernel: " << lsm
+                 << " (the fanotify and kill mechanisms are tested instead)";
+  }
+  const std::string locked = make_cgroup("lsm");
+  write_policy("locked", lockdown_policy("locked", locked, "enforce", 18081, 18091));
+  start({"--exec-mechanism", "lsm"});
+  const fs::path dropper = copy_of_true("dropper");
+  EXPECT_EQ(WEXITSTATUS(exec_in(locked, {"/usr/bin/true"})), 0);
+  EXPECT_EQ(WEXITSTATUS(exec_in(locked, {dropper.string()})), 126);
+  EXPECT_TRUE(has_denial("exec_deny", [](const json& e) {
+    return e["unmapped"]["palisade"]["enforcement"]["hook"] == "exec-lsm";
+  }));
+}
+
+}  // namespace
+}  // namespace palisade::testing
