@@ -41,6 +41,29 @@ class LruMap {
     }
   }
 
+  // Removes every entry for which pred(key, value) holds; returns how many. Not counted as
+  // evictions: those measure pressure on the capacity, this is invalidation.
+  template <typename Pred>
+  size_t erase_if(Pred pred) {
+    size_t erased = 0;
+    for (auto it = order_.begin(); it != order_.end();) {
+      if (pred(it->first, it->second)) {
+        index_.erase(it->first);
+        it = order_.erase(it);
+        erased++;
+      } else {
+        ++it;
+      }
+    }
+    return erased;
+  }
+
+  // Keeps the eviction count: it is a lifetime counter.
+  void clear() {
+    index_.clear();
+    order_.clear();
+  }
+
   size_t size() const { return index_.size(); }
   uint64_t evictions() const { return evictions_; }
 
