@@ -42,7 +42,7 @@ void sort_changes(std::vector<FileChange>& changes) {
 
 // Walks `roots` in approve mode and makes what it finds the baseline, in one transaction.
 ApproveReport approve_under(FimStore& store, const BaselineOptions& options,
-                            std::vector<std::string> roots) {
+                            const std::vector<std::string>& roots) {
   FimStore::Impl& impl = store.impl();
   const Scan scan(ScanMode::kApprove, options, roots, impl);
   ApproveReport report;
@@ -168,14 +168,14 @@ ApproveReport approve(FimStore& store, const BaselineOptions& options,
   const std::vector<std::string> roots = normal_roots(options.roots);
   const PathMatcher excludes(options.excludes);
   const TreeWalker baseline(roots, excludes, options.one_filesystem);
-  std::vector<std::string> scope = normal_roots(paths);
+  const std::vector<std::string> scope = normal_roots(paths);
   for (const auto& path : scope) {
     if (!baseline.covers(path)) {
       throw std::runtime_error(path +
                                ": not covered by the baseline (outside its roots, or excluded)");
     }
   }
-  return approve_under(store, options, std::move(scope));
+  return approve_under(store, options, scope);
 }
 
 ApproveReport approve_all(FimStore& store, const BaselineOptions& options) {

@@ -18,6 +18,16 @@ namespace {
 
 constexpr uint64_t kCopyBuffer = 256 << 10;
 
+[[noreturn]] void throw_unopenable(const std::string& path, const std::string& walked, int parent,
+                                   const std::string& name) {
+  const int error = errno;
+  struct stat st {};
+  if (fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+    throw std::runtime_error(path + ": refused: " + walked + " is a symlink");
+  }
+  throw std::runtime_error(path + ": cannot open " + walked + ": " + errno_text(error));
+}
+
 // Opens each directory from "/" down to the parent of path without following a symlink: a
 // directory on the way that was swapped for a link cannot redirect the write elsewhere.
 UniqueFd open_parent_without_symlinks(const std::string& path) {
@@ -29,14 +39,7 @@ UniqueFd open_parent_without_symlinks(const std::string& path) {
     const std::string name = part.string();
     walked += "/" + name;
     UniqueFd next(openat(dir.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!next) {
-      const int error = errno;
-      struct stat st {};
-      if (fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
-        throw std::runtime_error(path + ": refused: " + walked + " is a symlink");
-      }
-      throw std::runtime_error(path + ": cannot open " + walked + ": " + errno_text(error));
-    }
+    if (!next) throw_unopenable(path, walked, dir.get(), name);
     dir = std::move(next);
   }
   return dir;

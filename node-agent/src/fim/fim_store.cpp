@@ -164,17 +164,17 @@ Statement& FimStore::Impl::prepared(std::unique_ptr<Statement>& slot, const char
 }
 
 std::optional<FileRecord> FimStore::Impl::find(const std::string& path) {
-  static const std::string kFind = sql("SELECT ", " FROM files WHERE path = ?");
-  Statement& s = prepared(find_, kFind.c_str());
+  static const std::string find_sql = sql("SELECT ", " FROM files WHERE path = ?");
+  Statement& s = prepared(find_, find_sql.c_str());
   s.bind(1, path);
   if (s.step() != SQLITE_ROW) return std::nullopt;
   return record_from_row(s);
 }
 
 void FimStore::Impl::put(const FileRecord& r) {
-  static const std::string kPut =
+  static const std::string put_sql =
       sql("INSERT OR REPLACE INTO files (", ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
-  Statement& s = prepared(put_, kPut.c_str());
+  Statement& s = prepared(put_, put_sql.c_str());
   s.bind(1, r.path)
       .bind(2, static_cast<int64_t>(r.type))
       .bind(3, int64_t{r.mode})
@@ -306,11 +306,11 @@ void FimStore::Impl::mark_subtree_seen(const std::string& dir) {
 
 void FimStore::Impl::for_each_unseen(const std::vector<std::string>& roots,
                                      const std::function<bool(FileRecord&&)>& fn) {
-  static const std::string kUnseen =
+  static const std::string unseen_sql =
       sql("SELECT ",
           " FROM files WHERE (path = ? OR (path >= ? AND path < ?)) "
           "AND path NOT IN (SELECT path FROM temp.seen) ORDER BY path");
-  Statement s(db, kUnseen.c_str());
+  Statement s(db, unseen_sql.c_str());
   for (const auto& root : roots) {
     const auto [low, high] = subtree_range(root);
     s.reset();

@@ -71,6 +71,7 @@ std::string normal_path(const std::string& path) {
 
 std::vector<std::string> normal_roots(const std::vector<std::string>& roots) {
   std::vector<std::string> out;
+  out.reserve(roots.size());
   for (const auto& root : roots) out.push_back(normal_path(root));
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
