@@ -116,18 +116,26 @@ aide_baseline() {
 palisade_check() { "$PALISADE" fim check --db "$db" --threads "$THREADS" --json; }
 aide_check() { aide --config="$work/aide/aide.conf" --check; }
 
-t=0
+# Runs the palisade step and the AIDE step REPS times, alternating which goes first. Wall times
+# go to the arrays named $1 and $3, each step's last output to $work/<array name>.out.
+interleave() {
+  local -n first_times=$1 second_times=$3
+  local rep t=0
+  for ((rep = 0; rep < REPS; rep++)); do
+    if ((rep % 2 == 0)); then
+      timed t "$work/$1.out" "$2"; first_times+=("$t")
+      timed t "$work/$3.out" "$4"; second_times+=("$t")
+    else
+      timed t "$work/$3.out" "$4"; second_times+=("$t")
+      timed t "$work/$1.out" "$2"; first_times+=("$t")
+    fi
+  done
+}
+
+# shellcheck disable=SC2034 # filled through references by interleave
 declare -a pb ab pc ac
-for ((rep = 0; rep < REPS; rep++)); do
-  if ((rep % 2 == 0)); then
-    timed t "$work/pb.out" palisade_baseline; pb+=("$t")
-    timed t "$work/ab.out" aide_baseline; ab+=("$t")
-  else
-    timed t "$work/ab.out" aide_baseline; ab+=("$t")
-    timed t "$work/pb.out" palisade_baseline; pb+=("$t")
-  fi
-  for f in pb ab; do [[ $(cat "$work/$f.out.rc") == 0 ]] || { cat "$work/$f.out" >&2; exit 1; }; done
-done
+interleave pb palisade_baseline ab aide_baseline
+for f in pb ab; do [[ $(cat "$work/$f.out.rc") == 0 ]] || { cat "$work/$f.out" >&2; exit 1; }; done
 
 # The five planted changes.
 content_file=$tree/d00/s1/f000105
@@ -146,15 +154,7 @@ chown 1234:1234 "$owner_file"
 echo "planted" >"$new_file"
 rm "$gone_file"
 
-for ((rep = 0; rep < REPS; rep++)); do
-  if ((rep % 2 == 0)); then
-    timed t "$work/pc.out" palisade_check; pc+=("$t")
-    timed t "$work/ac.out" aide_check; ac+=("$t")
-  else
-    timed t "$work/ac.out" aide_check; ac+=("$t")
-    timed t "$work/pc.out" palisade_check; pc+=("$t")
-  fi
-done
+interleave pc palisade_check ac aide_check
 
 # Detection: palisade's JSON lines, AIDE's detailed report (a "File: PATH" block per changed
 # entry, one line per changed attribute) and its added/removed lists.
