@@ -15,4 +15,7 @@ void add_policy_command(CLI::App& app, int& exit_code);
 // Registers `palisade respond kill|quarantine|restore|list`.
 void add_respond_command(CLI::App& app, int& exit_code);
 
+// Registers `palisade fim baseline|check|approve|restore`.
+void add_fim_command(CLI::App& app, int& exit_code);
+
 }  // namespace palisade::cli

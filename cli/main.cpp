@@ -145,6 +145,7 @@ int main(int argc, char** argv) {
   palisade::cli::add_events_command(app, exit_code);
   palisade::cli::add_policy_command(app, exit_code);
   palisade::cli::add_respond_command(app, exit_code);
+  palisade::cli::add_fim_command(app, exit_code);
 
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "palisade " << PALISADE_VERSION << '\n';

@@ -10,6 +10,8 @@ packages=(
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
   # libraries
   nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libcli11-dev libsqlite3-dev libssl-dev
+  # file integrity: XXH3 for the fast content hash
+  libxxhash-dev
   # containers: gRPC/protobuf for the containerd client, generated from containerd's own .proto
   # files; containerd, runc, umoci and busybox-static for the real-container tests
   libgrpc++-dev libprotobuf-dev protobuf-compiler-grpc golang-github-containerd-containerd-dev

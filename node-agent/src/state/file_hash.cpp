@@ -8,6 +8,8 @@
 #include <array>
 #include <memory>
 
+#include "fim/content_hasher.h"
+
 namespace palisade::agent {
 
 std::string sha256_hex(int fd) {
@@ -25,14 +27,7 @@ std::string sha256_hex(int fd) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int length = 0;
   if (EVP_DigestFinal_ex(ctx.get(), digest.data(), &length) != 1) return {};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(length * 2);
-  for (unsigned i = 0; i < length; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 0xf];
-  }
-  return hex;
+  return to_hex(digest.data(), length);
 }
 
 size_t FileHashCache::KeyHash::operator()(const Key& k) const {

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "store/sqlite_statement.h"
+
 namespace palisade::agent {
 namespace {
 
@@ -38,50 +40,6 @@ CREATE TABLE IF NOT EXISTS processes (
   PRIMARY KEY (pid, start_ns));
 CREATE INDEX IF NOT EXISTS processes_ppid ON processes(ppid);
 )sql";
-
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db));
-    }
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-  sqlite3_stmt* get() const { return stmt_; }
-  Statement& bind(int index, int64_t v) {
-    sqlite3_bind_int64(stmt_, index, v);
-    return *this;
-  }
-  Statement& bind(int index, const std::string& v) {
-    sqlite3_bind_text(stmt_, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  int step() { return sqlite3_step(stmt_); }
-  void reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  int64_t int_at(int col) const { return sqlite3_column_int64(stmt_, col); }
-  std::string text_at(int col) const {
-    const auto* text = sqlite3_column_text(stmt_, col);
-    return text == nullptr ? std::string() : reinterpret_cast<const char*>(text);
-  }
-  bool null_at(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-};
-
-void exec_sql(sqlite3* db, const char* sql) {
-  char* error = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
-    std::string message = error != nullptr ? error : "unknown error";
-    sqlite3_free(error);
-    throw std::runtime_error("sqlite: " + message);
-  }
-}
 
 constexpr int kWriterNice = 10;
 
