@@ -39,6 +39,7 @@ struct AgentFlags {
   bool uninstall = false;
   std::string pin_directory;
   std::string exec_mechanism;
+  int canary_interval = -1;
 };
 
 // Removes the pinned enforcement programs and maps: the only way kernel enforcement ends.
@@ -73,6 +74,9 @@ int run_agent_command(const AgentFlags& f) {
   auto& c = options.config;
   if (!f.pin_directory.empty()) c.enforcement.options.pin_root = f.pin_directory;
   if (!f.exec_mechanism.empty()) c.enforcement.options.exec_mechanism = f.exec_mechanism;
+  if (f.canary_interval >= 0) {
+    c.enforcement.canary_interval_seconds = static_cast<uint32_t>(f.canary_interval);
+  }
   if (f.uninstall) return uninstall_command(c.enforcement.options.pin_root);
   if (!f.json_file.empty()) c.json_file = f.json_file;
   if (!f.store.empty()) c.store.path = f.store;
@@ -129,6 +133,8 @@ int main(int argc, char** argv) {
                     "bpffs directory of the pinned enforcement (default /sys/fs/bpf/palisade)");
   agent->add_option("--exec-mechanism", agent_flags.exec_mechanism,
                     "Application lockdown mechanism: auto|lsm|fanotify|kill");
+  agent->add_option("--canary-interval", agent_flags.canary_interval,
+                    "Seconds between enforcement canary checks (0 = none)");
 
   std::string status_file = "/run/palisade/status.json";
   bool status_json = false;

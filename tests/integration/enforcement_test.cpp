@@ -2,6 +2,7 @@
 // WorkloadPolicies on throwaway cgroups; the tests exec, connect and send from processes placed in
 // them and check what the kernel let through and what the agent reported.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -284,6 +285,43 @@ TEST_F(EnforcementTest, KillMechanismKillsExecOutsideAllowlist) {
     return e["unmapped"]["palisade"]["enforcement"]["hook"] == "exec-kill" &&
            e["process"]["file"]["path"] == dropper.string();
   }));
+}
+
+TEST_F(EnforcementTest, CanaryProvesEnforcementAndRaisesAFindingWhenItStopsWorking) {
+  const std::string locked = make_cgroup("canary");
+  write_policy("locked", lockdown_policy("locked", locked, "enforce", 18081, 18091));
+  start({"--canary-interval", "2"});
+  json canary = status()["enforcement"]["canary"];
+  ASSERT_TRUE(canary.value("passed", false)) << canary.dump();
+  EXPECT_NE(canary["exec"].value("detail", "").find("fanotify"), std::string::npos);
+
+  // Someone detaches the connect hook behind the agent's back: the next canary notices.
+  const std::string link = pins + "/enforce-v1/link_enforce_connect4";
+  const int fd = bpf_obj_get(link.c_str());
+  ASSERT_GE(fd, 0) << link;
+  ASSERT_EQ(bpf_link_detach(fd), 0) << std::strerror(errno);
+  close(fd);
+  EXPECT_TRUE(wait_until(
+      [&] {
+        json c = status()["enforcement"]["canary"];
+        return c.is_object() && !c.value("passed", true);
+      },
+      20s));
+  canary = status()["enforcement"]["canary"];
+  EXPECT_FALSE(canary["network"].value("passed", true));
+  EXPECT_TRUE(canary["exec"].value("passed", false));
+  EXPECT_TRUE(wait_until([&] {
+    for (const auto& f : findings_in(dir / "events.jsonl")) {
+      if (f["finding_info"]["analytic"].value("name", "") == "enforcement-canary-failed" &&
+          f.value("severity", "") == "High") {
+        return true;
+      }
+    }
+    return false;
+  }));
+  std::string out;
+  run_capture({kCli, "agent", "status", "--status-file", (dir / "status.json").string()}, out);
+  EXPECT_NE(out.find("canary:     FAILED"), std::string::npos) << out;
 }
 
 TEST_F(EnforcementTest, LsmMechanismRefusesExecWhereTheKernelAllowsIt) {

@@ -86,6 +86,7 @@ class Agent {
   void start_containers();
   void start_enforcement();
   void bind_enforcement(bool force);
+  void run_canary();
   void reload();
   void reload_policy();
   std::shared_ptr<policies::PolicySet> compile_policy(
@@ -115,6 +116,8 @@ class Agent {
   std::string enforcement_error_;  // why enforcement is off, when it is
   std::string binding_signature_;  // what the kernel maps say now, to skip unchanged rebinds
   std::chrono::steady_clock::time_point next_rebind_{};
+  std::chrono::steady_clock::time_point next_canary_{};
+  nlohmann::json last_canary_;
   std::vector<policies::PolicySource> resource_sources_;  // from PalisadePolicy resources
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   uint64_t status_count_ = 0;
@@ -203,6 +206,41 @@ void Agent::bind_enforcement(bool force) {
   binding_signature_ = std::move(signature);
   enforcer_->apply(policy, bindings);
   spdlog::info("enforcement: {} workload cgroup(s) bound to policies", bindings.size());
+}
+
+// The rule a failed canary is reported under: enforcement that silently does nothing is the worst
+// failure an enforcement tool can have.
+const policies::DetectionRule& canary_rule() {
+  static const policies::DetectionRule rule = [] {
+    policies::DetectionRule r;
+    r.name = "enforcement-canary-failed";
+    r.description = "Kernel enforcement is not working: a canary that must be refused was not";
+    r.severity = policies::Severity::kHigh;
+    r.tags = {"palisade", "enforcement"};
+    r.source = "<agent>";
+    return r;
+  }();
+  return rule;
+}
+
+void Agent::run_canary() {
+  if (!enforcer_ || config_.enforcement.canary_interval_seconds == 0) return;
+  const CanaryResult result = enforcer_->run_canary();
+  last_canary_ = result.to_json();
+  if (result.passed()) {
+    spdlog::info("enforcement canary passed: {}; {}", result.network.detail, result.exec.detail);
+    return;
+  }
+  std::string message = "enforcement canary failed:";
+  if (!result.network.passed) message += " network: " + result.network.detail + ";";
+  if (!result.exec.passed) message += " exec: " + result.exec.detail + ";";
+  message.pop_back();
+  spdlog::error("{}", message);
+  Event trigger;
+  trigger.task.tgid = trigger.task.pid = static_cast<uint32_t>(getpid());
+  trigger.task.comm = "palisade";
+  trigger.wall_ns = wall_now_ns();
+  detector_->raise(canary_rule(), message, trigger);
 }
 
 std::shared_ptr<policies::PolicySet> Agent::compile_policy(
@@ -360,6 +398,7 @@ nlohmann::json Agent::status_json(const char* state) {
   if (enforcer_) {
     status["enforcement"] = enforcer_->status();
     status["enforcement"]["active"] = true;
+    status["enforcement"]["canary"] = last_canary_;
   } else {
     status["enforcement"] = {{"active", false}, {"reason", enforcement_error_}};
   }
@@ -444,6 +483,9 @@ int Agent::run() {
   }
   start_enforcement();
   bind_enforcement(true);
+  run_canary();
+  next_canary_ = std::chrono::steady_clock::now() +
+                 std::chrono::seconds(config_.enforcement.canary_interval_seconds);
   pipeline_->set_wall_offset_ns(wall_offset);
   if (!options_.record_path.empty()) {
     capture_ = std::make_unique<CaptureWriter>(
@@ -464,6 +506,12 @@ int Agent::run() {
         bind_enforcement(false);
         next_rebind_ = std::chrono::steady_clock::now() +
                        std::chrono::milliseconds(config_.enforcement.rescan_ms);
+      }
+      if (config_.enforcement.canary_interval_seconds > 0 &&
+          std::chrono::steady_clock::now() >= next_canary_) {
+        run_canary();
+        next_canary_ = std::chrono::steady_clock::now() +
+                       std::chrono::seconds(config_.enforcement.canary_interval_seconds);
       }
     }
     pipeline_->flush();
@@ -552,6 +600,27 @@ int print_agent_status(const std::string& status_file, bool json) {
     if (!policy.value("last_rejected_reload", "").empty()) {
       std::cout << "            last reload rejected:\n"
                 << policy.value("last_rejected_reload", "") << '\n';
+    }
+  }
+  if (status.contains("enforcement")) {
+    const auto& e = status["enforcement"];
+    if (!e.value("active", false)) {
+      std::cout << "enforcement: inactive (" << e.value("reason", "") << ")\n";
+    } else {
+      std::cout << "enforcement: exec mechanism " << e.value("exec_mechanism", "") << ", "
+                << e.value("workloads", nlohmann::json::array()).size() << " workload cgroup(s), "
+                << e.value("denials", 0) << " denials"
+                << (e.value("adopted", false) ? " (adopted pinned programs)" : "") << '\n';
+      for (const auto& m : e.value("mechanisms", nlohmann::json::array())) {
+        std::cout << "            " << m.value("state", "") << ": " << m.value("mechanism", "")
+                  << (m.contains("detail") ? " — " + m.value("detail", "") : "") << '\n';
+      }
+      const auto& canary = e.value("canary", nlohmann::json());
+      if (canary.is_object()) {
+        std::cout << "canary:     " << (canary.value("passed", false) ? "passed" : "FAILED") << " ("
+                  << canary["network"].value("detail", "") << "; "
+                  << canary["exec"].value("detail", "") << ")\n";
+      }
     }
   }
   if (status.contains("capabilities")) {

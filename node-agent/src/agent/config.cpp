@@ -109,7 +109,9 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
                 "kubernetes", "enforcement", "log_level"});
   if (auto n = root["enforcement"]) {
     r.known_keys(n, "enforcement",
-                 {"enabled", "pin_directory", "exec_mechanism", "rescan_ms", "fanotify"});
+                 {"enabled", "pin_directory", "exec_mechanism", "rescan_ms",
+                  "canary_interval_seconds", "fanotify"});
+    r.read(n, "enforcement", "canary_interval_seconds", c.enforcement.canary_interval_seconds);
     r.read(n, "enforcement", "enabled", c.enforcement.enabled);
     r.read(n, "enforcement", "pin_directory", c.enforcement.options.pin_root);
     r.read(n, "enforcement", "exec_mechanism", c.enforcement.options.exec_mechanism);

@@ -43,7 +43,23 @@ void Detector::consume(const Event& event, std::string_view ocsf) {
     formatter_->format_finding(finding, event, ocsf, policy_->digest(), json_);
     for (EventSink* out : outputs_) out->consume_finding(json_, event);
     findings_++;
+    if (responder_ && finding.rule != nullptr &&
+        finding.rule->response != policies::Response::kAlert) {
+      responder_(finding, event);
+    }
   }
+}
+
+void Detector::raise(const policies::DetectionRule& rule, std::string message,
+                     const Event& trigger) {
+  policies::Finding finding{&rule, std::move(message), 1, {}};
+  std::string trigger_json;
+  formatter_->format(trigger, trigger_json);
+  json_.clear();
+  formatter_->format_finding(finding, trigger, trigger_json, policy_ ? policy_->digest() : "",
+                             json_);
+  for (EventSink* out : outputs_) out->consume_finding(json_, trigger);
+  findings_++;
 }
 
 std::vector<policies::PolicySource> read_policy_directory(const std::string& directory) {

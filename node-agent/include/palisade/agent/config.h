@@ -34,6 +34,7 @@ struct EnforcementConfig {
   bool enabled = true;  // WorkloadPolicies in enforce mode are enforced in the kernel
   EnforcerOptions options;
   uint32_t rescan_ms = 1000;  // how often new cgroups and containers are bound to policies
+  uint32_t canary_interval_seconds = 300;  // 0 = no canary checks
 };
 
 struct AgentConfig {

@@ -2,6 +2,7 @@
 // sits after the outputs in the pipeline, so a finding always follows the event it links to.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,14 @@ class Detector : public EventSink {
 
   void consume(const Event& event, std::string_view ocsf) override;
   uint64_t findings() const { return findings_; }
+
+  // A finding the agent raises itself (a failed enforcement canary), not a policy's.
+  void raise(const policies::DetectionRule& rule, std::string message, const Event& trigger);
+
+  // Called for every finding whose rule asks for a response other than alert (kill, isolate,
+  // quarantine, ...), after the finding went to the outputs.
+  using Responder = std::function<void(const policies::Finding&, const Event&)>;
+  void set_responder(Responder responder) { responder_ = std::move(responder); }
   FileHashStats executable_hashes() const { return hashes_->stats(); }
 
  private:
@@ -32,6 +41,7 @@ class Detector : public EventSink {
   std::shared_ptr<policies::PolicySet> policy_;
   std::shared_ptr<FileHashCache> hashes_ = std::make_shared<FileHashCache>();
   std::vector<policies::Finding> scratch_;
+  Responder responder_;
   std::string json_;
   uint64_t findings_ = 0;
 };

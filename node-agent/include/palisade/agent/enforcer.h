@@ -36,6 +36,20 @@ struct MechanismStatus {
   std::string detail;  // why, when not active
 };
 
+// A canary check: a throwaway cgroup under a deny-everything rule, where a connect and an exec
+// must fail. Policies that silently enforce nothing are the worst failure of this kind of tool.
+struct CanaryCheck {
+  bool passed = false;
+  std::string detail;
+};
+struct CanaryResult {
+  int64_t time_ms = 0;
+  CanaryCheck network;
+  CanaryCheck exec;
+  bool passed() const { return network.passed && exec.passed; }
+  nlohmann::json to_json() const;
+};
+
 // One policy's hold on one cgroup.
 struct WorkloadBinding {
   uint64_t cgroup_id = 0;
@@ -78,6 +92,9 @@ class Enforcer : public CgroupNames {
              const std::vector<WorkloadBinding>& bindings);
   // Hands every denial the kernel (or the exec guard) reported to `deliver`, as records.
   void poll(const RecordCallback& deliver);
+
+  // Runs the canary checks of every active mechanism now (a few milliseconds; forks one child).
+  CanaryResult run_canary();
 
   const std::string* path_of(uint64_t cgroup_id) const override;
   std::vector<MechanismStatus> mechanisms() const;
