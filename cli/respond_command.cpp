@@ -1,6 +1,5 @@
 // `palisade respond`: response actions on this host, each recorded as an audited OCSF
 // Remediation Activity event (who asked, why, what was done) in the local store and on stdout.
-#include <pwd.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -30,51 +29,8 @@ struct RespondOptions {
   std::string pin_root = "/sys/fs/bpf/palisade";
 };
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// Who asked: the real user, the login user (survives sudo) and the requesting process.
 json requester(const std::string& reason) {
-  const uid_t uid = getuid();
-  std::string name = std::to_string(uid);
-  if (const passwd* pw = getpwuid(uid)) name = pw->pw_name;
-  int64_t login_uid = -1;
-  std::ifstream("/proc/self/loginuid") >> login_uid;
-  if (login_uid == 4294967295LL) login_uid = -1;
-  return {{"uid", uid},
-          {"name", name},
-          {"login_uid", login_uid},
-          {"pid", getpid()},
-          {"tool", "palisade respond"},
-          {"reason", reason}};
-}
-
-// OCSF 1.3 Remediation Activity: activity 1 Isolate (quarantine), 2 Evict (kill), 3 Restore.
-json remediation(int class_uid, const char* class_name, int activity, const char* activity_name,
-                 bool ok, const std::string& detail, const json& who) {
-  const auto host = agent::HostInfo::detect();
-  return {
-      {"class_uid", class_uid},
-      {"class_name", class_name},
-      {"category_uid", 7},
-      {"category_name", "Remediation"},
-      {"activity_id", activity},
-      {"activity_name", activity_name},
-      {"type_uid", class_uid * 100 + activity},
-      {"severity_id", 1},
-      {"time", now_ms()},
-      {"status_id", ok ? 1 : 2},
-      {"status", ok ? "Success" : "Failure"},
-      {"status_detail", detail},
-      {"metadata",
-       {{"version", "1.3.0"}, {"product", {{"name", "palisade"}, {"vendor_name", "palisade"}}}}},
-      {"device", {{"hostname", host.hostname}, {"type_id", 1}, {"type", "Server"}}},
-      {"actor",
-       {{"user", {{"uid", std::to_string(who["uid"].get<uid_t>())}, {"name", who["name"]}}}}},
-      {"unmapped", {{"palisade", {{"requested_by", who}}}}}};
+  return agent::requester("palisade respond", reason);
 }
 
 int record(const RespondOptions& o, json event, uint32_t pid, const std::string& exe) {
@@ -99,8 +55,7 @@ int kill_command(const RespondOptions& o, uint32_t pid, bool tree) {
   const bool ok = report.failed.empty() && !report.killed.empty();
   std::string detail = "killed " + std::to_string(report.killed.size()) + " process(es)";
   for (const auto& [p, why] : report.failed) detail += "; " + std::to_string(p) + ": " + why;
-  json event = remediation(7003, "Process Remediation Activity", 2, "Evict", ok, detail,
-                           requester(o.reason));
+  json event = agent::remediation_event(7003, 2, ok, detail, requester(o.reason));
   event["process"] = {{"pid", pid}, {"file", {{"path", exe}}}};
   event["unmapped"]["palisade"]["killed_pids"] = report.killed;
   event["unmapped"]["palisade"]["tree"] = tree;
@@ -119,18 +74,17 @@ int quarantine_command(const RespondOptions& o, const std::string& path, bool re
   try {
     const agent::QuarantineRecord r = restore ? agent::restore_file(path, o.quarantine_dir)
                                               : agent::quarantine_file(path, o.quarantine_dir);
-    event = remediation(7002, "File Remediation Activity", restore ? 3 : 1,
-                        restore ? "Restore" : "Isolate", true,
-                        restore ? "restored from " + r.quarantined_path
-                                : "moved to " + r.quarantined_path + ", permissions removed",
-                        requester(o.reason));
+    event = agent::remediation_event(
+        7002, restore ? 3 : 1, true,
+        restore ? "restored from " + r.quarantined_path
+                : "moved to " + r.quarantined_path + ", permissions removed",
+        requester(o.reason));
     event["file"] = file_object(r);
     event["unmapped"]["palisade"]["quarantined_path"] = r.quarantined_path;
     event["unmapped"]["palisade"]["original_mode"] = r.mode;
     event["unmapped"]["palisade"]["original_owner"] = {{"uid", r.uid}, {"gid", r.gid}};
   } catch (const std::exception& e) {
-    event = remediation(7002, "File Remediation Activity", restore ? 3 : 1,
-                        restore ? "Restore" : "Isolate", false, e.what(), requester(o.reason));
+    event = agent::remediation_event(7002, restore ? 3 : 1, false, e.what(), requester(o.reason));
     event["file"] = {{"path", path}};
   }
   return record(o, std::move(event), static_cast<uint32_t>(getpid()), "");
@@ -172,8 +126,7 @@ int isolate_command(const RespondOptions& o, const std::string& workload, bool i
                                  : "network restored: ") +
              "cgroup " + cgroups[0].path;
   }
-  json event = remediation(7004, "Network Remediation Activity", isolate ? 1 : 3,
-                           isolate ? "Isolate" : "Restore", ok, detail, requester(o.reason));
+  json event = agent::remediation_event(7004, isolate ? 1 : 3, ok, detail, requester(o.reason));
   event["unmapped"]["palisade"]["workload"] = workload;
   if (!cgroups.empty()) {
     event["unmapped"]["palisade"]["cgroup"] = cgroups[0].path;

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 
 #include "agent_harness.h"
 #include "palisade/agent/container.h"
@@ -322,6 +323,80 @@ TEST_F(EnforcementTest, CanaryProvesEnforcementAndRaisesAFindingWhenItStopsWorki
   std::string out;
   run_capture({kCli, "agent", "status", "--status-file", (dir / "status.json").string()}, out);
   EXPECT_NE(out.find("canary:     FAILED"), std::string::npos) << out;
+}
+
+std::string response_rule(const std::string& name, const std::string& condition,
+                          const std::string& response) {
+  return "apiVersion: palisade.dev/v1\nkind: DetectionRule\nmetadata: {name: " + name +
+         "}\nspec:\n  condition: " + condition + "\n  output: \"" + name +
+         " {process.exe}\"\n  severity: high\n  response: " + response + "\n---\n";
+}
+
+TEST_F(EnforcementTest, DetectionRulesTriggerKillQuarantineAndIsolate) {
+  const std::string isolated = make_cgroup("respond");
+  const fs::path kill_me = dir / "kill-me";
+  const fs::path isolate_me = dir / "isolate-me";
+  const fs::path dropped = dir / "dropped.bin";
+  fs::copy_file("/usr/bin/sleep", kill_me);
+  fs::copy_file("/usr/bin/true", isolate_me);
+  write_policy(
+      "responses",
+      response_rule("kill-it", "event.kind = exec and process.exe = " + kill_me.string(), "kill") +
+          response_rule("quarantine-it", "event.kind = open and file.path = " + dropped.string(),
+                        "quarantine") +
+          response_rule("isolate-it", "event.kind = exec and process.exe = " + isolate_me.string(),
+                        "isolate"));
+  expected_bindings = 0;
+  std::ofstream(dir / "agent.yaml")
+      << "responses:\n  quarantine_directory: " << (dir / "vault").string() << "\n";
+  start({"--canary-interval", "0", "--config", (dir / "agent.yaml").string()});
+  // kill: the process the rule matched dies.
+  const pid_t victim = fork();
+  if (victim == 0) {
+    execl(kill_me.c_str(), kill_me.c_str(), "30", nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  bool reaped = wait_until([&] { return waitpid(victim, &status, WNOHANG) == victim; }, 20s);
+  if (!reaped) kill(victim, SIGKILL), waitpid(victim, &status, 0);
+  EXPECT_TRUE(reaped && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+  // quarantine: the file the rule matched is moved away, mode 000, hash kept.
+  std::ofstream(dropped) << "payload";
+  EXPECT_TRUE(wait_until([&] { return !fs::exists(dropped); }, 20s));
+
+  // isolate: the cgroup of the process the rule matched loses the network.
+  ASSERT_EQ(connect_from(isolated, 18081), 0);
+  EXPECT_EQ(WEXITSTATUS(exec_in(isolated, {isolate_me.string()})), 0);
+  EXPECT_TRUE(wait_until([&] { return connect_from(isolated, 18081) == EPERM; }, 20s));
+
+  // Each action is an audited Remediation Activity event naming the rule that asked.
+  std::map<std::string, json> by_rule;
+  ASSERT_TRUE(wait_until([&] {
+    by_rule.clear();
+    for (const auto& e : json_lines(dir / "events.jsonl")) {
+      if (e.value("category_uid", 0) == 7) by_rule[e["unmapped"]["palisade"].value("rule", "")] = e;
+    }
+    return by_rule.size() >= 3;
+  }));
+  EXPECT_EQ(by_rule["kill-it"]["class_uid"], 7003);
+  EXPECT_EQ(by_rule["kill-it"]["status"], "Success");
+  EXPECT_EQ(by_rule["quarantine-it"]["class_uid"], 7002);
+  EXPECT_EQ(by_rule["quarantine-it"]["status"], "Success") << by_rule["quarantine-it"].dump();
+  EXPECT_EQ(by_rule["isolate-it"]["class_uid"], 7004);
+  EXPECT_EQ(by_rule["isolate-it"]["status"], "Success") << by_rule["isolate-it"].dump();
+  EXPECT_NE(by_rule["kill-it"]["unmapped"]["palisade"]["requested_by"]
+                .value("tool", "")
+                .find("rule kill-it"),
+            std::string::npos);
+
+  // Released by the operator.
+  std::string out;
+  const std::string cg = agent::cgroup2_mount() + isolated;
+  EXPECT_EQ(
+      run_capture({kCli, "respond", "--no-store", "--pin-directory", pins, "release", cg}, out), 0)
+      << out;
+  EXPECT_EQ(connect_from(isolated, 18081), 0);
 }
 
 TEST_F(EnforcementTest, LsmMechanismRefusesExecWhereTheKernelAllowsIt) {

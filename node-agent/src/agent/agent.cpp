@@ -21,6 +21,7 @@
 #include "palisade/agent/detector.h"
 #include "palisade/agent/enforcer.h"
 #include "palisade/agent/outputs.h"
+#include "palisade/agent/respond.h"
 
 namespace palisade::agent {
 namespace {
@@ -87,6 +88,10 @@ class Agent {
   void start_enforcement();
   void bind_enforcement(bool force);
   void run_canary();
+  void respond(const policies::Finding& finding, const Event& event);
+  std::string carry_out(policies::Response response, const Event& event, nlohmann::json& record,
+                        bool& ok);
+  void emit_remediation(const nlohmann::json& record, uint32_t pid, const std::string& exe);
   void reload();
   void reload_policy();
   std::shared_ptr<policies::PolicySet> compile_policy(
@@ -118,6 +123,13 @@ class Agent {
   std::chrono::steady_clock::time_point next_rebind_{};
   std::chrono::steady_clock::time_point next_canary_{};
   nlohmann::json last_canary_;
+  struct ResponseCounters {
+    uint64_t carried_out = 0;
+    uint64_t failed = 0;
+    uint64_t refused_rate = 0;  // over responses.max_per_minute
+    std::chrono::steady_clock::time_point window_start{};
+    uint32_t in_window = 0;
+  } responses_;
   std::vector<policies::PolicySource> resource_sources_;  // from PalisadePolicy resources
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   uint64_t status_count_ = 0;
@@ -144,6 +156,8 @@ void Agent::open_outputs() {
   std::vector<EventSink*> finding_sinks = sinks;
   if (kubernetes_) finding_sinks.push_back(kubernetes_.get());  // alerts as Kubernetes Events
   detector_ = std::make_unique<Detector>(formatter_, finding_sinks);
+  detector_->set_responder(
+      [this](const policies::Finding& finding, const Event& event) { respond(finding, event); });
   sinks.push_back(detector_.get());  // last: a finding follows the event it links to
   pipeline_ = std::make_unique<Pipeline>(*table_, sinks);
   pipeline_->set_formatter(formatter_);
@@ -206,6 +220,104 @@ void Agent::bind_enforcement(bool force) {
   binding_signature_ = std::move(signature);
   enforcer_->apply(policy, bindings);
   spdlog::info("enforcement: {} workload cgroup(s) bound to policies", bindings.size());
+}
+
+void Agent::emit_remediation(const nlohmann::json& record, uint32_t pid, const std::string& exe) {
+  const std::string line = record.dump();
+  if (stdout_sink_) stdout_sink_->write_line(line);
+  if (file_sink_) file_sink_->write_line(line);
+  if (store_) {
+    store_->consume_audit(record.value("class_uid", 0), record.value("time", int64_t{0}), pid, exe,
+                          0, line);
+  }
+}
+
+// Carries out one response; returns what was done (or why not) and fills the acted-on object.
+std::string Agent::carry_out(policies::Response response, const Event& event,
+                             nlohmann::json& record, bool& ok) {
+  using policies::Response;
+  const uint32_t pid = event.task.tgid;
+  switch (response) {
+    case Response::kKill: {
+      const KillReport report = kill_process(pid, false);
+      ok = !report.killed.empty();
+      record["process"] = {{"pid", pid},
+                           {"file", {{"path", event.process ? event.process->exe : ""}}}};
+      record["unmapped"]["palisade"]["killed_pids"] = report.killed;
+      if (ok) return "killed process " + std::to_string(pid);
+      return "could not kill " + std::to_string(pid) +
+             (report.failed.empty() ? std::string() : ": " + report.failed[0].second);
+    }
+    case Response::kIsolate: {
+      const uint64_t cgroup = event.task.cgroup_id;
+      record["unmapped"]["palisade"]["cgroup_id"] = cgroup;
+      std::string error = "kernel enforcement is not active";
+      const uint64_t own = cgroup_id_of(cgroup_v2_path_of(static_cast<uint32_t>(getpid())));
+      if (cgroup == 0 || cgroup == cgroup_id_of("/") || cgroup == own) {
+        error = "refused: the event's cgroup is the host's root cgroup or the agent's own";
+      } else if (enforcer_) {
+        ok = set_isolation(config_.enforcement.options.pin_root, cgroup, true, error);
+      }
+      return ok ? "cgroup " + std::to_string(cgroup) + " cut off the network" : error;
+    }
+    case Response::kQuarantine: {
+      std::string path = class_of(event.kind) == EventClass::kFile ? event.path
+                         : event.process                           ? event.process->exe
+                                                                   : event.exe;
+      if (event.kind == EventKind::kFileRename) path = event.path2;
+      record["file"] = {{"path", path}};
+      try {
+        const QuarantineRecord q = quarantine_file(path, config_.responses.quarantine_directory);
+        ok = true;
+        record["file"]["hashes"] = {
+            {{"algorithm_id", 3}, {"algorithm", "SHA-256"}, {"value", q.sha256}}};
+        record["unmapped"]["palisade"]["quarantined_path"] = q.quarantined_path;
+        return "moved to " + q.quarantined_path + ", permissions removed";
+      } catch (const std::exception& e) {
+        return e.what();
+      }
+    }
+    default:
+      ok = true;  // block happened in the kernel; restore is the file-integrity monitor's
+      return "carried out by enforcement";
+  }
+}
+
+void Agent::respond(const policies::Finding& finding, const Event& event) {
+  using policies::Response;
+  const Response response = finding.rule->response;
+  if (!config_.responses.enabled || response == Response::kBlock) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - responses_.window_start > std::chrono::minutes(1)) {
+    responses_.window_start = now;
+    responses_.in_window = 0;
+  }
+  const int class_uid = response == Response::kKill      ? 7003
+                        : response == Response::kIsolate ? 7004
+                                                         : 7002;
+  const int activity = response == Response::kKill ? 2 : response == Response::kRestore ? 3 : 1;
+  const nlohmann::json who =
+      requester("palisade agent: rule " + finding.rule->name, finding.message);
+  bool ok = false;
+  nlohmann::json record = remediation_event(class_uid, activity, false, "", who);
+  std::string detail;
+  if (++responses_.in_window > config_.responses.max_per_minute) {
+    responses_.refused_rate++;
+    detail = "refused: more than " + std::to_string(config_.responses.max_per_minute) +
+             " responses in a minute";
+  } else {
+    detail = carry_out(response, event, record, ok);
+  }
+  (ok ? responses_.carried_out : responses_.failed)++;
+  record["status_id"] = ok ? 1 : 2;
+  record["status"] = ok ? "Success" : "Failure";
+  record["status_detail"] = detail;
+  record["unmapped"]["palisade"]["rule"] = finding.rule->name;
+  record["unmapped"]["palisade"]["response"] = policies::response_name(response);
+  record["unmapped"]["palisade"]["trigger_pid"] = event.task.tgid;
+  spdlog::info("response {} for rule {}: {}", policies::response_name(response), finding.rule->name,
+               detail);
+  emit_remediation(record, event.task.tgid, event.process ? event.process->exe : "");
 }
 
 // The rule a failed canary is reported under: enforcement that silently does nothing is the worst
@@ -395,6 +507,10 @@ nlohmann::json Agent::status_json(const char* state) {
                       {"last_rejected_reload", policy_error_}};
   status["containers"] = containers_status();
   if (kubernetes_) status["kubernetes"] = kubernetes_->status();
+  status["responses"] = {{"enabled", config_.responses.enabled},
+                         {"carried_out", responses_.carried_out},
+                         {"failed", responses_.failed},
+                         {"refused_rate", responses_.refused_rate}};
   if (enforcer_) {
     status["enforcement"] = enforcer_->status();
     status["enforcement"]["active"] = true;

@@ -106,7 +106,13 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
   if (!root || root.IsNull()) return c;
   r.known_keys(root, "",
                {"output", "store", "sensor", "process_table", "status", "policies", "containers",
-                "kubernetes", "enforcement", "log_level"});
+                "kubernetes", "enforcement", "responses", "log_level"});
+  if (auto n = root["responses"]) {
+    r.known_keys(n, "responses", {"enabled", "max_per_minute", "quarantine_directory"});
+    r.read(n, "responses", "enabled", c.responses.enabled);
+    r.read_positive<uint32_t>(n, "responses", "max_per_minute", c.responses.max_per_minute, 100000);
+    r.read(n, "responses", "quarantine_directory", c.responses.quarantine_directory);
+  }
   if (auto n = root["enforcement"]) {
     r.known_keys(n, "enforcement",
                  {"enabled", "pin_directory", "exec_mechanism", "rescan_ms",

@@ -1,6 +1,7 @@
 #include "palisade/agent/respond.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <system_error>
 
 #include "palisade/agent/file_hash.h"
+#include "palisade/agent/ocsf.h"
 
 namespace palisade::agent {
 namespace fs = std::filesystem;
@@ -202,6 +204,77 @@ QuarantineRecord restore_file(const std::string& original_path, const std::strin
   }
   fs::remove(it->quarantined_path + ".json", ec);
   return *it;
+}
+
+}  // namespace palisade::agent
+
+namespace palisade::agent {
+namespace {
+
+const char* remediation_class_name(int class_uid) {
+  switch (class_uid) {
+    case 7002:
+      return "File Remediation Activity";
+    case 7003:
+      return "Process Remediation Activity";
+    case 7004:
+      return "Network Remediation Activity";
+    default:
+      return "Remediation Activity";
+  }
+}
+
+const char* remediation_activity_name(int activity) {
+  switch (activity) {
+    case 1:
+      return "Isolate";
+    case 2:
+      return "Evict";
+    case 3:
+      return "Restore";
+    default:
+      return "Other";
+  }
+}
+
+}  // namespace
+
+nlohmann::json requester(const std::string& tool, const std::string& reason) {
+  const uid_t uid = getuid();
+  std::string name = std::to_string(uid);
+  if (const passwd* pw = getpwuid(uid)) name = pw->pw_name;
+  int64_t login_uid = -1;
+  std::ifstream("/proc/self/loginuid") >> login_uid;
+  if (login_uid == 4294967295LL) login_uid = -1;
+  return {{"uid", uid},      {"name", name}, {"login_uid", login_uid},
+          {"pid", getpid()}, {"tool", tool}, {"reason", reason}};
+}
+
+nlohmann::json remediation_event(int class_uid, int activity, bool ok, const std::string& detail,
+                                 const nlohmann::json& who) {
+  const auto host = HostInfo::detect();
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  return {
+      {"class_uid", class_uid},
+      {"class_name", remediation_class_name(class_uid)},
+      {"category_uid", 7},
+      {"category_name", "Remediation"},
+      {"activity_id", activity},
+      {"activity_name", remediation_activity_name(activity)},
+      {"type_uid", class_uid * 100 + activity},
+      {"severity_id", 1},
+      {"time", now_ms},
+      {"status_id", ok ? 1 : 2},
+      {"status", ok ? "Success" : "Failure"},
+      {"status_detail", detail},
+      {"metadata",
+       {{"version", "1.3.0"}, {"product", {{"name", "palisade"}, {"vendor_name", "palisade"}}}}},
+      {"device", {{"hostname", host.hostname}, {"type_id", 1}, {"type", "Server"}}},
+      {"actor",
+       {{"user", {{"uid", std::to_string(who["uid"].get<uid_t>())}, {"name", who["name"]}}}}},
+      {"unmapped", {{"palisade", {{"requested_by", who}}}}}};
 }
 
 }  // namespace palisade::agent

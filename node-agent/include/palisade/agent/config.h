@@ -37,6 +37,13 @@ struct EnforcementConfig {
   uint32_t canary_interval_seconds = 300;  // 0 = no canary checks
 };
 
+// Responses carried out when a detection rule asks for one (response: kill, isolate, quarantine).
+struct ResponsesConfig {
+  bool enabled = true;
+  uint32_t max_per_minute = 60;  // beyond it responses are refused (counted), findings still go out
+  std::string quarantine_directory = "/var/lib/palisade/quarantine";
+};
+
 struct AgentConfig {
   bool stdout_output = true;
   std::string json_file;
@@ -52,6 +59,7 @@ struct AgentConfig {
   ContainersConfig containers;
   KubernetesConfig kubernetes;
   EnforcementConfig enforcement;
+  ResponsesConfig responses;
 };
 
 // A configuration error, already formatted as "FILE:LINE:COLUMN: FIELD: problem".
