@@ -67,7 +67,7 @@ constexpr EventKindInfo kKinds[] = {
     {EventKind::kPrivBpf, "bpf", "syscall bpf (from any process but the agent)",
      "The bpf() system call was used.", "command, program type for BPF_PROG_LOAD"},
     {EventKind::kNetDeny, "net_deny",
-     "enforcement: cgroup/connect4|6, cgroup/sendmsg4|6, cgroup_skb/ingress|egress",
+     "enforcement: cgroup/connect4, connect6, sendmsg4, sendmsg6, cgroup_skb ingress and egress",
      "A workload's connection, datagram or packet was refused by its WorkloadPolicy (or would "
      "have been, in audit mode).",
      "hook, verdict, reason, policy, rule, workload, addresses and ports, protocol"},
