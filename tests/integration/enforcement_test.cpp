@@ -399,6 +399,88 @@ TEST_F(EnforcementTest, DetectionRulesTriggerKillQuarantineAndIsolate) {
   EXPECT_EQ(connect_from(isolated, 18081), 0);
 }
 
+TEST_F(EnforcementTest, ProtectedFileIsRestoredWatchedChangeAttributedAndBaselineDriftFound) {
+  const fs::path etc = dir / "etc";
+  fs::create_directories(etc / "watched");
+  const fs::path conf = etc / "protected.conf";
+  std::ofstream(conf) << "approved\n";
+  std::ofstream(etc / "watched" / "a.txt") << "one\n";
+  // The operator's baseline, taken before the agent starts; then a change while nobody watches.
+  const fs::path tree = dir / "tree";
+  fs::create_directories(tree);
+  std::ofstream(tree / "motd") << "hello\n";
+  std::string out;
+  ASSERT_EQ(run_capture({kCli, "fim", "baseline", tree.string(), "--db", (dir / "fim.db").string(),
+                         "--content-dir", (dir / "content").string()},
+                        out),
+            0)
+      << out;
+  std::ofstream(tree / "motd") << "changed while the agent was down\n";
+
+  write_policy("files",
+               "apiVersion: palisade.dev/v1\nkind: WorkloadPolicy\nmetadata: {name: etc}\n"
+               "spec:\n  selector: {hosts: [\"*\"]}\n  mode: enforce\n  files:\n"
+               "    watch:\n      - path: " +
+                   (etc / "watched").string() + "\n    protect:\n      - " + conf.string() + "\n");
+  std::ofstream(dir / "agent.yaml")
+      << "file_integrity:\n  database: " << (dir / "fim.db").string()
+      << "\n  protect_database: " << (dir / "protect.db").string()
+      << "\n  content_directory: " << (dir / "content").string() << "\n";
+  expected_bindings = 0;
+  start({"--canary-interval", "0", "--config", (dir / "agent.yaml").string()});
+
+  // The rescan at start finds the change made while the agent was down.
+  EXPECT_TRUE(wait_until([&] {
+    for (const auto& f : findings_in(dir / "events.jsonl")) {
+      if (f["finding_info"]["analytic"].value("name", "") == "file-integrity-baseline-drift" &&
+          f.value("message", "").find((tree / "motd").string()) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  })) << slurp(dir / "agent.log");
+
+  // A script tampers with the protected file: it is put back, and the event says who changed it.
+  const pid_t script = fork();
+  if (script == 0) {
+    execl("/bin/sh", "sh", "-c", ("echo tampered > " + conf.string()).c_str(), nullptr);
+    _exit(127);
+  }
+  waitpid(script, nullptr, 0);
+  EXPECT_TRUE(wait_until([&] { return slurp(conf) == "approved\n"; }, 20s)) << slurp(conf);
+  EXPECT_TRUE(wait_until([&] {
+    for (const auto& e : json_lines(dir / "events.jsonl")) {
+      if (e.value("class_uid", 0) == 7002 && e.value("activity_name", "") == "Restore" &&
+          e.value("status", "") == "Success" &&
+          e["unmapped"]["palisade"]["changed_by"].value("pid", 0) == script) {
+        return true;
+      }
+    }
+    return false;
+  }));
+
+  // A script appends to a watched file: reported with the script's process and its ancestry.
+  const pid_t writer = fork();
+  if (writer == 0) {
+    execl("/bin/sh", "sh", "-c", ("echo two >> " + (etc / "watched" / "a.txt").string()).c_str(),
+          nullptr);
+    _exit(127);
+  }
+  waitpid(writer, nullptr, 0);
+  EXPECT_TRUE(wait_until([&] {
+    for (const auto& f : findings_in(dir / "events.jsonl")) {
+      if (f["finding_info"]["analytic"].value("name", "") != "workload-policy/etc/files") continue;
+      const json& process = f["evidences"][0]["process"];
+      if (process.value("pid", 0) == writer &&
+          process["file"].value("path", "") == "/usr/bin/dash" &&
+          !process.value("lineage", json::array()).empty()) {
+        return true;
+      }
+    }
+    return false;
+  })) << slurp(dir / "events.jsonl").substr(0, 3000);
+}
+
 TEST_F(EnforcementTest, LsmMechanismRefusesExecWhereTheKernelAllowsIt) {
   const std::string lsm = agent::probe_bpf_lsm();
   if (lsm != "available") {

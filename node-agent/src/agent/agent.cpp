@@ -14,6 +14,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "agent/file_integrity.h"
 #include "container/containerd_watcher.h"
 #include "kubernetes/kubernetes_link.h"
 #include "palisade/agent/capture.h"
@@ -88,6 +89,7 @@ class Agent {
   void start_enforcement();
   void bind_enforcement(bool force);
   void run_canary();
+  void report_drift(const FileChange& change);
   void respond(const policies::Finding& finding, const Event& event);
   std::string carry_out(policies::Response response, const Event& event, nlohmann::json& record,
                         bool& ok);
@@ -118,6 +120,7 @@ class Agent {
   std::unique_ptr<ContainerdWatcher> containerd_;
   std::unique_ptr<KubernetesLink> kubernetes_;
   std::unique_ptr<Enforcer> enforcer_;
+  std::unique_ptr<FileIntegrity> fim_;
   std::string enforcement_error_;  // why enforcement is off, when it is
   std::string binding_signature_;  // what the kernel maps say now, to skip unchanged rebinds
   std::chrono::steady_clock::time_point next_rebind_{};
@@ -156,6 +159,10 @@ void Agent::open_outputs() {
   std::vector<EventSink*> finding_sinks = sinks;
   if (kubernetes_) finding_sinks.push_back(kubernetes_.get());  // alerts as Kubernetes Events
   detector_ = std::make_unique<Detector>(formatter_, finding_sinks);
+  fim_ = std::make_unique<FileIntegrity>(FileIntegrityConfig{
+      config_.fim_database, config_.fim_protect_database, config_.fim_content_directory,
+      options_.replay_path.empty() ? config_.fim_rescan_interval_seconds : 0,
+      config_.fim_restore_delay_ms});
   detector_->set_responder(
       [this](const policies::Finding& finding, const Event& event) { respond(finding, event); });
   sinks.push_back(detector_.get());  // last: a finding follows the event it links to
@@ -287,6 +294,13 @@ void Agent::respond(const policies::Finding& finding, const Event& event) {
   using policies::Response;
   const Response response = finding.rule->response;
   if (!config_.responses.enabled || response == Response::kBlock) return;
+  if (response == Response::kRestore) {
+    // The sensor saw the write-open; the file integrity monitor restores once the write is done.
+    if (class_of(event.kind) == EventClass::kFile && options_.replay_path.empty()) {
+      fim_->schedule_restore(event.path, event);
+    }
+    return;
+  }
   const auto now = std::chrono::steady_clock::now();
   if (now - responses_.window_start > std::chrono::minutes(1)) {
     responses_.window_start = now;
@@ -318,6 +332,26 @@ void Agent::respond(const policies::Finding& finding, const Event& event) {
   spdlog::info("response {} for rule {}: {}", policies::response_name(response), finding.rule->name,
                detail);
   emit_remediation(record, event.task.tgid, event.process ? event.process->exe : "");
+}
+
+// What a rescan of the operator's baseline found changed: a finding per change.
+void Agent::report_drift(const FileChange& change) {
+  static const policies::DetectionRule rule = [] {
+    policies::DetectionRule r;
+    r.name = "file-integrity-baseline-drift";
+    r.description = "A file differs from the approved baseline (palisade fim baseline)";
+    r.severity = policies::Severity::kMedium;
+    r.tags = {"file-integrity"};
+    r.source = "<agent>";
+    return r;
+  }();
+  Event trigger;
+  trigger.kind = EventKind::kUnknown;
+  trigger.task.tgid = trigger.task.pid = static_cast<uint32_t>(getpid());
+  trigger.task.comm = "palisade";
+  trigger.path = change.path;
+  trigger.wall_ns = wall_now_ns();
+  detector_->raise(rule, describe(change), trigger);
 }
 
 // The rule a failed canary is reported under: enforcement that silently does nothing is the worst
@@ -445,6 +479,7 @@ void Agent::reload_policy() {
     detector_->set_policy(set);
     spdlog::info("policy {} loaded: {} rules", set->digest(), set->rules().size());
     bind_enforcement(true);
+    if (options_.replay_path.empty()) fim_->protect(*set);
   }
   if (kubernetes_) {
     kubernetes_->report_policy_result(set != nullptr, resource_errors,
@@ -507,6 +542,7 @@ nlohmann::json Agent::status_json(const char* state) {
                       {"last_rejected_reload", policy_error_}};
   status["containers"] = containers_status();
   if (kubernetes_) status["kubernetes"] = kubernetes_->status();
+  status["file_integrity"] = fim_->status();
   status["responses"] = {{"enabled", config_.responses.enabled},
                          {"carried_out", responses_.carried_out},
                          {"failed", responses_.failed},
@@ -599,6 +635,7 @@ int Agent::run() {
   }
   start_enforcement();
   bind_enforcement(true);
+  if (options_.replay_path.empty()) fim_->protect(*detector_->policy());
   run_canary();
   next_canary_ = std::chrono::steady_clock::now() +
                  std::chrono::seconds(config_.enforcement.canary_interval_seconds);
@@ -630,6 +667,8 @@ int Agent::run() {
                        std::chrono::seconds(config_.enforcement.canary_interval_seconds);
       }
     }
+    fim_->tick([this](nlohmann::json record, uint32_t pid) { emit_remediation(record, pid, ""); },
+               [this](const FileChange& change) { report_drift(change); });
     pipeline_->flush();
     if (capture_) capture_->flush();
     if (g_reload.exchange(false)) reload();

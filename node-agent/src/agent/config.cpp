@@ -106,7 +106,17 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
   if (!root || root.IsNull()) return c;
   r.known_keys(root, "",
                {"output", "store", "sensor", "process_table", "status", "policies", "containers",
-                "kubernetes", "enforcement", "responses", "log_level"});
+                "kubernetes", "enforcement", "responses", "file_integrity", "log_level"});
+  if (auto n = root["file_integrity"]) {
+    r.known_keys(n, "file_integrity",
+                 {"database", "protect_database", "content_directory", "rescan_interval_seconds",
+                  "restore_delay_ms"});
+    r.read(n, "file_integrity", "database", c.fim_database);
+    r.read(n, "file_integrity", "protect_database", c.fim_protect_database);
+    r.read(n, "file_integrity", "content_directory", c.fim_content_directory);
+    r.read(n, "file_integrity", "rescan_interval_seconds", c.fim_rescan_interval_seconds);
+    r.read(n, "file_integrity", "restore_delay_ms", c.fim_restore_delay_ms);
+  }
   if (auto n = root["responses"]) {
     r.known_keys(n, "responses", {"enabled", "max_per_minute", "quarantine_directory"});
     r.read(n, "responses", "enabled", c.responses.enabled);

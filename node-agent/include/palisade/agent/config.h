@@ -60,6 +60,12 @@ struct AgentConfig {
   KubernetesConfig kubernetes;
   EnforcementConfig enforcement;
   ResponsesConfig responses;
+  // File integrity (docs/fim.md): the operator's baseline, the agent's approved copies.
+  std::string fim_database = "/var/lib/palisade/fim.db";
+  std::string fim_protect_database = "/var/lib/palisade/fim-protect.db";
+  std::string fim_content_directory = "/var/lib/palisade/fim-content";
+  uint32_t fim_rescan_interval_seconds = 3600;
+  uint32_t fim_restore_delay_ms = 200;
 };
 
 // A configuration error, already formatted as "FILE:LINE:COLUMN: FIELD: problem".

@@ -1,0 +1,74 @@
+// The agent's side of file integrity: approved copies of the files that enforce-mode
+// WorkloadPolicies protect (kept in the agent's own baseline, apart from the operator's), restores
+// of those files after an unapproved change the eBPF sensor saw, and a periodic rescan of the
+// operator's baseline (`palisade fim baseline`) that catches what changed while nobody watched.
+// Everything runs on the agent's main thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "palisade/agent/event.h"
+#include "palisade/agent/fim.h"
+#include "palisade/policies/policy_set.h"
+
+namespace palisade::agent {
+
+struct FileIntegrityConfig {
+  std::string database = "/var/lib/palisade/fim.db";  // the operator's baseline (palisade fim)
+  std::string protect_database = "/var/lib/palisade/fim-protect.db";  // the agent's own
+  std::string content_directory = "/var/lib/palisade/fim-content";
+  uint32_t rescan_interval_seconds = 3600;  // 0 = never; also once at start
+  // The sensor reports the open that precedes a write: restore after the writer had its chance,
+  // and only when the content really differs from the approved copy.
+  uint32_t restore_delay_ms = 200;
+  size_t max_pending_restores = 1024;
+  size_t max_drift_findings = 100;  // per rescan; the rest are counted
+};
+
+class FileIntegrity {
+ public:
+  using RemediationSink = std::function<void(nlohmann::json record, uint32_t pid)>;
+  using DriftSink = std::function<void(const FileChange& change)>;
+
+  explicit FileIntegrity(FileIntegrityConfig config);
+
+  // Keeps approved copies of the paths enforce-mode policies protect (a policy load).
+  void protect(const policies::PolicySet& set);
+  // A protect violation in enforce mode: restore the file once the writer is done.
+  void schedule_restore(const std::string& path, const Event& trigger);
+  // Carries out due restores and, when due, the rescan.
+  void tick(const RemediationSink& remediation, const DriftSink& drift);
+  nlohmann::json status() const;
+
+ private:
+  struct PendingRestore {
+    std::string path;
+    std::chrono::steady_clock::time_point due;
+    uint32_t pid = 0;
+    std::string exe;
+  };
+  FimStore& protect_store();
+  void restore(const PendingRestore& pending, const RemediationSink& remediation);
+  void rescan(const DriftSink& drift);
+
+  FileIntegrityConfig config_;
+  std::unique_ptr<FimStore> protect_store_;
+  std::vector<std::string> protected_paths_;
+  std::deque<PendingRestore> pending_;
+  std::chrono::steady_clock::time_point next_rescan_{};
+  uint64_t restored_ = 0;
+  uint64_t restore_failures_ = 0;
+  uint64_t dropped_restores_ = 0;
+  uint64_t rescans_ = 0;
+  uint64_t drift_ = 0;
+  std::string last_error_;
+};
+
+}  // namespace palisade::agent
