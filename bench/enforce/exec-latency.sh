@@ -281,7 +281,8 @@ run_config() {  # config rep
   esac
   if [[ -z $LSM_DETAIL && -s $WORK/status.json && $cfg != baseline && $cfg != fapolicyd ]]; then
     LSM_DETAIL=$(jq -r '.enforcement.mechanisms[] | select(.mechanism | startswith("exec: BPF-LSM"))
-      | "\(.state): \(.detail // "")"' "$WORK/status.json" 2>/dev/null || true)
+      | if ((.detail // "") | startswith(.state)) then .detail else "\(.state): \(.detail // "")" end' \
+      "$WORK/status.json" 2>/dev/null || true)
   fi
   local before after denied
   before=$("$DRIVER" check /usr/bin/true "$CG")
@@ -322,7 +323,7 @@ run_config() {  # config rep
       cp "$WORK/status.json" "$WORK/status-$cfg-$rep.json" 2>/dev/null || true
       ;;
   esac
-  log "rep $rep $cfg: ${out:-not measured} (checks: true before eviction '$before', after '$after'; nologin '$denied')"
+  log "rep $rep $cfg: ${out:-not measured} (load $(cut -d' ' -f1 /proc/loadavg); checks: true before eviction '$before', after '$after'; nologin '$denied')"
   [[ $ok == 1 ]]
 }
 

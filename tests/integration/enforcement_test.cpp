@@ -481,6 +481,36 @@ TEST_F(EnforcementTest, ProtectedFileIsRestoredWatchedChangeAttributedAndBaselin
   })) << slurp(dir / "events.jsonl").substr(0, 3000);
 }
 
+TEST_F(EnforcementTest, UnidentifiedCgroupsUnderAGuardedParentGetTheDefaultPosture) {
+  const std::string parent = make_cgroup("guard");
+  const std::string known = parent + "/known";
+  const std::string unknown = parent + "/new";
+  mkdir((agent::cgroup2_mount() + known).c_str(), 0755);
+  mkdir((agent::cgroup2_mount() + unknown).c_str(), 0755);
+  cgroups.insert(cgroups.begin(), agent::cgroup2_mount() + unknown);
+  cgroups.insert(cgroups.begin(), agent::cgroup2_mount() + known);
+  write_policy("known", lockdown_policy("known", known, "enforce", 18081, 18091));
+  std::ofstream(dir / "agent.yaml")
+      << "enforcement:\n  unidentified:\n    parents: [" << parent << "]\n    posture: deny\n";
+  start({"--canary-interval", "0", "--config", (dir / "agent.yaml").string()});
+
+  // Not identified yet: nothing connects, nothing runs.
+  EXPECT_EQ(connect_from(unknown, 18081), EPERM);
+  EXPECT_EQ(WEXITSTATUS(exec_in(unknown, {"/usr/bin/true"})), 126);
+  EXPECT_TRUE(has_denial("net_deny", [](const json& e) {
+    return e["unmapped"]["palisade"]["enforcement"]["policy"] == "unidentified-workload";
+  }));
+  EXPECT_TRUE(has_denial("exec_deny", [](const json& e) {
+    return e["unmapped"]["palisade"]["enforcement"]["policy"] == "unidentified-workload";
+  }));
+  // Identified (bound to its policy): its own rules apply.
+  EXPECT_EQ(connect_from(known, 18081), 0);
+  EXPECT_EQ(connect_from(known, 18082), EPERM);
+  EXPECT_EQ(WEXITSTATUS(exec_in(known, {"/usr/bin/true"})), 0);
+  // Outside the guarded parent nothing changes.
+  EXPECT_EQ(system("/usr/bin/true"), 0);
+}
+
 TEST_F(EnforcementTest, LsmMechanismRefusesExecWhereTheKernelAllowsIt) {
   const std::string lsm = agent::probe_bpf_lsm();
   if (lsm != "available") {

@@ -253,3 +253,35 @@ spec:
 
 }  // namespace
 }  // namespace palisade::policies
+
+namespace palisade::policies {
+namespace {
+
+// Enforcement denials are kinds 64 and up: rules on them must compile and be indexed (a 64-bit
+// kind set once threw on them; the fuzzer found it).
+TEST(PolicySet, RulesOnEnforcementDenialsMatchThem) {
+  auto set = compile_ok(R"(apiVersion: palisade.dev/v1
+kind: DetectionRule
+metadata: {name: denied-twice}
+spec:
+  condition: event.kind in (net_deny, exec_deny)
+  output: "denied {process.exe}"
+)");
+  ASSERT_NE(set, nullptr);
+  agent::Event event;
+  event.kind = EventKind::kExecDeny;
+  std::vector<Finding> findings;
+  set->evaluate(event, findings);
+  EXPECT_EQ(findings.size(), 1U);
+  event.kind = EventKind::kNetDeny;
+  findings.clear();
+  set->evaluate(event, findings);
+  EXPECT_EQ(findings.size(), 1U);
+  event.kind = EventKind::kProcessExec;
+  findings.clear();
+  set->evaluate(event, findings);
+  EXPECT_TRUE(findings.empty());
+}
+
+}  // namespace
+}  // namespace palisade::policies

@@ -125,6 +125,7 @@ class Agent {
   std::string binding_signature_;  // what the kernel maps say now, to skip unchanged rebinds
   std::chrono::steady_clock::time_point next_rebind_{};
   std::chrono::steady_clock::time_point next_canary_{};
+  uint64_t containers_generation_ = 0;
   nlohmann::json last_canary_;
   struct ResponseCounters {
     uint64_t carried_out = 0;
@@ -217,15 +218,20 @@ void Agent::bind_enforcement(bool force) {
   bool by_cgroup = false;
   for (const auto& p : policy->workload_policies()) by_cgroup |= !p->cgroups.empty();
   const std::vector<CgroupEntry> cgroups = by_cgroup ? scan_cgroups() : std::vector<CgroupEntry>{};
-  const std::vector<WorkloadBinding> bindings =
-      bind_workloads(*policy, containers_->all(), cgroups);
+  const std::vector<ContainerRef> containers = containers_->all();
+  const std::vector<WorkloadBinding> bindings = bind_workloads(*policy, containers, cgroups);
+  std::vector<uint64_t> identified;
+  for (const auto& c : containers) {
+    if (c->cgroup_id != 0) identified.push_back(c->cgroup_id);
+  }
   std::string signature = policy->digest();
   for (const auto& b : bindings) {
     signature += ";" + std::to_string(b.cgroup_id) + "=" + b.policy->name;
   }
+  for (uint64_t id : identified) signature += ";" + std::to_string(id);
   if (!force && signature == binding_signature_) return;
   binding_signature_ = std::move(signature);
-  enforcer_->apply(policy, bindings);
+  enforcer_->apply(policy, bindings, identified);
   spdlog::info("enforcement: {} workload cgroup(s) bound to policies", bindings.size());
 }
 
@@ -655,7 +661,12 @@ int Agent::run() {
     bool more = source_->poll(std::chrono::milliseconds(config_.sensor.max_latency_ms), deliver);
     if (enforcer_) {
       enforcer_->poll(deliver);
-      if (std::chrono::steady_clock::now() >= next_rebind_) {
+      // A container the runtime just reported is bound at once, not at the next rescan: until
+      // then it has the unidentified posture.
+      const uint64_t generation = containers_->generation();
+      if (generation != containers_generation_ ||
+          std::chrono::steady_clock::now() >= next_rebind_) {
+        containers_generation_ = generation;
         bind_enforcement(false);
         next_rebind_ = std::chrono::steady_clock::now() +
                        std::chrono::milliseconds(config_.enforcement.rescan_ms);

@@ -126,7 +126,18 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
   if (auto n = root["enforcement"]) {
     r.known_keys(n, "enforcement",
                  {"enabled", "pin_directory", "exec_mechanism", "rescan_ms",
-                  "canary_interval_seconds", "fanotify"});
+                  "canary_interval_seconds", "fanotify", "unidentified"});
+    if (auto u = n["unidentified"]) {
+      r.known_keys(u, "enforcement.unidentified", {"parents", "posture"});
+      r.read_list(u, "enforcement.unidentified", "parents",
+                  c.enforcement.options.guarded_parents);
+      r.read(u, "enforcement.unidentified", "posture", c.enforcement.options.unidentified_posture);
+      static const std::set<std::string> kPostures = {"allow", "audit", "deny-network", "deny"};
+      if (kPostures.count(c.enforcement.options.unidentified_posture) == 0) {
+        r.fail(u["posture"], "enforcement.unidentified.posture",
+               "expected allow, audit, deny-network or deny");
+      }
+    }
     r.read(n, "enforcement", "canary_interval_seconds", c.enforcement.canary_interval_seconds);
     r.read(n, "enforcement", "enabled", c.enforcement.enabled);
     r.read(n, "enforcement", "pin_directory", c.enforcement.options.pin_root);

@@ -15,6 +15,8 @@
 #define PAL_MAX_NET_RULES 64
 #define PAL_MAX_BOUND_CGROUPS 16384
 #define PAL_MAX_EXEC_ALLOW 65536
+#define PAL_MAX_GUARDS 64 /* parents whose unidentified child cgroups get the default posture */
+#define PAL_MAX_GUARD_DEPTH 16 /* cgroup levels searched for a guarded parent */
 
 /* pal_workload.flags */
 #define PAL_WL_EGRESS 0x1               /* egress rules apply */

@@ -59,6 +59,17 @@ struct {
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } pal_exec_allow SEC(".maps");
 
+/* Parents (such as the kubelet's /kubepods.slice) under which a cgroup the agent has not
+ * identified yet gets the default posture: a new workload is never unprotected while it is being
+ * identified. Identified cgroups are in pal_workloads (with no flags when nothing applies). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, PAL_MAX_GUARDS);
+  __type(key, __u64);
+  __type(value, struct pal_workload);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} pal_guards SEC(".maps");
+
 /* Denials wait here while the agent is away: a restarted agent reads what it missed. */
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -73,6 +84,36 @@ struct {
   __type(value, __u64);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } pal_denial_counters SEC(".maps");
+
+/* ---------------------------------------------------------------- workloads */
+
+/* The workload of the current task's cgroup: its binding, else the posture of the nearest guarded
+ * ancestor, else none. */
+static __always_inline struct pal_workload *current_workload(__u64 cgroup_id) {
+  struct pal_workload *wl = bpf_map_lookup_elem(&pal_workloads, &cgroup_id);
+  if (wl) return wl;
+#pragma unroll
+  for (int level = PAL_MAX_GUARD_DEPTH - 1; level >= 0; level--) {
+    __u64 ancestor = bpf_get_current_ancestor_cgroup_id(level);
+    if (ancestor == 0 || ancestor == cgroup_id) continue;
+    wl = bpf_map_lookup_elem(&pal_guards, &ancestor);
+    if (wl) return wl;
+  }
+  return NULL;
+}
+
+static __always_inline struct pal_workload *skb_workload(struct __sk_buff *skb, __u64 cgroup_id) {
+  struct pal_workload *wl = bpf_map_lookup_elem(&pal_workloads, &cgroup_id);
+  if (wl) return wl;
+#pragma unroll
+  for (int level = PAL_MAX_GUARD_DEPTH - 1; level >= 0; level--) {
+    __u64 ancestor = bpf_skb_ancestor_cgroup_id(skb, level);
+    if (ancestor == 0 || ancestor == cgroup_id) continue;
+    wl = bpf_map_lookup_elem(&pal_guards, &ancestor);
+    if (wl) return wl;
+  }
+  return NULL;
+}
 
 /* ---------------------------------------------------------------- records */
 
@@ -269,7 +310,7 @@ static __always_inline void unmap_v4(struct flow *f) {
 
 static __always_inline int judge_sock_addr(struct bpf_sock_addr *ctx, bool v6, __u8 hook) {
   __u64 cgroup_id = bpf_get_current_cgroup_id();
-  struct pal_workload *wl = bpf_map_lookup_elem(&pal_workloads, &cgroup_id);
+  struct pal_workload *wl = current_workload(cgroup_id);
   if (!wl) return 1;
   struct flow f = {};
   f.family = v6 ? AF_INET6 : AF_INET;
@@ -367,7 +408,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct flow *f, b
 
 static __always_inline int judge_packet(struct __sk_buff *skb, bool ingress) {
   __u64 cgroup_id = bpf_skb_cgroup_id(skb);
-  struct pal_workload *wl = bpf_map_lookup_elem(&pal_workloads, &cgroup_id);
+  struct pal_workload *wl = skb_workload(skb, cgroup_id);
   if (!wl) return 1;
   bool isolated = wl->flags & PAL_WL_ISOLATED;
   /* Outgoing flows were judged at connect and sendmsg; packets only matter when isolated. */
@@ -419,7 +460,7 @@ struct exec_check {
 
 static __always_inline struct exec_check check_exec(struct linux_binprm *bprm, __u64 cgroup_id) {
   struct exec_check c = {};
-  struct pal_workload *wl = bpf_map_lookup_elem(&pal_workloads, &cgroup_id);
+  struct pal_workload *wl = current_workload(cgroup_id);
   if (!wl || !(wl->flags & PAL_WL_EXEC)) return c;
   struct inode *inode = BPF_CORE_READ(bprm, file, f_inode);
   c.slot = wl->slot;

@@ -37,6 +37,28 @@ namespace fs = std::filesystem;
 constexpr uint32_t kUnboundSlot = 0;  // isolated cgroups no policy covers: no rules at all
 constexpr uint32_t kCanarySlot = PAL_MAX_WORKLOAD_SLOTS - 1;  // deny everything
 constexpr const char* kCanaryPolicy = "enforcement-canary";
+constexpr uint32_t kPostureSlot = PAL_MAX_WORKLOAD_SLOTS - 2;  // unidentified workloads
+constexpr const char* kPosturePolicy = "unidentified-workload";
+
+// The unidentified posture as a policy (for the fanotify decider) and as kernel flags.
+policies::WorkloadPolicy make_posture_policy(const std::string& posture) {
+  policies::WorkloadPolicy p;
+  p.name = kPosturePolicy;
+  p.has_process = posture == "deny" || posture == "audit";
+  p.process_mode = posture == "deny" ? policies::Mode::kEnforce : policies::Mode::kAudit;
+  return p;
+}
+
+uint32_t posture_flags(const std::string& posture, bool kernel_exec) {
+  uint32_t flags = 0;
+  if (posture == "audit") flags = PAL_WL_EGRESS | PAL_WL_INGRESS;
+  if (posture == "deny-network" || posture == "deny") {
+    flags = PAL_WL_EGRESS | PAL_WL_EGRESS_ENFORCE | PAL_WL_INGRESS | PAL_WL_INGRESS_ENFORCE;
+  }
+  if (kernel_exec && posture == "audit") flags |= PAL_WL_EXEC;
+  if (kernel_exec && posture == "deny") flags |= PAL_WL_EXEC | PAL_WL_EXEC_ENFORCE;
+  return flags;
+}
 
 // The canary's workload: no executable allowed, no connection allowed, enforced.
 policies::WorkloadPolicy make_canary_policy() {
@@ -259,6 +281,9 @@ struct Enforcer::Impl {
 
   uint64_t canary_cgroup = 0;  // while a canary runs
   const policies::WorkloadPolicy canary_policy = make_canary_policy();
+  policies::WorkloadPolicy posture_policy;
+  std::vector<std::string> guard_paths;  // "/k8s.io/" (with the slash) for prefix checks
+  std::set<uint64_t> identified;
 
   const RecordCallback* deliver = nullptr;  // valid during poll() only
   std::vector<std::byte> scratch;
@@ -285,7 +310,68 @@ struct Enforcer::Impl {
   void write_slot(uint32_t slot, const policies::WorkloadPolicy& policy);
   void write_workloads(const std::vector<WorkloadBinding>& bindings);
   void write_exec_allowlist(uint32_t slot, const WorkloadBinding& binding);
+  void write_guards();
+  void write_identified();
+  // An unidentified cgroup under a guarded parent gets the posture (mutex held).
+  std::optional<ExecLockdown::Target> posture_target(uint64_t cgroup_id, uint32_t pid) const;
 };
+
+std::optional<ExecLockdown::Target> Enforcer::Impl::posture_target(uint64_t cgroup_id,
+                                                                   uint32_t pid) const {
+  if (!posture_policy.has_process || guard_paths.empty() || identified.count(cgroup_id) != 0) {
+    return std::nullopt;
+  }
+  const std::string path = cgroup_v2_path_of(pid);
+  for (const auto& parent : guard_paths) {
+    if (path.size() > parent.size() && path.compare(0, parent.size(), parent) == 0) {
+      return ExecLockdown::Target{
+          nullptr, &posture_policy, "unidentified cgroup " + path, kPostureSlot, "", nullptr};
+    }
+  }
+  return std::nullopt;
+}
+
+// Identified cgroups no policy binds get an entry with no flags: known, so the unidentified
+// posture no longer applies to them, and nothing enforced.
+void Enforcer::Impl::write_identified() {
+  if (options.unidentified_posture == "allow") return;
+  const int fd = bpf_map__fd(skel->maps.pal_workloads);
+  const pal_workload known{kUnboundSlot, 0};
+  for (uint64_t id : identified) {
+    if (bound.count(id) != 0) continue;
+    bpf_map_update_elem(fd, &id, &known, BPF_NOEXIST);
+  }
+}
+
+void Enforcer::Impl::write_guards() {
+  const int fd = bpf_map__fd(skel->maps.pal_guards);
+  std::vector<uint64_t> old;
+  uint64_t key = 0;
+  const uint64_t* prev = nullptr;
+  uint64_t next = 0;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    old.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (uint64_t id : old) bpf_map_delete_elem(fd, &id);
+  guard_paths.clear();
+  const std::string& posture = options.unidentified_posture;
+  if (posture == "allow") return;
+  const bool kernel_exec = exec_mechanism == "lsm" || exec_mechanism == "kill";
+  pal_rule_set none{};
+  bpf_map_update_elem(bpf_map__fd(skel->maps.pal_net_rules), &kPostureSlot, &none, BPF_ANY);
+  const pal_workload value{kPostureSlot, posture_flags(posture, kernel_exec)};
+  for (const auto& parent : options.guarded_parents) {
+    const uint64_t id = cgroup_id_of(parent);
+    if (id == 0) {
+      errors.push_back("guarded parent cgroup " + parent + " does not exist (yet)");
+      continue;
+    }
+    bpf_map_update_elem(fd, &id, &value, BPF_ANY);
+    guard_paths.push_back(parent == "/" ? parent : parent + "/");
+  }
+}
 
 namespace {
 
@@ -330,6 +416,7 @@ void Enforcer::Impl::annotate_and_deliver(const std::byte* data, size_t size) {
       if (slot == args.slot) policy = name;
     }
     if (args.slot == kCanarySlot) policy = kCanaryPolicy;
+    if (args.slot == kPostureSlot) policy = kPosturePolicy;
     auto it = slots.find(args.slot);
     if (it != slots.end() && args.rule >= 0 &&
         static_cast<size_t>(args.rule) < it->second.texts.size()) {
@@ -457,14 +544,14 @@ std::unique_ptr<Enforcer> Enforcer::start(const EnforcerOptions& options) {
     lockdown.fail_closed = options.fanotify_fail_closed;
     Impl* raw = impl.get();
     impl->lockdown = ExecLockdown::start(
-        lockdown, [raw](uint64_t cgroup_id) -> std::optional<ExecLockdown::Target> {
+        lockdown, [raw](uint64_t cgroup_id, uint32_t pid) -> std::optional<ExecLockdown::Target> {
           std::lock_guard lock(raw->mutex);
           if (cgroup_id != 0 && cgroup_id == raw->canary_cgroup) {
             return ExecLockdown::Target{
                 nullptr, &raw->canary_policy, "enforcement canary", kCanarySlot, "", nullptr};
           }
           auto it = raw->bound.find(cgroup_id);
-          if (it == raw->bound.end()) return std::nullopt;
+          if (it == raw->bound.end()) return raw->posture_target(cgroup_id, pid);
           const policies::WorkloadPolicy& p = *it->second.policy;
           if (!p.has_process || p.process_mode != policies::Mode::kEnforce) return std::nullopt;
           auto interp = raw->interpreters.find(cgroup_id);
@@ -541,7 +628,7 @@ void Enforcer::Impl::write_workloads(const std::vector<WorkloadBinding>& binding
   while (bpf_map_get_next_key(fd, prev, &next_cg) == 0) {
     cg = next_cg;
     prev = &cg;
-    if (wanted.count(cg) == 0) stale.push_back(cg);
+    if (wanted.count(cg) == 0 && identified.count(cg) == 0) stale.push_back(cg);
   }
   for (uint64_t id : stale) {
     pal_workload old{};
@@ -556,10 +643,14 @@ void Enforcer::Impl::write_workloads(const std::vector<WorkloadBinding>& binding
 }
 
 void Enforcer::apply(std::shared_ptr<const policies::PolicySet> set,
-                     const std::vector<WorkloadBinding>& bindings) {
+                     const std::vector<WorkloadBinding>& bindings,
+                     const std::vector<uint64_t>& identified) {
   Impl& d = *impl_;
   std::lock_guard lock(d.mutex);
   d.errors.clear();
+  d.identified = std::set<uint64_t>(identified.begin(), identified.end());
+  d.posture_policy = make_posture_policy(d.options.unidentified_posture);
+  d.write_guards();
   d.set = std::move(set);
   // Slot numbers follow policy names so that a reload does not move a policy's rules.
   std::map<std::string, uint32_t> slots;
@@ -585,13 +676,14 @@ void Enforcer::apply(std::shared_ptr<const policies::PolicySet> set,
     if (d.slots.count(slots[b.policy->name]) == 0) d.write_slot(slots[b.policy->name], *b.policy);
     accepted.push_back(b);
   }
-  d.write_workloads(accepted);
   d.bound.clear();
   d.cgroup_paths.clear();
   for (const auto& b : accepted) {
     d.bound[b.cgroup_id] = b;
     d.cgroup_paths[b.cgroup_id] = b.cgroup_path;
   }
+  d.write_workloads(accepted);
+  d.write_identified();
   if (d.lockdown) {
     d.interpreters.clear();
     for (const auto& b : accepted) {

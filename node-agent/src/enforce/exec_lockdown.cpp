@@ -201,7 +201,7 @@ std::unique_ptr<ExecLockdown> ExecLockdown::start(const ExecLockdownOptions& opt
 
   ExecDecider decide = [raw, hashes](const ExecRequest& request) {
     ExecDecision decision;
-    auto target = raw->lookup_(request.cgroup_id);
+    auto target = raw->lookup_(request.cgroup_id, request.pid);
     if (!target) return decision;  // not a locked-down workload: allowed, cacheable
     // fanotify reports the path as this host sees it; the allowlist speaks of the container's.
     std::string path = request.path;
@@ -236,7 +236,7 @@ std::unique_ptr<ExecLockdown> ExecLockdown::start(const ExecLockdownOptions& opt
   };
   ExecDecisionSink sink = [raw](const ExecRequest& request, const ExecDecision& decision,
                                 bool timed_out) {
-    auto target = raw->lookup_(request.cgroup_id);
+    auto target = raw->lookup_(request.cgroup_id, request.pid);
     if (!target) return;
     const bool denied =
         timed_out ? raw->options_.fail_closed : decision.verdict == ExecVerdict::kDeny;

@@ -62,8 +62,8 @@ class ExecLockdown {
     // too, within the program's own execve.
     std::shared_ptr<const std::set<std::string>> interpreters;
   };
-  // The locked-down workload a cgroup belongs to; nullopt = not locked down.
-  using Lookup = std::function<std::optional<Target>(uint64_t cgroup_id)>;
+  // The locked-down workload of a process (by its cgroup); nullopt = not locked down.
+  using Lookup = std::function<std::optional<Target>(uint64_t cgroup_id, uint32_t pid)>;
   using RecordSink = std::function<void(const std::vector<std::byte>& record)>;
 
   static bool fanotify_available(std::string& why_not);

@@ -27,6 +27,11 @@ struct EnforcerOptions {
   uint32_t fanotify_timeout_ms = 250;  // a stalled decision is answered with the default
   bool fanotify_fail_closed = false;   // that default: allow (open) or deny (closed)
   std::vector<std::string> fanotify_mounts = {"/"};  // filesystems whose execs are checked
+  // Cgroup paths (relative to the cgroup2 mount) under which a cgroup the agent has not
+  // identified yet gets `unidentified_posture` until its container is known: allow, audit,
+  // deny-network or deny (network and exec).
+  std::vector<std::string> guarded_parents;
+  std::string unidentified_posture = "allow";
 };
 
 // One active mechanism, as `palisade agent status` shows it.
@@ -88,8 +93,11 @@ class Enforcer : public CgroupNames {
 
   // Makes the kernel maps say exactly what `bindings` say; cgroups no longer bound are released
   // (an isolation set by a response stays). The set must outlive the next apply().
+  // `identified` are the cgroups whose workload is known (containers the registry attributed):
+  // they leave the unidentified posture even when no policy binds them.
   void apply(std::shared_ptr<const policies::PolicySet> set,
-             const std::vector<WorkloadBinding>& bindings);
+             const std::vector<WorkloadBinding>& bindings,
+             const std::vector<uint64_t>& identified = {});
   // Hands every denial the kernel (or the exec guard) reported to `deliver`, as records.
   void poll(const RecordCallback& deliver);
 

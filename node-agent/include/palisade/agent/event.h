@@ -44,6 +44,9 @@ enum class EventKind : uint16_t {
 };
 
 // Loss accounting is per class, matching the sensor's sequence counters.
+// Every kind is below this (the sensor ABI's PAL_KIND_LIMIT): tables indexed by kind use it.
+inline constexpr size_t kEventKindLimit = 80;
+
 // Enforcement denials are numbered by the enforcement programs, apart from the sensor's classes.
 enum class EventClass : uint8_t {
   kProcess = 0,

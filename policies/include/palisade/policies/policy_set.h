@@ -174,7 +174,7 @@ class PolicySet {
   std::vector<const WorkloadPolicy*> selected_;
   std::vector<Decision> decisions_;  // reused by evaluate_workloads
   ExecutableHasher hasher_;
-  std::array<KindIndex, 64> by_kind_;
+  std::array<KindIndex, agent::kEventKindLimit> by_kind_;
   std::string lookup_key_;  // reused for index lookups
   std::string digest_;
   uint64_t threshold_evictions_ = 0;
