@@ -281,7 +281,8 @@ run_config() {  # config rep
   esac
   if [[ -z $LSM_DETAIL && -s $WORK/status.json && $cfg != baseline && $cfg != fapolicyd ]]; then
     LSM_DETAIL=$(jq -r '.enforcement.mechanisms[] | select(.mechanism | startswith("exec: BPF-LSM"))
-      | if ((.detail // "") | startswith(.state)) then .detail else "\(.state): \(.detail // "")" end' \
+      | . as $m | if (($m.detail // "") | startswith($m.state)) then $m.detail
+        else "\($m.state): \($m.detail // "")" end' \
       "$WORK/status.json" 2>/dev/null || true)
   fi
   local before after denied

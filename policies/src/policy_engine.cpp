@@ -206,11 +206,25 @@ void PolicySet::set_hostname(const std::string& hostname) {
   }
 }
 
+bool PolicySet::uses_workload_peers() const {
+  auto any = [](const NetworkSection& s) {
+    return std::any_of(s.allow.begin(), s.allow.end(),
+                       [](const NetworkRule& r) { return r.workload.has_value(); }) ||
+           std::any_of(s.deny.begin(), s.deny.end(),
+                       [](const NetworkRule& r) { return r.workload.has_value(); });
+  };
+  return std::any_of(workloads_.begin(), workloads_.end(), [&](const auto& p) {
+    return any(p->egress) || any(p->ingress) ||
+           std::any_of(p->management.begin(), p->management.end(),
+                       [](const NetworkRule& r) { return r.workload.has_value(); });
+  });
+}
+
 void PolicySet::evaluate_workloads(const Event& event, std::vector<Finding>& out) {
   for (const WorkloadPolicy* policy : selected_) {
     if (!concerns(*policy, event.kind) || !selects_process(*policy, event)) continue;
     decisions_.clear();
-    decide(*policy, event, &hasher_, decisions_);
+    decide(*policy, event, &hasher_, decisions_, &peers_);
     for (Decision& d : decisions_) {
       const std::string name = "workload-policy/" + policy->name + "/" + std::string(d.section);
       const DetectionRule* rule = nullptr;

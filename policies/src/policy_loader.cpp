@@ -319,8 +319,33 @@ Mode parse_mode(const DocumentReader& r, const YAML::Node& node, const std::stri
 
 NetworkRule parse_network_rule(const DocumentReader& r, const YAML::Node& node,
                                const std::string& field) {
-  r.known_keys(node, field, {"cidr", "ports", "protocol"});
+  r.known_keys(node, field, {"cidr", "workload", "ports", "protocol"});
   NetworkRule rule;
+  if (const YAML::Node workload = node["workload"]) {
+    if (node["cidr"]) r.fail(workload, field + ".workload", "give cidr or workload, not both");
+    r.known_keys(workload, field + ".workload", {"namespace", "podLabels"});
+    PeerSelector peer;
+    if (const YAML::Node ns = workload["namespace"]) {
+      peer.namespaces = ns.IsScalar() ? std::vector<std::string>{ns.as<std::string>()}
+                                      : r.strings_at(workload, field + ".workload", "namespace");
+    }
+    if (const YAML::Node labels = workload["podLabels"]) {
+      if (!labels.IsMap()) {
+        r.fail(labels, field + ".workload.podLabels", "expected a mapping of label: value");
+      }
+      for (const auto& kv : labels) {
+        peer.pod_labels[kv.first.as<std::string>()] = kv.second.as<std::string>();
+      }
+    }
+    if (peer.namespaces.empty() && peer.pod_labels.empty()) {
+      r.fail(workload, field + ".workload", "expected namespace, podLabels or both");
+    }
+    rule.text = "workload{";
+    for (const auto& ns : peer.namespaces) rule.text += "ns=" + ns + ",";
+    for (const auto& [k, v] : peer.pod_labels) rule.text += k + "=" + v + ",";
+    rule.text.back() = '}';
+    rule.workload = std::move(peer);
+  }
   if (const YAML::Node cidr = node["cidr"]) {
     const std::string text = cidr.as<std::string>();
     const auto slash = text.find('/');

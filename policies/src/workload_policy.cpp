@@ -34,10 +34,25 @@ bool prefix_matches(const std::array<uint8_t, 16>& want, const std::array<uint8_
 
 }  // namespace
 
-bool NetworkRule::matches(const Event& e, bool ingress) const {
+bool PeerSelector::matches(const std::string& pod_namespace,
+                           const std::map<std::string, std::string>& labels) const {
+  if (!namespaces.empty() &&
+      std::none_of(namespaces.begin(), namespaces.end(),
+                   [&](const std::string& g) { return path_glob_matches(g, pod_namespace); })) {
+    return false;
+  }
+  for (const auto& [key, value] : pod_labels) {
+    auto it = labels.find(key);
+    if (it == labels.end() || it->second != value) return false;
+  }
+  return true;
+}
+
+bool NetworkRule::matches(const Event& e, bool ingress, const PeerLookup* peers) const {
   if (protocol != 0 && protocol != e.protocol) return false;
   const uint16_t port = ingress ? e.local.port : e.remote.port;
   if (port < port_low || port > port_high) return false;
+  if (workload) return peers != nullptr && *peers && (*peers)(*workload, e.family, e.remote.addr);
   if (family == 0) return true;
   if (family != e.family) return false;
   return prefix_matches(addr, e.remote.addr, prefix);
@@ -115,18 +130,19 @@ std::string process_violation(const WorkloadPolicy& policy, const Event& event,
   return who + " matches no entry of the process allowlist";
 }
 
-std::string network_violation(const NetworkSection& section, const Event& event, bool ingress) {
+std::string network_violation(const NetworkSection& section, const Event& event, bool ingress,
+                              const PeerLookup* peers) {
   const std::string peer = event.remote.to_string(event.family) +
                            (ingress ? " to local port " + std::to_string(event.local.port)
                                     : ":" + std::to_string(event.remote.port)) +
                            (event.protocol == 17 ? "/udp" : "/tcp");
   const std::string what = ingress ? "connection from " + peer : "connection to " + peer;
   for (const auto& rule : section.deny) {
-    if (rule.matches(event, ingress)) return what + " matches deny rule " + rule.text;
+    if (rule.matches(event, ingress, peers)) return what + " matches deny rule " + rule.text;
   }
   if (section.default_allow) return {};
   for (const auto& rule : section.allow) {
-    if (rule.matches(event, ingress)) return {};
+    if (rule.matches(event, ingress, peers)) return {};
   }
   return what + " matches no " + (ingress ? "ingress" : "egress") + " allow rule (default deny)";
 }
@@ -244,18 +260,18 @@ bool concerns(const WorkloadPolicy& policy, agent::EventKind kind) {
 }
 
 void decide(const WorkloadPolicy& policy, const Event& event, const ExecutableHasher* hasher,
-            std::vector<Decision>& out) {
+            std::vector<Decision>& out, const PeerLookup* peers) {
   using agent::EventKind;
   if (event.kind == EventKind::kProcessExec && policy.has_process) {
     std::string reason = process_violation(policy, event, hasher);
     if (!reason.empty())
       out.push_back({"process", std::move(reason), block_verdict(policy.process_mode)});
   } else if (event.kind == EventKind::kNetConnect && policy.egress.present) {
-    std::string reason = network_violation(policy.egress, event, false);
+    std::string reason = network_violation(policy.egress, event, false, peers);
     if (!reason.empty())
       out.push_back({"egress", std::move(reason), block_verdict(policy.network_mode)});
   } else if (event.kind == EventKind::kNetAccept && policy.ingress.present) {
-    std::string reason = network_violation(policy.ingress, event, true);
+    std::string reason = network_violation(policy.ingress, event, true, peers);
     if (!reason.empty())
       out.push_back({"ingress", std::move(reason), block_verdict(policy.network_mode)});
   } else if (agent::class_of(event.kind) == agent::EventClass::kFile && policy.files.present) {

@@ -17,6 +17,7 @@
 #include <map>
 
 #include "agent_harness.h"
+#include "fake_apiserver.h"
 #include "palisade/agent/container.h"
 #include "palisade/agent/sensor.h"
 
@@ -229,6 +230,66 @@ TEST_F(EnforcementTest, EnforceBlocksExecAndConnectsWhileAuditOnlyReports) {
 
   // A host process outside the cgroups is untouched.
   EXPECT_EQ(system(dropper.c_str()), 0);
+}
+
+// A server in the workload's cgroup; a client on the host connects (3 s limit): 0 when the
+// connection was accepted, else the errno.
+int connect_to(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval limit{3, 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int rc = connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 ? 0 : errno;
+  close(fd);
+  return rc;
+}
+
+TEST_F(EnforcementTest, IngressRulesDropNewFlowsToPortsTheWorkloadMayNotServe) {
+  const std::string server = make_cgroup("ingress");
+  write_policy("server",
+               "apiVersion: palisade.dev/v1\nkind: WorkloadPolicy\nmetadata: {name: server}\n"
+               "spec:\n  selector:\n    cgroups: [\"" +
+                   server +
+                   "\"]\n  mode: enforce\n  network:\n    ingress:\n      allow:\n"
+                   "        - {ports: \"18181\", protocol: tcp}\n");
+  start({"--canary-interval", "0"});
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t listener = fork();
+  if (listener == 0) {
+    std::ofstream(agent::cgroup2_mount() + server + "/cgroup.procs") << getpid() << std::flush;
+    for (int port : {18181, 18182}) {
+      int fd = socket(AF_INET, SOCK_STREAM, 0);
+      int one = 1;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      sockaddr_in at{};
+      at.sin_family = AF_INET;
+      at.sin_port = htons(static_cast<uint16_t>(port));
+      at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof(at)) != 0 || listen(fd, 8) != 0) {
+        _exit(1);
+      }
+    }
+    if (write(ready[1], "r", 1) != 1) _exit(1);
+    pause();
+    _exit(0);
+  }
+  char byte = 0;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+  EXPECT_EQ(connect_to(18181), 0);
+  EXPECT_NE(connect_to(18182), 0);  // the SYN is dropped: the client times out
+  EXPECT_TRUE(has_denial("net_deny", [](const json& e) {
+    const json& f = e["unmapped"]["palisade"]["enforcement"];
+    return f["hook"] == "ingress" && e["connection_info"]["direction"] == "Inbound" &&
+           e["dst_endpoint"]["port"] == 18182;
+  }));
+  kill(listener, SIGKILL);
+  waitpid(listener, nullptr, 0);
+  close(ready[0]);
+  close(ready[1]);
 }
 
 TEST_F(EnforcementTest, NetworkDenialSurvivesAgentKillAndIsAdoptedThenUninstalled) {
@@ -509,6 +570,71 @@ TEST_F(EnforcementTest, UnidentifiedCgroupsUnderAGuardedParentGetTheDefaultPostu
   EXPECT_EQ(WEXITSTATUS(exec_in(known, {"/usr/bin/true"})), 0);
   // Outside the guarded parent nothing changes.
   EXPECT_EQ(system("/usr/bin/true"), 0);
+}
+
+// A pod as the API serves it, with an IP on this machine's loopback so that a connect to it can
+// be tried for real.
+json peer_pod(const std::string& name, const std::string& ns, const std::string& app,
+              const std::string& ip) {
+  return json{
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata",
+       {{"name", name}, {"namespace", ns}, {"uid", "uid-" + name}, {"labels", {{"app", app}}}}},
+      {"spec", {{"nodeName", "node-b"}}},
+      {"status", {{"phase", "Running"}, {"podIP", ip}, {"podIPs", {{{"ip", ip}}}}}}};
+}
+
+TEST_F(EnforcementTest, PeersNamedByWorkloadFollowThePodsAddresses) {
+  palisade::k8s::testing::FakeApiServer api;
+  api.push("ADDED", peer_pod("db-0", "data", "db", "127.0.0.2"));
+  api.push("ADDED", peer_pod("cache-0", "data", "cache", "127.0.0.3"));
+  const fs::path kubeconfig = dir / "kubeconfig";
+  std::ofstream(kubeconfig)
+      << "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+         "clusters:\n- name: test\n  cluster:\n    server: "
+      << api.url() << "\n    certificate-authority: "
+      << (palisade::k8s::testing::test_certs() / "ca.crt").string()
+      << "\nusers:\n- name: test\n  user:\n    token: "
+      << palisade::k8s::testing::FakeApiServer::kToken
+      << "\ncontexts:\n- name: test\n  context: {cluster: test, user: test}\n";
+  const std::string client = make_cgroup("peers");
+  write_policy(
+      "client",
+      "apiVersion: palisade.dev/v1\nkind: WorkloadPolicy\nmetadata: {name: client}\n"
+      "spec:\n  selector:\n    cgroups: [\"" +
+          client +
+          "\"]\n  mode: enforce\n  network:\n    egress:\n      allow:\n"
+          "        - {workload: {namespace: data, podLabels: {app: db}}, ports: \"18081\"}\n");
+  start({"--canary-interval", "0", "--kubeconfig", kubeconfig.string(), "--node-name", "node-a"});
+  auto connect_ip = [&](const char* ip) {
+    const int status = in_cgroup(client, [&] {
+      int fd = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in to{};
+      to.sin_family = AF_INET;
+      to.sin_port = htons(18081);
+      inet_pton(AF_INET, ip, &to.sin_addr);
+      if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0) return 0;
+      return errno == ECONNREFUSED ? 0 : errno;
+    });
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  // The db pod's address is allowed, the cache pod's is not.
+  EXPECT_TRUE(wait_until([&] { return connect_ip("127.0.0.2") == 0; }, 20s));
+  EXPECT_EQ(connect_ip("127.0.0.3"), EPERM);
+  // The db pod is rescheduled with a new address: the rule follows it.
+  api.push("MODIFIED", peer_pod("db-0", "data", "db", "127.0.0.4"));
+  EXPECT_TRUE(wait_until([&] { return connect_ip("127.0.0.2") == EPERM; }, 20s));
+  EXPECT_EQ(connect_ip("127.0.0.4"), 0);
+  // A new pod with the label joins the set; a deleted one leaves it.
+  api.push("ADDED", peer_pod("db-1", "data", "db", "127.0.0.5"));
+  EXPECT_TRUE(wait_until([&] { return connect_ip("127.0.0.5") == 0; }, 20s));
+  api.push("DELETED", peer_pod("db-0", "data", "db", "127.0.0.4"));
+  EXPECT_TRUE(wait_until([&] { return connect_ip("127.0.0.4") == EPERM; }, 20s));
+  EXPECT_TRUE(has_denial("net_deny", [](const json& e) {
+    return e["unmapped"]["palisade"]["enforcement"]["policy"] == "client" &&
+           e["dst_endpoint"]["ip"] == "127.0.0.3";
+  }));
 }
 
 TEST_F(EnforcementTest, LsmMechanismRefusesExecWhereTheKernelAllowsIt) {

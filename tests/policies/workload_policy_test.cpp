@@ -388,3 +388,58 @@ spec:
 
 }  // namespace
 }  // namespace palisade::policies
+
+namespace palisade::policies {
+namespace {
+
+constexpr const char* kPeerPolicy = R"(apiVersion: palisade.dev/v1
+kind: WorkloadPolicy
+metadata: {name: api}
+spec:
+  selector: {cgroups: ["/api"]}
+  mode: enforce
+  network:
+    egress:
+      allow:
+        - {workload: {namespace: "data*", podLabels: {app: db}}, ports: "5432", protocol: tcp}
+    management:
+      - {cidr: 10.0.0.1/32, ports: "22"}
+)";
+
+TEST(WorkloadPolicy, PeersNamedByWorkloadResolveThroughTheLookup) {
+  auto set = compile(kPeerPolicy, "node");
+  ASSERT_NE(set, nullptr);
+  const auto& policy = *set->workload_policies().at(0);
+  ASSERT_TRUE(policy.egress.allow.at(0).workload.has_value());
+  EXPECT_EQ(policy.egress.allow[0].text, "workload{ns=data*,app=db}:5432/tcp");
+  EXPECT_EQ(policy.cgroups, std::vector<std::string>{"/api"});
+  EXPECT_EQ(policy.management.size(), 1U);
+  EXPECT_TRUE(set->uses_workload_peers());
+
+  Event e = connect("10.1.2.3", 5432);
+  e.cgroup_path = "/api";
+  // Without a lookup the rule matches nothing: default deny.
+  EXPECT_EQ(run(*set, e).size(), 1U);
+  set->set_peer_lookup([](const PeerSelector& s, uint16_t, const std::array<uint8_t, 16>& addr) {
+    return s.matches("data-eu", {{"app", "db"}}) && addr[0] == 10 && addr[3] == 3;
+  });
+  EXPECT_TRUE(run(*set, e).empty());
+  EXPECT_EQ(run(*set, connect("10.1.2.4", 5432)).size(), 0U) << "outside /api: not selected";
+  Event other = connect("10.1.2.4", 5432);
+  other.cgroup_path = "/api";
+  EXPECT_EQ(run(*set, other).size(), 1U);
+}
+
+TEST(WorkloadPolicy, PeerRulesNeedAWorkloadOrACidrNotBoth) {
+  std::vector<Diagnostic> errors;
+  std::string bad = kPeerPolicy;
+  bad.replace(bad.find("{workload:"), 10, "{cidr: 10.0.0.0/8, workload:");
+  EXPECT_FALSE(PolicySet::compile({PolicySource{"api.yaml", bad}}, errors));
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_NE(errors[0].to_string().find("give cidr or workload, not both"), std::string::npos)
+      << errors[0].to_string();
+  EXPECT_EQ(errors[0].line, 10);
+}
+
+}  // namespace
+}  // namespace palisade::policies

@@ -1,5 +1,6 @@
 #include "palisade/agent/agent.h"
 
+#include <arpa/inet.h>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -23,6 +24,7 @@
 #include "palisade/agent/enforcer.h"
 #include "palisade/agent/outputs.h"
 #include "palisade/agent/respond.h"
+#include "palisade/k8s/peers.h"
 
 namespace palisade::agent {
 namespace {
@@ -89,6 +91,8 @@ class Agent {
   void start_enforcement();
   void bind_enforcement(bool force);
   void run_canary();
+  void prepare_policy(policies::PolicySet& set) const;
+  std::vector<PeerAddress> peer_addresses(const policies::PeerSelector& selector) const;
   void report_drift(const FileChange& change);
   void respond(const policies::Finding& finding, const Event& event);
   std::string carry_out(policies::Response response, const Event& event, nlohmann::json& record,
@@ -202,6 +206,8 @@ void Agent::start_enforcement() {
   }
   try {
     enforcer_ = Enforcer::start(config_.enforcement.options);
+    enforcer_->set_peer_resolver(
+        [this](const policies::PeerSelector& selector) { return peer_addresses(selector); });
     pipeline_->set_cgroup_names(enforcer_.get());
   } catch (const std::exception& e) {
     // Detection goes on without it; the status and every rebind say that nothing is enforced.
@@ -229,6 +235,10 @@ void Agent::bind_enforcement(bool force) {
     signature += ";" + std::to_string(b.cgroup_id) + "=" + b.policy->name;
   }
   for (uint64_t id : identified) signature += ";" + std::to_string(id);
+  if (policy->uses_workload_peers() && kubernetes_) {
+    const auto peers = kubernetes_->peers();
+    signature += ";peers=" + std::to_string(peers ? peers->generation : 0);
+  }
   if (!force && signature == binding_signature_) return;
   binding_signature_ = std::move(signature);
   enforcer_->apply(policy, bindings, identified);
@@ -360,6 +370,51 @@ void Agent::report_drift(const FileChange& change) {
   detector_->raise(rule, describe(change), trigger);
 }
 
+namespace {
+
+std::optional<PeerAddress> parse_ip(const std::string& text) {
+  PeerAddress a;
+  a.family = text.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+  if (inet_pton(a.family, text.c_str(), a.addr.data()) != 1) return std::nullopt;
+  return a;
+}
+
+}  // namespace
+
+// What a compiled policy needs from the agent: the host name, and the pods' addresses for rules
+// that name peers by workload (from the Kubernetes API; without it such rules match nothing).
+void Agent::prepare_policy(policies::PolicySet& set) const {
+  set.set_hostname(formatter_->host().hostname);
+  if (!kubernetes_) return;
+  set.set_peer_lookup([link = kubernetes_.get()](const policies::PeerSelector& selector,
+                                                 uint16_t family,
+                                                 const std::array<uint8_t, 16>& addr) {
+    const auto peers = link->peers();
+    if (!peers) return false;
+    char text[INET6_ADDRSTRLEN] = {};
+    if (inet_ntop(family == AF_INET6 ? AF_INET6 : AF_INET, addr.data(), text, sizeof(text)) ==
+        nullptr) {
+      return false;
+    }
+    auto it = peers->by_ip.find(text);
+    return it != peers->by_ip.end() &&
+           selector.matches(it->second->namespace_name, it->second->labels);
+  });
+}
+
+std::vector<PeerAddress> Agent::peer_addresses(const policies::PeerSelector& selector) const {
+  std::vector<PeerAddress> out;
+  const auto peers = kubernetes_ ? kubernetes_->peers() : nullptr;
+  if (!peers) return out;
+  for (const auto& pod : peers->pods) {
+    if (!selector.matches(pod->namespace_name, pod->labels)) continue;
+    for (const auto& ip : pod->ips) {
+      if (auto a = parse_ip(ip)) out.push_back(*a);
+    }
+  }
+  return out;
+}
+
 // The rule a failed canary is reported under: enforcement that silently does nothing is the worst
 // failure an enforcement tool can have.
 const policies::DetectionRule& canary_rule() {
@@ -481,7 +536,7 @@ void Agent::reload_policy() {
                   errors);
   } else {
     policy_error_.clear();
-    set->set_hostname(formatter_->host().hostname);
+    prepare_policy(*set);
     detector_->set_policy(set);
     spdlog::info("policy {} loaded: {} rules", set->digest(), set->rules().size());
     bind_enforcement(true);
@@ -633,7 +688,7 @@ int Agent::run() {
     std::vector<policies::Diagnostic> resource_errors;
     auto policy = compile_policy(errors, resource_errors);
     if (!policy) throw std::runtime_error("the policies do not compile:\n" + errors);
-    policy->set_hostname(host.hostname);
+    prepare_policy(*policy);
     detector_->set_policy(policy);
     spdlog::info("policy {} loaded: {} rules ({}built-in defaults, directory {})", policy->digest(),
                  policy->rules().size(), config_.default_rules ? "" : "no ",

@@ -163,7 +163,8 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
   }
   if (auto n = root["kubernetes"]) {
     r.known_keys(n, "kubernetes",
-                 {"enabled", "kubeconfig", "context", "node_name", "policies", "events"});
+                 {"enabled", "kubeconfig", "context", "node_name", "policies", "events", "peers"});
+    r.read(n, "kubernetes", "peers", c.kubernetes.peers);
     r.read(n, "kubernetes", "enabled", c.kubernetes.enabled);
     if (c.kubernetes.enabled != "auto" && c.kubernetes.enabled != "true" &&
         c.kubernetes.enabled != "false") {

@@ -17,6 +17,7 @@
 #define PAL_MAX_EXEC_ALLOW 65536
 #define PAL_MAX_GUARDS 64 /* parents whose unidentified child cgroups get the default posture */
 #define PAL_MAX_GUARD_DEPTH 16 /* cgroup levels searched for a guarded parent */
+#define PAL_MAX_PEER_ADDRS 65536
 
 /* pal_workload.flags */
 #define PAL_WL_EGRESS 0x1               /* egress rules apply */
@@ -51,6 +52,17 @@ struct pal_net_rule {
   __u8 protocol;  /* 0 = any, 6 = tcp, 17 = udp */
   __u16 port_low; /* host order */
   __u16 port_high;
+  __u8 addr[16];
+  __u8 peer_set; /* 1: the peer must be in pal_peer_addrs under (slot, rule); addr is unused */
+  __u8 pad[3];
+};
+
+/* The current addresses of the pods a rule names by workload (namespace and labels). */
+struct pal_peer_key {
+  __u16 slot;
+  __u16 rule;
+  __u16 family;
+  __u16 pad;
   __u8 addr[16];
 };
 

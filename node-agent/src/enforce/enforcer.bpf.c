@@ -70,6 +70,14 @@ struct {
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } pal_guards SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, PAL_MAX_PEER_ADDRS);
+  __type(key, struct pal_peer_key);
+  __type(value, __u8);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} pal_peer_addrs SEC(".maps");
+
 /* Denials wait here while the agent is away: a restarted agent reads what it missed. */
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -193,10 +201,15 @@ static __always_inline bool prefix_matches(const __u8 *rule, const __u8 *addr, _
 /* Egress rules match the remote port, ingress rules the local one (the port the workload serves);
  * both match the peer's address. */
 static __always_inline bool rule_matches(const struct pal_net_rule *rule, const struct flow *f,
-                                         bool ingress) {
+                                         bool ingress, __u32 slot, __u32 index) {
   if (rule->protocol != 0 && rule->protocol != f->protocol) return false;
   __u16 port = ingress ? f->local_port : f->remote_port;
   if (port < rule->port_low || port > rule->port_high) return false;
+  if (rule->peer_set) {
+    struct pal_peer_key key = {.slot = (__u16)slot, .rule = (__u16)index, .family = f->family};
+    __builtin_memcpy(key.addr, f->remote, 16);
+    return bpf_map_lookup_elem(&pal_peer_addrs, &key) != NULL;
+  }
   if (rule->family == 0) return true;
   if (rule->family != f->family) return false;
   return prefix_matches(rule->addr, f->remote, rule->prefix);
@@ -204,6 +217,7 @@ static __always_inline bool rule_matches(const struct pal_net_rule *rule, const 
 
 struct rule_search {
   const struct pal_rule_set *set;
+  __u32 slot;
   const struct flow *flow;
   __u8 list;
   bool ingress;
@@ -215,7 +229,7 @@ static long rule_step(__u64 i, void *ctx) {
   struct rule_search *s = ctx;
   if (i >= PAL_MAX_NET_RULES) return 1;
   const struct pal_net_rule *rule = &s->set->rules[i];
-  if (rule->list == s->list && rule_matches(rule, s->flow, s->ingress)) {
+  if (rule->list == s->list && rule_matches(rule, s->flow, s->ingress, s->slot, (__u32)i)) {
     s->found = (int)i;
     return 1;
   }
@@ -223,9 +237,10 @@ static long rule_step(__u64 i, void *ctx) {
 }
 
 /* The first rule of `list` that matches, or -1. */
-static __always_inline int find_rule(const struct pal_rule_set *set, __u8 list,
+static __always_inline int find_rule(const struct pal_rule_set *set, __u32 slot, __u8 list,
                                      const struct flow *f, bool ingress) {
-  struct rule_search s = {.set = set, .flow = f, .list = list, .ingress = ingress, .found = -1};
+  struct rule_search s = {
+      .set = set, .slot = slot, .flow = f, .list = list, .ingress = ingress, .found = -1};
   __u32 count = set->count;
   if (count > PAL_MAX_NET_RULES) count = PAL_MAX_NET_RULES;
   bpf_loop(count, rule_step, &s, 0);
@@ -243,8 +258,8 @@ static __always_inline struct net_decision decide_flow(const struct pal_workload
   if (wl->flags & PAL_WL_ISOLATED) {
     /* Management traffic either way: to a management port the workload serves, or to one it
      * connects out to; the packets of such a flow match one of the two. */
-    if (find_rule(set, PAL_LIST_MANAGEMENT, f, false) >= 0 ||
-        find_rule(set, PAL_LIST_MANAGEMENT, f, true) >= 0)
+    if (find_rule(set, slot, PAL_LIST_MANAGEMENT, f, false) >= 0 ||
+        find_rule(set, slot, PAL_LIST_MANAGEMENT, f, true) >= 0)
       return d;
     d.deny = true;
     d.reason = PAL_REASON_ISOLATED;
@@ -253,7 +268,7 @@ static __always_inline struct net_decision decide_flow(const struct pal_workload
   __u32 present = ingress ? PAL_WL_INGRESS : PAL_WL_EGRESS;
   if (!(wl->flags & present)) return d;
   __u8 deny_list = ingress ? PAL_LIST_INGRESS_DENY : PAL_LIST_EGRESS_DENY;
-  int rule = find_rule(set, deny_list, f, ingress);
+  int rule = find_rule(set, slot, deny_list, f, ingress);
   if (rule >= 0) {
     d.deny = true;
     d.reason = PAL_REASON_RULE;
@@ -263,7 +278,8 @@ static __always_inline struct net_decision decide_flow(const struct pal_workload
   }
   __u32 default_allow = ingress ? PAL_WL_INGRESS_DEFAULT_ALLOW : PAL_WL_EGRESS_DEFAULT_ALLOW;
   if (wl->flags & default_allow) return d;
-  if (find_rule(set, ingress ? PAL_LIST_INGRESS_ALLOW : PAL_LIST_EGRESS_ALLOW, f, ingress) >= 0)
+  if (find_rule(set, slot, ingress ? PAL_LIST_INGRESS_ALLOW : PAL_LIST_EGRESS_ALLOW, f, ingress) >=
+      0)
     return d;
   d.deny = true;
   return d;

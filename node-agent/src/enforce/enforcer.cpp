@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
 
@@ -105,7 +106,8 @@ void set_rule_addr(pal_net_rule& out, const policies::NetworkRule& rule) {
 // The kernel form of one policy's network sections; rules beyond the limit are an error.
 struct SlotRules {
   pal_rule_set set{};
-  std::vector<std::string> texts;  // by index, for reports
+  std::vector<std::string> texts;                            // by index, for reports
+  std::vector<std::optional<policies::PeerSelector>> peers;  // by index: named by workload
   std::string error;
 };
 
@@ -124,7 +126,9 @@ SlotRules compile_rules(const policies::WorkloadPolicy& policy) {
       r.port_low = rule.port_low;
       r.port_high = rule.port_high;
       set_rule_addr(r, rule);
+      r.peer_set = rule.workload ? 1 : 0;
       out.texts.push_back(rule.text);
+      out.peers.push_back(rule.workload);
     }
   };
   add(policy.egress.deny, PAL_LIST_EGRESS_DENY);
@@ -273,6 +277,8 @@ struct Enforcer::Impl {
   std::unordered_map<uint64_t, WorkloadBinding> bound;  // by cgroup id
   std::map<std::string, uint32_t> slot_of_policy;       // stable across reloads
   std::map<uint32_t, SlotRules> slots;
+  PeerResolver peer_resolver;
+  uint64_t peer_addresses = 0;
   std::map<uint64_t, std::shared_ptr<const std::set<std::string>>> interpreters;  // by cgroup
   std::unordered_map<uint64_t, std::string> cgroup_paths;
   std::vector<std::string> errors;
@@ -312,6 +318,7 @@ struct Enforcer::Impl {
   void write_exec_allowlist(uint32_t slot, const WorkloadBinding& binding);
   void write_guards();
   void write_identified();
+  void write_peer_addresses();
   // An unidentified cgroup under a guarded parent gets the posture (mutex held).
   std::optional<ExecLockdown::Target> posture_target(uint64_t cgroup_id, uint32_t pid) const;
 };
@@ -329,6 +336,47 @@ std::optional<ExecLockdown::Target> Enforcer::Impl::posture_target(uint64_t cgro
     }
   }
   return std::nullopt;
+}
+
+// The addresses of every rule that names its peers by workload, written as a difference so that
+// an allowed peer is never briefly missing.
+void Enforcer::Impl::write_peer_addresses() {
+  const int fd = bpf_map__fd(skel->maps.pal_peer_addrs);
+  auto key_less = [](const pal_peer_key& a, const pal_peer_key& b) {
+    return std::memcmp(&a, &b, sizeof(a)) < 0;
+  };
+  std::set<pal_peer_key, decltype(key_less)> wanted(key_less);
+  for (const auto& [slot, rules] : slots) {
+    for (size_t i = 0; i < rules.peers.size(); ++i) {
+      if (!rules.peers[i] || !peer_resolver) continue;
+      for (const PeerAddress& a : peer_resolver(*rules.peers[i])) {
+        pal_peer_key key{};
+        key.slot = static_cast<__u16>(slot);
+        key.rule = static_cast<__u16>(i);
+        key.family = a.family;
+        std::copy(a.addr.begin(), a.addr.end(), key.addr);
+        wanted.insert(key);
+      }
+    }
+  }
+  std::vector<pal_peer_key> stale;
+  pal_peer_key key{};
+  pal_peer_key next{};
+  const pal_peer_key* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    if (wanted.count(key) == 0) stale.push_back(key);
+  }
+  const __u8 one = 1;
+  for (const auto& k : wanted) {
+    if (bpf_map_update_elem(fd, &k, &one, BPF_ANY) != 0) {
+      errors.push_back("peer address map full: some workload peers are not allowed");
+      break;
+    }
+  }
+  for (const auto& k : stale) bpf_map_delete_elem(fd, &k);
+  peer_addresses = wanted.size();
 }
 
 // Identified cgroups no policy binds get an entry with no flags: known, so the unidentified
@@ -682,6 +730,7 @@ void Enforcer::apply(std::shared_ptr<const policies::PolicySet> set,
     d.bound[b.cgroup_id] = b;
     d.cgroup_paths[b.cgroup_id] = b.cgroup_path;
   }
+  d.write_peer_addresses();
   d.write_workloads(accepted);
   d.write_identified();
   if (d.lockdown) {
@@ -829,6 +878,11 @@ CanaryResult Enforcer::run_canary() {
   return result;
 }
 
+void Enforcer::set_peer_resolver(PeerResolver resolver) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->peer_resolver = std::move(resolver);
+}
+
 const std::string* Enforcer::path_of(uint64_t cgroup_id) const {
   // The pipeline's thread is the only writer's thread too (apply), so no lock is needed here.
   auto it = impl_->cgroup_paths.find(cgroup_id);
@@ -880,6 +934,7 @@ nlohmann::json Enforcer::status() const {
               {"denials", d.denials},
               {"lost", lost()},
               {"exec_allowlist_entries", d.exec_allow_entries},
+              {"peer_addresses", d.peer_addresses},
               {"errors", d.errors}};
   if (d.lockdown) out["exec_guard"] = d.lockdown->status();
   return out;

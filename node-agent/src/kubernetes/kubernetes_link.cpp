@@ -8,8 +8,10 @@
 #include "palisade/k8s/client.h"
 #include "palisade/k8s/config.h"
 #include "palisade/k8s/events.h"
+#include "palisade/k8s/peers.h"
 #include "palisade/k8s/pods.h"
 #include "palisade/k8s/policy_resources.h"
+#include "palisade/k8s/reflector.h"
 
 namespace palisade::agent {
 
@@ -137,6 +139,15 @@ void KubernetesLink::start() {
     policy_watcher_->start();
     reporter_ = std::jthread([this](std::stop_token stop) { report_loop(stop); });
   }
+  if (config_.peers) {
+    // All pods of the cluster, for peers named by workload; bounded like every cache.
+    peers_ = std::make_unique<k8s::PeerDirectory>();
+    k8s::ReflectorOptions options;
+    options.path = "/api/v1/pods";
+    options.max_objects = 65536;
+    peer_reflector_ = std::make_unique<k8s::Reflector>(*client_, options, *peers_);
+    peer_reflector_->start();
+  }
   if (config_.events) {
     k8s::EventPublisherOptions options;
     options.node_name = pod_watcher_->node_name();
@@ -153,6 +164,11 @@ void KubernetesLink::stop() {
   publisher_.reset();
   if (policy_watcher_) policy_watcher_->stop();
   if (pod_watcher_) pod_watcher_->stop();
+  if (peer_reflector_) peer_reflector_->stop();
+}
+
+std::shared_ptr<const k8s::PeerSnapshot> KubernetesLink::peers() const {
+  return peers_ ? peers_->snapshot() : nullptr;
 }
 
 void KubernetesLink::on_resources(const std::vector<k8s::PolicyResource>& resources) {

@@ -26,6 +26,9 @@ class PodCache;
 class PodWatcher;
 class PolicyWatcher;
 class EventPublisher;
+class PeerDirectory;
+class Reflector;
+struct PeerSnapshot;
 struct PolicyResource;
 }  // namespace palisade::k8s
 
@@ -66,6 +69,10 @@ class KubernetesLink : public EventSink {
 
   nlohmann::json status() const;
 
+  // Every pod of the cluster by IP, for network rules that name peers by workload; null until
+  // the first list arrived.
+  std::shared_ptr<const k8s::PeerSnapshot> peers() const;
+
  private:
   KubernetesLink(const KubernetesConfig& config, std::shared_ptr<ContainerRegistry> registry,
                  std::unique_ptr<k8s::Client> client, std::string source);
@@ -79,6 +86,8 @@ class KubernetesLink : public EventSink {
   std::unique_ptr<k8s::PodWatcher> pod_watcher_;
   std::unique_ptr<k8s::PolicyWatcher> policy_watcher_;
   std::unique_ptr<k8s::EventPublisher> publisher_;
+  std::unique_ptr<k8s::PeerDirectory> peers_;
+  std::unique_ptr<k8s::Reflector> peer_reflector_;
 
   mutable std::mutex mutex_;
   std::vector<k8s::PolicyResource> resources_;  // the set last delivered

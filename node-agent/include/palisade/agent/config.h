@@ -28,6 +28,7 @@ struct KubernetesConfig {
   std::string node_name;   // empty: NODE_NAME, else the host name
   bool policies = true;    // load PalisadePolicy / ClusterPalisadePolicy resources
   bool events = true;      // publish alerts as Kubernetes Events on their pod
+  bool peers = true;       // watch every pod's IPs, for network rules naming peers by workload
 };
 
 struct EnforcementConfig {

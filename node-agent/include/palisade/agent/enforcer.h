@@ -6,7 +6,9 @@
 // agent adopts them, and `palisade agent --uninstall` removes them (docs/enforcement.md).
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -84,6 +86,16 @@ std::vector<WorkloadBinding> bind_workloads(const policies::PolicySet& set,
 // cannot: they are judged by the detector and not enforced in the kernel).
 bool enforceable(const policies::WorkloadPolicy& policy);
 
+// The current addresses of the pods a network rule names by workload.
+struct PeerAddress {
+  uint16_t family = 0;  // AF_INET or AF_INET6
+  std::array<uint8_t, 16> addr{};
+  bool operator<(const PeerAddress& o) const {
+    return family != o.family ? family < o.family : addr < o.addr;
+  }
+};
+using PeerResolver = std::function<std::vector<PeerAddress>(const policies::PeerSelector&)>;
+
 class Enforcer : public CgroupNames {
  public:
   // Loads the programs, or adopts the ones a previous agent pinned. Throws std::runtime_error
@@ -98,6 +110,10 @@ class Enforcer : public CgroupNames {
   void apply(std::shared_ptr<const policies::PolicySet> set,
              const std::vector<WorkloadBinding>& bindings,
              const std::vector<uint64_t>& identified = {});
+  // Where rules that name peers by workload get their addresses (the Kubernetes API's pods);
+  // without one such rules match nothing. Takes effect at the next apply().
+  void set_peer_resolver(PeerResolver resolver);
+
   // Hands every denial the kernel (or the exec guard) reported to `deliver`, as records.
   void poll(const RecordCallback& deliver);
 

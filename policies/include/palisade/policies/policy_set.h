@@ -120,6 +120,9 @@ class PolicySet {
   }
   // How allowlist entries that pin a sha256 learn an executable's hash (see ExecutableHasher).
   void set_executable_hasher(ExecutableHasher hasher) { hasher_ = std::move(hasher); }
+  // Resolves network rules that name their peer by workload (pods by namespace and labels).
+  void set_peer_lookup(PeerLookup peers) { peers_ = std::move(peers); }
+  bool uses_workload_peers() const;
   // Selects the WorkloadPolicies whose host selector matches this host.
   void set_hostname(const std::string& hostname);
   const std::string& digest() const { return digest_; }  // of all document texts, in order
@@ -174,6 +177,7 @@ class PolicySet {
   std::vector<const WorkloadPolicy*> selected_;
   std::vector<Decision> decisions_;  // reused by evaluate_workloads
   ExecutableHasher hasher_;
+  PeerLookup peers_;
   std::array<KindIndex, agent::kEventKindLimit> by_kind_;
   std::string lookup_key_;  // reused for index lookups
   std::string digest_;

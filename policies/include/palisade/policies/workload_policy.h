@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,17 +31,32 @@ struct ProcessAllowEntry {
 // hash cannot match, and the reason says the hash was unknown).
 using ExecutableHasher = std::function<std::string(const Event& exec)>;
 
+// A peer named by what it is rather than where: the pods of these namespaces with these labels,
+// wherever they run (their IPs come from the Kubernetes API and follow the pods).
+struct PeerSelector {
+  std::vector<std::string> namespaces;  // globs; empty = any
+  std::map<std::string, std::string> pod_labels;
+  bool matches(const std::string& pod_namespace,
+               const std::map<std::string, std::string>& labels) const;
+};
+
+// Whether an address is a current IP of a pod the selector names; the agent supplies it from
+// its view of the cluster (none: such rules match nothing).
+using PeerLookup = std::function<bool(const PeerSelector& selector, uint16_t family,
+                                      const std::array<uint8_t, 16>& addr)>;
+
 struct NetworkRule {
   uint16_t family = 0;  // 0 = any address
   std::array<uint8_t, 16> addr{};
   uint8_t prefix = 0;
   uint16_t port_low = 0;
   uint16_t port_high = 65535;
-  uint8_t protocol = 0;  // 0 = any, 6 = tcp, 17 = udp
-  std::string text;      // as written, for reasons
+  uint8_t protocol = 0;                  // 0 = any, 6 = tcp, 17 = udp
+  std::string text;                      // as written, for reasons
+  std::optional<PeerSelector> workload;  // instead of an address
   // Egress rules match the remote address and port; ingress rules the remote (peer) address and
   // the local port, the one the workload serves.
-  bool matches(const Event& event, bool ingress) const;
+  bool matches(const Event& event, bool ingress, const PeerLookup* peers = nullptr) const;
 };
 
 struct NetworkSection {
@@ -125,11 +141,12 @@ bool concerns(const WorkloadPolicy& policy, agent::EventKind kind);
 // Appends the policy's decisions on the event (none when everything is allowed and nothing
 // watched changed). Assumes the policy selects the event's workload.
 void decide(const WorkloadPolicy& policy, const Event& event, const ExecutableHasher* hasher,
-            std::vector<Decision>& out);
+            std::vector<Decision>& out, const PeerLookup* peers = nullptr);
 
 // Why an exec or a connection was (or would be) blocked; empty when allowed.
 std::string process_violation(const WorkloadPolicy& policy, const Event& event,
                               const ExecutableHasher* hasher);
-std::string network_violation(const NetworkSection& section, const Event& event, bool ingress);
+std::string network_violation(const NetworkSection& section, const Event& event, bool ingress,
+                              const PeerLookup* peers = nullptr);
 
 }  // namespace palisade::policies
