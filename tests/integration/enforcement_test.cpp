@@ -637,6 +637,43 @@ TEST_F(EnforcementTest, PeersNamedByWorkloadFollowThePodsAddresses) {
   }));
 }
 
+TEST_F(EnforcementTest, ReadOnlyPathsRefuseWriteOpensInEnforceMode) {
+  const std::string locked = make_cgroup("readonly");
+  const fs::path conf = dir / "conf";
+  fs::create_directories(conf / "sub");
+  std::ofstream(conf / "app.conf") << "setting = 1\n";
+  std::ofstream(conf / "sub" / "deep.conf") << "x\n";
+  write_policy("ro",
+               "apiVersion: palisade.dev/v1\nkind: WorkloadPolicy\nmetadata: {name: ro}\n"
+               "spec:\n  selector:\n    cgroups: [\"" +
+                   locked + "\"]\n  mode: enforce\n  files:\n    readOnly: [" + conf.string() +
+                   "]\n");
+  start({"--canary-interval", "0"});
+  auto open_in = [&](const fs::path& path, int flags) {
+    const int status = in_cgroup(locked, [&] {
+      const int fd = open(path.c_str(), flags | O_CLOEXEC, 0644);
+      if (fd < 0) return errno;
+      close(fd);
+      return 0;
+    });
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  EXPECT_EQ(open_in(conf / "app.conf", O_RDONLY), 0);
+  EXPECT_EQ(open_in(conf / "app.conf", O_WRONLY), EPERM);
+  EXPECT_EQ(open_in(conf / "app.conf", O_RDWR | O_APPEND), EPERM);
+  EXPECT_EQ(open_in(conf / "sub" / "deep.conf", O_WRONLY | O_TRUNC), EPERM);
+  EXPECT_EQ(slurp(conf / "app.conf"), "setting = 1\n");
+  EXPECT_EQ(slurp(conf / "sub" / "deep.conf"), "x\n");
+  // Outside the workload the same write goes through.
+  { std::ofstream(conf / "app.conf", std::ios::app) << "setting = 2\n"; }
+  EXPECT_EQ(slurp(conf / "app.conf"), "setting = 1\nsetting = 2\n");
+  EXPECT_TRUE(has_denial("file_deny", [&](const json& e) {
+    return e["file"]["path"] == (conf / "app.conf").string() &&
+           e["unmapped"]["palisade"]["enforcement"]["reason"] == "read-only" &&
+           e["unmapped"]["palisade"]["enforcement"]["policy"] == "ro" && e["action"] == "Denied";
+  })) << slurp(dir / "events.jsonl").substr(0, 3000);
+}
+
 TEST_F(EnforcementTest, LsmMechanismRefusesExecWhereTheKernelAllowsIt) {
   const std::string lsm = agent::probe_bpf_lsm();
   if (lsm != "available") {

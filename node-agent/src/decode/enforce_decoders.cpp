@@ -26,6 +26,8 @@ std::string_view hook_name(uint8_t hook) {
       return "exec-lsm";
     case PAL_HOOK_EXEC_FANOTIFY:
       return "exec-fanotify";
+    case PAL_HOOK_OPEN_FANOTIFY:
+      return "open-fanotify";
     default:
       return "unknown";
   }
@@ -41,6 +43,8 @@ std::string_view reason_name(uint8_t reason) {
       return "isolated";
     case PAL_REASON_NOT_ALLOWLISTED:
       return "not-allowlisted";
+    case PAL_REASON_READ_ONLY:
+      return "read-only";
     default:
       return "unknown";
   }
@@ -90,9 +94,16 @@ void decode_exec_deny(const pal_record& record, const RecordStrings& strings, Ev
 
 }  // namespace
 
+void decode_file_deny(const pal_record& record, const RecordStrings& strings, Event& out) {
+  decode_common(enforce_args(record), strings, out);
+  out.path = normalize_path(strings[0]);
+  out.flags = 01;  // O_WRONLY: what was asked
+}
+
 void register_enforce_decoders(DecoderTable& table) {
   table.add(PAL_ENF_NET_DENY, decode_net_deny);
   table.add(PAL_ENF_EXEC_DENY, decode_exec_deny);
+  table.add(PAL_ENF_FILE_DENY, decode_file_deny);
 }
 
 }  // namespace palisade::agent

@@ -76,6 +76,9 @@ constexpr EventKindInfo kKinds[] = {
      "An executable outside a locked-down workload's allowlist was refused, or killed at exec "
      "(reactive mechanism).",
      "hook, verdict, reason, policy, workload, executable path, device and inode"},
+    {EventKind::kFileDeny, "file_deny", "enforcement: fanotify FAN_OPEN_PERM on read-only paths",
+     "A workload's open for writing of a path its WorkloadPolicy makes read-only was refused.",
+     "hook, verdict, reason, policy, workload, path"},
 };
 
 }  // namespace

@@ -29,6 +29,7 @@
 #define PAL_WL_ISOLATED 0x40 /* all traffic denied but the management rules */
 #define PAL_WL_EXEC 0x80     /* the exec allowlist is checked in the kernel (LSM or kill) */
 #define PAL_WL_EXEC_ENFORCE 0x100
+#define PAL_WL_FILES 0x200 /* read-only/writable paths enforced: the open flags are recorded */
 
 /* The value for a cgroup bound to a workload. */
 struct pal_workload {
@@ -92,6 +93,7 @@ struct pal_exec_allowed {
 enum pal_enforce_kind {
   PAL_ENF_NET_DENY = 64,  /* a connect, sendmsg or packet of a bound workload was refused */
   PAL_ENF_EXEC_DENY = 65, /* an exec outside the allowlist was refused or killed */
+  PAL_ENF_FILE_DENY = 66, /* a write-open of a read-only path was refused (synthesized) */
 };
 
 #define PAL_CLASS_ENFORCE 4
@@ -105,6 +107,7 @@ enum pal_enforce_hook {
   PAL_HOOK_EXEC_KILL = 5,     /* bpf_send_signal(SIGKILL) at exec: reactive */
   PAL_HOOK_EXEC_LSM = 6,      /* lsm/bprm_check_security: the exec failed with EPERM */
   PAL_HOOK_EXEC_FANOTIFY = 7, /* FAN_OPEN_EXEC_PERM answered FAN_DENY (synthesized by user space) */
+  PAL_HOOK_OPEN_FANOTIFY = 8, /* FAN_OPEN_PERM of a write-open answered FAN_DENY */
 };
 
 /* pal_enforce_args.verdict */
@@ -147,5 +150,7 @@ struct pal_enforce_args {
 #define PAL_REASON_RULE 1
 #define PAL_REASON_ISOLATED 2
 #define PAL_REASON_NOT_ALLOWLISTED 3
+#define PAL_REASON_READ_ONLY 5
+#define PAL_REASON_NOT_WRITABLE 6
 
 #endif /* PALISADE_ENFORCE_ABI_H */

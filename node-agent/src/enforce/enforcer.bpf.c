@@ -535,3 +535,49 @@ int BPF_PROG(enforce_exec_lsm, struct linux_binprm *bprm, int ret) {
   report_exec(bprm, cgroup_id, c, PAL_HOOK_EXEC_LSM);
   return c.enforce ? -EPERM : 0;
 }
+
+/* ---------------------------------------------------------------- open intent */
+
+/* fanotify's FAN_OPEN_PERM does not say whether an open is for writing: the flags each thread of a
+ * workload with read-only paths passed to its last open are kept here for the agent's write guard
+ * to read (the permission event comes within that same open). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u32); /* thread id */
+  __type(value, __u32);
+} pal_open_intent SEC(".maps");
+
+static __always_inline void record_intent(__u32 flags) {
+  __u64 cgroup_id = bpf_get_current_cgroup_id();
+  struct pal_workload *wl = current_workload(cgroup_id);
+  if (!wl || !(wl->flags & PAL_WL_FILES)) return;
+  __u32 tid = (__u32)bpf_get_current_pid_tgid();
+  bpf_map_update_elem(&pal_open_intent, &tid, &flags, BPF_ANY);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int intent_openat(struct trace_event_raw_sys_enter *ctx) {
+  record_intent((__u32)ctx->args[2]);
+  return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int intent_openat2(struct trace_event_raw_sys_enter *ctx) {
+  __u64 flags = 0;
+  bpf_probe_read_user(&flags, sizeof(flags), (void *)ctx->args[2]); /* open_how.flags */
+  record_intent((__u32)flags);
+  return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_open")
+int intent_open(struct trace_event_raw_sys_enter *ctx) {
+  record_intent((__u32)ctx->args[1]);
+  return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_creat")
+int intent_creat(struct trace_event_raw_sys_enter *ctx) {
+  record_intent(01 | 0100 | 01000); /* O_WRONLY | O_CREAT | O_TRUNC */
+  return 0;
+}

@@ -18,7 +18,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -27,6 +29,8 @@
 
 #include "enforce/enforce_abi.h"
 #include "enforce/exec_lockdown.h"
+#include "enforce/fanotify_guard.h"
+#include "enforce/write_guard.h"
 #include "enforcer.skel.h"
 #include "palisade/agent/sensor.h"
 
@@ -154,6 +158,7 @@ uint32_t workload_flags(const policies::WorkloadPolicy& policy, bool kernel_exec
   if (kernel_exec && policy.has_process && policy.process_mode == Mode::kEnforce) {
     flags |= PAL_WL_EXEC | PAL_WL_EXEC_ENFORCE;
   }
+  if (policy.files_mode == Mode::kEnforce && !policy.files.read_only.empty()) flags |= PAL_WL_FILES;
   return flags;
 }
 
@@ -180,7 +185,9 @@ bool enforceable(const policies::WorkloadPolicy& policy) {
   const bool by_container = !policy.namespaces.empty() || !policy.pod_labels.empty() ||
                             !policy.containers.empty() || !policy.images.empty();
   const bool exec = policy.has_process && policy.process_mode == policies::Mode::kEnforce;
-  return (by_cgroup || by_container) && (network_enforceable(policy) || exec);
+  const bool files =
+      policy.files_mode == policies::Mode::kEnforce && !policy.files.read_only.empty();
+  return (by_cgroup || by_container) && (network_enforceable(policy) || exec || files);
 }
 
 std::vector<CgroupEntry> scan_cgroups(size_t limit) {
@@ -270,6 +277,9 @@ struct Enforcer::Impl {
   std::vector<MechanismStatus> mechanisms;
   std::string exec_mechanism;  // lsm, fanotify, kill or none
   std::unique_ptr<ExecLockdown> lockdown;
+  std::unique_ptr<WriteGuard> write_guard;
+  std::deque<std::vector<std::byte>> file_denials;  // from the write guard's thread (mutex)
+  uint64_t file_denials_dropped = 0;
 
   // Written by apply() and read by poll() on the agent's thread, and by the exec guard's threads.
   mutable std::mutex mutex;
@@ -296,6 +306,7 @@ struct Enforcer::Impl {
 
   ~Impl() {
     lockdown.reset();  // before the maps it reads go
+    write_guard.reset();
     if (ring != nullptr) ring_buffer__free(ring);
     for (bpf_link* link : links) {
       // The pin keeps the attachment: closing our descriptor must not detach it.
@@ -319,6 +330,9 @@ struct Enforcer::Impl {
   void write_guards();
   void write_identified();
   void write_peer_addresses();
+  void start_write_guard();
+  std::optional<std::string> write_violation(const WriteRequest& request);
+  void watch_read_only();
   // An unidentified cgroup under a guarded parent gets the posture (mutex held).
   std::optional<ExecLockdown::Target> posture_target(uint64_t cgroup_id, uint32_t pid) const;
 };
@@ -336,6 +350,104 @@ std::optional<ExecLockdown::Target> Enforcer::Impl::posture_target(uint64_t cgro
     }
   }
   return std::nullopt;
+}
+
+namespace {
+
+uint32_t tgid_of(uint32_t tid) {
+  std::ifstream in("/proc/" + std::to_string(tid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Tgid:", 0) == 0) return static_cast<uint32_t>(std::stoul(line.substr(5)));
+  }
+  return tid;
+}
+
+std::vector<std::byte> file_denial_record(const WriteRequest& request, uint64_t cgroup_id,
+                                          uint32_t slot, uint8_t reason) {
+  pal_record r{};
+  r.h.kind = PAL_ENF_FILE_DENY;
+  r.h.mono_ns = static_cast<__u64>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now().time_since_epoch())
+                                       .count());
+  r.h.result = -EPERM;
+  r.h.task.pid = request.tid;
+  r.h.task.tgid = tgid_of(request.tid);
+  r.h.task.auid = 0xffffffffU;
+  r.h.task.cgroup_id = cgroup_id;
+  pal_enforce_args a{};
+  a.hook = PAL_HOOK_OPEN_FANOTIFY;
+  a.verdict = PAL_VERDICT_DENIED;
+  a.reason = reason;
+  a.rule = -1;
+  a.slot = static_cast<__u16>(slot);
+  std::memcpy(&r.a, &a, sizeof(a));
+  const size_t len = std::min<size_t>(request.path.size(), PAL_PATH_MAX);
+  r.h.str_len[0] = static_cast<__u16>(len);
+  r.h.total_len = static_cast<__u32>(sizeof(r) + len);
+  std::vector<std::byte> out(sizeof(r) + len);
+  std::memcpy(out.data(), &r, sizeof(r));
+  std::memcpy(out.data() + sizeof(r), request.path.data(), len);
+  return out;
+}
+
+}  // namespace
+
+// Why a write-open is refused: the path is read-only for the thread's workload (enforce mode).
+std::optional<std::string> Enforcer::Impl::write_violation(const WriteRequest& request) {
+  const uint64_t cgroup_id = cgroup_id_of(request.tid);
+  std::lock_guard lock(mutex);
+  auto it = bound.find(cgroup_id);
+  if (it == bound.end()) return std::nullopt;
+  const WorkloadBinding& b = it->second;
+  const policies::WorkloadPolicy& policy = *b.policy;
+  if (policy.files_mode != policies::Mode::kEnforce) return std::nullopt;
+  std::string path = request.path;
+  if (!b.rootfs.empty() && path.rfind(b.rootfs + "/", 0) == 0) path = path.substr(b.rootfs.size());
+  for (const auto& spec : policy.files.read_only) {
+    if (!spec.matches(path)) continue;
+    const std::string reason = path + " is read-only for WorkloadPolicy " + policy.name;
+    if (file_denials.size() < 4096) {
+      file_denials.push_back(file_denial_record(request, cgroup_id, slot_of_policy[policy.name],
+                                                PAL_REASON_READ_ONLY));
+    } else {
+      file_denials_dropped++;
+    }
+    return reason;
+  }
+  return std::nullopt;
+}
+
+void Enforcer::Impl::start_write_guard() {
+  try {
+    write_guard = WriteGuard::start(
+        bpf_map__fd(skel->maps.pal_open_intent),
+        [this](const WriteRequest& request) { return write_violation(request); },
+        [](const WriteRequest& request, const std::string& reason) {
+          spdlog::debug("write guard: refused {} (tid {}): {}", request.path, request.tid, reason);
+        });
+    mechanisms.push_back(
+        {"files: fanotify FAN_OPEN_PERM on read-only paths (synchronous, from "
+         "the agent)",
+         "active", ""});
+  } catch (const std::exception& e) {
+    mechanisms.push_back(
+        {"files: fanotify FAN_OPEN_PERM on read-only paths", "unavailable", e.what()});
+  }
+}
+
+// Marks the read-only paths of every enforce-mode binding (in its container's root).
+void Enforcer::Impl::watch_read_only() {
+  if (!write_guard) return;
+  std::set<std::string> paths;
+  for (const auto& [id, b] : bound) {
+    if (b.policy->files_mode != policies::Mode::kEnforce) continue;
+    for (const auto& spec : b.policy->files.read_only) {
+      const std::string dir = spec.is_glob ? literal_directory(spec.text) : spec.text;
+      paths.insert(b.rootfs + dir);
+    }
+  }
+  write_guard->watch(std::vector<std::string>(paths.begin(), paths.end()));
 }
 
 // The addresses of every rule that names its peers by workload, written as a difference so that
@@ -570,6 +682,16 @@ std::unique_ptr<Enforcer> Enforcer::start(const EnforcerOptions& options) {
   impl->skel = enforcer__open_opts(&open_opts);
   if (impl->skel == nullptr) throw std::runtime_error("cannot open the enforcement programs");
   bpf_program__set_autoload(impl->skel->progs.enforce_exec_lsm, impl->exec_mechanism == "lsm");
+  // Syscall tracepoints this kernel lacks (open and creat are not on every architecture).
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, impl->skel->obj) {
+    const std::string section = bpf_program__section_name(prog);
+    const std::string prefix = "tracepoint/syscalls/";
+    if (section.rfind(prefix, 0) != 0) continue;
+    if (!fs::exists("/sys/kernel/tracing/events/syscalls/" + section.substr(prefix.size()))) {
+      bpf_program__set_autoload(prog, false);
+    }
+  }
   if (int err = enforcer__load(impl->skel); err != 0) {
     throw std::runtime_error(
         "the kernel refused the enforcement programs (" + errno_text(err) +
@@ -611,6 +733,7 @@ std::unique_ptr<Enforcer> Enforcer::start(const EnforcerOptions& options) {
                                       interp == raw->interpreters.end() ? nullptr : interp->second};
         });
   }
+  impl->start_write_guard();
   spdlog::info("enforcement programs {} ({}); exec mechanism: {}",
                impl->adopted ? "adopted from a previous agent" : "loaded and pinned", impl->pin_dir,
                impl->exec_mechanism);
@@ -733,6 +856,7 @@ void Enforcer::apply(std::shared_ptr<const policies::PolicySet> set,
   d.write_peer_addresses();
   d.write_workloads(accepted);
   d.write_identified();
+  d.watch_read_only();
   if (d.lockdown) {
     d.interpreters.clear();
     for (const auto& b : accepted) {
@@ -755,6 +879,12 @@ void Enforcer::poll(const RecordCallback& deliver) {
       impl_->annotate_and_deliver(record.data(), record.size());
     });
   }
+  std::deque<std::vector<std::byte>> files;
+  {
+    std::lock_guard lock(impl_->mutex);
+    files.swap(impl_->file_denials);
+  }
+  for (const auto& record : files) impl_->annotate_and_deliver(record.data(), record.size());
   impl_->deliver = nullptr;
 }
 
@@ -937,6 +1067,13 @@ nlohmann::json Enforcer::status() const {
               {"peer_addresses", d.peer_addresses},
               {"errors", d.errors}};
   if (d.lockdown) out["exec_guard"] = d.lockdown->status();
+  if (d.write_guard) {
+    const WriteGuardStats w = d.write_guard->stats();
+    out["write_guard"] = {
+        {"requests", w.requests},       {"denied", w.denied},
+        {"no_intent", w.no_intent},     {"marked", w.marked},
+        {"mark_errors", w.mark_errors}, {"unreported_denials", d.file_denials_dropped}};
+  }
   return out;
 }
 

@@ -20,14 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The directory a glob's matches can only be under: its part before the first glob character.
-std::string literal_directory(const std::string& pattern) {
-  const size_t glob_at = pattern.find_first_of("*?[");
-  if (glob_at == std::string::npos) return pattern;
-  const size_t slash = pattern.rfind('/', glob_at);
-  return slash == 0 || slash == std::string::npos ? "/" : pattern.substr(0, slash);
-}
-
 std::optional<ExecutableFile> executable_at(const std::string& root, const std::string& path) {
   struct stat st {};
   // stat, not lstat: /bin/sh may be a link, and the kernel checks the file that runs.
@@ -102,6 +94,13 @@ bool verdict_depends_on_file_only(const policies::WorkloadPolicy& policy) {
 }
 
 }  // namespace
+
+std::string literal_directory(const std::string& pattern) {
+  const size_t glob_at = pattern.find_first_of("*?[");
+  if (glob_at == std::string::npos) return pattern;
+  const size_t slash = pattern.rfind('/', glob_at);
+  return slash == 0 || slash == std::string::npos ? "/" : pattern.substr(0, slash);
+}
 
 std::string resolve_in_root(const std::string& root, const std::string& path) {
   // Symlinks inside a container root point into that root, not this host's: resolve by hand.

@@ -29,6 +29,9 @@ struct ExecutableFile {
   int64_t ctime_ns = 0;
 };
 
+// The directory a glob's matches can only be under: its part before the first glob character.
+std::string literal_directory(const std::string& pattern);
+
 // `path` with every symlink resolved as a process whose root is `root` ("" = /) would see it.
 std::string resolve_in_root(const std::string& root, const std::string& path);
 

@@ -146,6 +146,8 @@ OcsfClassification classify(const Event& event) {
       return with(kNetwork, 5, "Refuse");
     case EventKind::kExecDeny:
       return with(kProcess, 1, "Launch");
+    case EventKind::kFileDeny:
+      return with(kFile, 14, "Open");
     case EventKind::kUnknown:
       break;
   }
@@ -320,6 +322,8 @@ void write_enforcement_outcome(JsonWriter& w, const Event& e) {
     detail += "the workload is isolated";
   } else if (e.enforcement.reason == "not-allowlisted") {
     detail += "not in the executable allowlist";
+  } else if (e.enforcement.reason == "read-only") {
+    detail += e.path + " is read-only";
   } else {
     detail += "no allow rule matched (default deny)";
   }
@@ -376,7 +380,8 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
   JsonWriter w(out);
   const OcsfClassification c = classify(e);
   Writer ow{w, *this, host_, [](OcsfFormatter& f, uint32_t uid) { return f.user_name(uid); }};
-  const bool denial = e.kind == EventKind::kNetDeny || e.kind == EventKind::kExecDeny;
+  const bool denial = e.kind == EventKind::kNetDeny || e.kind == EventKind::kExecDeny ||
+                      e.kind == EventKind::kFileDeny;
   const bool failed = denial
                           ? e.enforcement.enforced
                           : e.result < 0 && e.kind != EventKind::kProcessExit &&
@@ -578,6 +583,7 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
       break;
     case EventKind::kNetDeny:
     case EventKind::kExecDeny:
+    case EventKind::kFileDeny:
       write_enforcement(w, e);
       break;
     default:

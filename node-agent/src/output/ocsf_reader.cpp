@@ -186,6 +186,9 @@ std::optional<Event> event_from_ocsf(const json& j) {
       e.enforcement.policy = get_or<std::string>(f, "policy", "");
       e.enforcement.rule_text = get_or<std::string>(f, "rule", "");
       e.enforcement.workload = get_or<std::string>(f, "workload", "");
+      if (e.kind == EventKind::kFileDeny && j.contains("file")) {
+        e.path = get_or<std::string>(j["file"], "path", "");
+      }
       if (e.kind == EventKind::kExecDeny && j.contains("process") &&
           j["process"].contains("file")) {
         e.exe = e.path = get_or<std::string>(j["process"]["file"], "path", "");

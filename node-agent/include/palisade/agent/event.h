@@ -41,6 +41,7 @@ enum class EventKind : uint16_t {
   kPrivBpf = 57,
   kNetDeny = 64,   // enforcement: a connection, datagram or packet refused (or would be, audit)
   kExecDeny = 65,  // enforcement: an exec outside the allowlist refused or killed
+  kFileDeny = 66,  // enforcement: a write-open of a read-only path refused
 };
 
 // Loss accounting is per class, matching the sensor's sequence counters.
