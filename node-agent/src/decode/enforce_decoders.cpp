@@ -41,6 +41,8 @@ std::string_view reason_name(uint8_t reason) {
       return "isolated";
     case PAL_REASON_NOT_ALLOWLISTED:
       return "not-allowlisted";
+    case PAL_REASON_DRIFT:
+      return "drift";
     default:
       return "unknown";
   }

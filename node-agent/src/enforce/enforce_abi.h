@@ -133,5 +133,7 @@ struct pal_enforce_args {
 #define PAL_REASON_RULE 1
 #define PAL_REASON_ISOLATED 2
 #define PAL_REASON_NOT_ALLOWLISTED 3
+/* Not part of the container's image: in the overlayfs upper layer (fanotify only). */
+#define PAL_REASON_DRIFT 4
 
 #endif /* PALISADE_ENFORCE_ABI_H */
