@@ -545,7 +545,7 @@ std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r,
     policy->files = parse_files_section(r, files);
   }
   if (const YAML::Node process = spec["process"]) {
-    r.known_keys(process, "spec.process", {"mode", "allow"});
+    r.known_keys(process, "spec.process", {"mode", "allow", "drift"});
     policy->has_process = true;
     policy->process_mode =
         process["mode"] ? parse_mode(r, process["mode"], "spec.process.mode") : mode;
@@ -573,6 +573,17 @@ std::unique_ptr<WorkloadPolicy> compile_workload(const DocumentReader& r,
         r.fail(item["sha256"], "spec.process.allow[].sha256", "expected 64 lowercase hex digits");
       }
       policy->process_allow.push_back(std::move(entry));
+    }
+    if (process["drift"]) {
+      const std::string drift = r.string_at(process, "spec.process", "drift", true);
+      if (drift == "alert") {
+        policy->process_drift = DriftAction::kAlert;
+      } else if (drift == "allow") {
+        policy->process_drift = DriftAction::kAllow;
+      } else if (drift != "block") {
+        r.fail(process["drift"], "spec.process.drift",
+               "expected block, alert or allow, got '" + drift + "'");
+      }
     }
   }
   if (const YAML::Node network = spec["network"]) {

@@ -1,5 +1,7 @@
 #include "agent_harness.h"
 
+#include <algorithm>
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -106,6 +108,11 @@ void AgentTest::TearDown() {
     kill(agent, SIGKILL);
     waitpid(agent, nullptr, 0);
   }
+  // The agent pins its enforcement programs; a test leaves none behind.
+  if (!harness_pins.empty()) {
+    std::string out;
+    run_capture({kCli, "agent", "--uninstall", "--pin-directory", harness_pins}, out);
+  }
   fs::remove_all(dir);
 }
 
@@ -119,6 +126,12 @@ void AgentTest::start_agent(std::vector<std::string> extra) {
                                    (dir / "events.db").string(),
                                    "--status-file",
                                    (dir / "status.json").string()};
+  // Each test's enforcement is pinned apart from the host's (and removed at TearDown).
+  if (std::find(extra.begin(), extra.end(), "--pin-directory") == extra.end()) {
+    harness_pins = "/sys/fs/bpf/palisade-harness-" + std::to_string(getpid());
+    argv.push_back("--pin-directory");
+    argv.push_back(harness_pins);
+  }
   argv.insert(argv.end(), extra.begin(), extra.end());
   agent = spawn(argv, dir / "agent.log");
   ASSERT_TRUE(wait_until([&] { return fs::exists(dir / "status.json"); }, 60s))

@@ -38,6 +38,7 @@ class AgentTest : public ::testing::Test {
 
   fs::path dir;
   pid_t agent = -1;
+  std::string harness_pins;  // where the agent pinned its enforcement, when the harness chose
 };
 
 }  // namespace palisade::testing

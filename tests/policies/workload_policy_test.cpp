@@ -157,6 +157,37 @@ TEST(WorkloadPolicy, SchemaErrorsArePrecise) {
       << errors.at(0).to_string();
 }
 
+TEST(WorkloadPolicy, DriftDefaultsToBlockAndTakesAlertOrAllow) {
+  auto drift_of = [](const std::string& line) {
+    std::string text = kPolicy;
+    if (!line.empty()) text.replace(text.find("    allow:\n"), 0, "    " + line + "\n");
+    auto set = compile(text, "web-1");
+    EXPECT_TRUE(set) << text;
+    return set ? set->workload_policies().at(0)->process_drift : DriftAction::kBlock;
+  };
+  EXPECT_EQ(drift_of(""), DriftAction::kBlock);
+  EXPECT_EQ(drift_of("drift: block"), DriftAction::kBlock);
+  EXPECT_EQ(drift_of("drift: alert"), DriftAction::kAlert);
+  EXPECT_EQ(drift_of("drift: allow"), DriftAction::kAllow);
+
+  std::vector<Diagnostic> errors;
+  std::string bad = kPolicy;
+  bad.replace(bad.find("    allow:\n"), 0, "    drift: deny\n");
+  EXPECT_FALSE(PolicySet::compile({PolicySource{"web.yaml", bad}}, errors));
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_EQ(errors[0].to_string(),
+            "web.yaml:8:12: error: spec.process.drift: expected block, alert or allow, got 'deny'");
+  errors.clear();
+  bad = kPolicy;
+  bad.replace(bad.find("    allow:\n"), 0, "    drift: [block]\n");
+  EXPECT_FALSE(PolicySet::compile({PolicySource{"web.yaml", bad}}, errors));
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_NE(
+      errors[0].to_string().find("web.yaml:8:12: error: spec.process.drift: expected a string"),
+      std::string::npos)
+      << errors[0].to_string();
+}
+
 }  // namespace
 }  // namespace palisade::policies
 

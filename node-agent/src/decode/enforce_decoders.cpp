@@ -45,6 +45,8 @@ std::string_view reason_name(uint8_t reason) {
       return "not-allowlisted";
     case PAL_REASON_READ_ONLY:
       return "read-only";
+    case PAL_REASON_DRIFT:
+      return "drift";
     default:
       return "unknown";
   }

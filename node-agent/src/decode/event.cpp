@@ -73,8 +73,8 @@ constexpr EventKindInfo kKinds[] = {
      "hook, verdict, reason, policy, rule, workload, addresses and ports, protocol"},
     {EventKind::kExecDeny, "exec_deny",
      "enforcement: fanotify FAN_OPEN_EXEC_PERM, lsm/bprm_check_security or SIGKILL at exec",
-     "An executable outside a locked-down workload's allowlist was refused, or killed at exec "
-     "(reactive mechanism).",
+     "An executable outside a locked-down workload's allowlist, or not part of its container's "
+     "image (drift, reason `drift`), was refused, or killed at exec (reactive mechanism).",
      "hook, verdict, reason, policy, workload, executable path, device and inode"},
     {EventKind::kFileDeny, "file_deny", "enforcement: fanotify FAN_OPEN_PERM on read-only paths",
      "A workload's open for writing of a path its WorkloadPolicy makes read-only was refused.",

@@ -150,6 +150,8 @@ struct pal_enforce_args {
 #define PAL_REASON_RULE 1
 #define PAL_REASON_ISOLATED 2
 #define PAL_REASON_NOT_ALLOWLISTED 3
+/* Not part of the container's image: in the overlayfs upper layer (fanotify only). */
+#define PAL_REASON_DRIFT 4
 #define PAL_REASON_READ_ONLY 5
 #define PAL_REASON_NOT_WRITABLE 6
 

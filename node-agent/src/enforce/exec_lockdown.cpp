@@ -13,6 +13,7 @@
 
 #include "enforce/enforce_abi.h"
 #include "enforce/fanotify_guard.h"
+#include "enforce/overlay_layers.h"
 #include "palisade/agent/file_hash.h"
 
 namespace palisade::agent {
@@ -67,7 +68,7 @@ std::vector<std::byte> denial_record(const ExecRequest& request, const ExecDecis
   pal_enforce_args a{};
   a.hook = PAL_HOOK_EXEC_FANOTIFY;
   a.verdict = enforced ? PAL_VERDICT_DENIED : PAL_VERDICT_AUDIT;
-  a.reason = PAL_REASON_NOT_ALLOWLISTED;
+  a.reason = decision.code != 0 ? decision.code : PAL_REASON_NOT_ALLOWLISTED;
   a.rule = -1;
   a.slot = static_cast<__u16>(target.slot);
   a.u.exec.dev = (static_cast<uint64_t>(major(static_cast<dev_t>(request.dev))) << 20) |
@@ -75,7 +76,6 @@ std::vector<std::byte> denial_record(const ExecRequest& request, const ExecDecis
   a.u.exec.ino = request.ino;
   a.u.exec.ctime_ns = request.ctime_ns;
   std::memcpy(&r.a, &a, sizeof(a));
-  (void)decision;
   const std::string& path = request.path;
   const size_t len = std::min<size_t>(path.size(), PAL_PATH_MAX);
   r.h.str_len[0] = static_cast<__u16>(len);
@@ -91,6 +91,47 @@ bool verdict_depends_on_file_only(const policies::WorkloadPolicy& policy) {
   return std::all_of(
       policy.process_allow.begin(), policy.process_allow.end(),
       [](const policies::ProcessAllowEntry& e) { return e.parents.empty() && e.users.empty(); });
+}
+
+// The allowlist's verdict on the exec of `path` (as the workload sees it); allowed when empty.
+std::string allowlist_violation(const ExecRequest& request, const std::string& path,
+                                const policies::WorkloadPolicy& policy, FileHashCache& hashes) {
+  policies::Event exec;
+  exec.kind = EventKind::kProcessExec;
+  exec.task.tgid = exec.task.pid = request.pid;
+  exec.task.uid = request.uid;
+  exec.task.cgroup_id = request.cgroup_id;
+  auto process = std::make_shared<ProcessView>();
+  process->pid = request.pid;
+  process->exe = path;
+  auto parent = std::make_shared<ProcessView>();
+  parent->exe = request.parent_exe;
+  exec.process = process;
+  exec.parent = parent;
+  exec.exe = path;
+  const int fd = request.fd;
+  policies::ExecutableHasher hasher = [&hashes, fd](const policies::Event&) {
+    return hashes.sha256_of_fd(fd);
+  };
+  return policies::process_violation(policy, exec, &hasher);
+}
+
+// Container drift (policy `process.drift`): an allowed exec of a file that is not the image's is
+// refused (block) or let through and reported (alert). The guard caches the verdict under the
+// file's device, inode and ctime, which is sound because drift is a property of that file
+// version: a file written in the upper layer is a new inode, and an image file changed in any
+// way is first copied up, which gives it the copy-up's ctime even where overlayfs keeps its
+// st_ino; neither can share a key with the image's file, nor become an image file again.
+void check_drift(const ExecLockdown::Target& target, const std::string& path, int fd,
+                 OverlayLayers& layers, ExecDecision& decision) {
+  const policies::DriftAction action = target.policy->process_drift;
+  if (target.rootfs.empty() || action == policies::DriftAction::kAllow) return;
+  if (layers.provenance(target.rootfs, path, fd) != Provenance::kDrift) return;
+  decision.report = true;
+  decision.code = PAL_REASON_DRIFT;
+  decision.reason =
+      "drift: " + path + " was written after the container started (overlayfs upper layer)";
+  if (action == policies::DriftAction::kBlock) decision.verdict = ExecVerdict::kDeny;
 }
 
 }  // namespace
@@ -197,49 +238,42 @@ std::unique_ptr<ExecLockdown> ExecLockdown::start(const ExecLockdownOptions& opt
   self->lookup_ = std::move(lookup);
   ExecLockdown* raw = self.get();
   auto hashes = std::make_shared<FileHashCache>(4096);
+  self->layers_ = std::make_shared<OverlayLayers>();
+  std::shared_ptr<OverlayLayers> layers = self->layers_;
 
-  ExecDecider decide = [raw, hashes](const ExecRequest& request) {
+  ExecDecider decide = [raw, hashes, layers](const ExecRequest& request) {
     ExecDecision decision;
     auto target = raw->lookup_(request.cgroup_id, request.pid);
     if (!target) return decision;  // not a locked-down workload: allowed, cacheable
-    // fanotify reports the path as this host sees it; the allowlist speaks of the container's.
+    // The allowlist speaks of paths as the container sees them. For a file opened in the
+    // container's mount namespace fanotify gives that already (its mounts are out of the agent's
+    // reach, so the path runs from the container's root); one seen through the host's view of
+    // the rootfs loses that prefix.
     std::string path = request.path;
     if (!target->rootfs.empty() && path.rfind(target->rootfs + "/", 0) == 0) {
       path = path.substr(target->rootfs.size());
     }
-    if (target->interpreters && target->interpreters->count(path) != 0) return decision;
-    policies::Event exec;
-    exec.kind = EventKind::kProcessExec;
-    exec.task.tgid = exec.task.pid = request.pid;
-    exec.task.uid = request.uid;
-    exec.task.cgroup_id = request.cgroup_id;
-    auto process = std::make_shared<ProcessView>();
-    process->pid = request.pid;
-    process->exe = path;
-    auto parent = std::make_shared<ProcessView>();
-    parent->exe = request.parent_exe;
-    exec.process = process;
-    exec.parent = parent;
-    exec.exe = path;
-    const int fd = request.fd;
-    policies::ExecutableHasher hasher = [hashes, fd](const policies::Event&) {
-      return hashes->sha256_of_fd(fd);
-    };
-    const std::string violation = policies::process_violation(*target->policy, exec, &hasher);
-    decision.cacheable = verdict_depends_on_file_only(*target->policy);
-    if (violation.empty()) return decision;
-    decision.verdict = ExecVerdict::kDeny;
-    decision.report = true;
-    decision.reason = violation;
+    // The ELF interpreters of allowlisted programs are allowed by path, but may drift too.
+    if (!target->interpreters || target->interpreters->count(path) == 0) {
+      const std::string violation = allowlist_violation(request, path, *target->policy, *hashes);
+      decision.cacheable = verdict_depends_on_file_only(*target->policy);
+      if (!violation.empty()) {
+        decision.verdict = ExecVerdict::kDeny;
+        decision.report = true;
+        decision.reason = violation;
+        return decision;
+      }
+    }
+    check_drift(*target, path, request.fd, *layers, decision);
     return decision;
   };
   ExecDecisionSink sink = [raw](const ExecRequest& request, const ExecDecision& decision,
                                 bool timed_out) {
     auto target = raw->lookup_(request.cgroup_id, request.pid);
     if (!target) return;
+    // Reported: denials, drift alerts (allowed) and execs answered by the timeout.
     const bool denied =
         timed_out ? raw->options_.fail_closed : decision.verdict == ExecVerdict::kDeny;
-    if (!denied && !timed_out) return;
     raw->queue(denial_record(request, decision, *target, denied));
   };
 
@@ -303,7 +337,8 @@ nlohmann::json ExecLockdown::status() const {
           {"on_timeout", options_.fail_closed ? "deny (fail closed)" : "allow (fail open)"},
           {"unreported_denials", dropped_},
           {"watched", marked_},
-          {"watch_errors", mark_errors_}};
+          {"watch_errors", mark_errors_},
+          {"drift", layers_->status()}};
 }
 
 }  // namespace palisade::agent

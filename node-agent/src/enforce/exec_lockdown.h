@@ -52,6 +52,7 @@ struct ExecLockdownOptions {
 };
 
 class FanotifyExecGuard;
+class OverlayLayers;
 
 class ExecLockdown {
  public:
@@ -60,7 +61,9 @@ class ExecLockdown {
     const policies::WorkloadPolicy* policy = nullptr;
     std::string workload;
     uint32_t slot = 0;
-    std::string rootfs;  // stripped from the paths fanotify reports ("" = host)
+    // The container's root filesystem as this host sees it ("" = host): stripped from the paths
+    // fanotify reports, and where the layers that tell container drift are mounted.
+    std::string rootfs;
     // The ELF interpreters (PT_INTERP) of the allowlisted programs: the kernel opens them for exec
     // too, within the program's own execve.
     std::shared_ptr<const std::set<std::string>> interpreters;
@@ -86,6 +89,7 @@ class ExecLockdown {
 
   ExecLockdownOptions options_;
   Lookup lookup_;
+  std::shared_ptr<OverlayLayers> layers_;  // container drift
   std::unique_ptr<FanotifyExecGuard> guard_;
   mutable std::mutex mutex_;
   std::deque<std::vector<std::byte>> queued_;

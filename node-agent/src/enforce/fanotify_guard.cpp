@@ -67,7 +67,8 @@ std::string read_link(const std::string& path) {
   return std::string(buffer.data(), static_cast<size_t>(n));
 }
 
-// mountinfo escapes space, tab, newline and backslash in paths as \ooo.
+}  // namespace
+
 std::string unescape_mount_path(const std::string& text) {
   const auto octal = [](char c) { return c >= '0' && c <= '7'; };
   std::string out;
@@ -83,6 +84,8 @@ std::string unescape_mount_path(const std::string& text) {
   }
   return out;
 }
+
+namespace {
 
 std::string find_cgroup2_mount() {
   std::ifstream in("/proc/self/mountinfo");

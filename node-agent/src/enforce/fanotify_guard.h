@@ -32,8 +32,9 @@ enum class ExecVerdict : uint8_t { kAllow, kDeny };
 struct ExecDecision {
   ExecVerdict verdict = ExecVerdict::kAllow;
   bool cacheable = true;  // false when the decision depended on uid/parent (not in the cache key)
-  bool report = false;    // the guard calls the sink (denials and audit-mode would-denials)
+  bool report = false;    // the guard calls the sink (denials, audit-mode would-denials, alerts)
   std::string reason;
+  uint8_t code = 0;  // the decider's own classification of the reason, handed back to the sink
 };
 
 // Called on a guard worker thread, at most decider_threads at a time. May block (hashing a large
@@ -98,6 +99,10 @@ class FanotifyExecGuard {
   explicit FanotifyExecGuard(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// A path or option value from /proc/self/mountinfo with its \ooo escapes (of space, tab, newline,
+// backslash; overlayfs options also ',' and '=') undone.
+std::string unescape_mount_path(const std::string& text);
 
 // cgroup v2 id of a process: the inode of <cgroup2 mount><path of its "0::" line in
 // /proc/<pid>/cgroup>; the mount is found in /proc/self/mountinfo (/sys/fs/cgroup/unified on

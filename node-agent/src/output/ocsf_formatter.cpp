@@ -314,9 +314,16 @@ void write_enforcement_outcome(JsonWriter& w, const Event& e) {
   w.field("disposition_id", blocked ? 2 : 15)
       .field("disposition", blocked ? "Blocked" : "Detected");
   if (blocked) w.field("status_code", "EPERM");
-  std::string detail = std::string(blocked ? "blocked by " : "would be blocked (audit) by ") +
+  // A drift that was let through is an alert (drift: alert), not an audit-mode would-block.
+  const bool drift = e.enforcement.reason == "drift";
+  std::string detail = std::string(blocked ? "blocked by "
+                                   : drift ? "allowed and reported by "
+                                           : "would be blocked (audit) by ") +
                        "WorkloadPolicy " + e.enforcement.policy + ": ";
-  if (e.enforcement.reason == "deny-rule") {
+  if (drift) {
+    detail +=
+        "drift: " + e.exe + " was written after the container started (overlayfs upper layer)";
+  } else if (e.enforcement.reason == "deny-rule") {
     detail += "deny rule " + e.enforcement.rule_text;
   } else if (e.enforcement.reason == "isolated") {
     detail += "the workload is isolated";

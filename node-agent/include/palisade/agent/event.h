@@ -122,8 +122,8 @@ using ProcessRef = std::shared_ptr<const ProcessView>;
 // refused what, and which workload policy and rule decided it.
 struct EnforcementInfo {
   std::string_view hook;    // connect, sendmsg, ingress, egress, exec-kill, exec-lsm, exec-fanotify
-  bool enforced = false;    // false: audit mode, the action went through
-  std::string_view reason;  // default-deny, deny-rule, isolated, not-allowlisted
+  bool enforced = false;    // false: audit mode (or a drift alert), the action went through
+  std::string_view reason;  // default-deny, deny-rule, isolated, not-allowlisted, drift
   int32_t rule = -1;        // index in the workload's kernel rule set; -1 = none
   uint32_t slot = 0;
   uint64_t dev = 0;  // exec: the file's identity

@@ -19,6 +19,12 @@ namespace palisade::policies {
 
 enum class Mode : uint8_t { kAudit, kEnforce };
 
+// Container drift: an exec of a file that is not part of the container's image (written or
+// changed after the container started, so it lies in the overlayfs upper layer), even when its
+// path is allowlisted. kBlock refuses it like a file outside the allowlist; kAlert lets it run
+// and reports it; kAllow does not check.
+enum class DriftAction : uint8_t { kBlock, kAlert, kAllow };
+
 struct ProcessAllowEntry {
   std::string path;                  // glob
   std::vector<std::string> parents;  // globs on the parent's executable; empty = any
@@ -113,6 +119,7 @@ struct WorkloadPolicy {
   bool has_process = false;
   Mode process_mode = Mode::kAudit;
   std::vector<ProcessAllowEntry> process_allow;
+  DriftAction process_drift = DriftAction::kBlock;
   Mode network_mode = Mode::kAudit;
   NetworkSection egress;
   NetworkSection ingress;
