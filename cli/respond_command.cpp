@@ -97,12 +97,17 @@ std::vector<agent::CgroupEntry> resolve_workload(const std::string& workload, st
   std::string relative = workload;
   if (relative.rfind(mount + "/", 0) == 0) relative = relative.substr(mount.size());
   std::vector<agent::CgroupEntry> out;
+  if (relative == "/" || relative.empty()) {
+    error = "refused: isolating the root cgroup would cut off the whole host";
+    return out;
+  }
   for (const auto& cg : agent::scan_cgroups()) {
     if (cg.path == relative) return {cg};
+    // A container's cgroup is named after its id: "<id>", "cri-containerd-<id>.scope", ...
     const std::string name = cg.path.substr(cg.path.rfind('/') + 1);
-    if (workload[0] != '/' && workload.size() >= 12 && name.find(workload) != std::string::npos) {
-      out.push_back(cg);
-    }
+    const size_t at = name.find(workload);
+    const bool id_prefix = at != std::string::npos && (at == 0 || name[at - 1] == '-');
+    if (workload[0] != '/' && workload.size() >= 12 && id_prefix) out.push_back(cg);
   }
   if (out.empty()) {
     error = "no cgroup or container matches '" + workload + "'";

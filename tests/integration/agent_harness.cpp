@@ -1,11 +1,10 @@
 #include "agent_harness.h"
 
-#include <algorithm>
-
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <thread>

@@ -181,6 +181,8 @@ TEST_F(EnforcementTest, EnforceBlocksExecAndConnectsWhileAuditOnlyReports) {
   EXPECT_EQ(WEXITSTATUS(exec_in(locked, {"/bin/sh", "-c", "/usr/bin/true"})), 0);
   EXPECT_EQ(WEXITSTATUS(exec_in(locked, {dropper.string()})), 126);
   EXPECT_EQ(WEXITSTATUS(exec_in(locked, {"/bin/sh", "-c", dropper.string()})), 126);
+  // Nor through the dynamic loader: ld.so run by itself is judged as what it is.
+  EXPECT_EQ(WEXITSTATUS(exec_in(locked, {"/lib64/ld-linux-x86-64.so.2", dropper.string()})), 126);
   EXPECT_TRUE(has_denial("exec_deny", [&](const json& e) {
     return e["process"]["file"]["path"] == dropper.string() &&
            e["unmapped"]["palisade"]["enforcement"]["verdict"] == "denied" &&

@@ -130,6 +130,7 @@ class Agent {
   std::chrono::steady_clock::time_point next_rebind_{};
   std::chrono::steady_clock::time_point next_canary_{};
   uint64_t containers_generation_ = 0;
+  bool sources_synced_ = false;
   nlohmann::json last_canary_;
   struct ResponseCounters {
     uint64_t carried_out = 0;
@@ -309,7 +310,9 @@ std::string Agent::carry_out(policies::Response response, const Event& event,
 void Agent::respond(const policies::Finding& finding, const Event& event) {
   using policies::Response;
   const Response response = finding.rule->response;
-  if (!config_.responses.enabled || response == Response::kBlock) return;
+  // A replay describes another time (and often another machine): nothing is acted on.
+  if (!config_.responses.enabled || response == Response::kBlock || !options_.replay_path.empty())
+    return;
   if (response == Response::kRestore) {
     // The sensor saw the write-open; the file integrity monitor restores once the write is done.
     if (class_of(event.kind) == EventClass::kFile && options_.replay_path.empty()) {
@@ -716,6 +719,18 @@ int Agent::run() {
     bool more = source_->poll(std::chrono::milliseconds(config_.sensor.max_latency_ms), deliver);
     if (enforcer_) {
       enforcer_->poll(deliver);
+      // An agent that adopted pinned enforcement releases nothing until it has seen the
+      // containers (or 30 s have passed): a workload it has not seen yet keeps its rules.
+      if (!sources_synced_) {
+        const bool containerd_synced = !containerd_ || containerd_->status().syncs > 0;
+        if (containerd_synced ||
+            std::chrono::steady_clock::now() - started_ > std::chrono::seconds(30)) {
+          sources_synced_ = true;
+          enforcer_->sources_synced();
+          next_rebind_ = {};
+          binding_signature_.clear();
+        }
+      }
       // A container the runtime just reported is bound at once, not at the next rescan: until
       // then it has the unidentified posture.
       const uint64_t generation = containers_->generation();

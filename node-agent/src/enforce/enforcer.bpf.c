@@ -97,6 +97,8 @@ struct {
 
 /* The workload of the current task's cgroup: its binding, else the posture of the nearest guarded
  * ancestor, else none. */
+/* A child cgroup a workload made for itself (systemd's Delegate=, a nested runtime) stays under
+ * its workload's rules: the nearest bound ancestor counts before any guard. */
 static __always_inline struct pal_workload *current_workload(__u64 cgroup_id) {
   struct pal_workload *wl = bpf_map_lookup_elem(&pal_workloads, &cgroup_id);
   if (wl) return wl;
@@ -104,6 +106,8 @@ static __always_inline struct pal_workload *current_workload(__u64 cgroup_id) {
   for (int level = PAL_MAX_GUARD_DEPTH - 1; level >= 0; level--) {
     __u64 ancestor = bpf_get_current_ancestor_cgroup_id(level);
     if (ancestor == 0 || ancestor == cgroup_id) continue;
+    wl = bpf_map_lookup_elem(&pal_workloads, &ancestor);
+    if (wl) return wl;
     wl = bpf_map_lookup_elem(&pal_guards, &ancestor);
     if (wl) return wl;
   }
@@ -117,6 +121,8 @@ static __always_inline struct pal_workload *skb_workload(struct __sk_buff *skb, 
   for (int level = PAL_MAX_GUARD_DEPTH - 1; level >= 0; level--) {
     __u64 ancestor = bpf_skb_ancestor_cgroup_id(skb, level);
     if (ancestor == 0 || ancestor == cgroup_id) continue;
+    wl = bpf_map_lookup_elem(&pal_workloads, &ancestor);
+    if (wl) return wl;
     wl = bpf_map_lookup_elem(&pal_guards, &ancestor);
     if (wl) return wl;
   }
@@ -432,9 +438,20 @@ static __always_inline int judge_packet(struct __sk_buff *skb, bool ingress) {
   struct flow f = {};
   __u8 tcp_flags = 0;
   if (parse_packet(skb, &f, ingress, &tcp_flags) < 0) return 1;
-  /* A new inbound flow is a SYN or a datagram; the rest of an accepted flow follows its SYN. */
-  bool new_flow = f.protocol == IPPROTO_UDP ||
-                  (f.protocol == IPPROTO_TCP && (tcp_flags & TCP_SYN) && !(tcp_flags & TCP_ACK));
+  /* A new inbound flow is a SYN or a datagram to an unconnected socket; the rest of an accepted
+   * flow follows its SYN, and datagrams to a connected socket answer a flow the egress rules let
+   * out. An IPv6 packet with extension headers before its transport header is judged as new:
+   * its flags cannot be read, and letting it pass would let a SYN through unjudged. */
+  bool connected_udp = false;
+  if (ingress && f.protocol == IPPROTO_UDP) {
+    struct bpf_sock *sk = skb->sk;
+    if (sk) sk = bpf_sk_fullsock(sk);
+    connected_udp = sk && sk->dst_port != 0;
+  }
+  bool new_flow = (f.protocol == IPPROTO_UDP && !connected_udp) ||
+                  (f.protocol == IPPROTO_TCP && (tcp_flags & TCP_SYN) && !(tcp_flags & TCP_ACK)) ||
+                  (f.family == AF_INET6 && f.protocol != IPPROTO_TCP &&
+                   f.protocol != IPPROTO_UDP && f.protocol != 58 /* ICMPv6 */);
   if (!isolated && !new_flow) return 1;
   struct net_decision d = decide_flow(wl, &f, ingress);
   if (!d.deny) return 1;
@@ -458,11 +475,24 @@ int enforce_egress(struct __sk_buff *skb) {
 
 /* ---------------------------------------------------------------- exec */
 
+/* The inode's ctime field moved twice: i_ctime (up to 6.5), __i_ctime (6.6 to 6.10), then
+ * i_ctime_sec and i_ctime_nsec (6.11 on). */
+struct inode___pre_6_6 {
+  struct timespec64 i_ctime;
+} __attribute__((preserve_access_index));
+struct inode___pre_6_11 {
+  struct timespec64 __i_ctime;
+} __attribute__((preserve_access_index));
+
 static __always_inline __s64 inode_ctime_ns(struct inode *inode) {
-  /* Linux 6.11 split the ctime into seconds and nanoseconds. */
   if (bpf_core_field_exists(inode->i_ctime_sec))
     return BPF_CORE_READ(inode, i_ctime_sec) * 1000000000LL + BPF_CORE_READ(inode, i_ctime_nsec);
-  return 0;
+  struct inode___pre_6_11 *mid = (void *)inode;
+  if (bpf_core_field_exists(mid->__i_ctime))
+    return BPF_CORE_READ(mid, __i_ctime.tv_sec) * 1000000000LL +
+           BPF_CORE_READ(mid, __i_ctime.tv_nsec);
+  struct inode___pre_6_6 *old = (void *)inode;
+  return BPF_CORE_READ(old, i_ctime.tv_sec) * 1000000000LL + BPF_CORE_READ(old, i_ctime.tv_nsec);
 }
 
 struct exec_check {

@@ -25,6 +25,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 #include "enforce/enforce_abi.h"
@@ -162,6 +163,36 @@ uint32_t workload_flags(const policies::WorkloadPolicy& policy, bool kernel_exec
   return flags;
 }
 
+// The mount points, as this host can reach them, of the filesystems a process can exec from:
+// everything in its mount namespace but pseudo filesystems and noexec mounts (bounded).
+std::vector<std::string> exec_mounts(uint32_t pid) {
+  static const std::set<std::string> kNoExec = {
+      "proc",    "sysfs",   "cgroup",     "cgroup2",    "devpts",   "mqueue",  "bpf",
+      "tracefs", "debugfs", "securityfs", "pstore",     "configfs", "fusectl", "binfmt_misc",
+      "nsfs",    "autofs",  "efivarfs",   "rpc_pipefs", "overlay"};
+  const std::string proc = pid != 0 ? "/proc/" + std::to_string(pid) : std::string("/proc/self");
+  const std::string prefix = pid != 0 ? proc + "/root" : std::string();
+  std::vector<std::string> out;
+  std::ifstream in(proc + "/mountinfo");
+  std::string line;
+  while (std::getline(in, line) && out.size() < 64) {
+    // "36 25 0:31 / /mnt/point rw,nosuid - tmpfs tmpfs rw"
+    const size_t dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream head(line.substr(0, dash));
+    std::string id, parent, devno, root, point, options;
+    head >> id >> parent >> devno >> root >> point >> options;
+    std::istringstream tail(line.substr(dash + 3));
+    std::string fstype;
+    tail >> fstype;
+    if (kNoExec.count(fstype) != 0 || ("," + options + ",").find(",noexec,") != std::string::npos) {
+      continue;
+    }
+    out.push_back(prefix + unescape_mount_path(point));
+  }
+  return out;
+}
+
 std::shared_ptr<const std::set<std::string>> interpreters_of(const policies::WorkloadPolicy& policy,
                                                              const std::string& rootfs) {
   auto out = std::make_shared<std::set<std::string>>();
@@ -296,6 +327,9 @@ struct Enforcer::Impl {
   uint64_t exec_allow_entries = 0;
 
   uint64_t canary_cgroup = 0;  // while a canary runs
+  // False while an adopting agent's container and pod sources have not synced: releasing
+  // pinned bindings then would lift enforcement from workloads it simply has not seen yet.
+  bool may_release = true;
   const policies::WorkloadPolicy canary_policy = make_canary_policy();
   policies::WorkloadPolicy posture_policy;
   std::vector<std::string> guard_paths;  // "/k8s.io/" (with the slash) for prefix checks
@@ -326,7 +360,9 @@ struct Enforcer::Impl {
   void attach_all();
   void write_slot(uint32_t slot, const policies::WorkloadPolicy& policy);
   void write_workloads(const std::vector<WorkloadBinding>& bindings);
-  void write_exec_allowlist(uint32_t slot, const WorkloadBinding& binding);
+  void collect_exec_allowlist(uint32_t slot, const WorkloadBinding& binding,
+                              std::map<std::vector<uint8_t>, pal_exec_allowed>& out);
+  void write_exec_allowlists(const std::map<std::vector<uint8_t>, pal_exec_allowed>& allow);
   void write_guards();
   void write_identified();
   void write_peer_addresses();
@@ -494,7 +530,6 @@ void Enforcer::Impl::write_peer_addresses() {
 // Identified cgroups no policy binds get an entry with no flags: known, so the unidentified
 // posture no longer applies to them, and nothing enforced.
 void Enforcer::Impl::write_identified() {
-  if (options.unidentified_posture == "allow") return;
   const int fd = bpf_map__fd(skel->maps.pal_workloads);
   const pal_workload known{kUnboundSlot, 0};
   for (uint64_t id : identified) {
@@ -505,32 +540,35 @@ void Enforcer::Impl::write_identified() {
 
 void Enforcer::Impl::write_guards() {
   const int fd = bpf_map__fd(skel->maps.pal_guards);
-  std::vector<uint64_t> old;
+  const std::string& posture = options.unidentified_posture;
+  const bool kernel_exec = exec_mechanism == "lsm" || exec_mechanism == "kill";
+  std::set<uint64_t> wanted;
+  guard_paths.clear();
+  if (posture != "allow") {
+    pal_rule_set none{};
+    bpf_map_update_elem(bpf_map__fd(skel->maps.pal_net_rules), &kPostureSlot, &none, BPF_ANY);
+    const pal_workload value{kPostureSlot, posture_flags(posture, kernel_exec)};
+    for (const auto& parent : options.guarded_parents) {
+      const uint64_t id = cgroup_id_of(parent);
+      if (id == 0) {
+        errors.push_back("guarded parent cgroup " + parent + " does not exist (yet)");
+        continue;
+      }
+      bpf_map_update_elem(fd, &id, &value, BPF_ANY);
+      wanted.insert(id);
+      guard_paths.push_back(parent == "/" ? parent : parent + "/");
+    }
+  }
+  std::vector<uint64_t> stale;
   uint64_t key = 0;
-  const uint64_t* prev = nullptr;
   uint64_t next = 0;
+  const uint64_t* prev = nullptr;
   while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    old.push_back(next);
     key = next;
     prev = &key;
+    if (wanted.count(key) == 0) stale.push_back(key);
   }
-  for (uint64_t id : old) bpf_map_delete_elem(fd, &id);
-  guard_paths.clear();
-  const std::string& posture = options.unidentified_posture;
-  if (posture == "allow") return;
-  const bool kernel_exec = exec_mechanism == "lsm" || exec_mechanism == "kill";
-  pal_rule_set none{};
-  bpf_map_update_elem(bpf_map__fd(skel->maps.pal_net_rules), &kPostureSlot, &none, BPF_ANY);
-  const pal_workload value{kPostureSlot, posture_flags(posture, kernel_exec)};
-  for (const auto& parent : options.guarded_parents) {
-    const uint64_t id = cgroup_id_of(parent);
-    if (id == 0) {
-      errors.push_back("guarded parent cgroup " + parent + " does not exist (yet)");
-      continue;
-    }
-    bpf_map_update_elem(fd, &id, &value, BPF_ANY);
-    guard_paths.push_back(parent == "/" ? parent : parent + "/");
-  }
+  for (uint64_t id : stale) bpf_map_delete_elem(fd, &id);
 }
 
 namespace {
@@ -733,6 +771,8 @@ std::unique_ptr<Enforcer> Enforcer::start(const EnforcerOptions& options) {
                                       interp == raw->interpreters.end() ? nullptr : interp->second};
         });
   }
+  impl->posture_policy = make_posture_policy(options.unidentified_posture);
+  impl->may_release = !impl->adopted;
   impl->start_write_guard();
   spdlog::info("enforcement programs {} ({}); exec mechanism: {}",
                impl->adopted ? "adopted from a previous agent" : "loaded and pinned", impl->pin_dir,
@@ -748,8 +788,8 @@ void Enforcer::Impl::write_slot(uint32_t slot, const policies::WorkloadPolicy& p
   slots[slot] = std::move(rules);
 }
 
-void Enforcer::Impl::write_exec_allowlist(uint32_t slot, const WorkloadBinding& binding) {
-  const int fd = bpf_map__fd(skel->maps.pal_exec_allow);
+void Enforcer::Impl::collect_exec_allowlist(uint32_t slot, const WorkloadBinding& binding,
+                                            std::map<std::vector<uint8_t>, pal_exec_allowed>& out) {
   const std::string root =
       binding.root_pid != 0 ? "/proc/" + std::to_string(binding.root_pid) + "/root" : std::string();
   for (const ExecutableFile& file : allowlisted_files(*binding.policy, root)) {
@@ -757,41 +797,59 @@ void Enforcer::Impl::write_exec_allowlist(uint32_t slot, const WorkloadBinding& 
     key.slot = slot;
     key.dev = kernel_dev(file.dev);
     key.ino = file.ino;
-    pal_exec_allowed value{file.ctime_ns};
-    if (bpf_map_update_elem(fd, &key, &value, BPF_ANY) == 0) {
-      exec_allow_entries++;
-    } else {
-      errors.push_back("exec allowlist map full at " + file.path);
-      return;
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&key);
+    out[std::vector<uint8_t>(bytes, bytes + sizeof(key))] = pal_exec_allowed{file.ctime_ns};
+  }
+}
+
+void Enforcer::Impl::write_exec_allowlists(
+    const std::map<std::vector<uint8_t>, pal_exec_allowed>& allow) {
+  const int fd = bpf_map__fd(skel->maps.pal_exec_allow);
+  for (const auto& [bytes, value] : allow) {
+    if (bpf_map_update_elem(fd, bytes.data(), &value, BPF_ANY) != 0) {
+      errors.push_back("exec allowlist map full: not every allowlisted file is allowed");
+      break;
     }
   }
+  std::vector<pal_exec_key> stale;
+  pal_exec_key key{};
+  pal_exec_key next{};
+  const pal_exec_key* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&key);
+    if (allow.count(std::vector<uint8_t>(bytes, bytes + sizeof(key))) == 0) stale.push_back(key);
+  }
+  for (const auto& k : stale) bpf_map_delete_elem(fd, &k);
+  exec_allow_entries = allow.size();
 }
 
 void Enforcer::Impl::write_workloads(const std::vector<WorkloadBinding>& bindings) {
   const int fd = bpf_map__fd(skel->maps.pal_workloads);
   std::set<uint64_t> wanted;
   const bool kernel_exec = exec_mechanism == "lsm" || exec_mechanism == "kill";
-  // Allowlists are rebuilt whole: drop every entry, then write the current ones.
-  const int allow_fd = bpf_map__fd(skel->maps.pal_exec_allow);
-  pal_exec_key key{};
-  pal_exec_key next{};
-  while (bpf_map_get_next_key(allow_fd, nullptr, &next) == 0) {
-    key = next;
-    bpf_map_delete_elem(allow_fd, &key);
-  }
-  exec_allow_entries = 0;
-  std::set<uint32_t> allowlisted_slots;
+  // The kernel allowlists, computed whole first and then written as a difference: an allowed
+  // program is never briefly missing (which would refuse or kill it).
+  std::map<std::vector<uint8_t>, pal_exec_allowed> allow;
   for (const auto& b : bindings) {
     const uint32_t slot = slot_of_policy.at(b.policy->name);
     pal_workload value{slot, workload_flags(*b.policy, kernel_exec)};
     pal_workload old{};
-    if (bpf_map_lookup_elem(fd, &b.cgroup_id, &old) == 0)
+    if (bpf_map_lookup_elem(fd, &b.cgroup_id, &old) == 0) {
       value.flags |= old.flags & PAL_WL_ISOLATED;
-    bpf_map_update_elem(fd, &b.cgroup_id, &value, BPF_ANY);
+    }
+    if (bpf_map_update_elem(fd, &b.cgroup_id, &value, BPF_ANY) != 0) {
+      errors.push_back("workload map full: " + b.workload + " is not enforced");
+    }
     wanted.insert(b.cgroup_id);
-    if ((value.flags & PAL_WL_EXEC) != 0) write_exec_allowlist(slot, b);
+    if ((value.flags & PAL_WL_EXEC) != 0) collect_exec_allowlist(slot, b, allow);
   }
-  // Cgroups no longer bound are released, unless a response isolated them.
+  write_exec_allowlists(allow);
+  if (!may_release) return;  // an adopting agent keeps what is pinned until its sources synced
+  // Cgroups no longer bound are released: identified ones keep an entry with nothing to enforce
+  // (so the unidentified posture does not catch them), unknown ones are removed; an isolation a
+  // response set stays.
   std::vector<uint64_t> stale;
   uint64_t cg = 0;
   uint64_t next_cg = 0;
@@ -799,14 +857,17 @@ void Enforcer::Impl::write_workloads(const std::vector<WorkloadBinding>& binding
   while (bpf_map_get_next_key(fd, prev, &next_cg) == 0) {
     cg = next_cg;
     prev = &cg;
-    if (wanted.count(cg) == 0 && identified.count(cg) == 0) stale.push_back(cg);
+    if (wanted.count(cg) == 0) stale.push_back(cg);
   }
   for (uint64_t id : stale) {
     pal_workload old{};
     if (bpf_map_lookup_elem(fd, &id, &old) != 0) continue;
-    if ((old.flags & PAL_WL_ISOLATED) != 0) {
-      pal_workload isolated{kUnboundSlot, PAL_WL_ISOLATED};
-      bpf_map_update_elem(fd, &id, &isolated, BPF_ANY);
+    const uint32_t isolated = old.flags & PAL_WL_ISOLATED;
+    if (isolated != 0 || identified.count(id) != 0) {
+      const pal_workload released{kUnboundSlot, isolated};
+      if (old.slot != released.slot || old.flags != released.flags) {
+        bpf_map_update_elem(fd, &id, &released, BPF_ANY);
+      }
     } else {
       bpf_map_delete_elem(fd, &id);
     }
@@ -820,22 +881,29 @@ void Enforcer::apply(std::shared_ptr<const policies::PolicySet> set,
   std::lock_guard lock(d.mutex);
   d.errors.clear();
   d.identified = std::set<uint64_t>(identified.begin(), identified.end());
-  d.posture_policy = make_posture_policy(d.options.unidentified_posture);
   d.write_guards();
   d.set = std::move(set);
   // Slot numbers follow policy names so that a reload does not move a policy's rules.
   std::map<std::string, uint32_t> slots;
+  std::set<uint32_t> taken;
+  for (const auto& b : bindings) {
+    auto it = d.slot_of_policy.find(b.policy->name);
+    if (it != d.slot_of_policy.end()) {
+      slots[b.policy->name] = it->second;
+      taken.insert(it->second);
+    }
+  }
   uint32_t next_free = 1;
-  for (const auto& [name, slot] : d.slot_of_policy) next_free = std::max(next_free, slot + 1);
   for (const auto& b : bindings) {
     if (slots.count(b.policy->name) != 0) continue;
-    auto it = d.slot_of_policy.find(b.policy->name);
-    uint32_t slot = it != d.slot_of_policy.end() ? it->second : next_free++;
-    if (slot >= PAL_MAX_WORKLOAD_SLOTS) {
+    while (taken.count(next_free) != 0) next_free++;
+    const uint32_t slot = next_free;
+    if (slot >= kPostureSlot) {  // the last two slots are the posture's and the canary's
       d.errors.push_back("too many enforced policies; " + b.policy->name + " is not enforced");
       continue;
     }
     slots[b.policy->name] = slot;
+    taken.insert(slot);
   }
   d.slot_of_policy = slots;
   d.slots.clear();
@@ -855,13 +923,16 @@ void Enforcer::apply(std::shared_ptr<const policies::PolicySet> set,
   }
   d.write_peer_addresses();
   d.write_workloads(accepted);
-  d.write_identified();
+  if (d.options.unidentified_posture != "allow") d.write_identified();
   d.watch_read_only();
   if (d.lockdown) {
     d.interpreters.clear();
     for (const auto& b : accepted) {
       if (!b.policy->has_process || b.policy->process_mode != policies::Mode::kEnforce) continue;
       if (!b.rootfs.empty()) d.lockdown->watch(b.rootfs);
+      // Every filesystem the workload can exec from (a tmpfs emptyDir, a volume, /dev/shm),
+      // not only its root: an unmarked filesystem is never asked about.
+      for (const auto& mount : exec_mounts(b.root_pid)) d.lockdown->watch(mount);
       d.interpreters[b.cgroup_id] = interpreters_of(*b.policy, b.rootfs);
     }
     d.lockdown->policy_changed();
@@ -1008,6 +1079,11 @@ CanaryResult Enforcer::run_canary() {
   return result;
 }
 
+void Enforcer::sources_synced() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->may_release = true;
+}
+
 void Enforcer::set_peer_resolver(PeerResolver resolver) {
   std::lock_guard lock(impl_->mutex);
   impl_->peer_resolver = std::move(resolver);
@@ -1111,9 +1187,9 @@ bool set_isolation(const std::string& pin_root, uint64_t cgroup_id, bool isolate
   if (isolated) {
     value.flags |= PAL_WL_ISOLATED;
     err = bpf_map_update_elem(fd, &cgroup_id, &value, BPF_ANY);
-  } else if (known && value.slot == kUnboundSlot && value.flags == PAL_WL_ISOLATED) {
-    err = bpf_map_delete_elem(fd, &cgroup_id);  // it was only there to be isolated
   } else if (known) {
+    // An unbound entry stays as a known marker (no flags): deleting it could put an identified
+    // container under the unidentified posture; the agent prunes it when it is not identified.
     value.flags &= ~static_cast<uint32_t>(PAL_WL_ISOLATED);
     err = bpf_map_update_elem(fd, &cgroup_id, &value, BPF_ANY);
   }

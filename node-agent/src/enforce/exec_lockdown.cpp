@@ -86,13 +86,6 @@ std::vector<std::byte> denial_record(const ExecRequest& request, const ExecDecis
   return out;
 }
 
-// Whether a verdict for this workload depends only on the file (no user or parent conditions).
-bool verdict_depends_on_file_only(const policies::WorkloadPolicy& policy) {
-  return std::all_of(
-      policy.process_allow.begin(), policy.process_allow.end(),
-      [](const policies::ProcessAllowEntry& e) { return e.parents.empty() && e.users.empty(); });
-}
-
 // The allowlist's verdict on the exec of `path` (as the workload sees it); allowed when empty.
 std::string allowlist_violation(const ExecRequest& request, const std::string& path,
                                 const policies::WorkloadPolicy& policy, FileHashCache& hashes) {
@@ -253,15 +246,26 @@ std::unique_ptr<ExecLockdown> ExecLockdown::start(const ExecLockdownOptions& opt
     if (!target->rootfs.empty() && path.rfind(target->rootfs + "/", 0) == 0) {
       path = path.substr(target->rootfs.size());
     }
-    // The ELF interpreters of allowlisted programs are allowed by path, but may drift too.
-    if (!target->interpreters || target->interpreters->count(path) == 0) {
+    // Verdicts in a locked-down workload are not cached: the interpreter rule below depends on
+    // which exec came before (FileHashCache still saves the hashing).
+    decision.cacheable = false;
+    // The ELF interpreter of an allowlisted program is opened for exec within that program's own
+    // execve: allowed right after an allowed exec of the same process, and only then, so that
+    // "ld.so /tmp/evil" is judged as ld.so itself. It may drift too.
+    const bool interpreter = target->interpreters && target->interpreters->count(path) != 0 &&
+                             raw->allowed_exec_just_before(request.pid);
+    if (!interpreter) {
       const std::string violation = allowlist_violation(request, path, *target->policy, *hashes);
-      decision.cacheable = verdict_depends_on_file_only(*target->policy);
       if (!violation.empty()) {
-        decision.verdict = ExecVerdict::kDeny;
         decision.report = true;
         decision.reason = violation;
-        return decision;
+        // Audit mode (a policy's, or the unidentified posture's) reports and lets it run.
+        if (target->policy->process_mode == policies::Mode::kEnforce) {
+          decision.verdict = ExecVerdict::kDeny;
+          return decision;
+        }
+      } else {
+        raw->remember_allowed_exec(request.pid);
       }
     }
     check_drift(*target, path, request.fd, *layers, decision);
@@ -296,6 +300,17 @@ void ExecLockdown::watch(const std::string& path) {
   } else if (mark_errors_.size() < 32) {
     mark_errors_.push_back(path + ": " + error);
   }
+}
+
+void ExecLockdown::remember_allowed_exec(uint32_t pid) {
+  std::lock_guard lock(mutex_);
+  recent_allowed_.put(pid, std::chrono::steady_clock::now());
+}
+
+bool ExecLockdown::allowed_exec_just_before(uint32_t pid) {
+  std::lock_guard lock(mutex_);
+  const auto* when = recent_allowed_.find(pid);
+  return when != nullptr && std::chrono::steady_clock::now() - *when < std::chrono::seconds(2);
 }
 
 void ExecLockdown::policy_changed() {

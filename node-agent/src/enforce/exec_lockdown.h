@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "palisade/agent/lru_map.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::agent {
@@ -86,6 +88,8 @@ class ExecLockdown {
  private:
   ExecLockdown() = default;
   void queue(std::vector<std::byte> record);
+  void remember_allowed_exec(uint32_t pid);
+  bool allowed_exec_just_before(uint32_t pid);
 
   ExecLockdownOptions options_;
   Lookup lookup_;
@@ -94,6 +98,8 @@ class ExecLockdown {
   mutable std::mutex mutex_;
   std::deque<std::vector<std::byte>> queued_;
   uint64_t dropped_ = 0;  // denials not reported because the queue was full
+  // Processes whose exec was just allowed: their ELF interpreter's open follows (bounded).
+  LruMap<uint32_t, std::chrono::steady_clock::time_point> recent_allowed_{4096};
   std::vector<std::string> marked_;
   std::vector<std::string> mark_errors_;
 };

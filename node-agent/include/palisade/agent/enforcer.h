@@ -110,6 +110,10 @@ class Enforcer : public CgroupNames {
   void apply(std::shared_ptr<const policies::PolicySet> set,
              const std::vector<WorkloadBinding>& bindings,
              const std::vector<uint64_t>& identified = {});
+  // An adopting agent keeps the pinned bindings of workloads it has not seen yet; once containerd
+  // (and the Kubernetes API) have synced, apply() may release what is no longer bound.
+  void sources_synced();
+
   // Where rules that name peers by workload get their addresses (the Kubernetes API's pods);
   // without one such rules match nothing. Takes effect at the next apply().
   void set_peer_resolver(PeerResolver resolver);
