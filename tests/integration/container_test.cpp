@@ -433,14 +433,7 @@ TEST_F(ContainerTest, KubernetesIdentityPoliciesAndEvents) {
                      {"metadata", {{"name", "broken-rule"}}},
                      {"spec", {{"condition", "proces.exe = /bin/sh"}, {"output", "x"}}}}}}}}});
   const fs::path kubeconfig = dir / "kubeconfig";
-  std::ofstream(kubeconfig)
-      << "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
-         "clusters:\n- name: test\n  cluster:\n    server: "
-      << api.url() << "\n    certificate-authority: "
-      << (palisade::k8s::testing::test_certs() / "ca.crt").string()
-      << "\nusers:\n- name: test\n  user:\n    token: "
-      << palisade::k8s::testing::FakeApiServer::kToken
-      << "\ncontexts:\n- name: test\n  context: {cluster: test, user: test}\n";
+  std::ofstream(kubeconfig) << api.kubeconfig();
 
   start_agent({"--no-default-rules", "--status-interval", "1", "--kubeconfig", kubeconfig.string(),
                "--node-name", "node-a"});

@@ -592,14 +592,7 @@ TEST_F(EnforcementTest, PeersNamedByWorkloadFollowThePodsAddresses) {
   api.push("ADDED", peer_pod("db-0", "data", "db", "127.0.0.2"));
   api.push("ADDED", peer_pod("cache-0", "data", "cache", "127.0.0.3"));
   const fs::path kubeconfig = dir / "kubeconfig";
-  std::ofstream(kubeconfig)
-      << "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
-         "clusters:\n- name: test\n  cluster:\n    server: "
-      << api.url() << "\n    certificate-authority: "
-      << (palisade::k8s::testing::test_certs() / "ca.crt").string()
-      << "\nusers:\n- name: test\n  user:\n    token: "
-      << palisade::k8s::testing::FakeApiServer::kToken
-      << "\ncontexts:\n- name: test\n  context: {cluster: test, user: test}\n";
+  std::ofstream(kubeconfig) << api.kubeconfig();
   const std::string client = make_cgroup("peers");
   write_policy(
       "client",

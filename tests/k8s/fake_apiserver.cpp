@@ -168,4 +168,12 @@ std::string FakeApiServer::push(const std::string& type, const nlohmann::json& o
   return control("push", {{"type", type}, {"object", object}})["resourceVersion"];
 }
 
+std::string FakeApiServer::kubeconfig() const {
+  return "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+         "clusters:\n- name: test\n  cluster:\n    server: " +
+         url() + "\n    certificate-authority: " + (test_certs() / "ca.crt").string() +
+         "\nusers:\n- name: test\n  user:\n    token: " + kToken +
+         "\ncontexts:\n- name: test\n  context: {cluster: test, user: test}\n";
+}
+
 }  // namespace palisade::k8s::testing

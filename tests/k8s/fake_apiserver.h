@@ -48,6 +48,8 @@ class FakeApiServer {
   std::string url() const { return "https://127.0.0.1:" + std::to_string(port_); }
   // Trusts the test CA and sends `token` (none when empty).
   ClusterConfig config(const std::string& token = kToken) const;
+  // A kubeconfig that reaches this server with the test CA and token (for the agent binary).
+  std::string kubeconfig() const;
 
   nlohmann::json control(const std::string& command, const nlohmann::json& args = {});
   nlohmann::json query(const std::string& path_and_query);

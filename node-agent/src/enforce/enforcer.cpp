@@ -81,6 +81,21 @@ std::string pin_directory(const std::string& pin_root) {
   return pin_root + "/enforce-v" + std::to_string(PAL_ENFORCE_ABI);
 }
 
+// Every key of a BPF hash map, taken before any is deleted (deleting while walking restarts it).
+template <typename Key>
+std::vector<Key> map_keys(int fd) {
+  std::vector<Key> keys;
+  Key key{};
+  Key next{};
+  const Key* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    keys.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  return keys;
+}
+
 std::string errno_text(int err) {
   return std::strerror(err < 0 ? -err : err);
 }
@@ -508,12 +523,7 @@ void Enforcer::Impl::write_peer_addresses() {
     }
   }
   std::vector<pal_peer_key> stale;
-  pal_peer_key key{};
-  pal_peer_key next{};
-  const pal_peer_key* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    key = next;
-    prev = &key;
+  for (const auto& key : map_keys<pal_peer_key>(fd)) {
     if (wanted.count(key) == 0) stale.push_back(key);
   }
   const __u8 one = 1;
@@ -559,16 +569,9 @@ void Enforcer::Impl::write_guards() {
       guard_paths.push_back(parent == "/" ? parent : parent + "/");
     }
   }
-  std::vector<uint64_t> stale;
-  uint64_t key = 0;
-  uint64_t next = 0;
-  const uint64_t* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    key = next;
-    prev = &key;
-    if (wanted.count(key) == 0) stale.push_back(key);
+  for (uint64_t id : map_keys<uint64_t>(fd)) {
+    if (wanted.count(id) == 0) bpf_map_delete_elem(fd, &id);
   }
-  for (uint64_t id : stale) bpf_map_delete_elem(fd, &id);
 }
 
 namespace {
@@ -811,17 +814,12 @@ void Enforcer::Impl::write_exec_allowlists(
       break;
     }
   }
-  std::vector<pal_exec_key> stale;
-  pal_exec_key key{};
-  pal_exec_key next{};
-  const pal_exec_key* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    key = next;
-    prev = &key;
+  for (const auto& key : map_keys<pal_exec_key>(fd)) {
     const auto* bytes = reinterpret_cast<const uint8_t*>(&key);
-    if (allow.count(std::vector<uint8_t>(bytes, bytes + sizeof(key))) == 0) stale.push_back(key);
+    if (allow.count(std::vector<uint8_t>(bytes, bytes + sizeof(key))) == 0) {
+      bpf_map_delete_elem(fd, &key);
+    }
   }
-  for (const auto& k : stale) bpf_map_delete_elem(fd, &k);
   exec_allow_entries = allow.size();
 }
 
@@ -850,16 +848,8 @@ void Enforcer::Impl::write_workloads(const std::vector<WorkloadBinding>& binding
   // Cgroups no longer bound are released: identified ones keep an entry with nothing to enforce
   // (so the unidentified posture does not catch them), unknown ones are removed; an isolation a
   // response set stays.
-  std::vector<uint64_t> stale;
-  uint64_t cg = 0;
-  uint64_t next_cg = 0;
-  const uint64_t* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next_cg) == 0) {
-    cg = next_cg;
-    prev = &cg;
-    if (wanted.count(cg) == 0) stale.push_back(cg);
-  }
-  for (uint64_t id : stale) {
+  for (uint64_t id : map_keys<uint64_t>(fd)) {
+    if (wanted.count(id) != 0) continue;
     pal_workload old{};
     if (bpf_map_lookup_elem(fd, &id, &old) != 0) continue;
     const uint32_t isolated = old.flags & PAL_WL_ISOLATED;

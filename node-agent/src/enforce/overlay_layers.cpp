@@ -13,7 +13,7 @@
 #include <utility>
 
 #include "enforce/fanotify_guard.h"
-#include "fim/unique_fd.h"
+#include "palisade/agent/unique_fd.h"
 
 namespace palisade::agent {
 namespace {

@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "fim/bounded_queue.h"
-#include "fim/unique_fd.h"
+#include "palisade/agent/unique_fd.h"
 
 namespace palisade::agent {
 namespace {

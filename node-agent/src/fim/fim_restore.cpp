@@ -10,7 +10,7 @@
 #include "fim/content_hasher.h"
 #include "fim/fim_store.h"
 #include "fim/tree_walker.h"
-#include "fim/unique_fd.h"
+#include "palisade/agent/unique_fd.h"
 #include "palisade/agent/fim.h"
 
 namespace palisade::agent {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "fim/unique_fd.h"
+#include "palisade/agent/unique_fd.h"
 #include "palisade/agent/fim.h"
 #include "store/sqlite_statement.h"
 

@@ -10,7 +10,7 @@
 #include <memory>
 
 #include "fim/content_hasher.h"
-#include "fim/unique_fd.h"
+#include "palisade/agent/unique_fd.h"
 
 namespace palisade::agent {
 namespace {
