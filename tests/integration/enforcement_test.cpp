@@ -503,6 +503,25 @@ TEST_F(EnforcementTest, ProtectedFileIsRestoredWatchedChangeAttributedAndBaselin
     return false;
   })) << slurp(dir / "agent.log");
 
+  // A change while the agent runs is seen as it happens, confirmed against the baseline and
+  // attributed to the process that made it.
+  const pid_t editor = fork();
+  if (editor == 0) {
+    execl("/bin/sh", "sh", "-c", ("echo edited >> " + (tree / "motd").string()).c_str(), nullptr);
+    _exit(127);
+  }
+  waitpid(editor, nullptr, 0);
+  EXPECT_TRUE(wait_until([&] {
+    for (const auto& f : findings_in(dir / "events.jsonl")) {
+      if (f["finding_info"]["analytic"].value("name", "") == "file-integrity-baseline-drift" &&
+          f.value("message", "").find("confirmed against the baseline") != std::string::npos &&
+          f["evidences"][0]["process"].value("pid", 0) == editor) {
+        return true;
+      }
+    }
+    return false;
+  })) << slurp(dir / "agent.log");
+
   // A script tampers with the protected file: it is put back, and the event says who changed it.
   const pid_t script = fork();
   if (script == 0) {

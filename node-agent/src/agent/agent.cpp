@@ -79,6 +79,16 @@ void write_atomically(const std::string& path, const std::string& text) {
   std::filesystem::rename(tmp, path, ec);
 }
 
+// Hands file events to the file-integrity monitor, which confirms them against the baseline.
+class FileIntegritySink : public EventSink {
+ public:
+  explicit FileIntegritySink(FileIntegrity& fim) : fim_(fim) {}
+  void consume(const Event& event, std::string_view) override { fim_.observe(event); }
+
+ private:
+  FileIntegrity& fim_;
+};
+
 class Agent {
  public:
   explicit Agent(const AgentOptions& options) : options_(options), config_(options.config) {}
@@ -93,7 +103,7 @@ class Agent {
   void run_canary();
   void prepare_policy(policies::PolicySet& set) const;
   std::vector<PeerAddress> peer_addresses(const policies::PeerSelector& selector) const;
-  void report_drift(const FileChange& change);
+  void report_drift(const FileChange& change, const Event* trigger);
   void respond(const policies::Finding& finding, const Event& event);
   std::string carry_out(policies::Response response, const Event& event, nlohmann::json& record,
                         bool& ok);
@@ -125,6 +135,7 @@ class Agent {
   std::unique_ptr<KubernetesLink> kubernetes_;
   std::unique_ptr<Enforcer> enforcer_;
   std::unique_ptr<FileIntegrity> fim_;
+  std::unique_ptr<EventSink> fim_sink_;
   std::string enforcement_error_;  // why enforcement is off, when it is
   std::string binding_signature_;  // what the kernel maps say now, to skip unchanged rebinds
   std::chrono::steady_clock::time_point next_rebind_{};
@@ -171,6 +182,10 @@ void Agent::open_outputs() {
       config_.fim_restore_delay_ms});
   detector_->set_responder(
       [this](const policies::Finding& finding, const Event& event) { respond(finding, event); });
+  if (options_.replay_path.empty()) {
+    fim_sink_ = std::make_unique<FileIntegritySink>(*fim_);
+    sinks.push_back(fim_sink_.get());
+  }
   sinks.push_back(detector_.get());  // last: a finding follows the event it links to
   pipeline_ = std::make_unique<Pipeline>(*table_, sinks);
   pipeline_->set_formatter(formatter_);
@@ -354,7 +369,7 @@ void Agent::respond(const policies::Finding& finding, const Event& event) {
 }
 
 // What a rescan of the operator's baseline found changed: a finding per change.
-void Agent::report_drift(const FileChange& change) {
+void Agent::report_drift(const FileChange& change, const Event* trigger) {
   static const policies::DetectionRule rule = [] {
     policies::DetectionRule r;
     r.name = "file-integrity-baseline-drift";
@@ -364,13 +379,19 @@ void Agent::report_drift(const FileChange& change) {
     r.source = "<agent>";
     return r;
   }();
-  Event trigger;
-  trigger.kind = EventKind::kUnknown;
-  trigger.task.tgid = trigger.task.pid = static_cast<uint32_t>(getpid());
-  trigger.task.comm = "palisade";
-  trigger.path = change.path;
-  trigger.wall_ns = wall_now_ns();
-  detector_->raise(rule, describe(change), trigger);
+  // Seen as it happened: the finding names who did it (the file event, with its process,
+  // ancestry and user) and what the baseline says changed. Found by a rescan: only what changed.
+  if (trigger != nullptr) {
+    detector_->raise(rule, describe(change) + " (confirmed against the baseline)", *trigger);
+    return;
+  }
+  Event self;
+  self.kind = EventKind::kUnknown;
+  self.task.tgid = self.task.pid = static_cast<uint32_t>(getpid());
+  self.task.comm = "palisade";
+  self.path = change.path;
+  self.wall_ns = wall_now_ns();
+  detector_->raise(rule, describe(change), self);
 }
 
 namespace {
@@ -748,8 +769,9 @@ int Agent::run() {
                        std::chrono::seconds(config_.enforcement.canary_interval_seconds);
       }
     }
-    fim_->tick([this](nlohmann::json record, uint32_t pid) { emit_remediation(record, pid, ""); },
-               [this](const FileChange& change) { report_drift(change); });
+    fim_->tick(
+        [this](nlohmann::json record, uint32_t pid) { emit_remediation(record, pid, ""); },
+        [this](const FileChange& change, const Event* trigger) { report_drift(change, trigger); });
     pipeline_->flush();
     if (capture_) capture_->flush();
     if (g_reload.exchange(false)) reload();

@@ -129,8 +129,7 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
                   "canary_interval_seconds", "fanotify", "unidentified"});
     if (auto u = n["unidentified"]) {
       r.known_keys(u, "enforcement.unidentified", {"parents", "posture"});
-      r.read_list(u, "enforcement.unidentified", "parents",
-                  c.enforcement.options.guarded_parents);
+      r.read_list(u, "enforcement.unidentified", "parents", c.enforcement.options.guarded_parents);
       r.read(u, "enforcement.unidentified", "posture", c.enforcement.options.unidentified_posture);
       static const std::set<std::string> kPostures = {"allow", "audit", "deny-network", "deny"};
       if (kPostures.count(c.enforcement.options.unidentified_posture) == 0) {

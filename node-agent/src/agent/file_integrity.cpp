@@ -103,17 +103,80 @@ void FileIntegrity::restore(const PendingRestore& pending, const RemediationSink
   remediation(std::move(record), pending.pid);
 }
 
+FimStore* FileIntegrity::baseline_store() {
+  if (baseline_store_) return baseline_store_.get();
+  if (!fs::exists(config_.database)) return nullptr;
+  auto store =
+      std::make_unique<FimStore>(FimStoreOptions{config_.database, config_.content_directory});
+  if (!store->last_run()) return nullptr;
+  baseline_roots_.clear();
+  for (const auto& root : store->baseline_options().roots) {
+    baseline_roots_.push_back(root == "/" ? root : root + "/");
+  }
+  baseline_store_ = std::move(store);
+  return baseline_store_.get();
+}
+
+bool FileIntegrity::under_baseline(const std::string& path) const {
+  return std::any_of(baseline_roots_.begin(), baseline_roots_.end(), [&](const std::string& r) {
+    return path.rfind(r, 0) == 0 || path + "/" == r;
+  });
+}
+
+void FileIntegrity::observe(const Event& event) {
+  if (class_of(event.kind) != EventClass::kFile || event.result < 0 || baseline_roots_.empty()) {
+    return;
+  }
+  // Paths in a container's mount namespace are not the host files the baseline describes.
+  if (event.container || !event.container_unresolved.empty()) return;
+  for (const std::string* path : {&event.path, &event.path2}) {
+    if (path->empty() || !under_baseline(*path)) continue;
+    if (std::any_of(confirms_.begin(), confirms_.end(),
+                    [&](const PendingConfirm& c) { return c.path == *path; })) {
+      continue;  // one confirmation covers every change before it
+    }
+    if (confirms_.size() >= config_.max_pending_restores) {
+      dropped_confirms_++;
+      continue;
+    }
+    confirms_.push_back(
+        {*path,
+         std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.restore_delay_ms),
+         event});
+  }
+}
+
+void FileIntegrity::confirm_due(const DriftSink& drift) {
+  const auto now = std::chrono::steady_clock::now();
+  while (!confirms_.empty() && confirms_.front().due <= now) {
+    const PendingConfirm pending = std::move(confirms_.front());
+    confirms_.pop_front();
+    FimStore* store = baseline_store();
+    if (store == nullptr) return;
+    try {
+      confirmed_++;
+      if (auto change = confirm(*store, pending.path)) {
+        drift_++;
+        drift(*change, &pending.trigger);
+      }
+    } catch (const std::exception& e) {
+      last_error_ = e.what();
+    }
+  }
+}
+
 void FileIntegrity::rescan(const DriftSink& drift) {
   if (!fs::exists(config_.database)) return;
   try {
-    FimStore store(FimStoreOptions{config_.database, config_.content_directory});
-    if (!store.last_run()) return;
-    const CheckReport report = check(store, store.baseline_options());
+    baseline_store_.reset();  // the operator may have rebuilt it: take its roots again
+    FimStore* store = baseline_store();
+    if (store == nullptr) return;
+    const CheckReport report = check(*store, store->baseline_options());
     rescans_++;
     size_t reported = 0;
     for (const auto& change : report.changes) {
       drift_++;
-      if (reported++ < config_.max_drift_findings) drift(change);
+      if (reported++ < config_.max_drift_findings) drift(change, nullptr);
     }
     if (report.changes.size() > config_.max_drift_findings) {
       spdlog::warn("file integrity: {} changes against the baseline, {} reported as findings",
@@ -132,6 +195,7 @@ void FileIntegrity::tick(const RemediationSink& remediation, const DriftSink& dr
     pending_.pop_front();
     restore(pending, remediation);
   }
+  confirm_due(drift);
   if (config_.rescan_interval_seconds > 0 && now >= next_rescan_) {
     next_rescan_ = now + std::chrono::seconds(config_.rescan_interval_seconds);
     rescan(drift);
@@ -147,6 +211,9 @@ nlohmann::json FileIntegrity::status() const {
           {"baseline", config_.database},
           {"rescans", rescans_},
           {"drift", drift_},
+          {"confirmed", confirmed_},
+          {"pending_confirmations", confirms_.size()},
+          {"dropped_confirmations", dropped_confirms_},
           {"last_error", last_error_}};
 }
 

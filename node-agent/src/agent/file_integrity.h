@@ -35,7 +35,9 @@ struct FileIntegrityConfig {
 class FileIntegrity {
  public:
   using RemediationSink = std::function<void(nlohmann::json record, uint32_t pid)>;
-  using DriftSink = std::function<void(const FileChange& change)>;
+  // A change against the operator's baseline; `trigger` is the file event that revealed it (null
+  // for what a rescan found, which cannot say who made the change).
+  using DriftSink = std::function<void(const FileChange& change, const Event* trigger)>;
 
   explicit FileIntegrity(FileIntegrityConfig config);
 
@@ -43,7 +45,10 @@ class FileIntegrity {
   void protect(const policies::PolicySet& set);
   // A protect violation in enforce mode: restore the file once the writer is done.
   void schedule_restore(const std::string& path, const Event& trigger);
-  // Carries out due restores and, when due, the rescan.
+  // A file event (pipeline thread): a path under the operator's baseline is confirmed against it
+  // shortly after (the event is the open that precedes the write), attributed to the event.
+  void observe(const Event& event);
+  // Carries out due restores and confirmations and, when due, the rescan.
   void tick(const RemediationSink& remediation, const DriftSink& drift);
   nlohmann::json status() const;
 
@@ -54,7 +59,15 @@ class FileIntegrity {
     uint32_t pid = 0;
     std::string exe;
   };
+  struct PendingConfirm {
+    std::string path;
+    std::chrono::steady_clock::time_point due;
+    Event trigger;  // who did it: process, ancestry, container (views shared, not copied)
+  };
   FimStore& protect_store();
+  FimStore* baseline_store();
+  bool under_baseline(const std::string& path) const;
+  void confirm_due(const DriftSink& drift);
   void restore(const PendingRestore& pending, const RemediationSink& remediation);
   void rescan(const DriftSink& drift);
 
@@ -62,6 +75,11 @@ class FileIntegrity {
   std::unique_ptr<FimStore> protect_store_;
   std::vector<std::string> protected_paths_;
   std::deque<PendingRestore> pending_;
+  std::unique_ptr<FimStore> baseline_store_;  // the operator's, opened once it exists
+  std::vector<std::string> baseline_roots_;   // with a trailing '/', for prefix checks
+  std::deque<PendingConfirm> confirms_;
+  uint64_t confirmed_ = 0;
+  uint64_t dropped_confirms_ = 0;
   std::chrono::steady_clock::time_point next_rescan_{};
   uint64_t restored_ = 0;
   uint64_t restore_failures_ = 0;
