@@ -19,7 +19,7 @@
 # Reported: medians over the repetitions of execs/s and µs per exec, and medians of the per-rep
 # differences and ratios against the baseline of the same repetition.
 #
-#   bash bench/enforce/exec-latency.sh                   (root; about 10 minutes)
+#   bash bench/enforce/exec-latency.sh                   (root; 9 to 12 minutes here)
 #   N=5000 REPS=5 WARMUP=200 PALISADE=/tmp/palisade-bench CONFIGS="baseline kill" bash ...
 #   KEEP=1 keeps the work directory (agent and fapolicyd logs, status files).
 #   DEADLINE=900: no repetition starts after this many seconds; the table covers those done.
@@ -174,11 +174,12 @@ start_agent() {  # mechanism policy-dir wait-for-workloads(0|1) log
 # Debian 12's fapolicyd 1.1.7 is built without rpm support and has no deb backend (that came in
 # 1.3): its only trust source here is the file backend, so the files the workload needs are added
 # to a trust.d file. Its default rule set (rules.d/90-deny-execute.rules: deny every execute)
-# would stop every program on this shared machine, so the rules below are the upstream
-# "known-libs" set with the denials confined to the benchmark: the driver may execute only
-# trusted files and has a rule allowing /usr/bin/true; /usr/bin/true may only map trusted
-# libraries; everything else on the host is allowed. fapolicyd still gets, and decides, every
-# open and every exec on the watched filesystems, which is what costs.
+# would stop every program on this shared machine, so the rules below are the ELF rules of
+# upstream's "known-libs" set (40-bad-elf, 41-shared-obj, 42-trusted-elf, 90-deny-execute,
+# 95-allow-open) with the denials confined to the benchmark, plus a rule allowing /usr/bin/true:
+# the driver may execute only trusted files, /usr/bin/true may only map trusted libraries, and
+# everything else on the host is allowed. fapolicyd still gets, and decides, every open and every
+# exec on the watched filesystems, which is what costs.
 setup_fapolicyd() {
   if ! command -v fapolicyd >/dev/null; then
     log "installing fapolicyd"

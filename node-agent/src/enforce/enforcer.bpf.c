@@ -484,9 +484,14 @@ struct inode___pre_6_11 {
   struct timespec64 __i_ctime;
 } __attribute__((preserve_access_index));
 
+/* Since Linux 6.13 the top bit of i_ctime_nsec says that the ctime was queried (multigrain
+ * timestamps): it is not part of the time, and a stat() sets it. */
+#define PAL_CTIME_NSEC_MASK 0x7fffffffU
+
 static __always_inline __s64 inode_ctime_ns(struct inode *inode) {
   if (bpf_core_field_exists(inode->i_ctime_sec))
-    return BPF_CORE_READ(inode, i_ctime_sec) * 1000000000LL + BPF_CORE_READ(inode, i_ctime_nsec);
+    return BPF_CORE_READ(inode, i_ctime_sec) * 1000000000LL +
+           (BPF_CORE_READ(inode, i_ctime_nsec) & PAL_CTIME_NSEC_MASK);
   struct inode___pre_6_11 *mid = (void *)inode;
   if (bpf_core_field_exists(mid->__i_ctime))
     return BPF_CORE_READ(mid, __i_ctime.tv_sec) * 1000000000LL +

@@ -281,8 +281,7 @@ std::unique_ptr<ExecLockdown> ExecLockdown::start(const ExecLockdownOptions& opt
     raw->queue(denial_record(request, decision, *target, denied));
   };
 
-  FanotifyGuardOptions guard;
-  guard.mounts = options.mounts;
+  FanotifyGuardOptions guard;  // no marks yet: arm() adds them when something is locked down
   guard.decision_timeout = std::chrono::milliseconds(options.timeout_ms);
   guard.on_timeout = options.fail_closed ? ExecVerdict::kDeny : ExecVerdict::kAllow;
   self->guard_ = FanotifyExecGuard::start(guard, std::move(decide), std::move(sink));
@@ -290,6 +289,20 @@ std::unique_ptr<ExecLockdown> ExecLockdown::start(const ExecLockdownOptions& opt
 }
 
 ExecLockdown::~ExecLockdown() = default;
+
+void ExecLockdown::arm() {
+  {
+    std::lock_guard lock(mutex_);
+    if (armed_) return;
+    armed_ = true;
+  }
+  for (const auto& mount : options_.mounts) watch(mount);
+}
+
+bool ExecLockdown::armed() const {
+  std::lock_guard lock(mutex_);
+  return armed_;
+}
 
 void ExecLockdown::watch(const std::string& path) {
   std::lock_guard lock(mutex_);

@@ -79,6 +79,10 @@ class ExecLockdown {
   ~ExecLockdown();
 
   void policy_changed();  // cached verdicts are dropped
+  // Marks the configured filesystems: until a workload is locked down nothing is marked, so an
+  // agent with nothing to enforce does not make every exec on the host wait for it.
+  void arm();
+  bool armed() const;
   // Checks execs on one more filesystem (a container's root); marks each path once.
   void watch(const std::string& path);
   // Hands the denial records queued since the last call to `deliver` (agent thread).
@@ -101,6 +105,7 @@ class ExecLockdown {
   // Processes whose exec was just allowed: their ELF interpreter's open follows (bounded).
   LruMap<uint32_t, std::chrono::steady_clock::time_point> recent_allowed_{4096};
   std::vector<std::string> marked_;
+  bool armed_ = false;
   std::vector<std::string> mark_errors_;
 };
 
