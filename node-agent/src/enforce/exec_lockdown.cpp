@@ -238,6 +238,7 @@ std::unique_ptr<ExecLockdown> ExecLockdown::start(const ExecLockdownOptions& opt
     ExecDecision decision;
     auto target = raw->lookup_(request.cgroup_id, request.pid);
     if (!target) return decision;  // not a locked-down workload: allowed, cacheable
+    raw->remember_target(request, *target);
     // The allowlist speaks of paths as the container sees them. For a file opened in the
     // container's mount namespace fanotify gives that already (its mounts are out of the agent's
     // reach, so the path runs from the container's root); one seen through the host's view of
@@ -273,7 +274,8 @@ std::unique_ptr<ExecLockdown> ExecLockdown::start(const ExecLockdownOptions& opt
   };
   ExecDecisionSink sink = [raw](const ExecRequest& request, const ExecDecision& decision,
                                 bool timed_out) {
-    auto target = raw->lookup_(request.cgroup_id, request.pid);
+    auto target = raw->decided_target(request);
+    if (!target) target = raw->lookup_(request.cgroup_id, request.pid);
     if (!target) return;
     // Reported: denials, drift alerts (allowed) and execs answered by the timeout.
     const bool denied =
@@ -313,6 +315,23 @@ void ExecLockdown::watch(const std::string& path) {
   } else if (mark_errors_.size() < 32) {
     mark_errors_.push_back(path + ": " + error);
   }
+}
+
+namespace {
+uint64_t decided_key(const ExecRequest& request) {
+  return (static_cast<uint64_t>(request.pid) << 32) ^ request.ino;
+}
+}  // namespace
+
+void ExecLockdown::remember_target(const ExecRequest& request, const Target& target) {
+  std::lock_guard lock(mutex_);
+  decided_.put(decided_key(request), target);
+}
+
+std::optional<ExecLockdown::Target> ExecLockdown::decided_target(const ExecRequest& request) {
+  std::lock_guard lock(mutex_);
+  if (const Target* t = decided_.find(decided_key(request))) return *t;
+  return std::nullopt;
 }
 
 void ExecLockdown::remember_allowed_exec(uint32_t pid) {

@@ -54,6 +54,7 @@ struct ExecLockdownOptions {
 };
 
 class FanotifyExecGuard;
+struct ExecRequest;
 class OverlayLayers;
 
 class ExecLockdown {
@@ -93,6 +94,10 @@ class ExecLockdown {
   ExecLockdown() = default;
   void queue(std::vector<std::byte> record);
   void remember_allowed_exec(uint32_t pid);
+  // The workload the decider judged an exec against, for its report: by the time the report is
+  // written the process may be gone (a refused exec exits at once), and with it its cgroup.
+  void remember_target(const ExecRequest& request, const Target& target);
+  std::optional<Target> decided_target(const ExecRequest& request);
   bool allowed_exec_just_before(uint32_t pid);
 
   ExecLockdownOptions options_;
@@ -104,6 +109,7 @@ class ExecLockdown {
   uint64_t dropped_ = 0;  // denials not reported because the queue was full
   // Processes whose exec was just allowed: their ELF interpreter's open follows (bounded).
   LruMap<uint32_t, std::chrono::steady_clock::time_point> recent_allowed_{4096};
+  LruMap<uint64_t, Target> decided_{1024};  // by pid and inode
   std::vector<std::string> marked_;
   bool armed_ = false;
   std::vector<std::string> mark_errors_;
