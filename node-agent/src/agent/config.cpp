@@ -47,6 +47,18 @@ class Reader {
     }
   }
 
+  // A string that must be one of `choices`; the error lists them ("expected a, b or c").
+  void read_choice(const YAML::Node& map, const std::string& where, const char* key,
+                   std::string& out, const std::vector<std::string>& choices) const {
+    read(map, where, key, out);
+    if (std::find(choices.begin(), choices.end(), out) != choices.end()) return;
+    std::string expected;
+    for (size_t i = 0; i < choices.size(); ++i) {
+      expected += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + choices[i];
+    }
+    fail(map[key], join(where, key), "expected " + expected);
+  }
+
   template <typename T>
   void read_positive(const YAML::Node& map, const std::string& where, const char* key, T& out,
                      T max) const {
@@ -130,32 +142,22 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
     if (auto u = n["unidentified"]) {
       r.known_keys(u, "enforcement.unidentified", {"parents", "posture"});
       r.read_list(u, "enforcement.unidentified", "parents", c.enforcement.options.guarded_parents);
-      r.read(u, "enforcement.unidentified", "posture", c.enforcement.options.unidentified_posture);
-      static const std::set<std::string> kPostures = {"allow", "audit", "deny-network", "deny"};
-      if (kPostures.count(c.enforcement.options.unidentified_posture) == 0) {
-        r.fail(u["posture"], "enforcement.unidentified.posture",
-               "expected allow, audit, deny-network or deny");
-      }
+      r.read_choice(u, "enforcement.unidentified", "posture",
+                    c.enforcement.options.unidentified_posture,
+                    {"allow", "audit", "deny-network", "deny"});
     }
     r.read(n, "enforcement", "canary_interval_seconds", c.enforcement.canary_interval_seconds);
     r.read(n, "enforcement", "enabled", c.enforcement.enabled);
     r.read(n, "enforcement", "pin_directory", c.enforcement.options.pin_root);
-    r.read(n, "enforcement", "exec_mechanism", c.enforcement.options.exec_mechanism);
-    static const std::set<std::string> kMechanisms = {"auto", "lsm", "fanotify", "kill"};
-    if (kMechanisms.count(c.enforcement.options.exec_mechanism) == 0) {
-      r.fail(n["exec_mechanism"], "enforcement.exec_mechanism",
-             "expected auto, lsm, fanotify or kill");
-    }
+    r.read_choice(n, "enforcement", "exec_mechanism", c.enforcement.options.exec_mechanism,
+                  {"auto", "lsm", "fanotify", "kill"});
     r.read_positive<uint32_t>(n, "enforcement", "rescan_ms", c.enforcement.rescan_ms, 3600000);
     if (auto f = n["fanotify"]) {
       r.known_keys(f, "enforcement.fanotify", {"timeout_ms", "on_timeout", "mounts"});
       r.read_positive<uint32_t>(f, "enforcement.fanotify", "timeout_ms",
                                 c.enforcement.options.fanotify_timeout_ms, 60000);
       std::string on_timeout = c.enforcement.options.fanotify_fail_closed ? "deny" : "allow";
-      r.read(f, "enforcement.fanotify", "on_timeout", on_timeout);
-      if (on_timeout != "allow" && on_timeout != "deny") {
-        r.fail(f["on_timeout"], "enforcement.fanotify.on_timeout", "expected allow or deny");
-      }
+      r.read_choice(f, "enforcement.fanotify", "on_timeout", on_timeout, {"allow", "deny"});
       c.enforcement.options.fanotify_fail_closed = on_timeout == "deny";
       r.read_list(f, "enforcement.fanotify", "mounts", c.enforcement.options.fanotify_mounts);
     }
@@ -164,11 +166,7 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
     r.known_keys(n, "kubernetes",
                  {"enabled", "kubeconfig", "context", "node_name", "policies", "events", "peers"});
     r.read(n, "kubernetes", "peers", c.kubernetes.peers);
-    r.read(n, "kubernetes", "enabled", c.kubernetes.enabled);
-    if (c.kubernetes.enabled != "auto" && c.kubernetes.enabled != "true" &&
-        c.kubernetes.enabled != "false") {
-      r.fail(n["enabled"], "kubernetes.enabled", "expected auto, true or false");
-    }
+    r.read_choice(n, "kubernetes", "enabled", c.kubernetes.enabled, {"auto", "true", "false"});
     r.read(n, "kubernetes", "kubeconfig", c.kubernetes.kubeconfig);
     r.read(n, "kubernetes", "context", c.kubernetes.context);
     r.read(n, "kubernetes", "node_name", c.kubernetes.node_name);

@@ -336,7 +336,6 @@ struct Enforcer::Impl {
   PeerResolver peer_resolver;
   uint64_t peer_addresses = 0;
   std::map<uint64_t, std::shared_ptr<const std::set<std::string>>> interpreters;  // by cgroup
-  std::unordered_map<uint64_t, std::string> cgroup_paths;
   std::vector<std::string> errors;
   uint64_t denials = 0;
   uint64_t exec_allow_entries = 0;
@@ -906,10 +905,8 @@ void Enforcer::apply(std::shared_ptr<const policies::PolicySet> set,
     accepted.push_back(b);
   }
   d.bound.clear();
-  d.cgroup_paths.clear();
   for (const auto& b : accepted) {
     d.bound[b.cgroup_id] = b;
-    d.cgroup_paths[b.cgroup_id] = b.cgroup_path;
   }
   d.write_peer_addresses();
   d.write_workloads(accepted);
@@ -1087,8 +1084,8 @@ void Enforcer::set_peer_resolver(PeerResolver resolver) {
 
 const std::string* Enforcer::path_of(uint64_t cgroup_id) const {
   // The pipeline's thread is the only writer's thread too (apply), so no lock is needed here.
-  auto it = impl_->cgroup_paths.find(cgroup_id);
-  return it == impl_->cgroup_paths.end() ? nullptr : &it->second;
+  auto it = impl_->bound.find(cgroup_id);
+  return it == impl_->bound.end() ? nullptr : &it->second.cgroup_path;
 }
 
 std::vector<MechanismStatus> Enforcer::mechanisms() const {
