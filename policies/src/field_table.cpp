@@ -131,13 +131,66 @@ bool set_ancestor_exe(Event& e, std::string_view s) {
   return true;
 }
 
+// Virtual machine fields: absent on events without a VM.
+using VV = agent::VmView;
+agent::VmView& edit(agent::VmRef& ref) {
+  auto copy = std::make_shared<agent::VmView>(ref ? *ref : agent::VmView{});
+  ref = copy;
+  return *copy;
+}
+
+template <std::string VV::*Member>
+FieldValue read_vm(const Event& e) {
+  return e.vm ? text(*e.vm.*Member) : FieldValue{};
+}
+
+template <std::string VV::*Member>
+bool assign_vm(Event& e, std::string_view s) {
+  edit(e.vm).*Member = std::string(s);
+  return true;
+}
+
+bool any_vm_label(const Event& e, const Visit& visit) {
+  if (!e.vm) return false;
+  thread_local std::string pair;
+  for (const auto& [key, value] : e.vm->labels) {
+    pair = key + "=" + value;
+    if (visit(text(pair))) return true;
+  }
+  return false;
+}
+
+bool set_vm_label(Event& e, std::string_view s) {
+  const size_t eq = s.find('=');
+  if (eq == std::string_view::npos || eq == 0) return false;
+  edit(e.vm).labels.emplace_back(std::string(s.substr(0, eq)), std::string(s.substr(eq + 1)));
+  return true;
+}
+
+bool is_vm(const Event& e) {
+  return agent::class_of(e.kind) == EventClass::kVirtualMachine;
+}
+
+// Rates are absent unless the sample measured them (-1).
+template <int64_t agent::VmActivity::*Member>
+FieldValue read_rate(const Event& e) {
+  const int64_t v = e.vm_activity.*Member;
+  return e.kind == EventKind::kVmStats && v >= 0 ? number(v) : FieldValue{};
+}
+
+template <int64_t agent::VmActivity::*Member>
+bool assign_rate(Event& e, std::string_view s) {
+  return parse_int(s, e.vm_activity.*Member);
+}
+
 constexpr FieldDef kFields[] = {
     {"event.kind", FieldType::kString,
      "what happened: exec, fork, exit, open, unlink, rmdir, rename, chmod, chown, connect, accept, "
      "bind, listen, setuid, setgid, capset, ptrace, module_load, mount, unshare, setns, "
-     "memfd_create, bpf",
+     "memfd_create, bpf, net_deny, exec_deny, file_deny, vm_inventory, vm_lifecycle, vm_host, "
+     "vm_stats, vm_guest_change, vm_inspection",
      [](const Event& e) { return text(agent::kind_name(e.kind)); }, nullptr, set_kind},
-    {"event.class", FieldType::kString, "process, file, network or privilege",
+    {"event.class", FieldType::kString, "process, file, network, privilege, enforcement or vm",
      [](const Event& e) { return text(agent::class_name(agent::class_of(e.kind))); }, nullptr,
      nullptr},
     {"event.result", FieldType::kInt, "the call's return value (negative errno on failure)",
@@ -375,6 +428,51 @@ constexpr FieldDef kFields[] = {
        e.args[1] = static_cast<uint64_t>(v);
        return true;
      }},
+
+    {"vm.name", FieldType::kString, "virtual machine events: the libvirt domain name",
+     read_vm<&VV::name>, nullptr, assign_vm<&VV::name>},
+    {"vm.uuid", FieldType::kString, "the domain's UUID", read_vm<&VV::uuid>, nullptr,
+     assign_vm<&VV::uuid>},
+    {"vm.host", FieldType::kString, "the libvirt URI the VM was seen through", read_vm<&VV::host>,
+     nullptr, assign_vm<&VV::host>},
+    {"vm.state", FieldType::kString,
+     "the domain's state when the event was made: running, paused, shutoff, crashed, ...",
+     read_vm<&VV::state>, nullptr, assign_vm<&VV::state>},
+    {"vm.label", FieldType::kString,
+     "the VM's labels (from its <metadata>) as key=value, e.g. vm.label = \"tier=web\"", nullptr,
+     any_vm_label, set_vm_label},
+    {"vm.action", FieldType::kString,
+     "what happened: the lifecycle event (started, crashed, ...), the host event (lost, "
+     "restored), the guest change kind (user-added, authorized-key-added, ...), or the "
+     "inspection outcome",
+     [](const Event& e) { return is_vm(e) ? text(e.vm_activity.action) : FieldValue{}; }, nullptr,
+     [](Event& e, std::string_view s) {
+       e.vm_activity.action = std::string(s);
+       return true;
+     }},
+    {"vm.detail", FieldType::kString,
+     "lifecycle: libvirt's reason (booted, destroyed, ...); guest change: what changed (a user "
+     "name, a path, a key fingerprint)",
+     [](const Event& e) { return is_vm(e) ? text(e.vm_activity.detail) : FieldValue{}; }, nullptr,
+     [](Event& e, std::string_view s) {
+       e.vm_activity.detail = std::string(s);
+       return true;
+     }},
+    {"vm.cpu_percent", FieldType::kInt, "vm_stats: CPU use of all the VM's vCPUs together, 0-100",
+     read_rate<&agent::VmActivity::cpu_percent>, nullptr,
+     assign_rate<&agent::VmActivity::cpu_percent>},
+    {"vm.net_tx_bps", FieldType::kInt, "vm_stats: bytes per second the guest sent",
+     read_rate<&agent::VmActivity::net_tx_bps>, nullptr,
+     assign_rate<&agent::VmActivity::net_tx_bps>},
+    {"vm.net_rx_bps", FieldType::kInt, "vm_stats: bytes per second the guest received",
+     read_rate<&agent::VmActivity::net_rx_bps>, nullptr,
+     assign_rate<&agent::VmActivity::net_rx_bps>},
+    {"vm.disk_write_bps", FieldType::kInt, "vm_stats: bytes per second written to its disks",
+     read_rate<&agent::VmActivity::disk_write_bps>, nullptr,
+     assign_rate<&agent::VmActivity::disk_write_bps>},
+    {"vm.disk_read_bps", FieldType::kInt, "vm_stats: bytes per second read from its disks",
+     read_rate<&agent::VmActivity::disk_read_bps>, nullptr,
+     assign_rate<&agent::VmActivity::disk_read_bps>},
 };
 
 }  // namespace

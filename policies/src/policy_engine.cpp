@@ -77,8 +77,18 @@ std::string_view response_name(Response r) {
       return "block";
     case Response::kRestore:
       return "restore";
+    case Response::kSuspend:
+      return "suspend";
+    case Response::kSnapshot:
+      return "snapshot";
+    case Response::kShutdown:
+      return "shutdown";
   }
   return "alert";
+}
+
+bool is_vm_response(Response r) {
+  return r == Response::kSuspend || r == Response::kSnapshot || r == Response::kShutdown;
 }
 
 std::string render_template(const std::string& output, const Event& event) {

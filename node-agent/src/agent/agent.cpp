@@ -326,7 +326,9 @@ void Agent::respond(const policies::Finding& finding, const Event& event) {
   using policies::Response;
   const Response response = finding.rule->response;
   // A replay describes another time (and often another machine): nothing is acted on.
-  if (!config_.responses.enabled || response == Response::kBlock || !options_.replay_path.empty())
+  // VM responses are the hypervisor monitor's (palisade hv); a node has no VM to act on.
+  if (!config_.responses.enabled || response == Response::kBlock ||
+      policies::is_vm_response(response) || !options_.replay_path.empty())
     return;
   if (response == Response::kRestore) {
     // The sensor saw the write-open; the file integrity monitor restores once the write is done.

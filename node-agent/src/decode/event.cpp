@@ -79,6 +79,29 @@ constexpr EventKindInfo kKinds[] = {
     {EventKind::kFileDeny, "file_deny", "enforcement: fanotify FAN_OPEN_PERM on read-only paths",
      "A workload's open for writing of a path its WorkloadPolicy makes read-only was refused.",
      "hook, verdict, reason, policy, workload, path"},
+    {EventKind::kVmInventory, "vm_inventory", "hypervisor: libvirt domain list and XML",
+     "A virtual machine as found when its host was (re)synced (`present`), or after its "
+     "configuration changed (`configured`).",
+     "vm (name, uuid, state, vCPUs, memory, disks, NICs, labels), action"},
+    {EventKind::kVmLifecycle, "vm_lifecycle", "hypervisor: libvirt lifecycle events",
+     "A virtual machine was defined, undefined, started, suspended, resumed, stopped, shut down, "
+     "crashed, suspended to memory or migrated.",
+     "vm, action (the lifecycle event), detail (libvirt's reason: booted, destroyed, ...)"},
+    {EventKind::kVmHost, "vm_host", "hypervisor: libvirt connection",
+     "A hypervisor host was connected, lost (connection closed, keepalive timeout) or restored "
+     "and re-synced.",
+     "vm.host (the URI), action, message"},
+    {EventKind::kVmStats, "vm_stats", "hypervisor: virConnectGetAllDomainStats",
+     "One interval's rates for a running virtual machine (reported only when configured; "
+     "detections see every sample).",
+     "cpu percent, network and disk bytes per second, balloon RSS"},
+    {EventKind::kVmGuestChange, "vm_guest_change", "hypervisor: guest-disk inspection (libguestfs)",
+     "An inspection of a VM's disks found a change since the previous one: a user, group, sudoers "
+     "line, SSH key, cron job, systemd unit, SUID/SGID file, package or watched file.",
+     "action (the change kind), detail (what changed), before and after (JSON)"},
+    {EventKind::kVmInspection, "vm_inspection", "hypervisor: guest-disk inspection (libguestfs)",
+     "A guest-disk inspection completed (with its method and counts) or failed (with the reason).",
+     "action (completed, failed), detail (method), message"},
 };
 
 }  // namespace
@@ -106,6 +129,8 @@ std::string_view class_name(EventClass cls) {
       return "privilege";
     case EventClass::kEnforcement:
       return "enforcement";
+    case EventClass::kVirtualMachine:
+      return "vm";
   }
   return "unknown";
 }
@@ -150,6 +175,15 @@ void Event::clear() {
   container_unresolved.clear();
   enforcement = EnforcementInfo{};
   cgroup_path.clear();
+  vm.reset();
+  vm_activity = VmActivity{};
+}
+
+const std::string* VmView::label(std::string_view key) const {
+  for (const auto& [k, v] : labels) {
+    if (k == key) return &v;
+  }
+  return nullptr;
 }
 
 }  // namespace palisade::agent

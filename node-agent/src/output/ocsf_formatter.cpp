@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "output/json_writer.h"
+#include "output/ocsf_vm.h"
 #include "palisade/agent/container.h"
 #include "palisade/agent/ocsf.h"
 #include "palisade/agent/path_text.h"
@@ -148,6 +149,13 @@ OcsfClassification classify(const Event& event) {
       return with(kProcess, 1, "Launch");
     case EventKind::kFileDeny:
       return with(kFile, 14, "Open");
+    case EventKind::kVmInventory:
+    case EventKind::kVmLifecycle:
+    case EventKind::kVmHost:
+    case EventKind::kVmStats:
+    case EventKind::kVmGuestChange:
+    case EventKind::kVmInspection:
+      return classify_vm(event);
     case EventKind::kUnknown:
       break;
   }
@@ -384,6 +392,10 @@ void render_container_json(ContainerView& c) {
 }
 
 void OcsfFormatter::format(const Event& e, std::string& out) {
+  if (class_of(e.kind) == EventClass::kVirtualMachine) {
+    format_vm(e, out);
+    return;
+  }
   JsonWriter w(out);
   const OcsfClassification c = classify(e);
   Writer ow{w, *this, host_, [](OcsfFormatter& f, uint32_t uid) { return f.user_name(uid); }};
@@ -657,27 +669,87 @@ void OcsfFormatter::format_finding(const policies::Finding& finding, const Event
   w.end_object().end_array();
   w.end_object();
 
-  w.key("device").begin_object();
-  w.field("hostname", host_.hostname).field("type_id", 1).field("type", "Server");
-  if (!host_.machine_id.empty()) w.field("uid", host_.machine_id);
-  w.end_object();
-  ow.actor(e);
-  if (e.container) write_container(w, *e.container);
-  w.key("evidences").begin_array().begin_object().key("process");
-  if (e.process) {
-    ow.process(e, *e.process, true);
+  if (e.vm) {
+    // A VM's finding is about the VM; the hypervisor host that saw it is the observer.
+    w.key("device");
+    write_vm_device(w, *e.vm);
+    write_observer(w);
+    w.key("evidences").begin_array().begin_object().key("device");
+    write_vm_device(w, *e.vm);
+    w.end_object().end_array();
   } else {
-    w.begin_object().field("pid", e.task.tgid).end_object();
+    w.key("device").begin_object();
+    w.field("hostname", host_.hostname).field("type_id", 1).field("type", "Server");
+    if (!host_.machine_id.empty()) w.field("uid", host_.machine_id);
+    w.end_object();
+    ow.actor(e);
+    if (e.container) write_container(w, *e.container);
+    w.key("evidences").begin_array().begin_object().key("process");
+    if (e.process) {
+      ow.process(e, *e.process, true);
+    } else {
+      w.begin_object().field("pid", e.task.tgid).end_object();
+    }
+    w.end_object().end_array();
   }
-  w.end_object().end_array();
 
   w.key("unmapped").begin_object().key("palisade").begin_object();
   w.field("rule", rule.name).field("rule_source", rule.source);
   w.field("response", policies::response_name(rule.response));
   w.field("count", finding.count).field("policy_digest", policy_digest);
   write_kubernetes(w, e);
+  if (e.vm) write_vm_details(w, *e.vm);
   if (!finding.verdict.empty()) w.field("verdict", finding.verdict);
   if (!trigger_json.empty()) w.key("trigger").raw(trigger_json);
+  w.end_object().end_object();
+  w.end_object();
+}
+
+void OcsfFormatter::write_observer(JsonWriter& w) const {
+  w.key("observer").begin_object();
+  w.field("hostname", host_.hostname).field("type_id", 1).field("type", "Server");
+  if (!host_.machine_id.empty()) w.field("uid", host_.machine_id);
+  w.end_object();
+}
+
+void OcsfFormatter::format_vm(const Event& e, std::string& out) {
+  JsonWriter w(out);
+  const OcsfClassification c = classify_vm(e);
+  const bool failed = e.kind == EventKind::kVmInspection && e.vm_activity.action == "failed";
+  const bool lost = e.kind == EventKind::kVmHost && e.vm_activity.action == "lost";
+  const bool crashed = e.kind == EventKind::kVmLifecycle && e.vm_activity.action == "crashed";
+  w.begin_object();
+  w.field("class_uid", c.class_uid).field("class_name", c.class_name);
+  w.field("category_uid", c.category_uid).field("category_name", c.category_name);
+  w.field("activity_id", c.activity_id).field("activity_name", c.activity_name);
+  w.field("type_uid", c.class_uid * 100 + c.activity_id);
+  if (lost || crashed || failed) {
+    w.field("severity_id", 3).field("severity", "Medium");
+  } else {
+    w.field("severity_id", 1).field("severity", "Informational");
+  }
+  w.field("time", e.wall_ns / 1'000'000ULL);
+  w.field("status_id", failed || lost ? 2 : 1)
+      .field("status", failed || lost ? "Failure" : "Success");
+  if (!e.vm_activity.message.empty()) w.field("message", e.vm_activity.message);
+  w.key("metadata").begin_object();
+  w.field("version", kOcsfVersion);
+  w.key("product").begin_object();
+  w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
+  w.end_object();
+  w.field("sequence", e.seq);
+  w.key("uid");
+  write_event_uid(w, host_.run_id, e);
+  w.end_object();
+  if (e.vm) {
+    w.key("device");
+    write_vm_device(w, *e.vm);
+  }
+  write_observer(w);
+  w.key("unmapped").begin_object().key("palisade").begin_object();
+  w.field("event", kind_name(e.kind));
+  write_vm_activity(w, e);
+  if (e.vm) write_vm_details(w, *e.vm);
   w.end_object().end_object();
   w.end_object();
 }

@@ -90,6 +90,55 @@ void read_container(const json& j, const json& u, Event& e) {
   e.container = std::move(copy);
 }
 
+// A VM event as the formatter wrote it: the device is the VM, its details under unmapped.
+void read_vm(const json& j, const json& u, Event& e) {
+  auto vm = std::make_shared<VmView>();
+  const json device = j.contains("device") ? j["device"] : json::object();
+  vm->name = get_or<std::string>(device, "name", "");
+  vm->uuid = get_or<std::string>(device, "uid", "");
+  vm->hypervisor = get_or<std::string>(device, "hypervisor", "");
+  const json details = u.contains("vm") ? u["vm"] : json::object();
+  vm->host = get_or<std::string>(details, "host", "");
+  vm->state = get_or<std::string>(details, "state", "");
+  vm->vcpus = get_or<uint32_t>(details, "vcpus", 0);
+  vm->memory_kib = get_or<uint64_t>(details, "memory_kib", 0);
+  const json labels = details.contains("labels") ? details["labels"] : json::object();
+  const json disks = details.contains("disks") ? details["disks"] : json::array();
+  const json nics = details.contains("nics") ? details["nics"] : json::array();
+  for (const auto& [key, value] : labels.items()) {
+    if (value.is_string()) vm->labels.emplace_back(key, value.get<std::string>());
+  }
+  for (const auto& d : disks) {
+    vm->disks.push_back(
+        VmDisk{get_or<std::string>(d, "target", ""), get_or<std::string>(d, "device", ""),
+               get_or<std::string>(d, "type", ""), get_or<std::string>(d, "source", ""),
+               get_or<std::string>(d, "format", ""), get_or<bool>(d, "read_only", false)});
+  }
+  for (const auto& n : nics) {
+    vm->nics.push_back(
+        VmNic{get_or<std::string>(n, "mac", ""), get_or<std::string>(n, "type", ""),
+              get_or<std::string>(n, "source", ""), get_or<std::string>(n, "target", ""),
+              get_or<std::string>(n, "model", ""), get_or<bool>(n, "link_up", true)});
+  }
+  e.vm = std::move(vm);
+  VmActivity& a = e.vm_activity;
+  a.action = get_or<std::string>(u, "action", "");
+  a.detail = get_or<std::string>(u, "detail", "");
+  a.message = get_or<std::string>(j, "message", "");
+  if (u.contains("stats")) {
+    const json& st = u["stats"];
+    a.interval_ms = get_or<uint64_t>(st, "interval_ms", 0);
+    a.cpu_percent = get_or<int64_t>(st, "cpu_percent", -1);
+    a.net_rx_bps = get_or<int64_t>(st, "net_rx_bps", -1);
+    a.net_tx_bps = get_or<int64_t>(st, "net_tx_bps", -1);
+    a.disk_read_bps = get_or<int64_t>(st, "disk_read_bps", -1);
+    a.disk_write_bps = get_or<int64_t>(st, "disk_write_bps", -1);
+    a.balloon_rss_kib = get_or<int64_t>(st, "balloon_rss_kib", -1);
+  }
+  if (u.contains("before")) a.before_json = u["before"].dump();
+  if (u.contains("after")) a.after_json = u["after"].dump();
+}
+
 }  // namespace
 
 std::optional<Event> event_from_ocsf(const json& j) {
@@ -197,6 +246,9 @@ std::optional<Event> event_from_ocsf(const json& j) {
       endpoint_from(j.value("dst_endpoint", json()), e.remote, e.family);
       break;
     }
+    case EventClass::kVirtualMachine:
+      read_vm(j, u, e);
+      break;
   }
   return e;
 }

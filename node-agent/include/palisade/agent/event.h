@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "palisade/agent/vm_view.h"
+
 namespace palisade::agent {
 
 enum class EventKind : uint16_t {
@@ -39,14 +41,21 @@ enum class EventKind : uint16_t {
   kPrivSetns = 55,
   kPrivMemfd = 56,
   kPrivBpf = 57,
-  kNetDeny = 64,   // enforcement: a connection, datagram or packet refused (or would be, audit)
-  kExecDeny = 65,  // enforcement: an exec outside the allowlist refused or killed
-  kFileDeny = 66,  // enforcement: a write-open of a read-only path refused
+  kNetDeny = 64,      // enforcement: a connection, datagram or packet refused (or would be, audit)
+  kExecDeny = 65,     // enforcement: an exec outside the allowlist refused or killed
+  kFileDeny = 66,     // enforcement: a write-open of a read-only path refused
+  kVmInventory = 80,  // hypervisor: a VM as found when a host was (re)synced or reconfigured
+  kVmLifecycle = 81,  // hypervisor: defined, started, suspended, stopped, crashed, migrated...
+  kVmHost = 82,       // hypervisor: a libvirt host connected, lost or restored
+  kVmStats = 83,      // hypervisor: one interval's rates (CPU, network, disk, balloon)
+  kVmGuestChange = 84,  // hypervisor: a guest-disk inspection found a change
+  kVmInspection = 85,   // hypervisor: a guest-disk inspection completed or failed
 };
 
 // Loss accounting is per class, matching the sensor's sequence counters.
-// Every kind is below this (the sensor ABI's PAL_KIND_LIMIT): tables indexed by kind use it.
-inline constexpr size_t kEventKindLimit = 80;
+// Every kind is below this (the sensor's kinds are below its ABI's PAL_KIND_LIMIT; the hypervisor
+// monitor's come after): tables indexed by kind use it.
+inline constexpr size_t kEventKindLimit = 96;
 
 // Enforcement denials are numbered by the enforcement programs, apart from the sensor's classes.
 enum class EventClass : uint8_t {
@@ -54,9 +63,10 @@ enum class EventClass : uint8_t {
   kFile = 1,
   kNetwork = 2,
   kPrivilege = 3,
-  kEnforcement = 4
+  kEnforcement = 4,
+  kVirtualMachine = 5
 };
-inline constexpr size_t kEventClassCount = 5;
+inline constexpr size_t kEventClassCount = 6;
 
 constexpr EventClass class_of(EventKind kind) {
   return static_cast<EventClass>((static_cast<unsigned>(kind) >> 4) & 7U);
@@ -196,6 +206,10 @@ struct Event {
   // The cgroup v2 path of task.cgroup_id, relative to the cgroup2 mount, when a policy selects
   // by cgroup (filled by the pipeline from the enforcer's cgroup names; empty otherwise).
   std::string cgroup_path;
+
+  // Virtual machine events (class kVirtualMachine): the VM and what happened to it.
+  VmRef vm;
+  VmActivity vm_activity;
 
   void clear();  // reset for reuse without giving back string capacity
 };

@@ -33,6 +33,8 @@ struct OcsfClassification {
 
 OcsfClassification classify(const Event& event);
 
+class JsonWriter;
+
 class OcsfFormatter {
  public:
   explicit OcsfFormatter(HostInfo host);
@@ -54,6 +56,8 @@ class OcsfFormatter {
 
  private:
   std::string_view user_name(uint32_t uid);
+  void format_vm(const Event& event, std::string& out);
+  void write_observer(JsonWriter& w) const;
 
   HostInfo host_;
   std::unordered_map<uint32_t, std::string> user_names_;  // bounded: cleared at kMaxUserNames

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "palisade/policies/expression.h"
+#include "palisade/policies/vm_policy.h"
 #include "palisade/policies/workload_policy.h"
 
 namespace palisade::policies {
@@ -38,10 +39,24 @@ enum class Severity : uint8_t {
   kCritical = 5
 };
 // kBlock (deny the operation) and kRestore (put the approved file back) come from WorkloadPolicy
-// decisions in enforce mode; detection rules choose among the first four.
-enum class Response : uint8_t { kAlert, kKill, kIsolate, kQuarantine, kBlock, kRestore };
+// decisions in enforce mode; detection rules choose among the others. kIsolate cuts a workload
+// off the network (a VM: its interfaces' links go down); kSuspend, kSnapshot and kShutdown act on
+// virtual machines only (palisade hv), kKill and kQuarantine on processes and files only.
+enum class Response : uint8_t {
+  kAlert,
+  kKill,
+  kIsolate,
+  kQuarantine,
+  kBlock,
+  kRestore,
+  kSuspend,
+  kSnapshot,
+  kShutdown
+};
 std::string_view severity_name(Severity s);
 std::string_view response_name(Response r);
+// Whether a response can only be carried out on a virtual machine.
+bool is_vm_response(Response r);
 
 struct Threshold {
   enum class By : uint8_t { kProcess, kParent, kUser, kGlobal };
@@ -118,6 +133,8 @@ class PolicySet {
   const std::vector<std::unique_ptr<WorkloadPolicy>>& workload_policies() const {
     return workloads_;
   }
+  // VirtualMachinePolicies, for the hypervisor monitor (the node agent has no VMs).
+  const std::vector<std::unique_ptr<VmPolicy>>& vm_policies() const { return vm_policies_; }
   // How allowlist entries that pin a sha256 learn an executable's hash (see ExecutableHasher).
   void set_executable_hasher(ExecutableHasher hasher) { hasher_ = std::move(hasher); }
   // Resolves network rules that name their peer by workload (pods by namespace and labels).
@@ -174,6 +191,7 @@ class PolicySet {
   std::vector<RuleState> state_;  // parallel to rules_
   std::vector<std::unique_ptr<WorkloadPolicy>> workloads_;
   std::vector<std::unique_ptr<DetectionRule>> workload_rules_;  // how their decisions are reported
+  std::vector<std::unique_ptr<VmPolicy>> vm_policies_;
   std::vector<const WorkloadPolicy*> selected_;
   std::vector<Decision> decisions_;  // reused by evaluate_workloads
   ExecutableHasher hasher_;

@@ -1,0 +1,18 @@
+// Internal to the formatter: the pieces of OCSF objects that describe virtual machines.
+#pragma once
+
+#include "output/json_writer.h"
+#include "palisade/agent/event.h"
+#include "palisade/agent/ocsf.h"
+
+namespace palisade::agent {
+
+OcsfClassification classify_vm(const Event& e);
+// OCSF device object for the VM.
+void write_vm_device(JsonWriter& w, const VmView& vm);
+// unmapped.palisade.vm: what OCSF's device has no place for (disks, NIC links, state).
+void write_vm_details(JsonWriter& w, const VmView& vm);
+// The event's action, detail, rates or before/after, into the current object.
+void write_vm_activity(JsonWriter& w, const Event& e);
+
+}  // namespace palisade::agent
