@@ -26,6 +26,8 @@ vm_own_libvirtd_pid() {
   local pid
   pid=$(cat "$vm_run_dir/libvirtd.pid" 2>/dev/null) || return 1
   [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == libvirtd ]] || return 1
+  # A daemon that died but is not reaped yet is gone too.
+  grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null && return 1
   echo "$pid"
 }
 
@@ -33,11 +35,10 @@ vm_libvirtd_answers() { timeout 20 virsh -q -c "$vm_uri" version >/dev/null 2>&1
 
 # The QEMU processes of the test domain, found by the name libvirt passes on their command line.
 vm_qemu_pids() {
-  local cmdline
-  for cmdline in /proc/[0-9]*/cmdline; do
-    if tr '\0' ' ' <"$cmdline" 2>/dev/null | grep -q -- "-name guest=$vm_domain,"; then
-      cmdline=${cmdline#/proc/}
-      echo "${cmdline%/cmdline}"
-    fi
+  local dir
+  for dir in /proc/[0-9]*; do
+    [[ $(cat "$dir/comm" 2>/dev/null) == qemu-system* ]] || continue
+    grep -qa -- "guest=$vm_domain," "$dir/cmdline" 2>/dev/null && echo "${dir#/proc/}"
   done
+  return 0
 }

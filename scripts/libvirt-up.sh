@@ -75,6 +75,7 @@ ensure_qemu_account() {
 
 # Writes the test qemu.conf; sets qemu_conf_changed when the file on disk changed.
 qemu_conf_changed=0
+foreign_libvirtd=0
 write_qemu_conf() {
   local wanted
   wanted=$(
@@ -131,17 +132,19 @@ stop_own_libvirtd() {
 
 start_libvirtd() {
   ensure_qemu_account
+  local pid=
+  if ! pid=$(vm_own_libvirtd_pid) && vm_libvirtd_answers; then
+    say "a libvirtd these scripts did not start answers on $vm_uri: using it as it is," \
+      "with its own configuration (qemu.conf untouched)"
+    foreign_libvirtd=1
+    return 0
+  fi
   write_qemu_conf
   write_libvirtd_conf
-  local pid
-  if pid=$(vm_own_libvirtd_pid); then
+  if [[ -n $pid ]]; then
     ((qemu_conf_changed)) || { vm_libvirtd_answers && return 0; }
     say "restarting libvirtd $pid (qemu.conf changed or it does not answer); guests keep running"
     stop_own_libvirtd "$pid"
-  elif vm_libvirtd_answers; then
-    say "a libvirtd these scripts did not start answers on $vm_uri: using it as it is" \
-      "(its own qemu.conf applies; restart it to pick up $vm_qemu_conf)"
-    return 0
   fi
   mkdir -p /run/libvirt /var/lib/libvirt/qemu /var/cache/libvirt/qemu /var/log/libvirt/qemu
   # A clean environment: nothing of the caller's (LIBVIRT_*, TMPDIR, ...) leaks into the daemon.
@@ -420,6 +423,8 @@ ensure_domain() {
       say "replacing $vm_domain: $reason"
       vsh destroy "$vm_domain" >/dev/null 2>&1 || true
       vsh undefine --snapshots-metadata "$vm_domain" >/dev/null
+      # Overlays libvirt made next to the disk for external snapshots (disk.<snapshot>).
+      find "$vm_guest_dir" -maxdepth 1 -name 'disk.*' ! -name disk.qcow2 -delete
     fi
     vsh define "$xml" >/dev/null
     echo "$stamp" >"$vm_run_dir/domain.stamp"
@@ -433,7 +438,11 @@ ensure_domain() {
       ;;
     *)
       rm -f "$vm_run_dir/console.log"
-      vsh start "$vm_domain" >/dev/null
+      if ! vsh start "$vm_domain" >/dev/null; then
+        ((foreign_libvirtd)) && say "the libvirtd in use was not started by this script: its" \
+          "qemu.conf needs the settings this script writes (docs/hypervisor-testenv.md)"
+        die "cannot start $vm_domain"
+      fi
       say "started $vm_domain"
       ;;
   esac
