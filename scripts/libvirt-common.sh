@@ -21,13 +21,30 @@ vm_qemu_conf_marker='# palisade test environment: written by scripts/libvirt-up.
 
 vsh() { virsh -q -c "$vm_uri" "$@"; }
 
+# Whether a process runs (one that died but is not reaped yet does not).
+vm_alive() {
+  [[ -d /proc/$1 ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+# Stops a process: SIGTERM, SIGKILL after the given seconds. Fails if it still runs then.
+vm_stop() {
+  local pid=$1 tenths=$(($2 * 10))
+  kill "$pid" 2>/dev/null || true
+  for ((; tenths > 0; tenths--)); do
+    vm_alive "$pid" || return 0
+    sleep 0.1
+  done
+  echo "$(basename "$0"): process $pid ignored SIGTERM for $2 s: SIGKILL" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+  sleep 0.5
+  ! vm_alive "$pid"
+}
+
 # The pid of the libvirtd these scripts started, when it still runs.
 vm_own_libvirtd_pid() {
   local pid
   pid=$(cat "$vm_run_dir/libvirtd.pid" 2>/dev/null) || return 1
-  [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == libvirtd ]] || return 1
-  # A daemon that died but is not reaped yet is gone too.
-  grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null && return 1
+  [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == libvirtd ]] && vm_alive "$pid" || return 1
   echo "$pid"
 }
 
@@ -37,8 +54,10 @@ vm_libvirtd_answers() { timeout 20 virsh -q -c "$vm_uri" version >/dev/null 2>&1
 vm_qemu_pids() {
   local dir
   for dir in /proc/[0-9]*; do
-    [[ $(cat "$dir/comm" 2>/dev/null) == qemu-system* ]] || continue
-    grep -qa -- "guest=$vm_domain," "$dir/cmdline" 2>/dev/null && echo "${dir#/proc/}"
+    if [[ $(cat "$dir/comm" 2>/dev/null) == qemu-system* ]] && vm_alive "${dir#/proc/}" &&
+      grep -qa -- "guest=$vm_domain," "$dir/cmdline" 2>/dev/null; then
+      echo "${dir#/proc/}"
+    fi
   done
   return 0
 }

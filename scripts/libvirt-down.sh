@@ -30,15 +30,10 @@ remove_domain() {
 
 stop_libvirtd() {
   local pid=$1
-  kill "$pid"
-  for _ in $(seq 100); do
-    [[ -d /proc/$pid ]] || break
-    sleep 0.1
-  done
-  if [[ -d /proc/$pid ]]; then
-    say "libvirtd $pid ignored SIGTERM: SIGKILL"
-    kill -KILL "$pid"
-  fi
+  vm_stop "$pid" 10 || {
+    say "libvirtd $pid does not stop"
+    exit 1
+  }
   rm -f "$vm_run_dir/libvirtd.pid"
   say "stopped libvirtd $pid"
 }
@@ -49,12 +44,7 @@ kill_leftover_qemu() {
   local pid
   for pid in $(vm_qemu_pids); do
     say "killing the leftover QEMU $pid of $vm_domain"
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-      [[ -d /proc/$pid ]] || break
-      sleep 0.1
-    done
-    [[ ! -d /proc/$pid ]] || kill -KILL "$pid" 2>/dev/null || true
+    vm_stop "$pid" 5 || say "QEMU $pid does not stop"
   done
   if ip link show "$vm_tap_dev" >/dev/null 2>&1; then
     ip link delete "$vm_tap_dev" && say "deleted the tap device $vm_tap_dev"

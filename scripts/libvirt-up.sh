@@ -120,16 +120,6 @@ log_outputs = "3:file:$vm_run_dir/libvirtd.log"
 EOF
 }
 
-stop_own_libvirtd() {
-  local pid=$1
-  kill "$pid"
-  for _ in $(seq 100); do
-    [[ -d /proc/$pid ]] || return 0
-    sleep 0.1
-  done
-  die "libvirtd $pid did not stop"
-}
-
 start_libvirtd() {
   ensure_qemu_account
   local pid=
@@ -144,7 +134,7 @@ start_libvirtd() {
   if [[ -n $pid ]]; then
     ((qemu_conf_changed)) || { vm_libvirtd_answers && return 0; }
     say "restarting libvirtd $pid (qemu.conf changed or it does not answer); guests keep running"
-    stop_own_libvirtd "$pid"
+    vm_stop "$pid" 10 || die "libvirtd $pid did not stop"
   fi
   mkdir -p /run/libvirt /var/lib/libvirt/qemu /var/cache/libvirt/qemu /var/log/libvirt/qemu
   # A clean environment: nothing of the caller's (LIBVIRT_*, TMPDIR, ...) leaks into the daemon.
