@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -31,13 +32,17 @@ using std::chrono::milliseconds;
 constexpr size_t kMaxCommandBytes = 800;
 constexpr milliseconds kPollInterval{20};
 
-std::system_error os_error(const std::string& what) {
-  return {errno, std::generic_category(), what};
+// errno is read before anything else can change it: the arguments allocate nothing.
+std::system_error os_error(std::string_view what, const std::string& path) {
+  const int error = errno;
+  return {error, std::generic_category(), std::string(what) + " " + path};
 }
 
 std::string read_whole(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw os_error("cannot read " + path);
+  if (!in) {
+    throw os_error("cannot read", path);
+  }
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
@@ -57,7 +62,9 @@ std::string tail(const std::string& text, size_t bytes = 600) {
 
 std::string single_quoted(const std::string& text) {
   std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  for (char c : text) {
+    quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  }
   return quoted + "'";
 }
 
@@ -72,7 +79,9 @@ std::string random_tag() {
 size_t find_line_start(const std::string& text, std::string_view needle, size_t from = 0) {
   for (size_t at = text.find(needle, from); at != std::string::npos;
        at = text.find(needle, at + 1)) {
-    if (at == 0 || text[at - 1] == '\n') return at;
+    if (at == 0 || text[at - 1] == '\n') {
+      return at;
+    }
   }
   return std::string::npos;
 }
@@ -82,19 +91,25 @@ class LogReader {
  public:
   LogReader(const std::string& path, off_t from) : path_(path), offset_(from) {
     fd_ = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd_) throw os_error("cannot open the console log " + path);
+    if (!fd_) {
+      throw os_error("cannot open the console log", path);
+    }
   }
 
   static off_t size_of(const std::string& path) {
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) throw os_error("cannot stat the console log " + path);
+    if (::stat(path.c_str(), &st) != 0) {
+      throw os_error("cannot stat the console log", path);
+    }
     return st.st_size;
   }
 
   // Appends what was written since the last call to text() ('\r' removed).
   void update() {
     struct stat st {};
-    if (::fstat(fd_.get(), &st) != 0) throw os_error("cannot stat the console log " + path_);
+    if (::fstat(fd_.get(), &st) != 0) {
+      throw os_error("cannot stat the console log", path_);
+    }
     if (st.st_size < offset_) {
       throw std::runtime_error("the console log " + path_ +
                                " was truncated: did the domain restart during the command?");
@@ -102,9 +117,15 @@ class LogReader {
     char buffer[16384];
     while (true) {
       ssize_t n = ::pread(fd_.get(), buffer, sizeof buffer, offset_);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw os_error("cannot read the console log " + path_);
-      if (n == 0) break;
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n < 0) {
+        throw os_error("cannot read the console log", path_);
+      }
+      if (n == 0) {
+        break;
+      }
       offset_ += n;
       text_ += without_cr(std::string_view(buffer, static_cast<size_t>(n)));
     }
@@ -125,14 +146,20 @@ class PtySession {
  public:
   PtySession(const std::string& path, Clock::time_point deadline) : path_(path) {
     fd_ = UniqueFd(::open(path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
-    if (!fd_) throw os_error("cannot open the console pty " + path);
+    if (!fd_) {
+      throw os_error("cannot open the console pty", path);
+    }
     lock(deadline);
     // Raw and without echo: with echo on, the pty would send the guest's output back to it as
     // input; raw also keeps the '\r' that ends our line from being turned into anything else.
     termios mode{};
-    if (::tcgetattr(fd_.get(), &mode) != 0) throw os_error("tcgetattr on " + path);
+    if (::tcgetattr(fd_.get(), &mode) != 0) {
+      throw os_error("tcgetattr on", path);
+    }
     ::cfmakeraw(&mode);
-    if (::tcsetattr(fd_.get(), TCSANOW, &mode) != 0) throw os_error("tcsetattr on " + path);
+    if (::tcsetattr(fd_.get(), TCSANOW, &mode) != 0) {
+      throw os_error("tcsetattr on", path);
+    }
     ::tcflush(fd_.get(), TCIFLUSH);
   }
 
@@ -142,7 +169,7 @@ class PtySession {
       if (n > 0) {
         data.remove_prefix(static_cast<size_t>(n));
       } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        throw os_error("cannot write to the console pty " + path_);
+        throw os_error("cannot write to the console pty", path_);
       } else if (Clock::now() > deadline) {
         throw std::runtime_error("the console pty " + path_ + " accepts no input");
       } else {
@@ -167,7 +194,9 @@ class PtySession {
  private:
   void lock(Clock::time_point deadline) {
     while (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
-      if (errno != EWOULDBLOCK && errno != EINTR) throw os_error("cannot lock " + path_);
+      if (errno != EWOULDBLOCK && errno != EINTR) {
+        throw os_error("cannot lock", path_);
+      }
       if (Clock::now() > deadline) {
         throw std::runtime_error("another user holds the console pty " + path_);
       }
@@ -183,17 +212,28 @@ class PtySession {
 std::optional<GuestOutput> parse_output(const std::string& text, const std::string& tag) {
   const std::string begin = tag + "-begin\n";
   size_t start = find_line_start(text, begin);
-  if (start == std::string::npos) return std::nullopt;
+  if (start == std::string::npos) {
+    return std::nullopt;
+  }
   start += begin.size();
   const std::string end = "\n" + tag + "-end ";
   size_t stop = text.find(end, start);
-  if (stop == std::string::npos) return std::nullopt;
+  if (stop == std::string::npos) {
+    return std::nullopt;
+  }
   size_t status_at = stop + end.size();
   size_t line_end = text.find('\n', status_at);
-  if (line_end == std::string::npos) return std::nullopt;
+  if (line_end == std::string::npos) {
+    return std::nullopt;
+  }
   GuestOutput out;
   out.text = text.substr(start, stop - start);
-  out.exit_status = std::atoi(text.substr(status_at, line_end - status_at).c_str());
+  auto [rest, error] =
+      std::from_chars(text.data() + status_at, text.data() + line_end, out.exit_status);
+  if (error != std::errc() || rest != text.data() + line_end) {
+    throw std::runtime_error("unreadable exit status in the guest's end marker: " +
+                             text.substr(stop + 1, line_end - stop - 1));
+  }
   return out;
 }
 
@@ -209,7 +249,9 @@ std::optional<TestVm> test_vm_from_env() {
     }
     return std::string(value == nullptr ? "" : value);
   };
-  if (std::getenv("PALISADE_TEST_DOMAIN") == nullptr) return std::nullopt;
+  if (std::getenv("PALISADE_TEST_DOMAIN") == nullptr) {
+    return std::nullopt;
+  }
   return TestVm{.uri = var("PALISADE_TEST_LIBVIRT_URI", true),
                 .domain = var("PALISADE_TEST_DOMAIN", true),
                 .disk = var("PALISADE_TEST_DISK", true),
@@ -232,14 +274,20 @@ std::string find_console_pty(const std::string& domain, const std::string& statu
   const std::string xml = read_whole(path);
   for (std::string_view open : {"<serial type='pty'", "<serial type=\"pty\""}) {
     size_t serial = xml.find(open);
-    if (serial == std::string::npos) continue;
+    if (serial == std::string::npos) {
+      continue;
+    }
     size_t serial_end = xml.find("</serial>", serial);
     size_t source = xml.find("<source path=", serial);
-    if (source == std::string::npos || source > serial_end) break;
+    if (source == std::string::npos || source > serial_end) {
+      break;
+    }
     size_t value = source + std::string_view("<source path=").size();
     const char quote = xml[value];
     size_t value_end = xml.find(quote, value + 1);
-    if (value_end == std::string::npos || value_end > serial_end) break;
+    if (value_end == std::string::npos || value_end > serial_end) {
+      break;
+    }
     return xml.substr(value + 1, value_end - value - 1);
   }
   throw std::runtime_error(path + " has no <serial type='pty'> with a <source path>: " + domain +
@@ -256,7 +304,9 @@ void wait_for_guest_ready(const std::string& console_log, milliseconds timeout) 
       content << in.rdbuf();
       text = without_cr(content.str());
       size_t at = find_line_start(text, kGuestReadyMarker);
-      if (at != std::string::npos && text.find('\n', at) != std::string::npos) return;
+      if (at != std::string::npos && text.find('\n', at) != std::string::npos) {
+        return;
+      }
     }
     if (Clock::now() > deadline) {
       throw std::runtime_error(
@@ -293,7 +343,9 @@ GuestOutput GuestConsole::exec(const std::string& command, milliseconds timeout)
   while (Clock::now() < deadline) {
     pty.drain();
     log.update();
-    if (auto out = parse_output(log.text(), tag)) return *out;
+    if (auto out = parse_output(log.text(), tag)) {
+      return *out;
+    }
     pty.wait(POLLIN);
   }
   // Interrupt the command so that the shell takes the next one, then report.
@@ -331,8 +383,12 @@ bool GuestConsole::carrier(const std::string& iface) {
     throw std::invalid_argument("not an interface name: '" + iface + "'");
   }
   const std::string value = run("cat /sys/class/net/" + iface + "/carrier");
-  if (value == "1\n") return true;
-  if (value == "0\n") return false;
+  if (value == "1\n") {
+    return true;
+  }
+  if (value == "0\n") {
+    return false;
+  }
   throw std::runtime_error("unexpected carrier of " + iface + " in the guest: '" + value + "'");
 }
 

@@ -71,10 +71,13 @@ TEST(GuestConsoleInput, RefusesCommandsThatAreNotOneLine) {
 class GuestConsoleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0)
+    if (::geteuid() != 0) {
       GTEST_SKIP() << "needs root: the guest's pty and libvirt's state are root's";
+    }
     std::optional<TestVm> vm = test_vm_from_env();
-    if (!vm) FAIL() << kTestVmMissing;
+    if (!vm) {
+      FAIL() << kTestVmMissing;
+    }
     console_.emplace(find_console_pty(vm->domain), vm->console_log);
   }
 
@@ -112,7 +115,9 @@ TEST_F(GuestConsoleTest, KeepsQuotesAndShellSyntaxOfTheCommand) {
 TEST_F(GuestConsoleTest, ReturnsLongOutputsWhole) {
   std::string out = console().run("seq 1 5000");
   std::ostringstream expected;
-  for (int i = 1; i <= 5000; ++i) expected << i << '\n';
+  for (int i = 1; i <= 5000; ++i) {
+    expected << i << '\n';
+  }
   EXPECT_EQ(out, expected.str());
 }
 
@@ -132,7 +137,9 @@ TEST_F(GuestConsoleTest, CpuBurnKeepsTheGuestBusy) {
     cpu >> label;
     for (int field = 0; cpu >> value; ++field) {
       total += value;
-      if (field == 3) idle = value;
+      if (field == 3) {
+        idle = value;
+      }
     }
     return std::pair{idle, total};
   };
