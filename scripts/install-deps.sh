@@ -16,6 +16,9 @@ packages=(
   # files; containerd, runc, umoci and busybox-static for the real-container tests
   libgrpc++-dev libprotobuf-dev protobuf-compiler-grpc golang-github-containerd-containerd-dev
   containerd runc umoci busybox-static
+  # hypervisor: the libvirt and libguestfs client libraries (scripts/libvirt-up.sh installs the
+  # daemon, QEMU and what the test guest is made of)
+  libvirt-dev libguestfs-dev
   # Kubernetes API client; python3 and openssl run the tests' local API server with a test CA
   libcpprest-dev python3 openssl
   # tests, fuzzing (libFuzzer ships in clang's runtime package) and benchmarks

@@ -6,7 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
 if [[ $(id -u) -ne 0 ]]; then
-  echo "warning: not root: the live-kernel integration tests will skip" >&2
+  echo "warning: not root: the live-kernel and hypervisor integration tests will skip" >&2
+fi
+
+# The hypervisor tests need a libvirtd and a booted test guest. The first setup on a machine takes
+# about a minute (packages, guest images, the libguestfs appliance), so it runs while the fuzzers do.
+if [[ $(id -u) -eq 0 ]]; then
+  vm_setup_log=$(mktemp)
+  bash scripts/libvirt-up.sh >"$vm_setup_log" 2>&1 &
+  vm_setup=$!
 fi
 
 # Fuzzing first, so that ctest's summary closes the output. Any crash fails the run.
@@ -33,6 +41,16 @@ done
 # The container tests need a running containerd and the locally built test image.
 if [[ $(id -u) -eq 0 ]]; then
   bash scripts/containerd-up.sh
+  if ! wait "$vm_setup"; then
+    cat "$vm_setup_log" >&2
+    echo "scripts/libvirt-up.sh failed" >&2
+    exit 1
+  fi
+  cat "$vm_setup_log" >&2
+  rm -f "$vm_setup_log"
+  # The hypervisor tests find the domain, its disk and its console through these variables.
+  # shellcheck source=/dev/null
+  source "${PALISADE_VM_DIR:-/var/tmp/palisade-vm}/env.sh"
 fi
 
 ctest --preset default
