@@ -21,6 +21,9 @@ packages=(
   libvirt-dev libguestfs-dev
   # Kubernetes API client; python3 and openssl run the tests' local API server with a test CA
   libcpprest-dev python3 openssl
+  # hypervisor: read-only guest-disk inspection with libguestfs, whose appliance boots the host's
+  # kernel (linux-image-amd64); the tests build disk images with mkfs.ext4 -d, sfdisk, qemu-img
+  libguestfs-dev libguestfs-tools linux-image-amd64 qemu-utils e2fsprogs fdisk
   # tests, fuzzing (libFuzzer ships in clang's runtime package) and benchmarks
   libgtest-dev libgmock-dev libclang-rt-14-dev libbenchmark-dev sqlite3 procps
 )
