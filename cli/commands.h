@@ -18,4 +18,7 @@ void add_respond_command(CLI::App& app, int& exit_code);
 // Registers `palisade fim baseline|check|approve|restore`.
 void add_fim_command(CLI::App& app, int& exit_code);
 
+// Registers `palisade hv` (the hypervisor monitor) and `hv list|inspect|respond|status`.
+void add_hv_command(CLI::App& app, int& exit_code);
+
 }  // namespace palisade::cli

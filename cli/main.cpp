@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <iostream>
 
 #include "commands.h"
@@ -98,6 +99,9 @@ int run_agent_command(const AgentFlags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A peer that went away (a libvirtd, a socket reader) is an error on the call, not the end of
+  // the process.
+  signal(SIGPIPE, SIG_IGN);
   setup_logging();
   CLI::App app{"palisade: workload protection for Linux servers"};
   app.require_subcommand(1);
@@ -152,6 +156,7 @@ int main(int argc, char** argv) {
   palisade::cli::add_policy_command(app, exit_code);
   palisade::cli::add_respond_command(app, exit_code);
   palisade::cli::add_fim_command(app, exit_code);
+  palisade::cli::add_hv_command(app, exit_code);
 
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "palisade " << PALISADE_VERSION << '\n';
@@ -161,6 +166,11 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::exception& e) {
+    // Errors the environment causes (a host that cannot be reached, a VM that does not exist)
+    // end the command with their reason, not an abort.
+    std::cerr << "palisade: " << e.what() << '\n';
+    return 1;
   }
   return exit_code;
 }

@@ -18,7 +18,7 @@ packages=(
   containerd runc umoci busybox-static
   # hypervisor: the libvirt and libguestfs client libraries (scripts/libvirt-up.sh installs the
   # daemon, QEMU and what the test guest is made of)
-  libvirt-dev libguestfs-dev
+  libvirt-dev libxml2-dev libguestfs-dev
   # Kubernetes API client; python3 and openssl run the tests' local API server with a test CA
   libcpprest-dev python3 openssl
   # hypervisor: read-only guest-disk inspection with libguestfs, whose appliance boots the host's

@@ -68,6 +68,19 @@ class Reader {
     }
   }
 
+  // A list of strings, any text.
+  void read_strings(const YAML::Node& map, const std::string& where, const char* key,
+                    std::vector<std::string>& out) const {
+    const YAML::Node node = map[key];
+    if (!node) return;
+    if (!node.IsSequence()) fail(node, join(where, key), "expected a list of strings");
+    out.clear();
+    for (const auto& item : node) {
+      if (!item.IsScalar()) fail(item, join(where, key), "expected a string");
+      out.push_back(item.as<std::string>());
+    }
+  }
+
   void read_list(const YAML::Node& map, const std::string& where, const char* key,
                  std::vector<std::string>& out) const {
     const YAML::Node node = map[key];
@@ -98,6 +111,36 @@ class Reader {
 
 }  // namespace
 
+void read_hypervisor(const Reader& r, const YAML::Node& n, HypervisorConfig& h) {
+  r.known_keys(
+      n, "hypervisor",
+      {"connect", "read_only", "stats_interval_seconds", "emit_stats", "store_path", "status_file",
+       "reconnect_max_seconds", "max_domains", "evidence_directory", "inspection"});
+  r.read_strings(n, "hypervisor", "connect", h.connect);
+  r.read(n, "hypervisor", "read_only", h.read_only);
+  r.read_positive<uint32_t>(n, "hypervisor", "stats_interval_seconds", h.stats_interval_seconds,
+                            86400);
+  r.read(n, "hypervisor", "emit_stats", h.emit_stats);
+  r.read(n, "hypervisor", "store_path", h.store_path);
+  r.read(n, "hypervisor", "status_file", h.status_file);
+  r.read_positive<uint32_t>(n, "hypervisor", "reconnect_max_seconds", h.reconnect_max_seconds,
+                            3600);
+  r.read_positive<uint32_t>(n, "hypervisor", "max_domains", h.max_domains, 1000000);
+  r.read(n, "hypervisor", "evidence_directory", h.evidence_directory);
+  if (auto i = n["inspection"]) {
+    const std::string where = "hypervisor.inspection";
+    r.known_keys(i, where,
+                 {"parallelism", "max_pending", "store", "overlay_directory", "backend",
+                  "backend_settings"});
+    r.read_positive<uint32_t>(i, where, "parallelism", h.inspection_parallelism, 64);
+    r.read_positive<uint32_t>(i, where, "max_pending", h.inspection_max_pending, 100000);
+    r.read(i, where, "store", h.inspection_store);
+    r.read(i, where, "overlay_directory", h.inspection_overlay_directory);
+    r.read(i, where, "backend", h.inspection_backend);
+    r.read_strings(i, where, "backend_settings", h.inspection_backend_settings);
+  }
+}
+
 AgentConfig default_config() {
   return apply_config(AgentConfig{}, std::string(default_config_yaml()), "<built-in defaults>");
 }
@@ -116,9 +159,11 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
     throw ConfigError(out.str());
   }
   if (!root || root.IsNull()) return c;
-  r.known_keys(root, "",
-               {"output", "store", "sensor", "process_table", "status", "policies", "containers",
-                "kubernetes", "enforcement", "responses", "file_integrity", "log_level"});
+  r.known_keys(
+      root, "",
+      {"output", "store", "sensor", "process_table", "status", "policies", "containers",
+       "kubernetes", "enforcement", "responses", "file_integrity", "hypervisor", "log_level"});
+  if (auto n = root["hypervisor"]) read_hypervisor(r, n, c.hypervisor);
   if (auto n = root["file_integrity"]) {
     r.known_keys(n, "file_integrity",
                  {"database", "protect_database", "content_directory", "rescan_interval_seconds",

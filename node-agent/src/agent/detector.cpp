@@ -51,8 +51,8 @@ void Detector::consume(const Event& event, std::string_view ocsf) {
 }
 
 void Detector::raise(const policies::DetectionRule& rule, std::string message,
-                     const Event& trigger) {
-  policies::Finding finding{&rule, std::move(message), 1, {}};
+                     const Event& trigger, std::string verdict) {
+  policies::Finding finding{&rule, std::move(message), 1, std::move(verdict)};
   std::string trigger_json;
   formatter_->format(trigger, trigger_json);
   json_.clear();
@@ -60,6 +60,7 @@ void Detector::raise(const policies::DetectionRule& rule, std::string message,
                              json_);
   for (EventSink* out : outputs_) out->consume_finding(json_, trigger);
   findings_++;
+  if (responder_ && rule.response != policies::Response::kAlert) responder_(finding, trigger);
 }
 
 std::vector<policies::PolicySource> read_policy_directory(const std::string& directory) {

@@ -153,6 +153,10 @@ std::optional<Event> event_from_ocsf(const json& j) {
   e.wall_ns = get_or<uint64_t>(j, "time", 0) * 1'000'000ULL;
   e.result = get_or<int64_t>(u, "result", 0);
   if (j.contains("metadata")) e.seq = get_or<uint64_t>(j["metadata"], "sequence", 0);
+  if (class_of(e.kind) == EventClass::kVirtualMachine) {
+    read_vm(j, u, e);  // no process: the VM is the subject
+    return e;
+  }
 
   const json actor = j.contains("actor") ? j["actor"].value("process", json()) : json();
   const bool launch = e.kind == EventKind::kProcessExec || e.kind == EventKind::kProcessFork;
@@ -247,7 +251,6 @@ std::optional<Event> event_from_ocsf(const json& j) {
       break;
     }
     case EventClass::kVirtualMachine:
-      read_vm(j, u, e);
       break;
   }
   return e;

@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "palisade/agent/enforcer.h"
 #include "palisade/agent/event_store.h"
@@ -45,6 +46,26 @@ struct ResponsesConfig {
   std::string quarantine_directory = "/var/lib/palisade/quarantine";
 };
 
+// `palisade hv`, the hypervisor monitor (docs/hypervisor.md). It shares output, policies,
+// responses and log_level with the agent; its store and status are its own.
+struct HypervisorConfig {
+  std::vector<std::string> connect = {"qemu:///system"};
+  bool read_only = false;
+  uint32_t stats_interval_seconds = 10;
+  bool emit_stats = false;
+  std::string store_path = "/var/lib/palisade/hv-events.db";
+  std::string status_file = "/run/palisade/hv-status.json";
+  uint32_t reconnect_max_seconds = 60;
+  uint32_t max_domains = 10000;
+  std::string evidence_directory = "/var/lib/palisade/hv-evidence";
+  uint32_t inspection_parallelism = 1;
+  uint32_t inspection_max_pending = 64;
+  std::string inspection_store = "/var/lib/palisade/hv-inspections.db";
+  std::string inspection_overlay_directory = "/var/lib/palisade/hv-overlays";
+  std::string inspection_backend;
+  std::vector<std::string> inspection_backend_settings;
+};
+
 struct AgentConfig {
   bool stdout_output = true;
   std::string json_file;
@@ -67,6 +88,7 @@ struct AgentConfig {
   std::string fim_content_directory = "/var/lib/palisade/fim-content";
   uint32_t fim_rescan_interval_seconds = 3600;
   uint32_t fim_restore_delay_ms = 200;
+  HypervisorConfig hypervisor;
 };
 
 // A configuration error, already formatted as "FILE:LINE:COLUMN: FIELD: problem".

@@ -27,7 +27,9 @@ class Detector : public EventSink {
   uint64_t findings() const { return findings_; }
 
   // A finding the agent raises itself (a failed enforcement canary), not a policy's.
-  void raise(const policies::DetectionRule& rule, std::string message, const Event& trigger);
+  // The rule's response (when not alert) goes to the responder like a policy finding's.
+  void raise(const policies::DetectionRule& rule, std::string message, const Event& trigger,
+             std::string verdict = {});
 
   // Called for every finding whose rule asks for a response other than alert (kill, isolate,
   // quarantine, ...), after the finding went to the outputs.

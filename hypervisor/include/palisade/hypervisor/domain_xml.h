@@ -1,0 +1,21 @@
+// Reads what the inventory needs from a libvirt domain XML document (libxml2, no network, no
+// entity expansion): vCPUs, memory, disks, NICs with their link state, and palisade's labels from
+// <metadata>.
+#pragma once
+
+#include <string>
+
+#include "palisade/agent/vm_view.h"
+
+namespace palisade::hypervisor {
+
+// Fills name, uuid, vcpus, memory, disks, nics and labels (sorted); leaves host, hypervisor,
+// state and persistent alone. Throws std::runtime_error when the text is not a domain document.
+void parse_domain_xml(const std::string& xml, agent::VmView& out);
+
+// The <interface> element of the NIC with this MAC, serialized, with its <link state> set to
+// up or down (added when absent): what virDomainUpdateDeviceFlags takes to change a link.
+// Throws when the domain has no such NIC.
+std::string interface_with_link(const std::string& domain_xml, const std::string& mac, bool up);
+
+}  // namespace palisade::hypervisor

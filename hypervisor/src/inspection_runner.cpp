@@ -1,0 +1,135 @@
+#include "inspection_runner.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "palisade/hypervisor/vm_inspector.h"
+
+namespace palisade::hypervisor {
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+InspectionRunner::InspectionRunner(InspectionSettings settings, Inbox& inbox,
+                                   std::shared_ptr<agent::OcsfFormatter>)
+    : settings_(std::move(settings)), inbox_(inbox) {
+  try {
+    store_ = std::make_unique<InspectionStore>(settings_.store_path);
+  } catch (const std::exception& e) {
+    // Without a store there is nothing to compare with: inspections are not scheduled.
+    store_error_ = e.what();
+    spdlog::warn("hv: inspection store {}: {} (scheduled inspections are off)",
+                 settings_.store_path, e.what());
+    return;
+  }
+  for (unsigned i = 0; i < std::max(1U, settings_.parallelism); ++i) {
+    workers_.emplace_back([this] { work(); });
+  }
+}
+
+InspectionRunner::~InspectionRunner() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    queue_.clear();
+  }
+  ready_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+int64_t InspectionRunner::last_inspected_ms(const std::string& uuid) {
+  {
+    std::lock_guard lock(mutex_);
+    auto it = last_ms_.find(uuid);
+    if (it != last_ms_.end()) return it->second;
+  }
+  int64_t last = 0;
+  {
+    std::lock_guard lock(store_mutex_);
+    try {
+      if (auto previous = store_->latest(uuid)) last = previous->time_ms;
+    } catch (const std::exception& e) {
+      spdlog::warn("hv: inspection store: {}", e.what());
+    }
+  }
+  std::lock_guard lock(mutex_);
+  last_ms_[uuid] = last;
+  return last;
+}
+
+void InspectionRunner::schedule_if_due(size_t host, std::shared_ptr<Connection> connection,
+                                       agent::VmRef vm, const std::string& policy,
+                                       const policies::VmInspectionSpec& spec) {
+  (void)policy;
+  if (!store_ || !connection) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (busy_.contains(vm->uuid)) return;
+  }
+  const int64_t interval_ms = static_cast<int64_t>(spec.interval_ns / 1'000'000ULL);
+  if (now_ms() - last_inspected_ms(vm->uuid) < interval_ms) return;
+  std::lock_guard lock(mutex_);
+  if (queue_.size() >= settings_.max_pending) {
+    skipped_++;
+    return;
+  }
+  busy_.insert(vm->uuid);
+  queue_.push_back(Job{host, std::move(connection), std::move(vm), spec});
+  ready_.notify_one();
+}
+
+void InspectionRunner::work() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mutex_);
+      ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    auto outcome = std::make_shared<InspectionOutcome>();
+    bool ok = false;
+    try {
+      DomainHandle d = job.connection->find_domain(job.vm->uuid);
+      VmInspection inspection = inspect_vm(*job.connection, d.get(), job.spec, settings_);
+      {
+        std::lock_guard store_lock(store_mutex_);  // the store is for one thread at a time
+        record_inspection(inspection, *store_);
+      }
+      outcome->events = inspection_events(inspection);
+      ok = true;
+    } catch (const std::exception& e) {
+      spdlog::warn("hv: inspection of {} failed: {}", job.vm->name, e.what());
+      outcome->events.push_back(inspection_failure_event(*job.vm, e.what()));
+    }
+    {
+      std::lock_guard lock(mutex_);
+      busy_.erase(job.vm->uuid);
+      last_ms_[job.vm->uuid] = now_ms();  // a failure waits for the next interval too
+      (ok ? completed_ : failed_)++;
+    }
+    Notice n;
+    n.type = Notice::Type::kWork;
+    n.host = job.host;
+    n.uuid = job.vm->uuid;
+    n.payload = std::move(outcome);
+    inbox_.push(std::move(n));
+  }
+}
+
+nlohmann::json InspectionRunner::status() const {
+  std::lock_guard lock(mutex_);
+  return {{"completed", completed_},        {"failed", failed_},
+          {"queued", queue_.size()},        {"skipped_queue_full", skipped_},
+          {"parallelism", workers_.size()}, {"store_error", store_error_}};
+}
+
+}  // namespace palisade::hypervisor

@@ -1,0 +1,71 @@
+// Guest-disk inspections in the background of the monitor: due VMs are queued (bounded), a fixed
+// number of workers inspect them (each inspection bounded by its policy's time limit), and the
+// resulting events go back to the main thread through the inbox.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "inbox.h"
+#include "palisade/agent/event.h"
+#include "palisade/agent/ocsf.h"
+#include "palisade/hypervisor/guest_inspection.h"
+#include "palisade/hypervisor/libvirt.h"
+#include "palisade/hypervisor/monitor.h"
+#include "palisade/policies/vm_policy.h"
+
+namespace palisade::hypervisor {
+
+struct InspectionOutcome {
+  std::vector<agent::Event> events;
+};
+
+class InspectionRunner {
+ public:
+  InspectionRunner(InspectionSettings settings, Inbox& inbox,
+                   std::shared_ptr<agent::OcsfFormatter> formatter);
+  ~InspectionRunner();  // lets running inspections finish; drops queued ones
+  InspectionRunner(const InspectionRunner&) = delete;
+  InspectionRunner& operator=(const InspectionRunner&) = delete;
+
+  // Queues the VM when its interval has passed since its last inspection (this run's, or the
+  // store's record of an earlier run) and it is not queued or running already.
+  void schedule_if_due(size_t host, std::shared_ptr<Connection> connection, agent::VmRef vm,
+                       const std::string& policy, const policies::VmInspectionSpec& spec);
+  nlohmann::json status() const;
+
+ private:
+  struct Job {
+    size_t host;
+    std::shared_ptr<Connection> connection;
+    agent::VmRef vm;
+    policies::VmInspectionSpec spec;
+  };
+  void work();
+  int64_t last_inspected_ms(const std::string& uuid);
+
+  InspectionSettings settings_;
+  Inbox& inbox_;
+  std::unique_ptr<InspectionStore> store_;
+  std::mutex store_mutex_;
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<Job> queue_;
+  std::set<std::string> busy_;                        // queued or running, by uuid
+  std::unordered_map<std::string, int64_t> last_ms_;  // bounded by the VMs followed
+  bool stopping_ = false;
+  uint64_t completed_ = 0;
+  uint64_t failed_ = 0;
+  uint64_t skipped_ = 0;  // the queue was full
+  std::string store_error_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace palisade::hypervisor
