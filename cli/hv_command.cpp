@@ -4,9 +4,12 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
+#include <functional>
 #include <iostream>
 #include <thread>
 
@@ -135,7 +138,59 @@ struct Outputs {
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_reload{false};
 
+// The signals palisade hv takes itself (stop, reload), blocked in every thread: it must happen
+// before any thread starts (the store's writer, libvirt's event loop), or the default action of
+// a signal delivered to that thread ends the process without a drain.
+sigset_t blocked_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+// Threads that must be joined however the monitor ends (an exception included).
+class SignalThreads {
+ public:
+  SignalThreads(sigset_t set, std::function<void()> reload) : set_(set) {
+    signals_ = std::thread([this] {
+      for (;;) {
+        int sig = 0;
+        if (sigwait(&set_, &sig) != 0) continue;
+        if (sig == SIGHUP && !g_stop) {
+          g_reload = true;
+          continue;
+        }
+        g_stop = true;
+        return;
+      }
+    });
+    reloader_ = std::thread([reload = std::move(reload)] {
+      while (!g_stop) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        if (g_reload.exchange(false)) reload();
+      }
+    });
+  }
+  ~SignalThreads() {
+    g_stop = true;
+    pthread_kill(signals_.native_handle(), SIGTERM);  // wakes sigwait
+    signals_.join();
+    reloader_.join();
+  }
+  SignalThreads(const SignalThreads&) = delete;
+  SignalThreads& operator=(const SignalThreads&) = delete;
+
+ private:
+  sigset_t set_;
+  std::thread signals_;
+  std::thread reloader_;
+};
+
 int run_monitor(const HvFlags& f) {
+  const sigset_t signals = blocked_signals();
   const agent::AgentConfig c = load(f);
   spdlog::set_level(spdlog::level::from_str(c.log_level));
   const auto& h = c.hypervisor;
@@ -162,30 +217,8 @@ int run_monitor(const HvFlags& f) {
       options, outputs.formatter,
       hv::MonitorOutputs{outputs.sinks(), [&](const json& r) { outputs.audit(r); }});
   monitor.set_policy(policy);
-
-  // Signals are taken by a thread of their own; the monitor checks g_stop.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::thread signals([&] {
-    for (;;) {
-      int sig = 0;
-      if (sigwait(&set, &sig) != 0) continue;
-      if (sig == SIGHUP) {
-        g_reload = true;
-        continue;
-      }
-      g_stop = true;
-      return;
-    }
-  });
-  std::thread reloader([&] {
-    while (!g_stop) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      if (!g_reload.exchange(false)) continue;
+  {
+    SignalThreads threads(signals, [&] {
       // A bad document keeps the last good policy set (the errors name file, line and field).
       if (auto next = compile_policies(c)) {
         monitor.set_policy(next);
@@ -193,14 +226,10 @@ int run_monitor(const HvFlags& f) {
       } else {
         spdlog::error("hv: policies not reloaded: the previous set stays in force");
       }
-    }
-  });
-  spdlog::info("hv: following {} host(s)", h.connect.size());
-  monitor.run(g_stop);
-  g_stop = true;
-  pthread_kill(signals.native_handle(), SIGTERM);
-  signals.join();
-  reloader.join();
+    });
+    spdlog::info("hv: following {} host(s)", h.connect.size());
+    monitor.run(g_stop);
+  }
   if (outputs.store) outputs.store->drain();
   return 0;
 }
@@ -266,6 +295,9 @@ struct InspectFlags {
 };
 
 int inspect_command(const HvFlags& f, const InspectFlags& i) {
+  // Ctrl-C must not stop it between the snapshot and the merge: the inspection is bounded by its
+  // time limit and finishes.
+  blocked_signals();
   const agent::AgentConfig c = load(f);
   const auto& h = c.hypervisor;
   if (h.connect.size() != 1) {
@@ -327,6 +359,10 @@ int respond_command(const HvFlags& f, const std::string& action_text, const std:
     std::cerr << "palisade hv respond: give exactly one --connect URI\n";
     return 2;
   }
+  // The audit record goes to stdout whatever --no-stdout says: it is the command's answer. The
+  // outputs open before anything is done, so that no action goes unrecorded.
+  c.stdout_output = true;
+  Outputs outputs(c);
   auto conn = hv::Connection::open(h.connect[0], false);
   hv::DomainHandle domain = conn->find_domain(vm_name);
   const agent::VmView vm = hv::describe_domain(domain.get(), h.connect[0], conn->hypervisor_type());
@@ -336,9 +372,6 @@ int respond_command(const HvFlags& f, const std::string& action_text, const std:
   const hv::ActionOutcome outcome = hv::carry_out(*conn, domain.get(), *action, options);
   const json record = hv::vm_remediation_record(*action, vm, outcome,
                                                 agent::requester("palisade hv respond", reason));
-  // The audit record goes to stdout whatever --no-stdout says: it is the command's answer.
-  c.stdout_output = true;
-  Outputs outputs(c);
   outputs.audit(record);
   if (outputs.store) outputs.store->drain();
   return outcome.ok ? 0 : 1;
@@ -396,17 +429,25 @@ void add_hv_command(CLI::App& app, int& exit_code) {
     cmd->add_option("--evidence-dir", flags.evidence_dir, "Where forensic memory dumps go");
   };
   common(hv);
-  hv->add_option("--stats-interval", flags.stats_interval, "Seconds between bulk stats");
+  hv->add_option("--stats-interval", flags.stats_interval, "Seconds between bulk stats")
+      ->check(CLI::Range(1, 86400));
   hv->add_flag("--emit-stats", flags.emit_stats, "Write every stats sample as an event");
   hv->add_flag("--read-only", flags.read_only, "Watch only: no responses, no snapshots");
   hv->add_option("--status-file", flags.status_file, "Where to write status");
 
-  static std::string uri;
   static bool as_json = false;
-  auto* list = hv->add_subcommand("list", "Inventory: every domain of a host");
-  list->add_option("--connect", uri, "libvirt URI")->required();
+  auto* list = hv->add_subcommand("list", "Inventory: every domain of the --connect hosts");
+  list->add_option("--connect", flags.connect, "libvirt URI (repeatable)");
   list->add_flag("--json", as_json, "One JSON object per VM");
-  list->callback([&exit_code] { exit_code = list_command(uri, as_json); });
+  list->callback([&exit_code] {
+    if (flags.connect.empty()) {
+      std::cerr << "palisade hv list: give --connect URI\n";
+      exit_code = 2;
+      return;
+    }
+    for (const auto& uri : flags.connect)
+      exit_code = std::max(exit_code, list_command(uri, as_json));
+  });
 
   static InspectFlags inspect_flags;
   auto* inspect = hv->add_subcommand("inspect", "Inspect a VM's disks now (read-only)");

@@ -62,9 +62,8 @@ std::optional<agent::VmActivity> RateTracker::update(const StatsCounters& now,
   a.action = "sample";
   a.interval_ms = span / 1'000'000ULL;
   const int64_t cpu_ns_per_s = rate(before.cpu_time_ns, now.cpu_time_ns, span);
-  if (cpu_ns_per_s >= 0) {
-    const uint32_t vcpus = std::max<uint32_t>(now.vcpus, 1);
-    a.cpu_percent = std::min<int64_t>(100, cpu_ns_per_s / (10'000'000LL * vcpus));
+  if (cpu_ns_per_s >= 0 && now.vcpus > 0) {  // without the vCPU count a percentage would lie
+    a.cpu_percent = std::min<int64_t>(100, cpu_ns_per_s / (10'000'000LL * now.vcpus));
   }
   a.net_rx_bps = rate(before.net_rx_bytes, now.net_rx_bytes, span);
   a.net_tx_bps = rate(before.net_tx_bytes, now.net_tx_bytes, span);
@@ -94,13 +93,13 @@ void BehaviourDetector::judge(const agent::VmView& vm, const agent::VmActivity& 
   const uint64_t start = now_ns - std::min<uint64_t>(now_ns, rates.interval_ms * 1'000'000ULL);
   for (const auto& policy : policies) {
     if (!policy->selector.matches(vm)) continue;
-    const std::string key = policy->name + "/" + vm.uuid;
-    auto it = tracks_.find(key);
-    if (it == tracks_.end()) {
-      if (tracks_.size() >= max_tracks_) tracks_.clear();  // bounded; detections re-arm
-      it = tracks_.emplace(key, Track{}).first;
+    Track& t = track(policy->name + "/" + vm.uuid);
+    // A gap in the samples (the host was away, stats failed) breaks every sustained window: what
+    // happened in between is not known to have stayed above.
+    if (t.last_sample_ns != 0 && start > t.last_sample_ns + rates.interval_ms * 1'000'000ULL) {
+      t.cpu = t.disk = t.egress = Sustained{};
     }
-    Track& t = it->second;
+    t.last_sample_ns = now_ns;
     auto report = [&](const policies::VmDetection& d, std::string message) {
       out.push_back(
           BehaviourFinding{policy.get(), d.rule.get(), d.configured_response, std::move(message)});
@@ -148,6 +147,27 @@ void BehaviourDetector::judge(const agent::VmView& vm, const agent::VmActivity& 
       }
     }
   }
+}
+
+BehaviourDetector::Track& BehaviourDetector::track(const std::string& key) {
+  auto it = tracks_.find(key);
+  if (it != tracks_.end()) return it->second;
+  if (tracks_.size() >= max_tracks_) {
+    auto oldest =
+        std::min_element(tracks_.begin(), tracks_.end(), [](const auto& a, const auto& b) {
+          return a.second.last_sample_ns < b.second.last_sample_ns;
+        });
+    tracks_.erase(oldest);
+    evictions_++;
+  }
+  return tracks_.emplace(key, Track{}).first->second;
+}
+
+void BehaviourDetector::keep_only(const std::vector<std::string>& policy_names) {
+  std::erase_if(tracks_, [&](const auto& kv) {
+    const std::string name = kv.first.substr(0, kv.first.rfind('/'));
+    return std::find(policy_names.begin(), policy_names.end(), name) == policy_names.end();
+  });
 }
 
 void BehaviourDetector::forget(const std::string& uuid) {

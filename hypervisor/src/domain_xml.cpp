@@ -201,4 +201,45 @@ std::string interface_with_link(const std::string& domain_xml, const std::string
   throw std::runtime_error("the domain has no network interface with MAC " + mac);
 }
 
+DiskChain disk_chain(const std::string& domain_xml, const std::string& target) {
+  Doc doc = parse(domain_xml);
+  Context ctx = context(doc.get());
+  for (xmlNode* disk : nodes(ctx.get(), "/domain/devices/disk")) {
+    if (attribute(child(disk, "target"), "dev") != target) continue;
+    DiskChain chain;
+    chain.active = first_attribute(child(disk, "source"), {"file", "dev", "name", "volume"});
+    xmlNode* backing = child(disk, "backingStore");
+    chain.backing = first_attribute(child(backing, "source"), {"file", "dev", "name", "volume"});
+    return chain;
+  }
+  return {};
+}
+
+std::string xml_escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace palisade::hypervisor

@@ -10,12 +10,32 @@ HostSession::HostSession(size_t index, std::string uri, SessionOptions options, 
     : index_(index), uri_(std::move(uri)), options_(options), inbox_(inbox) {}
 
 HostSession::~HostSession() {
+  request_stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void HostSession::request_stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
   wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+}
+
+bool HostSession::stopping() const {
+  std::lock_guard lock(mutex_);
+  return stopping_;
+}
+
+void HostSession::release_context(void* opaque) {
+  delete static_cast<ContextRef*>(opaque);
+}
+
+template <typename F>
+void HostSession::with_session(void* opaque, F&& f) {
+  CallbackContext& ctx = **static_cast<ContextRef*>(opaque);
+  std::lock_guard lock(ctx.mutex);
+  if (ctx.session != nullptr) f(*ctx.session);
 }
 
 void HostSession::start() {
@@ -33,19 +53,15 @@ SessionCounters HostSession::counters() const {
   return counters_;
 }
 
-void HostSession::wait_for(std::chrono::milliseconds span) {
+void HostSession::wait_for(std::chrono::milliseconds span, bool or_closed) {
   std::unique_lock lock(mutex_);
-  wake_.wait_for(lock, span, [&] { return stopping_ || closed_; });
+  wake_.wait_for(lock, span, [&] { return stopping_ || (or_closed && closed_.load()); });
 }
 
 void HostSession::run() {
   uint32_t backoff = options_.backoff_min_ms;
   bool reported_unreachable = false;
-  for (;;) {
-    {
-      std::lock_guard lock(mutex_);
-      if (stopping_) break;
-    }
+  while (!stopping()) {
     std::string error;
     if (!connect_once(error)) {
       {
@@ -57,7 +73,7 @@ void HostSession::run() {
         reported_unreachable = true;
       }
       spdlog::debug("hv: {}: {} (retrying in {} ms)", uri_, error, backoff);
-      wait_for(std::chrono::milliseconds(backoff));
+      wait_for(std::chrono::milliseconds(backoff), false);
       backoff = std::min(options_.backoff_max_ms, backoff * 2);
       continue;
     }
@@ -67,23 +83,13 @@ void HostSession::run() {
     // Connected: watch for the close callback, and ask libvirt now and then whether the peer is
     // still there (drivers without keepalive never call the close callback).
     for (;;) {
-      wait_for(std::chrono::milliseconds(1000));
-      std::shared_ptr<Connection> conn;
-      {
-        std::lock_guard lock(mutex_);
-        if (stopping_) break;
-        if (closed_) break;
-        conn = connection_;
-      }
+      wait_for(std::chrono::milliseconds(1000), true);
+      if (stopping() || closed_) break;
+      const std::shared_ptr<Connection> conn = connection();
       if (conn && virConnectIsAlive(conn->get()) != 1) break;
     }
-    bool stopping = false;
-    {
-      std::lock_guard lock(mutex_);
-      stopping = stopping_;
-    }
     disconnect();
-    if (stopping) break;
+    if (stopping()) break;
     {
       std::lock_guard lock(mutex_);
       counters_.losses++;
@@ -105,11 +111,14 @@ bool HostSession::connect_once(std::string& error) {
   // Keepalive is a remote-driver feature; local drivers (test://) say it is unsupported.
   virConnectSetKeepAlive(conn->get(), static_cast<int>(options_.keepalive_interval_s),
                          options_.keepalive_count);
-  std::lock_guard lock(mutex_);
+  // Registered without holding mutex_: these calls are round trips, and libvirt may call the
+  // close callback from inside one of them.
   closed_ = false;
-  connection_ = conn;
+  context_ = std::make_shared<CallbackContext>();
+  context_->session = this;
   close_callback_ =
-      virConnectRegisterCloseCallback(conn->get(), &HostSession::on_close, this, nullptr) == 0;
+      virConnectRegisterCloseCallback(conn->get(), &HostSession::on_close, new ContextRef(context_),
+                                      &HostSession::release_context) == 0;
   struct Registration {
     int id;
     virConnectDomainEventGenericCallback callback;
@@ -121,18 +130,26 @@ bool HostSession::connect_once(std::string& error) {
       {VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, VIR_DOMAIN_EVENT_CALLBACK(&HostSession::on_device)},
   };
   for (const auto& r : wanted) {
-    const int id =
-        virConnectDomainEventRegisterAny(conn->get(), nullptr, r.id, r.callback, this, nullptr);
+    auto* opaque = new ContextRef(context_);
+    const int id = virConnectDomainEventRegisterAny(conn->get(), nullptr, r.id, r.callback, opaque,
+                                                    &HostSession::release_context);
     if (id >= 0) {
       callbacks_.push_back(id);
-    } else if (r.id == VIR_DOMAIN_EVENT_ID_LIFECYCLE) {
+      continue;
+    }
+    delete opaque;  // not registered: libvirt will not free it
+    if (r.id == VIR_DOMAIN_EVENT_ID_LIFECYCLE) {
       error = "cannot subscribe to lifecycle events of " + uri_ + ": " + last_libvirt_error();
-      for (int cb : callbacks_) virConnectDomainEventDeregisterAny(conn->get(), cb);
-      callbacks_.clear();
-      connection_.reset();
+      {
+        std::lock_guard lock(mutex_);
+        connection_ = conn;
+      }
+      disconnect();
       return false;
     }
   }
+  std::lock_guard lock(mutex_);
+  connection_ = conn;
   counters_.connects++;
   return true;
 }
@@ -144,24 +161,28 @@ void HostSession::disconnect() {
     conn = std::move(connection_);
     connection_.reset();
   }
-  if (!conn) return;
-  for (int cb : callbacks_) virConnectDomainEventDeregisterAny(conn->get(), cb);
-  callbacks_.clear();
-  if (close_callback_) {
-    virConnectUnregisterCloseCallback(conn->get(), &HostSession::on_close);
-    close_callback_ = false;
+  if (conn) {
+    for (int cb : callbacks_) virConnectDomainEventDeregisterAny(conn->get(), cb);
+    if (close_callback_) virConnectUnregisterCloseCallback(conn->get(), &HostSession::on_close);
   }
-  // Other holders (a stats call in progress) keep it open until they finish.
+  callbacks_.clear();
+  close_callback_ = false;
+  if (context_) {
+    // Waits for a callback in progress; later ones find no session.
+    std::lock_guard lock(context_->mutex);
+    context_->session = nullptr;
+  }
+  context_.reset();
+  closed_ = false;
+  // Other holders (a stats call in progress) keep the connection open until they finish.
 }
 
 void HostSession::on_close(virConnectPtr, int reason, void* opaque) {
-  auto* self = static_cast<HostSession*>(opaque);
-  spdlog::warn("hv: {}: connection closed (reason {})", self->uri_, reason);
-  {
-    std::lock_guard lock(self->mutex_);
-    self->closed_ = true;
-  }
-  self->wake_.notify_all();
+  with_session(opaque, [reason](HostSession& self) {
+    spdlog::warn("hv: {}: connection closed (reason {})", self.uri_, reason);
+    self.closed_ = true;
+    self.wake_.notify_all();
+  });
 }
 
 void HostSession::notify(Notice::Type type, virDomainPtr dom, int event, int detail) {
@@ -170,16 +191,18 @@ void HostSession::notify(Notice::Type type, virDomainPtr dom, int event, int det
 
 int HostSession::on_lifecycle(virConnectPtr, virDomainPtr dom, int event, int detail,
                               void* opaque) {
-  static_cast<HostSession*>(opaque)->notify(Notice::Type::kLifecycle, dom, event, detail);
+  with_session(opaque, [&](HostSession& self) {
+    self.notify(Notice::Type::kLifecycle, dom, event, detail);
+  });
   return 0;
 }
 
 void HostSession::on_metadata(virConnectPtr, virDomainPtr dom, int, const char*, void* opaque) {
-  static_cast<HostSession*>(opaque)->notify(Notice::Type::kMetadata, dom);
+  with_session(opaque, [&](HostSession& self) { self.notify(Notice::Type::kMetadata, dom); });
 }
 
 void HostSession::on_device(virConnectPtr, virDomainPtr dom, const char*, void* opaque) {
-  static_cast<HostSession*>(opaque)->notify(Notice::Type::kDevice, dom);
+  with_session(opaque, [&](HostSession& self) { self.notify(Notice::Type::kDevice, dom); });
 }
 
 }  // namespace palisade::hypervisor

@@ -37,6 +37,9 @@ class HostSession {
   HostSession& operator=(const HostSession&) = delete;
 
   void start();
+  // Asks the session's thread to stop without waiting (the destructor waits): a monitor stops all
+  // its sessions at once rather than one after another.
+  void request_stop();
   const std::string& uri() const { return uri_; }
   // The open connection, or null while disconnected. Callers keep the pointer for the duration
   // of a call: the connection is freed only when the last holder lets go.
@@ -44,10 +47,24 @@ class HostSession {
   SessionCounters counters() const;
 
  private:
+  // What libvirt's callbacks hold (through a heap pointer released by libvirt's free callback):
+  // the session while it is connected, null once disconnect() has deregistered them. A callback
+  // in progress holds the mutex, so disconnect() waits for it before the session can go away.
+  struct CallbackContext {
+    std::mutex mutex;
+    HostSession* session = nullptr;
+  };
+  using ContextRef = std::shared_ptr<CallbackContext>;
+  static void release_context(void* opaque);
+  template <typename F>
+  static void with_session(void* opaque, F&& f);
+
   void run();
   bool connect_once(std::string& error);
   void disconnect();
-  void wait_for(std::chrono::milliseconds span);
+  // Waits for `span`, or less when stopping (and, with `or_closed`, when the connection closed).
+  void wait_for(std::chrono::milliseconds span, bool or_closed);
+  bool stopping() const;
 
   static void on_close(virConnectPtr conn, int reason, void* opaque);
   static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
@@ -64,9 +81,11 @@ class HostSession {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::shared_ptr<Connection> connection_;
+  // Used by the session thread only.
   std::vector<int> callbacks_;
   bool close_callback_ = false;
-  bool closed_ = false;  // set by the close callback
+  ContextRef context_;
+  std::atomic<bool> closed_{false};  // set by the close callback
   bool stopping_ = false;
   SessionCounters counters_;
   std::thread thread_;

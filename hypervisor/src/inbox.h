@@ -1,6 +1,9 @@
 // What the libvirt threads (event loop, host sessions, inspection workers) hand the monitor's
-// main thread: a bounded queue. Callbacks never block: when the queue is full the notice is
-// dropped and counted (reported in the monitor's status), never lost silently.
+// main thread: a bounded queue. Callbacks never block: when the queue is full a domain event is
+// dropped and counted (reported in the monitor's status, and the monitor re-syncs the inventory
+// so that what it missed is reported), never lost silently. Notices about hosts, finished work
+// and policies are rare and carry what cannot be recovered: they may use a reserve beyond the
+// capacity.
 #pragma once
 
 #include <chrono>
@@ -11,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace palisade::hypervisor {
 
@@ -26,6 +30,7 @@ struct Notice {
     kDevice,           // a device was added or removed: NICs and disks may differ
     kWork,             // a finished background job (inspection) with its result
     kPolicy,           // a new policy set (payload) to apply between two events
+    kResponseDone,     // a response carried out (or not) by the response worker, to audit
   };
   Type type = Type::kLifecycle;
   size_t host = 0;  // index of the host session
@@ -39,19 +44,31 @@ struct Notice {
 
 class Inbox {
  public:
+  static constexpr size_t kReserve = 4096;
+
   explicit Inbox(size_t capacity) : capacity_(capacity) {}
 
   bool push(Notice notice) {
+    const bool critical = notice.type != Notice::Type::kLifecycle &&
+                          notice.type != Notice::Type::kMetadata &&
+                          notice.type != Notice::Type::kDevice;
     {
       std::lock_guard lock(mutex_);
-      if (queue_.size() >= capacity_) {
+      if (queue_.size() >= capacity_ + (critical ? kReserve : 0)) {
         dropped_++;
+        unsynced_drops_ = true;
         return false;
       }
       queue_.push_back(std::move(notice));
     }
     ready_.notify_one();
     return true;
+  }
+
+  // Whether domain events were dropped since the last call: the inventory needs a re-sync.
+  bool take_drops() {
+    std::lock_guard lock(mutex_);
+    return std::exchange(unsynced_drops_, false);
   }
 
   std::optional<Notice> pop_until(std::chrono::steady_clock::time_point deadline) {
@@ -74,6 +91,7 @@ class Inbox {
   std::condition_variable ready_;
   std::deque<Notice> queue_;
   uint64_t dropped_ = 0;
+  bool unsynced_drops_ = false;
 };
 
 }  // namespace palisade::hypervisor

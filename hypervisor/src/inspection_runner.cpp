@@ -60,6 +60,7 @@ int64_t InspectionRunner::last_inspected_ms(const std::string& uuid) {
     }
   }
   std::lock_guard lock(mutex_);
+  if (last_ms_.size() >= kMaxRemembered) last_ms_.clear();  // re-read from the store as needed
   last_ms_[uuid] = last;
   return last;
 }
@@ -123,6 +124,16 @@ void InspectionRunner::work() {
     n.payload = std::move(outcome);
     inbox_.push(std::move(n));
   }
+}
+
+bool InspectionRunner::busy(const std::string& uuid) const {
+  std::lock_guard lock(mutex_);
+  return busy_.contains(uuid);
+}
+
+void InspectionRunner::forget(const std::string& uuid) {
+  std::lock_guard lock(mutex_);
+  last_ms_.erase(uuid);
 }
 
 nlohmann::json InspectionRunner::status() const {

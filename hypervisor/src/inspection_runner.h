@@ -40,6 +40,9 @@ class InspectionRunner {
   void schedule_if_due(size_t host, std::shared_ptr<Connection> connection, agent::VmRef vm,
                        const std::string& policy, const policies::VmInspectionSpec& spec);
   nlohmann::json status() const;
+  bool busy(const std::string& uuid) const;         // queued or being inspected
+  void forget(const std::string& uuid);             // the VM is gone
+  static constexpr size_t kMaxRemembered = 100000;  // last-inspection times kept
 
  private:
   struct Job {

@@ -4,8 +4,11 @@
 #include <time.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 #include <unordered_map>
 
@@ -16,6 +19,7 @@
 #include "palisade/agent/respond.h"
 #include "palisade/hypervisor/behaviour.h"
 #include "palisade/hypervisor/lifecycle.h"
+#include "palisade/hypervisor/vm_inspector.h"
 #include "stats_collector.h"
 
 namespace palisade::hypervisor {
@@ -39,6 +43,7 @@ struct HostState {
   bool connected = false;
   bool ever_connected = false;
   bool unreachable_reported = false;
+  bool needs_sync = false;                         // a listing failed: retried each round
   std::unordered_map<std::string, VmRef> domains;  // by UUID
   uint64_t uncached = 0;                           // VMs beyond max_domains
 };
@@ -84,6 +89,7 @@ struct Monitor::Impl {
     uint64_t responses_failed = 0;
     uint64_t responses_refused = 0;
     uint64_t lookups_failed = 0;
+    uint64_t stats_uncached = 0;
   } counters;
   Clock::time_point response_window = Clock::now();
   uint32_t responses_in_window = 0;
@@ -99,8 +105,11 @@ struct Monitor::Impl {
         [this](const policies::Finding& finding, const Event& event) { respond(finding, event); });
     wall_offset_ns = static_cast<int64_t>(clock_ns(CLOCK_REALTIME)) -
                      static_cast<int64_t>(clock_ns(CLOCK_MONOTONIC));
-    for (const auto& uri : options.uris)
-      hosts.push_back(HostState{uri, {}, false, false, false, {}, 0});
+    for (const auto& uri : options.uris) {
+      HostState host;
+      host.uri = uri;
+      hosts.push_back(std::move(host));
+    }
   }
 
   // ---- events
@@ -163,6 +172,34 @@ struct Monitor::Impl {
 
   // ---- hosts
 
+  // Every domain of the host, described. False when the host could not list them; a domain that
+  // could not be described keeps its cached view (it is not gone for that).
+  bool list_inventory(size_t index, std::unordered_map<std::string, VmRef>& now,
+                      std::string& error) {
+    HostState& host = hosts[index];
+    auto conn = sessions[index]->connection();
+    if (!conn) {
+      error = "not connected";
+      return false;
+    }
+    try {
+      for (const auto& d : conn->list_domains()) {
+        const std::string uuid = domain_uuid(d.get());
+        try {
+          now[uuid] = std::make_shared<VmView>(describe_domain(d.get(), host.uri, host.hypervisor));
+        } catch (const std::exception&) {
+          counters.lookups_failed++;  // a transient domain that went away while listed, ...
+          auto it = host.domains.find(uuid);
+          if (it != host.domains.end()) now[uuid] = it->second;
+        }
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+      return false;
+    }
+    return true;
+  }
+
   void host_up(size_t index) {
     HostState& host = hosts[index];
     auto conn = sessions[index]->connection();
@@ -172,56 +209,115 @@ struct Monitor::Impl {
     host.connected = host.ever_connected = true;
     host.unreachable_reported = false;
     std::unordered_map<std::string, VmRef> now;
-    try {
-      for (const auto& d : conn->list_domains()) {
-        try {
-          auto vm = std::make_shared<VmView>(describe_domain(d.get(), host.uri, host.hypervisor));
-          now.emplace(vm->uuid, std::move(vm));
-        } catch (const std::exception& e) {
-          counters.lookups_failed++;  // a transient domain that went away while listed
-        }
-      }
-    } catch (const std::exception& e) {
-      spdlog::warn("hv: {}: {}", host.uri, e.what());
-    }
+    std::string error;
+    const bool listed = list_inventory(index, now, error);
     Event e = vm_event(EventKind::kVmHost, host_view(host), restored ? "restored" : "connected", {},
                        host.uri + (restored ? ": connection restored, " : ": connected, ") +
-                           std::to_string(now.size()) + " domain(s)");
+                           (listed ? std::to_string(now.size()) + " domain(s)"
+                                   : "the domains could not be listed: " + error));
     emit(e);
-    if (restored) resync(host, now);
+    if (!listed) {
+      // The previous inventory stays; the listing is retried until it works.
+      host.needs_sync = true;
+      spdlog::warn("hv: {}: cannot list domains: {}", host.uri, error);
+      return;
+    }
+    host.needs_sync = false;
+    if (restored) resync(host, now, "while-disconnected");
     for (const auto& [uuid, vm] : now) {
       Event inv = vm_event(EventKind::kVmInventory, vm, "present");
       emit(inv);
     }
-    host.domains.clear();
-    host.uncached = 0;
-    for (const auto& [uuid, vm] : now) remember(host, vm);
+    replace_inventory(host, now);
+    recover_leftover_overlays(index);
     spdlog::info("hv: {}: {} ({} domains)", host.uri, restored ? "re-synced" : "connected",
                  now.size());
   }
 
-  // What changed while the host was away, as lifecycle events marked "while-disconnected".
-  void resync(const HostState& host, const std::unordered_map<std::string, VmRef>& now) {
+  void replace_inventory(HostState& host, const std::unordered_map<std::string, VmRef>& now) {
+    for (const auto& [uuid, vm] : host.domains) {
+      if (!now.contains(uuid)) forget_vm(uuid);
+    }
+    host.domains.clear();
+    host.uncached = 0;
+    for (const auto& [uuid, vm] : now) remember(host, vm);
+  }
+
+  // Lists the host again and reports the differences with the cache as lifecycle events: after
+  // dropped notices, or when a listing failed before.
+  void sync_inventory(size_t index, const std::string& why) {
+    HostState& host = hosts[index];
+    std::unordered_map<std::string, VmRef> now;
+    std::string error;
+    if (!list_inventory(index, now, error)) {
+      host.needs_sync = true;
+      return;
+    }
+    host.needs_sync = false;
+    resync(host, now, why);
+    replace_inventory(host, now);
+  }
+
+  // Running VMs left on an inspection overlay (the process died mid-inspection, a merge failed).
+  void recover_leftover_overlays(size_t index) {
+    auto conn = sessions[index]->connection();
+    if (!conn || options.read_only) return;
+    for (const auto& [uuid, vm] : hosts[index].domains) {
+      if (inspections && inspections->busy(uuid)) continue;
+      bool on_overlay = false;
+      for (const auto& d : vm->disks) {
+        on_overlay =
+            on_overlay || d.source.rfind(options.inspection.overlay_directory + "/", 0) == 0;
+      }
+      if (!on_overlay) continue;
+      try {
+        DomainHandle d = conn->find_domain(uuid);
+        for (const auto& line : recover_overlays(d.get(), options.inspection.overlay_directory)) {
+          spdlog::warn("hv: {}", line);
+          Event e = vm_event(EventKind::kVmInspection, vm, "recovered", {}, line);
+          emit(e);
+        }
+      } catch (const std::exception& e) {
+        spdlog::warn("hv: {}: {}", vm->name, e.what());
+      }
+    }
+  }
+
+  // The lifecycle action that leads to a state, for differences found by a re-sync.
+  static std::string action_for_state(const std::string& state) {
+    if (state == "running" || state == "blocked") return "started";
+    if (state == "paused") return "suspended";
+    if (state == "crashed" || state == "pmsuspended" || state == "shutdown") return state;
+    return "stopped";
+  }
+
+  // What changed while the monitor was not told, as lifecycle events with `why` as detail.
+  void resync(const HostState& host, const std::unordered_map<std::string, VmRef>& now,
+              const std::string& why) {
     for (const auto& [uuid, before] : host.domains) {
       if (!now.contains(uuid)) {
-        Event e = vm_event(EventKind::kVmLifecycle, before, "undefined", "while-disconnected");
+        auto gone = std::make_shared<VmView>(*before);
+        gone->state = "undefined";
+        Event e = vm_event(EventKind::kVmLifecycle, gone, "undefined", why);
         emit(e);
       }
     }
     for (const auto& [uuid, vm] : now) {
       auto it = host.domains.find(uuid);
       if (it == host.domains.end()) {
-        Event e = vm_event(EventKind::kVmLifecycle, vm, "defined", "while-disconnected");
+        Event e = vm_event(EventKind::kVmLifecycle, vm, "defined", why);
         emit(e);
-      } else if (it->second->state != vm->state) {
-        const std::string action = vm->state == "running"   ? "started"
-                                   : vm->state == "paused"  ? "suspended"
-                                   : vm->state == "crashed" ? "crashed"
-                                                            : "stopped";
-        Event e = vm_event(EventKind::kVmLifecycle, vm, action, "while-disconnected");
+      } else if (action_for_state(it->second->state) != action_for_state(vm->state)) {
+        Event e = vm_event(EventKind::kVmLifecycle, vm, action_for_state(vm->state), why);
         emit(e);
       }
     }
+  }
+
+  void forget_vm(const std::string& uuid) {
+    rates.forget(uuid);
+    behaviour.forget(uuid);
+    if (inspections) inspections->forget(uuid);
   }
 
   void host_down(size_t index, const std::string& message) {
@@ -249,7 +345,10 @@ struct Monitor::Impl {
                                  const std::string& queried) {
     if (action == "started" || action == "resumed") return "running";
     if (action == "suspended") return "paused";
-    if (action == "stopped" || action == "shutdown") return detail == "guest" ? queried : "shutoff";
+    // A shutdown event says the guest is shutting down, not that it is off (a fake reboot or
+    // on_poweroff=preserve keep it): what libvirt says now is the better answer.
+    if (action == "shutdown") return queried.empty() ? "shutdown" : queried;
+    if (action == "stopped" || (action == "crashed" && detail == "stopped")) return "shutoff";
     if (action == "crashed" || action == "pmsuspended" || action == "undefined") {
       return std::string(action);
     }
@@ -272,17 +371,21 @@ struct Monitor::Impl {
       view->uuid = n.uuid;
       view->name = n.name;
     }
-    view->state = state_after(name.action, name.detail, view->state);
+    view->state = state_after(name.action, name.detail, vm ? vm->state : std::string());
     vm = view;
     const bool gone = name.action == "undefined" ||
                       (view->state == "shutoff" && !view->persistent);  // a transient VM ended
     if (gone) {
       host.domains.erase(n.uuid);
-      behaviour.forget(n.uuid);
+      forget_vm(n.uuid);
     } else {
       remember(host, vm);
+      // Rates and sustained windows do not carry over a stop: the next run starts afresh.
+      if (view->state != "running" && view->state != "paused") {
+        rates.forget(n.uuid);
+        behaviour.forget(n.uuid);
+      }
     }
-    if (view->state != "running") rates.forget(n.uuid);
     Event e =
         vm_event(EventKind::kVmLifecycle, vm, std::string(name.action), std::string(name.detail));
     emit(e);
@@ -313,13 +416,19 @@ struct Monitor::Impl {
         continue;
       }
       const uint64_t max_gap = uint64_t{options.stats_interval_ms} * 3'000'000ULL;
-      for (const auto& s : samples) {
+      for (auto& s : samples) {
         counters.stats_samples++;
+        // Only VMs in the inventory are followed: one beyond max_domains would cost lookups on
+        // every round (counted in the host's uncached_domains instead).
+        auto it = host.domains.find(s.uuid);
+        if (it == host.domains.end()) {
+          counters.stats_uncached++;
+          continue;
+        }
+        const VmRef& vm = it->second;
+        if (s.vcpus == 0) s.vcpus = vm->vcpus;  // no vcpu.current: the definition's count
         auto activity = rates.update(s, max_gap);
         if (!activity) continue;
-        auto it = host.domains.find(s.uuid);
-        VmRef vm = it != host.domains.end() ? it->second : describe(i, s.uuid);
-        if (!vm) continue;
         Event e;
         e.kind = EventKind::kVmStats;
         e.vm = vm;
@@ -347,6 +456,8 @@ struct Monitor::Impl {
 
   // ---- responses
 
+  // Decides on the monitor's thread (rate limit, cooldown) and hands the action to the response
+  // worker: a memory dump or a snapshot takes seconds and must not stop event handling.
   void respond(const policies::Finding& finding, const Event& event) {
     if (!event.vm || !options.responses) return;
     const auto action = action_for(finding.rule->response);
@@ -355,26 +466,93 @@ struct Monitor::Impl {
                    policies::response_name(finding.rule->response));
       return;
     }
+    ResponseJob job{*event.vm, *action, finding.rule->name, finding.message};
     const auto now = Clock::now();
     if (now - response_window > std::chrono::minutes(1)) {
       response_window = now;
       responses_in_window = 0;
     }
-    ActionOutcome outcome;
+    std::string refused;
     if (++responses_in_window > options.max_responses_per_minute) {
-      counters.responses_refused++;
-      outcome.detail = "refused: more than " + std::to_string(options.max_responses_per_minute) +
-                       " responses in a minute";
-    } else {
-      outcome = act(*event.vm, *action);
+      refused = "refused: more than " + std::to_string(options.max_responses_per_minute) +
+                " responses in a minute";
+    } else if (*action == VmAction::kSnapshot) {
+      // One forensic snapshot per VM per cooldown: each adds a layer to its disk chain and a
+      // memory dump the size of its RAM.
+      auto& last = last_snapshot[event.vm->uuid];
+      if (last != Clock::time_point{} && now - last < kSnapshotCooldown) {
+        refused = "refused: a forensic snapshot of this VM was taken less than " +
+                  std::to_string(kSnapshotCooldown.count()) + " minutes ago";
+      } else {
+        last = now;
+      }
+      if (last_snapshot.size() > options.max_domains) last_snapshot.clear();
     }
+    if (refused.empty() && !enqueue_response(job)) refused = "refused: the response queue is full";
+    if (!refused.empty()) {
+      counters.responses_refused++;
+      audit_response(job, ActionOutcome{false, refused, {}});
+    }
+  }
+
+  struct ResponseJob {
+    VmView vm;
+    VmAction action;
+    std::string rule;
+    std::string reason;
+  };
+  struct ResponseDone {
+    ResponseJob job;
+    ActionOutcome outcome;
+  };
+  static constexpr std::chrono::minutes kSnapshotCooldown{10};
+  static constexpr size_t kMaxQueuedResponses = 64;
+  std::unordered_map<std::string, Clock::time_point> last_snapshot;
+  std::mutex response_mutex;
+  std::condition_variable response_ready;
+  std::deque<ResponseJob> response_queue;
+  bool response_stopping = false;
+  std::thread response_thread;
+
+  bool enqueue_response(ResponseJob job) {
+    {
+      std::lock_guard lock(response_mutex);
+      if (response_queue.size() >= kMaxQueuedResponses) return false;
+      response_queue.push_back(std::move(job));
+    }
+    response_ready.notify_one();
+    return true;
+  }
+
+  // The response worker: carries out queued responses (all of them, also when stopping: they
+  // were decided) and hands the audit records back to the monitor's thread.
+  void response_worker() {
+    for (;;) {
+      ResponseJob job;
+      {
+        std::unique_lock lock(response_mutex);
+        response_ready.wait(lock, [&] { return response_stopping || !response_queue.empty(); });
+        if (response_queue.empty()) return;
+        job = std::move(response_queue.front());
+        response_queue.pop_front();
+      }
+      auto done = std::make_shared<ResponseDone>();
+      done->outcome = act(job.vm, job.action);
+      done->job = std::move(job);
+      Notice n;
+      n.type = Notice::Type::kResponseDone;
+      n.payload = std::move(done);
+      inbox.push(std::move(n));
+    }
+  }
+
+  void audit_response(const ResponseJob& job, const ActionOutcome& outcome) {
     (outcome.ok ? counters.responses_ok : counters.responses_failed)++;
     nlohmann::json record = vm_remediation_record(
-        *action, *event.vm, outcome,
-        agent::requester("palisade hv: rule " + finding.rule->name, finding.message));
-    record["unmapped"]["palisade"]["rule"] = finding.rule->name;
-    spdlog::info("hv: response {} on {} for rule {}: {}", action_name(*action), event.vm->name,
-                 finding.rule->name, outcome.detail);
+        job.action, job.vm, outcome, agent::requester("palisade hv: rule " + job.rule, job.reason));
+    record["unmapped"]["palisade"]["rule"] = job.rule;
+    spdlog::info("hv: response {} on {} for rule {}: {}", action_name(job.action), job.vm.name,
+                 job.rule, outcome.detail);
     if (outputs.audit) outputs.audit(record);
   }
 
@@ -415,9 +593,14 @@ struct Monitor::Impl {
   }
 
   void apply_policy(std::shared_ptr<policies::PolicySet> next) {
+    // Windows and learned baselines of policies that are still there survive a reload.
+    std::vector<std::string> names;
+    if (next) {
+      for (const auto& p : next->vm_policies()) names.push_back(p->name);
+    }
+    behaviour.keep_only(names);
     policy = next;
     detector->set_policy(std::move(next));
-    behaviour.clear();
   }
 
   // ---- status
@@ -440,6 +623,9 @@ struct Monitor::Impl {
                         {"findings", detector->findings()},
                         {"stats_samples", counters.stats_samples},
                         {"stats_errors", counters.stats_errors},
+                        {"stats_skipped_uncached", counters.stats_uncached},
+                        {"rate_evictions", rates.evictions()},
+                        {"behaviour_evictions", behaviour.evictions()},
                         {"notices_dropped", inbox.dropped()},
                         {"responses",
                          {{"carried_out", counters.responses_ok},
@@ -485,6 +671,11 @@ struct Monitor::Impl {
       case Notice::Type::kWork:
         inspection_done(n);
         break;
+      case Notice::Type::kResponseDone: {
+        auto done = std::static_pointer_cast<ResponseDone>(n.payload);
+        audit_response(done->job, done->outcome);
+        break;
+      }
       case Notice::Type::kPolicy:
         apply_policy(std::static_pointer_cast<policies::PolicySet>(n.payload));
         break;
@@ -507,6 +698,7 @@ struct Monitor::Impl {
       sessions.push_back(std::make_unique<HostSession>(i, hosts[i].uri, session, inbox));
     }
     inspections = std::make_unique<InspectionRunner>(options.inspection, inbox, formatter);
+    response_thread = std::thread([this] { response_worker(); });
     for (auto& s : sessions) s->start();
     const auto stats_every =
         std::chrono::milliseconds(std::max<uint32_t>(options.stats_interval_ms, 100));
@@ -525,7 +717,15 @@ struct Monitor::Impl {
         flush();
       }
       const auto now = Clock::now();
+      if (inbox.take_drops()) {
+        for (size_t i = 0; i < hosts.size(); ++i) {
+          if (hosts[i].connected) sync_inventory(i, "events-dropped");
+        }
+      }
       if (now >= next_stats) {
+        for (size_t i = 0; i < hosts.size(); ++i) {
+          if (hosts[i].connected && hosts[i].needs_sync) sync_inventory(i, "listing-retried");
+        }
         collect_stats();
         flush();
         next_stats = now + stats_every;
@@ -539,13 +739,23 @@ struct Monitor::Impl {
         next_status = now + status_every;
       }
     }
-    inspections.reset();  // waits for running inspections (bounded by their time limits)
+    {
+      std::lock_guard lock(response_mutex);
+      response_stopping = true;
+    }
+    response_ready.notify_all();
+    response_thread.join();  // the decided responses are carried out (at most 64 queued)
+    for (auto& s : sessions) s->request_stop();  // all at once, then wait
+    // Waits for running inspections (bounded by their time limits): stopping one between its
+    // snapshot and its merge would leave the VM on an overlay.
+    inspections.reset();
     while (auto n = inbox.pop_until(Clock::now())) {
-      if (n->type == Notice::Type::kWork || n->type == Notice::Type::kLifecycle) handle(*n);
+      if (n->type != Notice::Type::kHostUp) handle(*n);  // findings, audits, last events
     }
     flush();
     write_status();
     sessions.clear();
+    running = false;
   }
 };
 
@@ -565,7 +775,13 @@ void Monitor::set_policy(std::shared_ptr<policies::PolicySet> policy) {
   Notice n;
   n.type = Notice::Type::kPolicy;
   n.payload = std::move(policy);
-  while (!impl_->inbox.push(n)) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int attempt = 0; !impl_->inbox.push(n); ++attempt) {
+    if (!impl_->running || attempt > 3000) {  // stopped, or 30 s without room: apply nothing
+      spdlog::error("hv: policy set not applied: the monitor is not taking notices");
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 void Monitor::run(const std::atomic<bool>& stop) {

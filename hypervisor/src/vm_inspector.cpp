@@ -7,12 +7,15 @@
 #include <filesystem>
 #include <thread>
 
+#include "palisade/hypervisor/domain_xml.h"
+
 namespace palisade::hypervisor {
 namespace {
 
 struct Overlay {
   std::string target;
-  std::string path;
+  std::string path;  // the overlay the snapshot created
+  std::string base;  // the image that was active before it
 };
 
 std::vector<GuestDisk> disks_of(const agent::VmView& vm) {
@@ -42,12 +45,13 @@ std::vector<Overlay> freeze(virDomainPtr domain, const agent::VmView& vm,
     const bool frozen = d.device == "disk" && d.type == "file" && !d.read_only;
     if (frozen) {
       overlays.push_back(
-          Overlay{d.target, directory + "/" + vm.uuid + "-" + stamp() + "-" + d.target + ".qcow2"});
-      xml += "<disk name='" + d.target +
-             "' snapshot='external'><driver type='qcow2'/><source file='" + overlays.back().path +
-             "'/></disk>";
+          Overlay{d.target, directory + "/" + vm.uuid + "-" + stamp() + "-" + d.target + ".qcow2",
+                  d.source});
+      xml += "<disk name='" + xml_escape(d.target) +
+             "' snapshot='external'><driver type='qcow2'/><source file='" +
+             xml_escape(overlays.back().path) + "'/></disk>";
     } else {
-      xml += "<disk name='" + d.target + "' snapshot='no'/>";
+      xml += "<disk name='" + xml_escape(d.target) + "' snapshot='no'/>";
     }
   }
   xml += "</disks></domainsnapshot>";
@@ -75,30 +79,86 @@ bool wait_for_job(virDomainPtr domain, const std::string& target, bool until_rea
   return false;
 }
 
-// Writes what the VM wrote to the overlays back into its images and makes them active again.
+// Writes what the VM wrote to one overlay back into the image right below it (a shallow active
+// commit: never deeper, so a shared base image or a forensic snapshot's frozen image below stays
+// untouched) and makes that image active again. Only when the live chain is still exactly ours:
+// anything else (another snapshot taken meanwhile) is left to an operator, nothing is lost.
+std::string merge_back(virDomainPtr domain, const Overlay& o) {
+  const DiskChain chain = disk_chain(domain_xml(domain), o.target);
+  if (chain.active != o.path || chain.backing != o.base) {
+    return "the disk's chain changed meanwhile (active " + chain.active + ", below it " +
+           chain.backing + ")";
+  }
+  const char* disk = o.target.c_str();
+  if (virDomainBlockCommit(domain, disk, nullptr, nullptr, 0,
+                           VIR_DOMAIN_BLOCK_COMMIT_ACTIVE | VIR_DOMAIN_BLOCK_COMMIT_SHALLOW) != 0) {
+    return "commit: " + last_libvirt_error();
+  }
+  if (!wait_for_job(domain, o.target, true, std::chrono::seconds(600))) {
+    const std::string error = "commit did not complete: " + last_libvirt_error();
+    virDomainBlockJobAbort(domain, disk, 0);  // leaves the VM on the overlay, consistent
+    return error;
+  }
+  if (virDomainBlockJobAbort(domain, disk, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) != 0 ||
+      !wait_for_job(domain, o.target, false, std::chrono::seconds(60))) {
+    return "pivot: " + last_libvirt_error();
+  }
+  return {};
+}
+
 void thaw(virDomainPtr domain, const std::vector<Overlay>& overlays,
           std::vector<std::string>& notes) {
   for (const auto& o : overlays) {
-    const char* disk = o.target.c_str();
-    bool ok = virDomainBlockCommit(domain, disk, nullptr, nullptr, 0,
-                                   VIR_DOMAIN_BLOCK_COMMIT_ACTIVE) == 0 &&
-              wait_for_job(domain, o.target, true, std::chrono::seconds(600)) &&
-              virDomainBlockJobAbort(domain, disk, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) == 0 &&
-              wait_for_job(domain, o.target, false, std::chrono::seconds(60));
-    if (ok) {
-      ::unlink(o.path.c_str());
-    } else {
-      // The VM keeps running on the overlay: nothing is lost, but an operator must commit it.
-      notes.push_back("could not merge overlay " + o.path + " of " + o.target +
-                      " back: " + last_libvirt_error() +
-                      " (the VM runs on it; commit it with "
-                      "virsh blockcommit --active --pivot)");
-      spdlog::error("hv: {}", notes.back());
+    std::string error;
+    try {
+      error = merge_back(domain, o);
+    } catch (const std::exception& e) {
+      error = e.what();
     }
+    if (error.empty()) {
+      ::unlink(o.path.c_str());
+      continue;
+    }
+    // The VM keeps running on the overlay: nothing is lost; the monitor retries when it next
+    // syncs the host, or an operator commits it (virsh blockcommit DOMAIN DISK --active --shallow
+    // --pivot).
+    notes.push_back("could not merge overlay " + o.path + " of " + o.target + " back into " +
+                    o.base + ": " + error);
+    spdlog::error("hv: {}", notes.back());
   }
 }
 
 }  // namespace
+
+std::vector<std::string> recover_overlays(virDomainPtr domain,
+                                          const std::string& overlay_directory) {
+  std::vector<std::string> done;
+  if (overlay_directory.empty()) return done;
+  const std::string prefix = overlay_directory + (overlay_directory.back() == '/' ? "" : "/");
+  agent::VmView vm;
+  parse_domain_xml(domain_xml(domain), vm);
+  const bool active = virDomainIsActive(domain) == 1;
+  for (const auto& d : vm.disks) {
+    if (d.source.rfind(prefix, 0) != 0) continue;
+    const Overlay o{d.target, d.source, disk_chain(domain_xml(domain), d.target).backing};
+    if (!active) {
+      done.push_back(vm.name + ": " + d.target + " is on inspection overlay " + d.source +
+                     " and the VM is not running: commit it offline (qemu-img commit) and point "
+                     "the disk back at " +
+                     o.base);
+      continue;
+    }
+    const std::string error = o.base.empty() ? "no image below it" : merge_back(domain, o);
+    if (error.empty()) {
+      ::unlink(o.path.c_str());
+      done.push_back(vm.name + ": " + d.target + " merged back from a leftover inspection overlay");
+    } else {
+      done.push_back(vm.name + ": leftover inspection overlay " + d.source +
+                     " not merged: " + error);
+    }
+  }
+  return done;
+}
 
 VmInspection inspect_vm(Connection& connection, virDomainPtr domain,
                         const policies::VmInspectionSpec& spec,

@@ -1,8 +1,13 @@
 #include "palisade/hypervisor/vm_responses.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 
@@ -18,13 +23,50 @@ constexpr std::pair<VmAction, std::string_view> kNames[] = {
     {VmAction::kRelease, "release"},   {VmAction::kShutdown, "shutdown"},
 };
 
+// UTC to the millisecond: two snapshots of a VM in one second must not share a name.
 std::string utc_stamp() {
-  const std::time_t now = std::time(nullptr);
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
   std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
+  gmtime_r(&seconds, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms.count()));
+  return out;
+}
+
+// A VM name as a path component: what the guest's owner chose stays out of the path's syntax.
+std::string path_safe(const std::string& name) {
+  std::string out;
+  for (char c : name.substr(0, 64)) {
+    out +=
+        std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ? c : '_';
+  }
+  return out.empty() || out[0] == '.' ? "_" + out : out;
+}
+
+// mkdir 0700, refusing a symlink or a directory someone else owns in its place: evidence is
+// written as root, and must go where it is meant to.
+std::string private_directory(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    return path + ": " + std::strerror(errno);
+  }
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return path + ": " + std::strerror(errno);
+  if (!S_ISDIR(st.st_mode)) return path + ": not a directory (a symlink?)";
+  if (st.st_uid != ::geteuid()) return path + ": owned by uid " + std::to_string(st.st_uid);
+  ::chmod(path.c_str(), 0700);
+  return {};
+}
+
+// Whether the URI names the local host (the dump is written by the hypervisor host's libvirtd,
+// the evidence directory is this machine's).
+bool local_uri(const std::string& uri) {
+  const size_t scheme = uri.find("://");
+  return scheme != std::string::npos && scheme + 3 < uri.size() && uri[scheme + 3] == '/';
 }
 
 ActionOutcome failed(std::string what) {
@@ -54,9 +96,17 @@ ActionOutcome set_links(virDomainPtr domain, bool up) {
   return outcome;
 }
 
-// The memory of a running VM, as an ELF core (crash, volatility read it), without pausing it.
+// The memory of a running VM, as an ELF core (crash, volatility read it). QEMU stops the vCPUs
+// while it writes the dump (about a second per 256 MiB here); the VM then runs on.
 std::optional<std::string> dump_memory(virDomainPtr domain, const std::string& directory,
-                                       std::string& error) {
+                                       uint64_t memory_kib, std::string& error) {
+  struct statvfs fs {};
+  if (::statvfs(directory.c_str(), &fs) == 0 &&
+      static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < memory_kib * 1024 + (64ULL << 20)) {
+    error = "not enough free space in " + directory + " for " + std::to_string(memory_kib >> 10) +
+            " MiB of memory";
+    return std::nullopt;
+  }
   const std::string path = directory + "/memory.elf";
   if (virDomainCoreDumpWithFormat(domain, path.c_str(), VIR_DOMAIN_CORE_DUMP_FORMAT_RAW,
                                   VIR_DUMP_MEMORY_ONLY | VIR_DUMP_LIVE) != 0) {
@@ -76,7 +126,8 @@ ActionOutcome snapshot_disks(virDomainPtr domain, const std::string& name) {
   nlohmann::json frozen = nlohmann::json::array();
   for (const auto& d : vm.disks) {
     const bool image = d.device == "disk" && d.type == "file" && !d.read_only;
-    xml += "<disk name='" + d.target + "' snapshot='" + (image ? "external" : "no") + "'/>";
+    xml += "<disk name='" + xml_escape(d.target) + "' snapshot='" + (image ? "external" : "no") +
+           "'/>";
     if (image) frozen.push_back({{"target", d.target}, {"image", d.source}, {"format", d.format}});
   }
   xml += "</disks></domainsnapshot>";
@@ -89,20 +140,29 @@ ActionOutcome snapshot_disks(virDomainPtr domain, const std::string& name) {
   return ActionOutcome{true, "", {{"name", name}, {"frozen_disks", frozen}}};
 }
 
-ActionOutcome snapshot(virDomainPtr domain, const ResponseOptions& options) {
+ActionOutcome snapshot(Connection& connection, virDomainPtr domain,
+                       const ResponseOptions& options) {
   const std::string name = "palisade-forensic-" + utc_stamp();
-  const std::string directory = options.evidence_directory + "/" + domain_name(domain) + "-" + name;
+  const std::string directory = options.evidence_directory + "/" + path_safe(domain_name(domain)) +
+                                "-" + domain_uuid(domain).substr(0, 8) + "-" + name;
   std::error_code ec;
-  std::filesystem::create_directories(directory, ec);
-  if (ec) return ActionOutcome{false, directory + ": " + ec.message(), {}};
-  ::chmod(options.evidence_directory.c_str(), 0700);
-  ::chmod(directory.c_str(), 0700);
+  std::filesystem::create_directories(
+      std::filesystem::path(options.evidence_directory).parent_path(), ec);
+  for (const std::string& dir : {options.evidence_directory, directory}) {
+    const std::string error = private_directory(dir);
+    if (!error.empty()) return ActionOutcome{false, error, {}};
+  }
   nlohmann::json evidence = {{"name", name}, {"directory", directory}};
   std::string memory_note;
   const std::string state = domain_state(domain);
-  if (state == "running" || state == "paused") {
+  agent::VmView vm;
+  parse_domain_xml(domain_xml(domain), vm);
+  if (!local_uri(connection.uri())) {
+    memory_note = "no memory dump (the evidence directory is on this machine, " + connection.uri() +
+                  " is another)";
+  } else if (state == "running" || state == "paused") {
     std::string error;
-    if (auto path = dump_memory(domain, directory, error)) {
+    if (auto path = dump_memory(domain, directory, vm.memory_kib, error)) {
       evidence["memory"] = *path;
       memory_note = "memory dumped to " + *path;
     } else {
@@ -146,7 +206,6 @@ std::optional<VmAction> parse_action(std::string_view name) {
 
 ActionOutcome carry_out(Connection& connection, virDomainPtr domain, VmAction action,
                         const ResponseOptions& options) {
-  (void)connection;
   try {
     switch (action) {
       case VmAction::kSuspend:
@@ -162,7 +221,7 @@ ActionOutcome carry_out(Connection& connection, virDomainPtr domain, VmAction ac
       case VmAction::kRelease:
         return set_links(domain, true);
       case VmAction::kSnapshot:
-        return snapshot(domain, options);
+        return snapshot(connection, domain, options);
     }
   } catch (const std::exception& e) {
     return ActionOutcome{false, e.what(), {}};

@@ -273,6 +273,54 @@ TEST(BehaviourDetector, DiskWriteBurstsNeedToLast) {
             std::vector<std::string>{"vm-policy/miners/disk-write-burst"});
 }
 
+TEST(BehaviourDetector, AGapInTheSamplesBreaksASustainedWindow) {
+  auto set = vm_policies("enforce");
+  BehaviourDetector d;
+  const auto vm = web_vm();
+  EXPECT_TRUE(judge(d, *set, vm, 100, rates(95, 0, 0)).empty());
+  EXPECT_TRUE(judge(d, *set, vm, 110, rates(95, 0, 0)).empty());
+  // The host was away for an hour: the next high sample starts a new window.
+  EXPECT_TRUE(judge(d, *set, vm, 3700, rates(95, 0, 0)).empty());
+  EXPECT_TRUE(judge(d, *set, vm, 3710, rates(95, 0, 0)).empty());
+  EXPECT_EQ(judge(d, *set, vm, 3720, rates(95, 0, 0)).size(), 1U);
+}
+
+TEST(BehaviourDetector, APolicyReloadKeepsWhatItsPoliciesLearned) {
+  auto set = vm_policies("audit");
+  BehaviourDetector d;
+  const auto vm = web_vm();
+  for (uint64_t t = 100; t <= 160; t += 10) judge(d, *set, vm, t, rates(5, 2000, 0));
+  ASSERT_TRUE(d.egress_baseline("miners", "u1"));
+  d.keep_only({"miners", "other"});
+  EXPECT_TRUE(d.egress_baseline("miners", "u1"));
+  d.keep_only({"other"});
+  EXPECT_FALSE(d.egress_baseline("miners", "u1"));
+}
+
+TEST(RateTracker, NoCpuPercentageWithoutTheVcpuCount) {
+  RateTracker rates;
+  StatsCounters a = sample(10, 0, 0, 0);
+  a.vcpus = 0;
+  StatsCounters b = sample(20, 10 * kSecond, 0, 0);
+  b.vcpus = 0;
+  rates.update(a, 30 * kSecond);
+  auto r = rates.update(b, 30 * kSecond);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->cpu_percent, -1);
+}
+
+TEST(DomainXml, ReadsADiskChainAndEscapesText) {
+  const std::string xml = R"(<domain><name>x</name><devices><disk type='file' device='disk'>
+    <source file='/ovl/x-vda.qcow2'/><backingStore type='file'><format type='qcow2'/>
+    <source file='/img/x.qcow2'/><backingStore/></backingStore><target dev='vda'/></disk>
+    </devices></domain>)";
+  const DiskChain chain = disk_chain(xml, "vda");
+  EXPECT_EQ(chain.active, "/ovl/x-vda.qcow2");
+  EXPECT_EQ(chain.backing, "/img/x.qcow2");
+  EXPECT_TRUE(disk_chain(xml, "vdb").active.empty());
+  EXPECT_EQ(xml_escape("a'b\"<c>&"), "a&apos;b&quot;&lt;c&gt;&amp;");
+}
+
 agent::Event lifecycle_event() {
   agent::Event e;
   e.kind = agent::EventKind::kVmLifecycle;

@@ -81,18 +81,16 @@ class Reader {
     }
   }
 
+  // A list of absolute paths (or path prefixes).
   void read_list(const YAML::Node& map, const std::string& where, const char* key,
                  std::vector<std::string>& out) const {
-    const YAML::Node node = map[key];
-    if (!node) return;
-    if (!node.IsSequence()) fail(node, join(where, key), "expected a list of strings");
-    out.clear();
-    for (const auto& item : node) {
-      auto value = item.as<std::string>();
+    read_strings(map, where, key, out);
+    size_t i = 0;
+    for (const auto& item : map[key]) {
+      const std::string& value = out[i++];
       if (value.empty() || value.front() != '/') {
         fail(item, join(where, key), "path prefix must be absolute, got '" + value + "'");
       }
-      out.push_back(value);
     }
   }
 

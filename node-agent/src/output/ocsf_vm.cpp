@@ -8,33 +8,22 @@
 namespace palisade::agent {
 
 OcsfClassification classify_vm(const Event& e) {
-  constexpr OcsfClassification kInventory{5001, "Device Inventory Info", 5, "Discovery", 0, ""};
-  OcsfClassification c = kInventory;
-  switch (e.kind) {
-    case EventKind::kVmInventory:
-      c.activity_id = 2;
-      c.activity_name = "Collect";
-      break;
-    case EventKind::kVmLifecycle:
-      c.activity_id = 99;
-      c.activity_name = "Lifecycle";
-      break;
-    case EventKind::kVmHost:
-      c.activity_id = 99;
-      c.activity_name = "Host Connection";
-      break;
-    case EventKind::kVmStats:
-      c.activity_id = 99;
-      c.activity_name = "Stats";
-      break;
-    case EventKind::kVmGuestChange:
-      c.activity_id = 99;
-      c.activity_name = "Guest Change";
-      break;
-    default:
-      c.activity_id = 99;
-      c.activity_name = "Inspection";
-      break;
+  struct Activity {
+    EventKind kind;
+    int id;
+    std::string_view name;
+  };
+  static constexpr Activity kActivities[] = {
+      {EventKind::kVmInventory, 2, "Collect"},         {EventKind::kVmLifecycle, 99, "Lifecycle"},
+      {EventKind::kVmHost, 99, "Host Connection"},     {EventKind::kVmStats, 99, "Stats"},
+      {EventKind::kVmGuestChange, 99, "Guest Change"}, {EventKind::kVmInspection, 99, "Inspection"},
+  };
+  OcsfClassification c{5001, "Device Inventory Info", 5, "Discovery", 99, "Other"};
+  for (const auto& a : kActivities) {
+    if (a.kind == e.kind) {
+      c.activity_id = a.id;
+      c.activity_name = a.name;
+    }
   }
   return c;
 }

@@ -57,12 +57,16 @@ struct BehaviourFinding {
 // when its condition has held for its `for` duration and re-arms when a sample falls back below.
 class BehaviourDetector {
  public:
-  explicit BehaviourDetector(size_t max_tracks = 20000) : max_tracks_(max_tracks) {}
+  // At most max_tracks (policy, VM) pairs are followed; beyond it the one sampled longest ago is
+  // dropped (counted).
+  explicit BehaviourDetector(size_t max_tracks = 100000) : max_tracks_(max_tracks) {}
   void judge(const agent::VmView& vm, const agent::VmActivity& rates, uint64_t now_ns,
              const std::vector<std::unique_ptr<policies::VmPolicy>>& policies,
              std::vector<BehaviourFinding>& out);
   void forget(const std::string& uuid);
-  void clear() { tracks_.clear(); }  // on a policy change: thresholds may differ
+  // On a policy reload: the state of policies no longer there goes.
+  void keep_only(const std::vector<std::string>& policy_names);
+  uint64_t evictions() const { return evictions_; }
   // The egress baseline learned for a VM under a policy (bytes/s), for status and tests.
   std::optional<double> egress_baseline(const std::string& policy, const std::string& uuid) const;
 
@@ -74,6 +78,7 @@ class BehaviourDetector {
     bool step(bool above, uint64_t sample_start_ns, uint64_t now_ns, uint64_t sustained_ns);
   };
   struct Track {
+    uint64_t last_sample_ns = 0;
     Sustained cpu;
     Sustained disk;
     Sustained egress;
@@ -81,8 +86,11 @@ class BehaviourDetector {
     double baseline_bps = 0;
     uint64_t baseline_samples = 0;
   };
+  Track& track(const std::string& key);
+
   size_t max_tracks_;
   std::unordered_map<std::string, Track> tracks_;  // policy name + '/' + VM uuid
+  uint64_t evictions_ = 0;
 };
 
 }  // namespace palisade::hypervisor

@@ -18,4 +18,15 @@ void parse_domain_xml(const std::string& xml, agent::VmView& out);
 // Throws when the domain has no such NIC.
 std::string interface_with_link(const std::string& domain_xml, const std::string& mac, bool up);
 
+// A disk's active image and the image right below it (the first <backingStore>), from the live
+// XML; empty strings when the disk or a backing image is not there.
+struct DiskChain {
+  std::string active;
+  std::string backing;
+};
+DiskChain disk_chain(const std::string& domain_xml, const std::string& target);
+
+// Text made safe for an XML attribute value or element content.
+std::string xml_escape(std::string_view text);
+
 }  // namespace palisade::hypervisor

@@ -33,6 +33,12 @@ VmInspection inspect_vm(Connection& connection, virDomainPtr domain,
 // this one as the VM's latest.
 void record_inspection(VmInspection& inspection, InspectionStore& store);
 
+// A running VM still on an overlay of an interrupted inspection (the process died, the
+// connection dropped, the merge failed) is merged back; one line per overlay found, saying what
+// was done or why not (a shut-off VM's overlay is left for an operator).
+std::vector<std::string> recover_overlays(virDomainPtr domain,
+                                          const std::string& overlay_directory);
+
 // The events an inspection yields: one vm_inspection (completed) and one vm_guest_change per
 // change. Their seq and times are set when they are emitted.
 std::vector<agent::Event> inspection_events(const VmInspection& inspection);
