@@ -232,6 +232,7 @@ struct Monitor::Impl {
     recover_leftover_overlays(index);
     spdlog::info("hv: {}: {} ({} domains)", host.uri, restored ? "re-synced" : "connected",
                  now.size());
+    write_status();  // a host's connection is what an operator checks first
   }
 
   void replace_inventory(HostState& host, const std::unordered_map<std::string, VmRef>& now) {
@@ -325,6 +326,7 @@ struct Monitor::Impl {
     host.connected = false;
     Event e = vm_event(EventKind::kVmHost, host_view(host), "lost", {}, host.uri + ": " + message);
     emit(e);
+    write_status();
     spdlog::warn("hv: {}: {}", host.uri, message);
   }
 
