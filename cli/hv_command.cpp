@@ -475,12 +475,18 @@ void add_hv_command(CLI::App& app, int& exit_code) {
   respond->callback(
       [&exit_code] { exit_code = respond_command(flags, action, vm, reason, force); });
 
-  static std::string status_file = "/run/palisade/hv-status.json";
+  static std::string status_file;
   static bool status_json = false;
   auto* status = hv->add_subcommand("status", "Show the running monitor's hosts and counters");
+  status->add_option("-c,--config", flags.config, "YAML configuration (hypervisor.status_file)")
+      ->check(CLI::ExistingFile);
   status->add_option("--status-file", status_file, "Status file written by palisade hv");
   status->add_flag("--json", status_json, "Print the raw status JSON");
-  status->callback([&exit_code] { exit_code = status_command(status_file, status_json); });
+  status->callback([&exit_code] {
+    const std::string file =
+        !status_file.empty() ? status_file : load(flags).hypervisor.status_file;
+    exit_code = status_command(file, status_json);
+  });
 
   hv->callback([hv, &exit_code] {
     if (hv->get_subcommands().empty()) exit_code = run_monitor(flags);

@@ -632,13 +632,29 @@ struct Monitor::Impl {
                         {"responses",
                          {{"carried_out", counters.responses_ok},
                           {"failed", counters.responses_failed},
-                          {"refused_rate", counters.responses_refused}}},
+                          {"refused", counters.responses_refused}}},
                         {"policy_digest", policy ? policy->digest() : ""}};
     if (inspections) s["inspections"] = inspections->status();
     return s;
   }
 
-  void write_status() const {
+  // What Monitor::status() hands other threads: a copy made on the monitor's thread.
+  mutable std::mutex published_mutex;
+  nlohmann::json published;
+  Clock::time_point published_at;
+
+  void publish_status() {
+    const auto now = Clock::now();
+    if (now - published_at < std::chrono::milliseconds(100)) return;
+    published_at = now;
+    nlohmann::json s = status();
+    std::lock_guard lock(published_mutex);
+    published = std::move(s);
+  }
+
+  void write_status() {
+    published_at = {};
+    publish_status();
     if (options.status_file.empty()) return;
     const std::string tmp = options.status_file + ".tmp";
     std::error_code ec;
@@ -652,7 +668,18 @@ struct Monitor::Impl {
     std::filesystem::rename(tmp, options.status_file, ec);
   }
 
+  // A notice that fails (a libvirt error nobody caught on the way) is logged, not the end of the
+  // monitor: the other hosts and VMs are still watched.
   void handle(const Notice& n) {
+    try {
+      dispatch(n);
+    } catch (const std::exception& e) {
+      spdlog::error("hv: handling a notice about {}: {}",
+                    n.name.empty() ? hosts[n.host].uri : n.name, e.what());
+    }
+  }
+
+  void dispatch(const Notice& n) {
     switch (n.type) {
       case Notice::Type::kHostUp:
         host_up(n.host);
@@ -717,6 +744,7 @@ struct Monitor::Impl {
         // Drain what else is waiting before flushing: one write for a burst.
         while (auto more = inbox.pop_until(Clock::now())) handle(*more);
         flush();
+        publish_status();
       }
       const auto now = Clock::now();
       if (inbox.take_drops()) {
@@ -730,6 +758,7 @@ struct Monitor::Impl {
         }
         collect_stats();
         flush();
+        publish_status();
         next_stats = now + stats_every;
       }
       if (now >= next_schedule) {
@@ -791,7 +820,9 @@ void Monitor::run(const std::atomic<bool>& stop) {
 }
 
 nlohmann::json Monitor::status() const {
-  return impl_->status();
+  if (!impl_->running) return impl_->status();
+  std::lock_guard lock(impl_->published_mutex);
+  return impl_->published;
 }
 
 }  // namespace palisade::hypervisor
