@@ -73,25 +73,50 @@ ActionOutcome failed(std::string what) {
   return ActionOutcome{false, what + ": " + last_libvirt_error(), {}};
 }
 
+// Sets one NIC's link in one definition (the running VM's or the stored one); "" when done.
+std::string update_link(virDomainPtr domain, const std::string& xml, const std::string& mac,
+                        bool up, unsigned int affect) {
+  try {
+    const std::string device = interface_with_link(xml, mac, up);
+    if (virDomainUpdateDeviceFlags(domain, device.c_str(), affect) == 0) return {};
+    return last_libvirt_error();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+// Every NIC's link, in the running VM (the guest sees its carrier drop at once) and in its stored
+// definition when it has one (a VM started again, or started later, stays isolated until it is
+// released). Each definition is updated with its own <interface> element: the live one carries
+// run-time details (host device, alias) the stored one must not get.
 ActionOutcome set_links(virDomainPtr domain, bool up) {
-  const std::string xml = domain_xml(domain);
+  const bool active = virDomainIsActive(domain) == 1;
+  const bool persistent = virDomainIsPersistent(domain) == 1;
+  const std::string live_xml = active ? domain_xml(domain) : std::string();
+  const std::string stored_xml = persistent ? domain_xml(domain, VIR_DOMAIN_XML_INACTIVE) : "";
   agent::VmView vm;
-  parse_domain_xml(xml, vm);
+  parse_domain_xml(active ? live_xml : stored_xml, vm);
   if (vm.nics.empty()) return ActionOutcome{false, "the VM has no network interface", {}};
   ActionOutcome outcome{true, "", nlohmann::json::array()};
   for (const auto& nic : vm.nics) {
-    const std::string device = interface_with_link(xml, nic.mac, up);
-    // Live only: the running VM loses its links now; its stored definition is left alone so that
-    // a release cannot be forgotten in it.
-    const bool ok = virDomainUpdateDeviceFlags(domain, device.c_str(), VIR_DOMAIN_AFFECT_LIVE) == 0;
-    outcome.evidence.push_back({{"mac", nic.mac},
-                                {"link", up ? "up" : "down"},
-                                {"ok", ok},
-                                {"error", ok ? "" : last_libvirt_error()}});
-    outcome.ok = outcome.ok && ok;
+    nlohmann::json entry = {{"mac", nic.mac}, {"link", up ? "up" : "down"}};
+    if (active) {
+      const std::string error = update_link(domain, live_xml, nic.mac, up, VIR_DOMAIN_AFFECT_LIVE);
+      entry["live"] = error.empty() ? "done" : error;
+      outcome.ok = outcome.ok && error.empty();
+    }
+    if (persistent) {
+      const std::string error =
+          update_link(domain, stored_xml, nic.mac, up, VIR_DOMAIN_AFFECT_CONFIG);
+      entry["stored"] = error.empty() ? "done" : error;
+      outcome.ok = outcome.ok && error.empty();
+    }
+    outcome.evidence.push_back(std::move(entry));
   }
   outcome.detail = std::string(up ? "links up on " : "links down on ") +
                    std::to_string(vm.nics.size()) + " interface(s)" +
+                   (active ? (persistent ? ", running and stored" : ", running (transient VM)")
+                           : ", stored (the VM is not running)") +
                    (outcome.ok ? "" : " (some failed: see evidence)");
   return outcome;
 }

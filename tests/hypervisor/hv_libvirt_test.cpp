@@ -53,12 +53,17 @@ class RealLibvirt : public ::testing::Test {
       ASSERT_EQ(virDomainCreate(domain.get()), 0) << hv::last_libvirt_error();
       wait_for_guest_ready(vm.console_log, std::chrono::seconds(90));
     }
-    agent::VmView view;
-    hv::parse_domain_xml(hv::domain_xml(domain.get()), view);
-    for (const auto& nic : view.nics) {
-      if (nic.link_up) continue;
-      const std::string xml = hv::interface_with_link(hv::domain_xml(domain.get()), nic.mac, true);
-      virDomainUpdateDeviceFlags(domain.get(), xml.c_str(), VIR_DOMAIN_AFFECT_LIVE);
+    for (const auto& [flags, affect] :
+         {std::pair{0U, VIR_DOMAIN_AFFECT_LIVE},
+          std::pair{static_cast<unsigned>(VIR_DOMAIN_XML_INACTIVE), VIR_DOMAIN_AFFECT_CONFIG}}) {
+      const std::string xml = hv::domain_xml(domain.get(), flags);
+      agent::VmView view;
+      hv::parse_domain_xml(xml, view);
+      for (const auto& nic : view.nics) {
+        if (nic.link_up) continue;
+        const std::string device = hv::interface_with_link(xml, nic.mac, true);
+        virDomainUpdateDeviceFlags(domain.get(), device.c_str(), affect);
+      }
     }
   }
 
@@ -204,6 +209,12 @@ TEST_F(RealLibvirt, LinkDownIsolatesTheNicsAndIsReversible) {
   EXPECT_FALSE(console().carrier("eth1"));
   ASSERT_EQ(cli({"list", "--connect", vm.uri, "--json"}, out), 0);
   EXPECT_NE(out.find("\"link_up\":false"), std::string::npos) << out;
+  // The stored definition too: the VM powered off and started again comes up isolated.
+  ASSERT_EQ(virDomainDestroy(domain.get()), 0);
+  ASSERT_EQ(virDomainCreate(domain.get()), 0) << hv::last_libvirt_error();
+  wait_for_guest_ready(vm.console_log, std::chrono::seconds(90));
+  EXPECT_FALSE(console().carrier("eth0"));
+  EXPECT_FALSE(console().carrier("eth1"));
   ASSERT_EQ(cli({"respond", "release", vm.domain, "--connect", vm.uri, "--no-store"}, out), 0)
       << out;
   EXPECT_TRUE(console().carrier("eth0"));
@@ -367,7 +378,8 @@ TEST_F(RealLibvirt, AVmLeftOnAnInspectionOverlayIsMergedBackWhenTheHostIsSynced)
   const std::string overlay = (overlays / "leftover-vda.qcow2").string();
   const std::string xml =
       "<domainsnapshot><disks><disk name='vda' snapshot='external'><driver type='qcow2'/>"
-      "<source file='" + overlay + "'/></disk></disks></domainsnapshot>";
+      "<source file='" +
+      overlay + "'/></disk></disks></domainsnapshot>";
   virDomainSnapshotPtr snap = virDomainSnapshotCreateXML(
       domain.get(), xml.c_str(),
       VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY | VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC |
