@@ -294,16 +294,20 @@ struct InspectFlags {
   uint32_t time_limit = 600;
 };
 
+// inspect and respond act on one VM of one host.
+bool single_uri(const agent::HypervisorConfig& h, const char* command) {
+  if (h.connect.size() == 1) return true;
+  std::cerr << "palisade hv " << command << ": give exactly one --connect URI\n";
+  return false;
+}
+
 int inspect_command(const HvFlags& f, const InspectFlags& i) {
   // Ctrl-C must not stop it between the snapshot and the merge: the inspection is bounded by its
   // time limit and finishes.
   blocked_signals();
   const agent::AgentConfig c = load(f);
   const auto& h = c.hypervisor;
-  if (h.connect.size() != 1) {
-    std::cerr << "palisade hv inspect: give exactly one --connect URI\n";
-    return 2;
-  }
+  if (!single_uri(h, "inspect")) return 2;
   auto policy = compile_policies(c);
   if (!policy) return 2;
   Outputs outputs(c);
@@ -329,18 +333,8 @@ int inspect_command(const HvFlags& f, const InspectFlags& i) {
     std::cerr << "palisade hv inspect: " << e.what() << '\n';
     rc = 1;
   }
-  std::string ocsf;
-  uint64_t seq = 0;
-  for (auto& e : events) {
-    e.seq = ++seq;
-    e.wall_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                          std::chrono::system_clock::now().time_since_epoch())
-                                          .count());
-    ocsf.clear();
-    outputs.formatter->format(e, ocsf);
-    for (auto* s : outputs.sinks()) s->consume(e, ocsf);
-    detector.consume(e, ocsf);
-  }
+  hv::VmEventEmitter emitter(outputs.formatter, outputs.sinks(), &detector);
+  for (auto& e : events) emitter.emit(e);
   outputs.flush();
   if (outputs.store) outputs.store->drain();
   return rc;
@@ -355,10 +349,7 @@ int respond_command(const HvFlags& f, const std::string& action_text, const std:
   }
   agent::AgentConfig c = load(f);
   const auto& h = c.hypervisor;
-  if (h.connect.size() != 1) {
-    std::cerr << "palisade hv respond: give exactly one --connect URI\n";
-    return 2;
-  }
+  if (!single_uri(h, "respond")) return 2;
   // The audit record goes to stdout whatever --no-stdout says: it is the command's answer. The
   // outputs open before anything is done, so that no action goes unrecorded.
   c.stdout_output = true;

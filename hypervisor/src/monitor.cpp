@@ -65,6 +65,27 @@ std::optional<VmAction> action_for(policies::Response response) {
 
 }  // namespace
 
+VmEventEmitter::VmEventEmitter(std::shared_ptr<agent::OcsfFormatter> formatter,
+                               std::vector<agent::EventSink*> sinks, agent::EventSink* detector)
+    : formatter_(std::move(formatter)),
+      sinks_(std::move(sinks)),
+      detector_(detector),
+      wall_offset_ns_(static_cast<int64_t>(clock_ns(CLOCK_REALTIME)) -
+                      static_cast<int64_t>(clock_ns(CLOCK_MONOTONIC))) {}
+
+void VmEventEmitter::emit(Event& e, bool to_outputs) {
+  e.seq = ++seq_;
+  e.cpu = 0;
+  e.mono_ns = clock_ns(CLOCK_MONOTONIC);
+  e.wall_ns = static_cast<uint64_t>(static_cast<int64_t>(e.mono_ns) + wall_offset_ns_);
+  json_.clear();
+  formatter_->format(e, json_);
+  if (to_outputs) {
+    for (agent::EventSink* sink : sinks_) sink->consume(e, json_);
+  }
+  if (detector_ != nullptr) detector_->consume(e, json_);
+}
+
 struct Monitor::Impl {
   MonitorOptions options;
   std::shared_ptr<agent::OcsfFormatter> formatter;
@@ -77,12 +98,9 @@ struct Monitor::Impl {
   RateTracker rates;
   BehaviourDetector behaviour;
   std::unique_ptr<InspectionRunner> inspections;
-  std::string json;
-  uint64_t seq = 0;
-  int64_t wall_offset_ns = 0;
+  std::unique_ptr<VmEventEmitter> emitter;
 
   struct Counters {
-    uint64_t events = 0;
     uint64_t stats_samples = 0;
     uint64_t stats_errors = 0;
     uint64_t responses_ok = 0;
@@ -103,8 +121,7 @@ struct Monitor::Impl {
     detector = std::make_unique<agent::Detector>(formatter, outputs.sinks);
     detector->set_responder(
         [this](const policies::Finding& finding, const Event& event) { respond(finding, event); });
-    wall_offset_ns = static_cast<int64_t>(clock_ns(CLOCK_REALTIME)) -
-                     static_cast<int64_t>(clock_ns(CLOCK_MONOTONIC));
+    emitter = std::make_unique<VmEventEmitter>(formatter, outputs.sinks, detector.get());
     for (const auto& uri : options.uris) {
       HostState host;
       host.uri = uri;
@@ -114,19 +131,7 @@ struct Monitor::Impl {
 
   // ---- events
 
-  void emit(Event& e, bool to_outputs = true) {
-    e.seq = ++seq;
-    e.cpu = 0;
-    e.mono_ns = clock_ns(CLOCK_MONOTONIC);
-    e.wall_ns = static_cast<uint64_t>(static_cast<int64_t>(e.mono_ns) + wall_offset_ns);
-    json.clear();
-    formatter->format(e, json);
-    if (to_outputs) {
-      for (agent::EventSink* sink : outputs.sinks) sink->consume(e, json);
-    }
-    detector->consume(e, json);
-    counters.events++;
-  }
+  void emit(Event& e, bool to_outputs = true) { emitter->emit(e, to_outputs); }
 
   Event vm_event(EventKind kind, VmRef vm, std::string action, std::string detail = {},
                  std::string message = {}) {
@@ -621,7 +626,7 @@ struct Monitor::Impl {
                             {"failed_attempts", c.failed_attempts}});
     }
     nlohmann::json s = {{"hosts", hosts_json},
-                        {"events", counters.events},
+                        {"events", emitter->count()},
                         {"findings", detector->findings()},
                         {"stats_samples", counters.stats_samples},
                         {"stats_errors", counters.stats_errors},

@@ -53,6 +53,25 @@ struct MonitorOutputs {
   std::function<void(const nlohmann::json& record)> audit;
 };
 
+// Stamps VM events (sequence, times), renders them once and hands them to the outputs and the
+// detector: the monitor's path, and `palisade hv inspect`'s.
+class VmEventEmitter {
+ public:
+  VmEventEmitter(std::shared_ptr<agent::OcsfFormatter> formatter,
+                 std::vector<agent::EventSink*> sinks, agent::EventSink* detector);
+  // `to_outputs` false: the detector alone sees it (stats samples unless emitted).
+  void emit(agent::Event& event, bool to_outputs = true);
+  uint64_t count() const { return seq_; }
+
+ private:
+  std::shared_ptr<agent::OcsfFormatter> formatter_;
+  std::vector<agent::EventSink*> sinks_;
+  agent::EventSink* detector_;
+  std::string json_;
+  uint64_t seq_ = 0;
+  int64_t wall_offset_ns_ = 0;
+};
+
 class Monitor {
  public:
   Monitor(MonitorOptions options, std::shared_ptr<agent::OcsfFormatter> formatter,
