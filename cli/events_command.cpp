@@ -49,11 +49,14 @@ int class_uid(const std::string& name) {
   if (name == "finding") return 2004;
   if (name == "file_remediation") return 7002;
   if (name == "process_remediation") return 7003;
+  if (name == "network_remediation") return 7004;
+  if (name == "remediation") return 7001;  // VM responses (palisade hv)
+  if (name == "vm") return 5001;           // VM events (palisade hv: inventory, lifecycle, ...)
   if (name.find_first_not_of("0123456789") == std::string::npos) return std::stoi(name);
   throw CLI::ValidationError(
       "--class",
       "use process, file, network, module, kernel, finding, file_remediation, "
-      "process_remediation or a class_uid");
+      "process_remediation, network_remediation, remediation, vm or a class_uid");
 }
 
 void print_process(const StoredProcess& p, size_t depth) {
@@ -125,7 +128,8 @@ void add_events_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--pid", flags->pid, "Only events of this process");
   cmd->add_option("--exe", flags->exe, "Only events whose executable matches this glob");
   cmd->add_option("--class", flags->cls,
-                  "process, file, network, module, kernel, finding or a class_uid");
+                  "process, file, network, module, kernel, finding, vm, remediation, "
+                  "*_remediation or a class_uid");
   cmd->add_option("--limit", flags->limit, "At most this many events (oldest first)");
   cmd->add_option("--tree", flags->tree, "Print this process's ancestry and descendants");
   cmd->add_flag("--schema", flags->schema, "Print the event reference (docs/events.md)");
