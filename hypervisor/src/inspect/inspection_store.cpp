@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "palisade/agent/sqlite_statement.h"
 #include "palisade/hypervisor/guest_inspection.h"
 
 namespace palisade::hypervisor {
@@ -28,10 +29,7 @@ CREATE TABLE IF NOT EXISTS inspections (
 CREATE INDEX IF NOT EXISTS inspections_by_vm ON inspections (vm_uuid, id);
 )sql";
 
-struct StatementCloser {
-  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
-};
-using StatementPtr = std::unique_ptr<sqlite3_stmt, StatementCloser>;
+using agent::Statement;
 
 }  // namespace
 
@@ -46,25 +44,20 @@ struct InspectionStore::Impl {
     throw std::runtime_error(path + ": " + what + ": " + sqlite3_errmsg(db));
   }
 
+  // The shared helpers' errors, with the store's path in front.
   void exec(const char* sql) {
-    char* error = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
-      const std::string message = error != nullptr ? error : sqlite3_errmsg(db);
-      sqlite3_free(error);
-      throw std::runtime_error(path + ": " + message);
+    try {
+      agent::exec_sql(db, sql);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(path + ": " + e.what());
     }
   }
 
-  StatementPtr prepare(const char* sql) {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) fail("prepare");
-    return StatementPtr(s);
-  }
-
-  void bind(sqlite3_stmt* s, int index, const std::string& text) {
-    if (sqlite3_bind_text(s, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT) !=
-        SQLITE_OK) {
-      fail("bind");
+  Statement prepare(const char* sql) {
+    try {
+      return Statement(db, sql);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(path + ": " + e.what());
     }
   }
 };
@@ -100,21 +93,17 @@ void InspectionStore::save(const std::string& vm_uuid, const std::string& vm_nam
       to_json(inventory).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   impl_->exec("BEGIN IMMEDIATE");
   try {
-    StatementPtr insert = impl_->prepare(
+    Statement insert = impl_->prepare(
         "INSERT INTO inspections (vm_uuid, vm_name, time_ms, method, inventory) "
         "VALUES (?, ?, ?, ?, ?)");
-    impl_->bind(insert.get(), 1, vm_uuid);
-    impl_->bind(insert.get(), 2, vm_name);
-    sqlite3_bind_int64(insert.get(), 3, inventory.time_ms);
-    impl_->bind(insert.get(), 4, method);
-    impl_->bind(insert.get(), 5, json);
-    if (sqlite3_step(insert.get()) != SQLITE_DONE) impl_->fail("insert");
-    StatementPtr trim = impl_->prepare(
+    insert.bind(1, vm_uuid).bind(2, vm_name).bind(3, inventory.time_ms).bind(4, method);
+    insert.bind(5, json);
+    if (insert.step() != SQLITE_DONE) impl_->fail("insert");
+    Statement trim = impl_->prepare(
         "DELETE FROM inspections WHERE vm_uuid = ?1 AND id NOT IN "
         "(SELECT id FROM inspections WHERE vm_uuid = ?1 ORDER BY id DESC LIMIT ?2)");
-    impl_->bind(trim.get(), 1, vm_uuid);
-    sqlite3_bind_int64(trim.get(), 2, static_cast<int64_t>(impl_->keep_per_vm));
-    if (sqlite3_step(trim.get()) != SQLITE_DONE) impl_->fail("trim history");
+    trim.bind(1, vm_uuid).bind(2, static_cast<int64_t>(impl_->keep_per_vm));
+    if (trim.step() != SQLITE_DONE) impl_->fail("trim history");
     impl_->exec("COMMIT");
   } catch (...) {
     sqlite3_exec(impl_->db, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -123,22 +112,20 @@ void InspectionStore::save(const std::string& vm_uuid, const std::string& vm_nam
 }
 
 std::optional<GuestInventory> InspectionStore::latest(const std::string& vm_uuid) {
-  StatementPtr s = impl_->prepare(
+  Statement s = impl_->prepare(
       "SELECT inventory FROM inspections WHERE vm_uuid = ? ORDER BY id DESC LIMIT 1");
-  impl_->bind(s.get(), 1, vm_uuid);
-  const int r = sqlite3_step(s.get());
+  s.bind(1, vm_uuid);
+  const int r = s.step();
   if (r == SQLITE_DONE) return std::nullopt;
   if (r != SQLITE_ROW) impl_->fail("select");
-  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 0));
-  const auto size = static_cast<size_t>(sqlite3_column_bytes(s.get(), 0));
-  return inventory_from_json(nlohmann::json::parse(std::string(text == nullptr ? "" : text, size)));
+  return inventory_from_json(nlohmann::json::parse(s.text_at(0)));
 }
 
 size_t InspectionStore::count(const std::string& vm_uuid) {
-  StatementPtr s = impl_->prepare("SELECT COUNT(*) FROM inspections WHERE vm_uuid = ?");
-  impl_->bind(s.get(), 1, vm_uuid);
-  if (sqlite3_step(s.get()) != SQLITE_ROW) impl_->fail("count");
-  return static_cast<size_t>(sqlite3_column_int64(s.get(), 0));
+  Statement s = impl_->prepare("SELECT COUNT(*) FROM inspections WHERE vm_uuid = ?");
+  s.bind(1, vm_uuid);
+  if (s.step() != SQLITE_ROW) impl_->fail("count");
+  return static_cast<size_t>(s.int_at(0));
 }
 
 }  // namespace palisade::hypervisor

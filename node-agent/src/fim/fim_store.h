@@ -12,7 +12,7 @@
 
 #include "palisade/agent/unique_fd.h"
 #include "palisade/agent/fim.h"
-#include "store/sqlite_statement.h"
+#include "palisade/agent/sqlite_statement.h"
 
 namespace palisade::agent {
 

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "store/sqlite_statement.h"
+#include "palisade/agent/sqlite_statement.h"
 
 namespace palisade::agent {
 namespace {

@@ -1,5 +1,6 @@
-// Thin RAII over SQLite: a connection, a prepared statement, one-shot SQL. Shared by the event
-// store and the file-integrity store so both handle errors and lifetimes the same way.
+// Thin RAII over SQLite: a prepared statement and one-shot SQL. Shared by the event store, the
+// file-integrity store and the hypervisor's inspection history, so all handle errors and
+// lifetimes the same way.
 #pragma once
 
 #include <sqlite3.h>
