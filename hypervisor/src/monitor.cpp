@@ -1,7 +1,6 @@
 #include "palisade/hypervisor/monitor.h"
 
 #include <spdlog/spdlog.h>
-#include <time.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -30,12 +29,6 @@ using agent::EventKind;
 using agent::VmRef;
 using agent::VmView;
 using Clock = std::chrono::steady_clock;
-
-uint64_t clock_ns(clockid_t id) {
-  timespec ts{};
-  clock_gettime(id, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 struct HostState {
   std::string uri;
@@ -70,13 +63,12 @@ VmEventEmitter::VmEventEmitter(std::shared_ptr<agent::OcsfFormatter> formatter,
     : formatter_(std::move(formatter)),
       sinks_(std::move(sinks)),
       detector_(detector),
-      wall_offset_ns_(static_cast<int64_t>(clock_ns(CLOCK_REALTIME)) -
-                      static_cast<int64_t>(clock_ns(CLOCK_MONOTONIC))) {}
+      wall_offset_ns_(agent::current_wall_offset_ns()) {}
 
 void VmEventEmitter::emit(Event& e, bool to_outputs) {
   e.seq = ++seq_;
   e.cpu = 0;
-  e.mono_ns = clock_ns(CLOCK_MONOTONIC);
+  e.mono_ns = monotonic_ns();
   e.wall_ns = static_cast<uint64_t>(static_cast<int64_t>(e.mono_ns) + wall_offset_ns_);
   json_.clear();
   formatter_->format(e, json_);

@@ -33,13 +33,13 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-uint64_t now_ns() {
+}  // namespace
+
+uint64_t monotonic_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
-
-}  // namespace
 
 StatsCounters counters_from(const virDomainStatsRecord& record, uint64_t time_ns) {
   StatsCounters c;
@@ -81,7 +81,7 @@ bool collect_domain_stats(Connection& connection, std::vector<StatsCounters>& ou
     error = last_libvirt_error();
     return false;
   }
-  const uint64_t t = now_ns();
+  const uint64_t t = monotonic_ns();
   for (int i = 0; i < n; ++i) out.push_back(counters_from(*records[i], t));
   virDomainStatsRecordListFree(records);
   return true;

@@ -14,6 +14,9 @@ namespace palisade::hypervisor {
 bool collect_domain_stats(Connection& connection, std::vector<StatsCounters>& out,
                           std::string& error);
 
+// CLOCK_MONOTONIC in nanoseconds: what samples and events are stamped with.
+uint64_t monotonic_ns();
+
 // The counters in one record (exposed for tests on synthetic records).
 StatsCounters counters_from(const virDomainStatsRecord& record, uint64_t time_ns);
 
