@@ -135,12 +135,13 @@ std::vector<std::string> recover_overlays(virDomainPtr domain,
   std::vector<std::string> done;
   if (overlay_directory.empty()) return done;
   const std::string prefix = overlay_directory + (overlay_directory.back() == '/' ? "" : "/");
+  const std::string xml = domain_xml(domain);
   agent::VmView vm;
-  parse_domain_xml(domain_xml(domain), vm);
+  parse_domain_xml(xml, vm);
   const bool active = virDomainIsActive(domain) == 1;
   for (const auto& d : vm.disks) {
     if (d.source.rfind(prefix, 0) != 0) continue;
-    const Overlay o{d.target, d.source, disk_chain(domain_xml(domain), d.target).backing};
+    const Overlay o{d.target, d.source, disk_chain(xml, d.target).backing};
     if (!active) {
       done.push_back(vm.name + ": " + d.target + " is on inspection overlay " + d.source +
                      " and the VM is not running: commit it offline (qemu-img commit) and point "
