@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
+# Source habits: every file formatted, components layered one way (no new include across layers,
+# no cycle in the target graph, docs/component-graph.dot current).
+bash scripts/check-format.sh
+python3 scripts/check-layering.py build
 if [[ $(id -u) -ne 0 ]]; then
   echo "warning: not root: the live-kernel and hypervisor integration tests will skip" >&2
 fi

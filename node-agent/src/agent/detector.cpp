@@ -50,8 +50,8 @@ void Detector::consume(const Event& event, std::string_view ocsf) {
   }
 }
 
-void Detector::raise(const policies::DetectionRule& rule, std::string message,
-                     const Event& trigger, std::string verdict) {
+void Detector::raise(const policies::DetectionRule& rule, std::string message, const Event& trigger,
+                     std::string verdict) {
   policies::Finding finding{&rule, std::move(message), 1, std::move(verdict)};
   std::string trigger_json;
   formatter_->format(trigger, trigger_json);

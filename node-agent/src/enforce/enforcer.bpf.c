@@ -450,8 +450,8 @@ static __always_inline int judge_packet(struct __sk_buff *skb, bool ingress) {
   }
   bool new_flow = (f.protocol == IPPROTO_UDP && !connected_udp) ||
                   (f.protocol == IPPROTO_TCP && (tcp_flags & TCP_SYN) && !(tcp_flags & TCP_ACK)) ||
-                  (f.family == AF_INET6 && f.protocol != IPPROTO_TCP &&
-                   f.protocol != IPPROTO_UDP && f.protocol != 58 /* ICMPv6 */);
+                  (f.family == AF_INET6 && f.protocol != IPPROTO_TCP && f.protocol != IPPROTO_UDP &&
+                   f.protocol != 58 /* ICMPv6 */);
   if (!isolated && !new_flow) return 1;
   struct net_decision d = decide_flow(wl, &f, ingress);
   if (!d.deny) return 1;

@@ -10,8 +10,8 @@
 #include "fim/content_hasher.h"
 #include "fim/fim_store.h"
 #include "fim/tree_walker.h"
-#include "palisade/agent/unique_fd.h"
 #include "palisade/agent/fim.h"
+#include "palisade/agent/unique_fd.h"
 
 namespace palisade::agent {
 namespace {

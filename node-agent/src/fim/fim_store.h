@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/unique_fd.h"
 #include "palisade/agent/fim.h"
 #include "palisade/agent/sqlite_statement.h"
+#include "palisade/agent/unique_fd.h"
 
 namespace palisade::agent {
 

@@ -68,8 +68,6 @@ struct scratch {
   char path[PATH_SCRATCH + 512];
 };
 
-
-
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 16 << 20);
@@ -155,7 +153,8 @@ static __always_inline void fill_task(struct pal_task *t) {
 }
 
 /* Starts a record in the per-CPU scratch buffer. */
-static __always_inline struct pal_record *begin_record(struct scratch *sc, __u32 kind, long result) {
+static __always_inline struct pal_record *begin_record(struct scratch *sc, __u32 kind,
+                                                       long result) {
   struct pal_record *r = (struct pal_record *)sc->ev;
   __builtin_memset(&r->h, 0, sizeof(r->h));
   __builtin_memset(&r->a, 0, sizeof(r->a));
@@ -468,123 +467,242 @@ static __always_inline struct pending *take(__u32 kind, struct scratch *sc) {
   return copy->kind == kind ? copy : NULL;
 }
 
-#define ENTER(sc_name)                                                  \
-  SEC("tracepoint/syscalls/sys_enter_" #sc_name)                        \
-  int enter_##sc_name(struct trace_event_raw_sys_enter *ctx) {          \
-    if (is_self()) return 0;                                            \
-    struct pending p = {};                                              \
+#define ENTER(sc_name)                                                        \
+  SEC("tracepoint/syscalls/sys_enter_" #sc_name)                              \
+  int enter_##sc_name(struct trace_event_raw_sys_enter *ctx) {                \
+    if (is_self()) return 0;                                                  \
+    struct pending p = {};                                                    \
     /* Copied out: the verifier forbids reads through a moved ctx pointer. */ \
-    const unsigned long a[6] = {ctx->args[0], ctx->args[1], ctx->args[2], \
-                                ctx->args[3], ctx->args[4], ctx->args[5]}; \
-    if (!fill_##sc_name(&p, a)) return 0;                               \
-    return stash(&p);                                                   \
+    const unsigned long a[6] = {ctx->args[0], ctx->args[1], ctx->args[2],     \
+                                ctx->args[3], ctx->args[4], ctx->args[5]};    \
+    if (!fill_##sc_name(&p, a)) return 0;                                     \
+    return stash(&p);                                                         \
   }
 
-#define EXIT(sc_name, family)                                           \
-  SEC("tracepoint/syscalls/sys_exit_" #sc_name)                         \
-  int exit_##sc_name(struct trace_event_raw_sys_exit *ctx) {            \
-    return finish_##family(ctx->ret, KIND_##sc_name);                   \
+#define EXIT(sc_name, family)                                \
+  SEC("tracepoint/syscalls/sys_exit_" #sc_name)              \
+  int exit_##sc_name(struct trace_event_raw_sys_exit *ctx) { \
+    return finish_##family(ctx->ret, KIND_##sc_name);        \
   }
 
 #define SYSCALL(sc_name, family) ENTER(sc_name) EXIT(sc_name, family)
 
 /* Stash identifiers double as the check that enter and exit belong to the same syscall. */
 enum stash_kind {
-  KIND_openat = 1, KIND_open, KIND_creat, KIND_openat2,
-  KIND_unlink, KIND_unlinkat, KIND_rmdir,
-  KIND_rename, KIND_renameat, KIND_renameat2,
-  KIND_chmod, KIND_fchmod, KIND_fchmodat, KIND_fchmodat2,
-  KIND_chown, KIND_lchown, KIND_fchown, KIND_fchownat,
-  KIND_connect, KIND_accept, KIND_accept4, KIND_bind, KIND_listen,
-  KIND_setuid, KIND_setreuid, KIND_setresuid, KIND_setfsuid,
-  KIND_setgid, KIND_setregid, KIND_setresgid, KIND_setfsgid,
-  KIND_capset, KIND_ptrace, KIND_init_module, KIND_finit_module, KIND_mount,
-  KIND_unshare, KIND_setns, KIND_memfd_create, KIND_bpf,
+  KIND_openat = 1,
+  KIND_open,
+  KIND_creat,
+  KIND_openat2,
+  KIND_unlink,
+  KIND_unlinkat,
+  KIND_rmdir,
+  KIND_rename,
+  KIND_renameat,
+  KIND_renameat2,
+  KIND_chmod,
+  KIND_fchmod,
+  KIND_fchmodat,
+  KIND_fchmodat2,
+  KIND_chown,
+  KIND_lchown,
+  KIND_fchown,
+  KIND_fchownat,
+  KIND_connect,
+  KIND_accept,
+  KIND_accept4,
+  KIND_bind,
+  KIND_listen,
+  KIND_setuid,
+  KIND_setreuid,
+  KIND_setresuid,
+  KIND_setfsuid,
+  KIND_setgid,
+  KIND_setregid,
+  KIND_setresgid,
+  KIND_setfsgid,
+  KIND_capset,
+  KIND_ptrace,
+  KIND_init_module,
+  KIND_finit_module,
+  KIND_mount,
+  KIND_unshare,
+  KIND_setns,
+  KIND_memfd_create,
+  KIND_bpf,
 };
 
 /* ------------------------------------------------------------------ files */
 
-static __always_inline bool write_intent(__u32 flags) { return (flags & WRITE_INTENT) != 0; }
+static __always_inline bool write_intent(__u32 flags) {
+  return (flags & WRITE_INTENT) != 0;
+}
 
-#define FILL(name) static __always_inline bool fill_##name(struct pending *p, const unsigned long *a)
+#define FILL(name) \
+  static __always_inline bool fill_##name(struct pending *p, const unsigned long *a)
 
 FILL(openat) {
-  p->kind = KIND_openat; p->dfd = (int)a[0]; p->path = a[1]; p->flags = (__u32)a[2]; p->mode = (__u32)a[3];
+  p->kind = KIND_openat;
+  p->dfd = (int)a[0];
+  p->path = a[1];
+  p->flags = (__u32)a[2];
+  p->mode = (__u32)a[3];
   return write_intent(p->flags);
 }
 FILL(open) {
-  p->kind = KIND_open; p->dfd = AT_FDCWD; p->path = a[0]; p->flags = (__u32)a[1]; p->mode = (__u32)a[2];
+  p->kind = KIND_open;
+  p->dfd = AT_FDCWD;
+  p->path = a[0];
+  p->flags = (__u32)a[1];
+  p->mode = (__u32)a[2];
   return write_intent(p->flags);
 }
 FILL(creat) {
-  p->kind = KIND_creat; p->dfd = AT_FDCWD; p->path = a[0]; p->flags = O_CREAT | O_WRONLY | O_TRUNC;
+  p->kind = KIND_creat;
+  p->dfd = AT_FDCWD;
+  p->path = a[0];
+  p->flags = O_CREAT | O_WRONLY | O_TRUNC;
   p->mode = (__u32)a[1];
   return true;
 }
 FILL(openat2) {
   struct open_how how = {};
   bpf_probe_read_user(&how, sizeof(how), (void *)a[2]);
-  p->kind = KIND_openat2; p->dfd = (int)a[0]; p->path = a[1]; p->flags = (__u32)how.flags;
+  p->kind = KIND_openat2;
+  p->dfd = (int)a[0];
+  p->path = a[1];
+  p->flags = (__u32)how.flags;
   p->mode = (__u32)how.mode;
   return write_intent(p->flags);
 }
-FILL(unlink) { p->kind = KIND_unlink; p->dfd = AT_FDCWD; p->path = a[0]; return true; }
-FILL(unlinkat) {
-  p->kind = KIND_unlinkat; p->dfd = (int)a[0]; p->path = a[1]; p->flags = (__u32)a[2];
+FILL(unlink) {
+  p->kind = KIND_unlink;
+  p->dfd = AT_FDCWD;
+  p->path = a[0];
   return true;
 }
-FILL(rmdir) { p->kind = KIND_rmdir; p->dfd = AT_FDCWD; p->path = a[0]; return true; }
+FILL(unlinkat) {
+  p->kind = KIND_unlinkat;
+  p->dfd = (int)a[0];
+  p->path = a[1];
+  p->flags = (__u32)a[2];
+  return true;
+}
+FILL(rmdir) {
+  p->kind = KIND_rmdir;
+  p->dfd = AT_FDCWD;
+  p->path = a[0];
+  return true;
+}
 FILL(rename) {
-  p->kind = KIND_rename; p->dfd = AT_FDCWD; p->path = a[0]; p->dfd2 = AT_FDCWD; p->path2 = a[1];
+  p->kind = KIND_rename;
+  p->dfd = AT_FDCWD;
+  p->path = a[0];
+  p->dfd2 = AT_FDCWD;
+  p->path2 = a[1];
   return true;
 }
 FILL(renameat) {
-  p->kind = KIND_renameat; p->dfd = (int)a[0]; p->path = a[1]; p->dfd2 = (int)a[2]; p->path2 = a[3];
+  p->kind = KIND_renameat;
+  p->dfd = (int)a[0];
+  p->path = a[1];
+  p->dfd2 = (int)a[2];
+  p->path2 = a[3];
   return true;
 }
 FILL(renameat2) {
-  p->kind = KIND_renameat2; p->dfd = (int)a[0]; p->path = a[1]; p->dfd2 = (int)a[2];
-  p->path2 = a[3]; p->flags = (__u32)a[4];
+  p->kind = KIND_renameat2;
+  p->dfd = (int)a[0];
+  p->path = a[1];
+  p->dfd2 = (int)a[2];
+  p->path2 = a[3];
+  p->flags = (__u32)a[4];
   return true;
 }
-FILL(chmod) { p->kind = KIND_chmod; p->dfd = AT_FDCWD; p->path = a[0]; p->mode = (__u32)a[1]; return true; }
-FILL(fchmod) { p->kind = KIND_fchmod; p->fd = (int)a[0]; p->mode = (__u32)a[1]; return true; }
+FILL(chmod) {
+  p->kind = KIND_chmod;
+  p->dfd = AT_FDCWD;
+  p->path = a[0];
+  p->mode = (__u32)a[1];
+  return true;
+}
+FILL(fchmod) {
+  p->kind = KIND_fchmod;
+  p->fd = (int)a[0];
+  p->mode = (__u32)a[1];
+  return true;
+}
 FILL(fchmodat) {
-  p->kind = KIND_fchmodat; p->dfd = (int)a[0]; p->path = a[1]; p->mode = (__u32)a[2];
+  p->kind = KIND_fchmodat;
+  p->dfd = (int)a[0];
+  p->path = a[1];
+  p->mode = (__u32)a[2];
   return true;
 }
 FILL(fchmodat2) {
-  p->kind = KIND_fchmodat2; p->dfd = (int)a[0]; p->path = a[1]; p->mode = (__u32)a[2];
+  p->kind = KIND_fchmodat2;
+  p->dfd = (int)a[0];
+  p->path = a[1];
+  p->mode = (__u32)a[2];
   p->flags = (__u32)a[3];
   return true;
 }
 FILL(chown) {
-  p->kind = KIND_chown; p->dfd = AT_FDCWD; p->path = a[0]; p->uid = (__u32)a[1]; p->gid = (__u32)a[2];
+  p->kind = KIND_chown;
+  p->dfd = AT_FDCWD;
+  p->path = a[0];
+  p->uid = (__u32)a[1];
+  p->gid = (__u32)a[2];
   return true;
 }
 FILL(lchown) {
-  p->kind = KIND_lchown; p->dfd = AT_FDCWD; p->path = a[0]; p->uid = (__u32)a[1]; p->gid = (__u32)a[2];
+  p->kind = KIND_lchown;
+  p->dfd = AT_FDCWD;
+  p->path = a[0];
+  p->uid = (__u32)a[1];
+  p->gid = (__u32)a[2];
   return true;
 }
 FILL(fchown) {
-  p->kind = KIND_fchown; p->fd = (int)a[0]; p->uid = (__u32)a[1]; p->gid = (__u32)a[2];
+  p->kind = KIND_fchown;
+  p->fd = (int)a[0];
+  p->uid = (__u32)a[1];
+  p->gid = (__u32)a[2];
   return true;
 }
 FILL(fchownat) {
-  p->kind = KIND_fchownat; p->dfd = (int)a[0]; p->path = a[1]; p->uid = (__u32)a[2];
-  p->gid = (__u32)a[3]; p->flags = (__u32)a[4];
+  p->kind = KIND_fchownat;
+  p->dfd = (int)a[0];
+  p->path = a[1];
+  p->uid = (__u32)a[2];
+  p->gid = (__u32)a[3];
+  p->flags = (__u32)a[4];
   return true;
 }
 
 static __always_inline __u32 file_event_kind(__u32 stash_kind, __u32 flags) {
   switch (stash_kind) {
-    case KIND_openat: case KIND_open: case KIND_creat: case KIND_openat2: return PAL_FILE_OPEN;
-    case KIND_unlink: return PAL_FILE_UNLINK;
-    case KIND_unlinkat: return (flags & AT_REMOVEDIR) ? PAL_FILE_RMDIR : PAL_FILE_UNLINK;
-    case KIND_rmdir: return PAL_FILE_RMDIR;
-    case KIND_rename: case KIND_renameat: case KIND_renameat2: return PAL_FILE_RENAME;
-    case KIND_chmod: case KIND_fchmod: case KIND_fchmodat: case KIND_fchmodat2: return PAL_FILE_CHMOD;
-    default: return PAL_FILE_CHOWN;
+    case KIND_openat:
+    case KIND_open:
+    case KIND_creat:
+    case KIND_openat2:
+      return PAL_FILE_OPEN;
+    case KIND_unlink:
+      return PAL_FILE_UNLINK;
+    case KIND_unlinkat:
+      return (flags & AT_REMOVEDIR) ? PAL_FILE_RMDIR : PAL_FILE_UNLINK;
+    case KIND_rmdir:
+      return PAL_FILE_RMDIR;
+    case KIND_rename:
+    case KIND_renameat:
+    case KIND_renameat2:
+      return PAL_FILE_RENAME;
+    case KIND_chmod:
+    case KIND_fchmod:
+    case KIND_fchmodat:
+    case KIND_fchmodat2:
+      return PAL_FILE_CHMOD;
+    default:
+      return PAL_FILE_CHOWN;
   }
 }
 
@@ -655,11 +773,32 @@ static __always_inline bool stash_sockaddr(struct pending *p, const void *uaddr,
   return true;
 }
 
-FILL(connect) { p->kind = KIND_connect; p->fd = (int)a[0]; return stash_sockaddr(p, (void *)a[1], (long)a[2]); }
-FILL(bind) { p->kind = KIND_bind; p->fd = (int)a[0]; return stash_sockaddr(p, (void *)a[1], (long)a[2]); }
-FILL(accept) { p->kind = KIND_accept; p->fd = (int)a[0]; return true; }
-FILL(accept4) { p->kind = KIND_accept4; p->fd = (int)a[0]; return true; }
-FILL(listen) { p->kind = KIND_listen; p->fd = (int)a[0]; p->arg[0] = a[1]; return true; }
+FILL(connect) {
+  p->kind = KIND_connect;
+  p->fd = (int)a[0];
+  return stash_sockaddr(p, (void *)a[1], (long)a[2]);
+}
+FILL(bind) {
+  p->kind = KIND_bind;
+  p->fd = (int)a[0];
+  return stash_sockaddr(p, (void *)a[1], (long)a[2]);
+}
+FILL(accept) {
+  p->kind = KIND_accept;
+  p->fd = (int)a[0];
+  return true;
+}
+FILL(accept4) {
+  p->kind = KIND_accept4;
+  p->fd = (int)a[0];
+  return true;
+}
+FILL(listen) {
+  p->kind = KIND_listen;
+  p->fd = (int)a[0];
+  p->arg[0] = a[1];
+  return true;
+}
 
 static __always_inline struct sock *fd_to_sock(struct task_struct *task, int fd) {
   struct file *file = fd_to_file(task, fd);
@@ -790,36 +929,79 @@ FILL(ptrace) {
   return request == PTRACE_ATTACH || request == PTRACE_SEIZE || request == PTRACE_POKETEXT ||
          request == PTRACE_POKEDATA;
 }
-FILL(init_module) { p->kind = KIND_init_module; p->arg[0] = a[1]; p->path = a[2]; return true; }
-FILL(finit_module) { p->kind = KIND_finit_module; p->fd = (int)a[0]; p->flags = (__u32)a[2]; p->path = a[1]; return true; }
-FILL(mount) {
-  p->kind = KIND_mount; p->path = a[0]; p->path2 = a[1]; p->arg[0] = a[2]; p->arg[1] = a[3];
+FILL(init_module) {
+  p->kind = KIND_init_module;
+  p->arg[0] = a[1];
+  p->path = a[2];
   return true;
 }
-FILL(setns) { p->kind = KIND_setns; p->fd = (int)a[0]; p->arg[0] = a[1]; return true; }
-FILL(memfd_create) { p->kind = KIND_memfd_create; p->path = a[0]; p->arg[0] = a[1]; return true; }
+FILL(finit_module) {
+  p->kind = KIND_finit_module;
+  p->fd = (int)a[0];
+  p->flags = (__u32)a[2];
+  p->path = a[1];
+  return true;
+}
+FILL(mount) {
+  p->kind = KIND_mount;
+  p->path = a[0];
+  p->path2 = a[1];
+  p->arg[0] = a[2];
+  p->arg[1] = a[3];
+  return true;
+}
+FILL(setns) {
+  p->kind = KIND_setns;
+  p->fd = (int)a[0];
+  p->arg[0] = a[1];
+  return true;
+}
+FILL(memfd_create) {
+  p->kind = KIND_memfd_create;
+  p->path = a[0];
+  p->arg[0] = a[1];
+  return true;
+}
 FILL(bpf) {
   p->kind = KIND_bpf;
   p->arg[0] = a[0];
   p->arg[1] = a[2];
   __u32 prog_type = 0;
-  if (a[0] == 5 /* BPF_PROG_LOAD */) bpf_probe_read_user(&prog_type, sizeof(prog_type), (void *)a[1]);
+  if (a[0] == 5 /* BPF_PROG_LOAD */)
+    bpf_probe_read_user(&prog_type, sizeof(prog_type), (void *)a[1]);
   p->arg[2] = prog_type;
   return true;
 }
 
 static __always_inline __u32 priv_event_kind(__u32 stash_kind) {
   switch (stash_kind) {
-    case KIND_setuid: case KIND_setreuid: case KIND_setresuid: case KIND_setfsuid: return PAL_PRIV_SETUID;
-    case KIND_setgid: case KIND_setregid: case KIND_setresgid: case KIND_setfsgid: return PAL_PRIV_SETGID;
-    case KIND_capset: return PAL_PRIV_CAPSET;
-    case KIND_ptrace: return PAL_PRIV_PTRACE;
-    case KIND_init_module: case KIND_finit_module: return PAL_PRIV_MODULE;
-    case KIND_mount: return PAL_PRIV_MOUNT;
-    case KIND_unshare: return PAL_PRIV_UNSHARE;
-    case KIND_setns: return PAL_PRIV_SETNS;
-    case KIND_memfd_create: return PAL_PRIV_MEMFD;
-    default: return PAL_PRIV_BPF;
+    case KIND_setuid:
+    case KIND_setreuid:
+    case KIND_setresuid:
+    case KIND_setfsuid:
+      return PAL_PRIV_SETUID;
+    case KIND_setgid:
+    case KIND_setregid:
+    case KIND_setresgid:
+    case KIND_setfsgid:
+      return PAL_PRIV_SETGID;
+    case KIND_capset:
+      return PAL_PRIV_CAPSET;
+    case KIND_ptrace:
+      return PAL_PRIV_PTRACE;
+    case KIND_init_module:
+    case KIND_finit_module:
+      return PAL_PRIV_MODULE;
+    case KIND_mount:
+      return PAL_PRIV_MOUNT;
+    case KIND_unshare:
+      return PAL_PRIV_UNSHARE;
+    case KIND_setns:
+      return PAL_PRIV_SETNS;
+    case KIND_memfd_create:
+      return PAL_PRIV_MEMFD;
+    default:
+      return PAL_PRIV_BPF;
   }
 }
 
@@ -845,7 +1027,8 @@ static __always_inline int finish_priv(long ret, const __u32 stash_kind) {
     off = append_str(sc, off, 0, (const void *)p->path, true); /* module parameters */
   } else if (stash_kind == KIND_mount) {
     off = append_str(sc, off, 0, (const void *)p->path, true);
-    off = append_span(sc, off, 1, resolve_user_path(task, AT_FDCWD, (const char *)p->path2, sc->path));
+    off = append_span(sc, off, 1,
+                      resolve_user_path(task, AT_FDCWD, (const char *)p->path2, sc->path));
     off = append_str(sc, off, 2, (const void *)p->arg[0], true);
   } else if (stash_kind == KIND_setns) {
     struct file *ns_file = fd_to_file(task, p->fd);
