@@ -8,6 +8,7 @@ fix=false
 [[ ${1:-} == --fix ]] && fix=true
 bad=0
 while IFS= read -r -d '' file; do
+  [[ -f $file ]] || continue # deleted in the working tree
   style=file
   [[ $file == *.bpf.c ]] && style=file:node-agent/.clang-format-bpf
   if $fix; then
@@ -16,7 +17,7 @@ while IFS= read -r -d '' file; do
     echo "not formatted: $file (scripts/check-format.sh --fix)" >&2
     bad=$((bad + 1))
   fi
-done < <(git ls-files -z -- '*.cpp' '*.h' '*.c' ':!:node-agent/src/vmlinux/*')
+done < <(git ls-files -z --cached --others --exclude-standard -- '*.cpp' '*.h' '*.c' ':!:node-agent/src/vmlinux/*')
 if ((bad)); then
   echo "$bad file(s) not formatted" >&2
   exit 1

@@ -2,21 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
-
+#include "palisade/base/clock.h"
 #include "palisade/hypervisor/vm_inspector.h"
 
 namespace palisade::hypervisor {
-namespace {
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
-
 InspectionRunner::InspectionRunner(InspectionSettings settings, Inbox& inbox,
                                    std::shared_ptr<agent::OcsfFormatter>)
     : settings_(std::move(settings)), inbox_(inbox) {
@@ -75,7 +64,7 @@ void InspectionRunner::schedule_if_due(size_t host, std::shared_ptr<Connection> 
     if (busy_.contains(vm->uuid)) return;
   }
   const int64_t interval_ms = static_cast<int64_t>(spec.interval_ns / 1'000'000ULL);
-  if (now_ms() - last_inspected_ms(vm->uuid) < interval_ms) return;
+  if (base::wall_now_ms() - last_inspected_ms(vm->uuid) < interval_ms) return;
   std::lock_guard lock(mutex_);
   if (queue_.size() >= settings_.max_pending) {
     skipped_++;
@@ -114,7 +103,7 @@ void InspectionRunner::work() {
     {
       std::lock_guard lock(mutex_);
       busy_.erase(job.vm->uuid);
-      last_ms_[job.vm->uuid] = now_ms();  // a failure waits for the next interval too
+      last_ms_[job.vm->uuid] = base::wall_now_ms();  // a failure waits for the next interval too
       (ok ? completed_ : failed_)++;
     }
     Notice n;

@@ -16,6 +16,8 @@
 #include "inspection_runner.h"
 #include "palisade/agent/detector.h"
 #include "palisade/agent/respond.h"
+#include "palisade/base/atomic_file.h"
+#include "palisade/base/error.h"
 #include "palisade/hypervisor/behaviour.h"
 #include "palisade/hypervisor/lifecycle.h"
 #include "palisade/hypervisor/vm_inspector.h"
@@ -653,16 +655,11 @@ struct Monitor::Impl {
     published_at = {};
     publish_status();
     if (options.status_file.empty()) return;
-    const std::string tmp = options.status_file + ".tmp";
-    std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(options.status_file).parent_path(),
-                                        ec);
-    {
-      std::ofstream out(tmp);
-      out << status().dump(2) << "\n";
-      if (!out) return;
+    try {
+      base::write_file_atomically(options.status_file, status().dump(2) + "\n");
+    } catch (const Error& e) {
+      spdlog::warn("status file: {}", e.what());
     }
-    std::filesystem::rename(tmp, options.status_file, ec);
   }
 
   // A notice that fails (a libvirt error nobody caught on the way) is logged, not the end of the

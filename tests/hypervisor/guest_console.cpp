@@ -18,13 +18,12 @@
 #include <system_error>
 #include <thread>
 
-#include "palisade/agent/unique_fd.h"
+#include "palisade/base/unique_fd.h"
 
 namespace palisade::testing {
 
 namespace {
 
-using agent::UniqueFd;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -90,7 +89,7 @@ size_t find_line_start(const std::string& text, std::string_view needle, size_t 
 class LogReader {
  public:
   LogReader(const std::string& path, off_t from) : path_(path), offset_(from) {
-    fd_ = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    fd_ = base::UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd_) {
       throw os_error("cannot open the console log", path);
     }
@@ -136,7 +135,7 @@ class LogReader {
  private:
   std::string path_;
   off_t offset_;
-  UniqueFd fd_;
+  base::UniqueFd fd_;
   std::string text_;
 };
 
@@ -145,7 +144,7 @@ class LogReader {
 class PtySession {
  public:
   PtySession(const std::string& path, Clock::time_point deadline) : path_(path) {
-    fd_ = UniqueFd(::open(path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
+    fd_ = base::UniqueFd(::open(path.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
     if (!fd_) {
       throw os_error("cannot open the console pty", path);
     }
@@ -205,7 +204,7 @@ class PtySession {
   }
 
   std::string path_;
-  UniqueFd fd_;
+  base::UniqueFd fd_;
 };
 
 // The output between "<tag>-begin\n" and "\n<tag>-end <status>\n", once the end line is whole.

@@ -14,7 +14,7 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "palisade/agent/unique_fd.h"
+#include "palisade/base/unique_fd.h"
 
 extern char** environ;
 
@@ -22,7 +22,6 @@ namespace palisade::hypervisor::testing {
 namespace {
 
 namespace fs = std::filesystem;
-using agent::UniqueFd;
 
 constexpr uint64_t kSector = 512;
 constexpr uint64_t kMiB = uint64_t{1024} * 1024;
@@ -58,8 +57,8 @@ void write_all(int fd, const char* data, size_t size, const std::string& what) {
 
 // Copies a filesystem image into the disk at an offset, leaving zero blocks as holes.
 void copy_into(const fs::path& from, const fs::path& to, uint64_t offset) {
-  UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
-  UniqueFd out(::open(to.c_str(), O_WRONLY | O_CLOEXEC));
+  base::UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+  base::UniqueFd out(::open(to.c_str(), O_WRONLY | O_CLOEXEC));
   if (!in || !out)
     throw std::runtime_error(errno_text("open " + from.string() + "/" + to.string()));
   std::array<char, size_t{64} * 1024> block{};
@@ -79,7 +78,7 @@ void copy_into(const fs::path& from, const fs::path& to, uint64_t offset) {
 }
 
 void resize(const fs::path& path, uint64_t bytes) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  base::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!fd || ::ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0) {
     throw std::runtime_error(errno_text("create " + path.string()));
   }
@@ -142,7 +141,7 @@ void run_program(const std::vector<std::string>& argv, const std::string& input)
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) {
     throw std::runtime_error(errno_text("pipe"));
   }
-  UniqueFd in_read(in[0]), in_write(in[1]), out_read(out[0]), out_write(out[1]);
+  base::UniqueFd in_read(in[0]), in_write(in[1]), out_read(out[0]), out_write(out[1]);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, in_read.get(), STDIN_FILENO);

@@ -9,18 +9,16 @@
 #include <cstdlib>
 #include <memory>
 
-#include "palisade/agent/unique_fd.h"
+#include "palisade/base/unique_fd.h"
 
 namespace palisade::hypervisor::inspect {
 namespace {
-
-using agent::UniqueFd;
 
 constexpr auto kRetryInterval = std::chrono::milliseconds(100);
 constexpr size_t kMaxCmdline = size_t{256} * 1024;  // qemu's is a few KiB
 
 std::string read_cmdline(int proc_dir_fd) {
-  UniqueFd fd(openat(proc_dir_fd, "cmdline", O_RDONLY | O_CLOEXEC));
+  base::UniqueFd fd(openat(proc_dir_fd, "cmdline", O_RDONLY | O_CLOEXEC));
   if (!fd) return {};
   std::string out;
   char buffer[8192];
@@ -64,10 +62,11 @@ size_t kill_processes_naming(const std::string& marker) {
     if (!all_digits(entry->d_name)) continue;
     const pid_t pid = static_cast<pid_t>(std::strtol(entry->d_name, nullptr, 10));
     if (pid == self) continue;
-    UniqueFd proc_dir(openat(dirfd(proc.get()), entry->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    base::UniqueFd proc_dir(
+        openat(dirfd(proc.get()), entry->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!proc_dir || read_cmdline(proc_dir.get()).find(marker) == std::string::npos) continue;
     // Pin the process, then make sure the pinned one is still the appliance.
-    UniqueFd pidfd(open_pidfd(pid));
+    base::UniqueFd pidfd(open_pidfd(pid));
     if (!pidfd || read_cmdline(proc_dir.get()).find(marker) == std::string::npos) continue;
     if (kill_pidfd(pidfd.get())) ++killed;
   }

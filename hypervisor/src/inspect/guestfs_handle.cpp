@@ -12,12 +12,10 @@
 #include <memory>
 #include <thread>
 
-#include "palisade/agent/unique_fd.h"
+#include "palisade/base/unique_fd.h"
 
 namespace palisade::hypervisor::inspect {
 namespace {
-
-using agent::UniqueFd;
 
 // Below the protocol's 4 MiB message limit with room to spare, and small enough that one batch
 // never holds the appliance for long.
@@ -335,8 +333,8 @@ void GuestfsHandle::stream(const char* call, char separator,
   if (pipe2(fds, O_CLOEXEC) != 0) {
     throw GuestfsError(std::string(call) + ": pipe: " + std::strerror(errno), errno);
   }
-  UniqueFd read_end(fds[0]);
-  UniqueFd write_end(fds[1]);
+  base::UniqueFd read_end(fds[0]);
+  base::UniqueFd write_end(fds[1]);
   std::exception_ptr reader_error;
   std::thread reader([&] {
     std::string record;

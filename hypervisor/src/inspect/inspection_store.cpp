@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <memory>
 
-#include "palisade/agent/sqlite_statement.h"
+#include "palisade/base/sqlite_statement.h"
 #include "palisade/hypervisor/guest_inspection.h"
 
 namespace palisade::hypervisor {
@@ -29,8 +29,6 @@ CREATE TABLE IF NOT EXISTS inspections (
 CREATE INDEX IF NOT EXISTS inspections_by_vm ON inspections (vm_uuid, id);
 )sql";
 
-using agent::Statement;
-
 }  // namespace
 
 struct InspectionStore::Impl {
@@ -47,15 +45,15 @@ struct InspectionStore::Impl {
   // The shared helpers' errors, with the store's path in front.
   void exec(const char* sql) {
     try {
-      agent::exec_sql(db, sql);
+      base::exec_sql(db, sql);
     } catch (const std::runtime_error& e) {
       throw std::runtime_error(path + ": " + e.what());
     }
   }
 
-  Statement prepare(const char* sql) {
+  base::SqliteStatement prepare(const char* sql) {
     try {
-      return Statement(db, sql);
+      return base::SqliteStatement(db, sql);
     } catch (const std::runtime_error& e) {
       throw std::runtime_error(path + ": " + e.what());
     }
@@ -93,13 +91,13 @@ void InspectionStore::save(const std::string& vm_uuid, const std::string& vm_nam
       to_json(inventory).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   impl_->exec("BEGIN IMMEDIATE");
   try {
-    Statement insert = impl_->prepare(
+    base::SqliteStatement insert = impl_->prepare(
         "INSERT INTO inspections (vm_uuid, vm_name, time_ms, method, inventory) "
         "VALUES (?, ?, ?, ?, ?)");
     insert.bind(1, vm_uuid).bind(2, vm_name).bind(3, inventory.time_ms).bind(4, method);
     insert.bind(5, json);
     if (insert.step() != SQLITE_DONE) impl_->fail("insert");
-    Statement trim = impl_->prepare(
+    base::SqliteStatement trim = impl_->prepare(
         "DELETE FROM inspections WHERE vm_uuid = ?1 AND id NOT IN "
         "(SELECT id FROM inspections WHERE vm_uuid = ?1 ORDER BY id DESC LIMIT ?2)");
     trim.bind(1, vm_uuid).bind(2, static_cast<int64_t>(impl_->keep_per_vm));
@@ -112,7 +110,7 @@ void InspectionStore::save(const std::string& vm_uuid, const std::string& vm_nam
 }
 
 std::optional<GuestInventory> InspectionStore::latest(const std::string& vm_uuid) {
-  Statement s = impl_->prepare(
+  base::SqliteStatement s = impl_->prepare(
       "SELECT inventory FROM inspections WHERE vm_uuid = ? ORDER BY id DESC LIMIT 1");
   s.bind(1, vm_uuid);
   const int r = s.step();
@@ -122,7 +120,7 @@ std::optional<GuestInventory> InspectionStore::latest(const std::string& vm_uuid
 }
 
 size_t InspectionStore::count(const std::string& vm_uuid) {
-  Statement s = impl_->prepare("SELECT COUNT(*) FROM inspections WHERE vm_uuid = ?");
+  base::SqliteStatement s = impl_->prepare("SELECT COUNT(*) FROM inspections WHERE vm_uuid = ?");
   s.bind(1, vm_uuid);
   if (s.step() != SQLITE_ROW) impl_->fail("count");
   return static_cast<size_t>(s.int_at(0));

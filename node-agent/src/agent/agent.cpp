@@ -24,6 +24,9 @@
 #include "palisade/agent/enforcer.h"
 #include "palisade/agent/outputs.h"
 #include "palisade/agent/respond.h"
+#include "palisade/base/atomic_file.h"
+#include "palisade/base/clock.h"
+#include "palisade/base/error.h"
 #include "palisade/k8s/peers.h"
 
 namespace palisade::agent {
@@ -49,12 +52,6 @@ void install_signal_handlers() {
   std::signal(SIGPIPE, SIG_IGN);
 }
 
-uint64_t wall_now_ns() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
-
 long resident_kib() {
   std::ifstream in("/proc/self/status");
   std::string line;
@@ -62,21 +59,6 @@ long resident_kib() {
     if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
   }
   return 0;
-}
-
-void write_atomically(const std::string& path, const std::string& text) {
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text << '\n';
-    if (!out) {
-      spdlog::warn("cannot write status file {}", path);
-      return;
-    }
-  }
-  std::filesystem::rename(tmp, path, ec);
 }
 
 // Hands file events to the file-integrity monitor, which confirms them against the baseline.
@@ -392,7 +374,7 @@ void Agent::report_drift(const FileChange& change, const Event* trigger) {
   self.task.tgid = self.task.pid = static_cast<uint32_t>(getpid());
   self.task.comm = "palisade";
   self.path = change.path;
-  self.wall_ns = wall_now_ns();
+  self.wall_ns = base::wall_now_ns();
   detector_->raise(rule, describe(change), self);
 }
 
@@ -472,7 +454,7 @@ void Agent::run_canary() {
   Event trigger;
   trigger.task.tgid = trigger.task.pid = static_cast<uint32_t>(getpid());
   trigger.task.comm = "palisade";
-  trigger.wall_ns = wall_now_ns();
+  trigger.wall_ns = base::wall_now_ns();
   detector_->raise(canary_rule(), message, trigger);
 }
 
@@ -593,7 +575,7 @@ nlohmann::json Agent::status_json(const char* state) {
   json status = {
       {"state", state},
       {"pid", getpid()},
-      {"time_ms", wall_now_ns() / 1'000'000ULL},
+      {"time_ms", base::wall_now_ns() / 1'000'000ULL},
       {"uptime_s",
        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
            .count()},
@@ -679,9 +661,13 @@ nlohmann::json Agent::containers_status() const {
 
 void Agent::emit_status(const char* state, const char* message) {
   nlohmann::json status = status_json(state);
-  write_atomically(config_.status_file, status.dump(2));
+  try {
+    base::write_file_atomically(config_.status_file, status.dump(2) + "\n");
+  } catch (const Error& e) {
+    spdlog::warn("status file: {}", e.what());
+  }
   std::string line;
-  formatter_->format_agent_event(message, wall_now_ns(), status.dump(), line);
+  formatter_->format_agent_event(message, base::wall_now_ns(), status.dump(), line);
   if (stdout_sink_) stdout_sink_->write_line(line);
   if (file_sink_) file_sink_->write_line(line);
   uint64_t lost = 0;

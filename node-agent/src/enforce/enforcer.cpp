@@ -34,6 +34,7 @@
 #include "enforce/write_guard.h"
 #include "enforcer.skel.h"
 #include "palisade/agent/sensor.h"
+#include "palisade/base/errno_text.h"
 
 namespace palisade::agent {
 namespace {
@@ -96,10 +97,6 @@ std::vector<Key> map_keys(int fd) {
   return keys;
 }
 
-std::string errno_text(int err) {
-  return std::strerror(err < 0 ? -err : err);
-}
-
 // bpffs must be mounted for anything to be pinned; production agents mount it themselves.
 void ensure_bpffs(const std::string& pin_root) {
   const fs::path mount_point = fs::path(pin_root).parent_path();
@@ -107,7 +104,7 @@ void ensure_bpffs(const std::string& pin_root) {
   if (statfs(mount_point.c_str(), &st) == 0 && st.f_type == BPF_FS_MAGIC) return;
   if (mount("bpf", mount_point.c_str(), "bpf", 0, "mode=0700") != 0) {
     throw std::runtime_error("bpffs is not mounted at " + mount_point.string() +
-                             " and mounting it failed (" + errno_text(errno) +
+                             " and mounting it failed (" + base::errno_text(errno) +
                              "): enforcement could not survive the agent");
   }
 }
@@ -665,7 +662,7 @@ void Enforcer::Impl::attach_all() {
   const int cgroup_fd = open(cgroup2_mount().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cgroup_fd < 0) {
     throw std::runtime_error("cannot open the cgroup v2 root " + cgroup2_mount() + ": " +
-                             errno_text(errno));
+                             base::errno_text(errno));
   }
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, skel->obj) {
@@ -689,7 +686,7 @@ void Enforcer::Impl::attach_all() {
       if (previous != nullptr) bpf_link__destroy(previous);
       close(cgroup_fd);
       throw std::runtime_error("cannot attach enforcement program " + name + ": " +
-                               errno_text(err));
+                               base::errno_text(err));
     }
     if (previous != nullptr) {
       bpf_link__unpin(previous);
@@ -697,7 +694,7 @@ void Enforcer::Impl::attach_all() {
     }
     if (int err = bpf_link__pin(link, pin.c_str()); err != 0) {
       spdlog::warn("enforcement: cannot pin {} ({}): it stops with the agent", pin,
-                   errno_text(err));
+                   base::errno_text(err));
     }
     links.push_back(link);
   }
@@ -734,7 +731,7 @@ std::unique_ptr<Enforcer> Enforcer::start(const EnforcerOptions& options) {
   }
   if (int err = enforcer__load(impl->skel); err != 0) {
     throw std::runtime_error(
-        "the kernel refused the enforcement programs (" + errno_text(err) +
+        "the kernel refused the enforcement programs (" + base::errno_text(err) +
         "): cgroup socket and skb programs need CAP_BPF and CAP_NET_ADMIN; pinned maps of "
         "another layout under " +
         impl->pin_dir + " are removed by `palisade agent --uninstall`");
@@ -1156,7 +1153,8 @@ std::vector<std::string> uninstall_enforcement(const std::string& pin_root) {
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     // Unpinning drops the last reference: links detach, maps are freed.
     if (unlink(entry.path().c_str()) != 0) {
-      throw std::runtime_error("cannot remove " + entry.path().string() + ": " + errno_text(errno));
+      throw std::runtime_error("cannot remove " + entry.path().string() + ": " +
+                               base::errno_text(errno));
     }
     removed.push_back(entry.path().string());
   }
@@ -1170,7 +1168,7 @@ bool set_isolation(const std::string& pin_root, uint64_t cgroup_id, bool isolate
   const std::string path = pin_directory(pin_root) + "/pal_workloads";
   const int fd = bpf_obj_get(path.c_str());
   if (fd < 0) {
-    error = "the enforcement programs are not installed (" + path + ": " + errno_text(errno) +
+    error = "the enforcement programs are not installed (" + path + ": " + base::errno_text(errno) +
             "): start the agent first";
     return false;
   }
@@ -1188,7 +1186,7 @@ bool set_isolation(const std::string& pin_root, uint64_t cgroup_id, bool isolate
   }
   close(fd);
   if (err != 0) {
-    error = "cannot update " + path + ": " + errno_text(err);
+    error = "cannot update " + path + ": " + base::errno_text(err);
     return false;
   }
   return true;

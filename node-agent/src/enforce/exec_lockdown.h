@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/lru_map.h"
+#include "palisade/base/lru_map.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::agent {
@@ -108,8 +108,8 @@ class ExecLockdown {
   std::deque<std::vector<std::byte>> queued_;
   uint64_t dropped_ = 0;  // denials not reported because the queue was full
   // Processes whose exec was just allowed: their ELF interpreter's open follows (bounded).
-  LruMap<uint32_t, std::chrono::steady_clock::time_point> recent_allowed_{4096};
-  LruMap<uint64_t, Target> decided_{1024};  // by pid and inode
+  base::LruMap<uint32_t, std::chrono::steady_clock::time_point> recent_allowed_{4096};
+  base::LruMap<uint64_t, Target> decided_{1024};  // by pid and inode
   std::vector<std::string> marked_;
   bool armed_ = false;
   std::vector<std::string> mark_errors_;

@@ -23,17 +23,14 @@
 #include <thread>
 #include <utility>
 
-#include "palisade/agent/lru_map.h"
-#include "palisade/agent/unique_fd.h"
+#include "palisade/base/errno_text.h"
+#include "palisade/base/lru_map.h"
+#include "palisade/base/unique_fd.h"
 
 namespace palisade::agent {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string errno_text(int error) {
-  return std::system_category().message(error);
-}
 
 std::string read_link(const std::string& path) {
   std::array<char, 4096> buffer{};
@@ -134,7 +131,7 @@ CacheKey key_of(const ExecRequest& request) {
 // watchdog nor a decider still holds the event: after the response, and never under a decider
 // that is still reading it.
 struct Pending {
-  UniqueFd fd;
+  base::UniqueFd fd;
   ExecRequest request;  // request.fd stays -1: the decider gets a copy with the fd
   Clock::time_point deadline;
   uint64_t generation = 0;  // the cache generation when read; a verdict older than it is stale
@@ -142,7 +139,7 @@ struct Pending {
 };
 
 std::string init_failure(int error) {
-  std::string text = "fanotify_init(FAN_CLASS_CONTENT) failed: " + errno_text(error) + ": ";
+  std::string text = "fanotify_init(FAN_CLASS_CONTENT) failed: " + base::errno_text(error) + ": ";
   switch (error) {
     case EPERM:
       return text + "permission events need CAP_SYS_ADMIN (run the agent as root)";
@@ -174,10 +171,10 @@ class FanotifyExecGuard::Impl {
     const int group = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
                                     O_RDONLY | O_LARGEFILE | O_CLOEXEC);
     if (group < 0) throw std::runtime_error(init_failure(errno));
-    group_ = UniqueFd(group);
+    group_ = base::UniqueFd(group);
     const int stop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (stop < 0) throw std::runtime_error("eventfd failed: " + errno_text(errno));
-    stop_ = UniqueFd(stop);
+    if (stop < 0) throw std::runtime_error("eventfd failed: " + base::errno_text(errno));
+    stop_ = base::UniqueFd(stop);
   }
 
   ~Impl() { stop(); }
@@ -201,13 +198,13 @@ class FanotifyExecGuard::Impl {
     if (fanotify_mark(group_.get(), FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN_EXEC_PERM, AT_FDCWD,
                       path.c_str()) == 0) {
       spdlog::warn("fanotify guard: {}: filesystem mark refused ({}), marked its mount only", path,
-                   errno_text(filesystem_error));
+                   base::errno_text(filesystem_error));
       return marked(path, "mount");
     }
     const int mount_error = errno;
     error = "fanotify_mark(FAN_OPEN_EXEC_PERM) on " + path +
-            " failed: FAN_MARK_FILESYSTEM: " + errno_text(filesystem_error) +
-            ", FAN_MARK_MOUNT: " + errno_text(mount_error);
+            " failed: FAN_MARK_FILESYSTEM: " + base::errno_text(filesystem_error) +
+            ", FAN_MARK_MOUNT: " + base::errno_text(mount_error);
     if (mount_error == EINVAL) error += " (FAN_OPEN_EXEC_PERM needs Linux 5.0)";
     return false;
   }
@@ -245,7 +242,8 @@ class FanotifyExecGuard::Impl {
   void stop() {
     const uint64_t one = 1;
     if (write(stop_.get(), &one, sizeof one) != sizeof one) {
-      spdlog::error("fanotify guard: cannot signal the reader to stop: {}", errno_text(errno));
+      spdlog::error("fanotify guard: cannot signal the reader to stop: {}",
+                    base::errno_text(errno));
     }
     if (reader_.joinable()) reader_.join();
     {
@@ -309,13 +307,13 @@ class FanotifyExecGuard::Impl {
         count_error("kernel event queue overflow: execs were allowed unseen", 0);
         continue;
       }
-      UniqueFd fd(event.fd);
+      base::UniqueFd fd(event.fd);
       if ((event.mask & FAN_OPEN_EXEC_PERM) == 0) continue;
       handle(static_cast<uint32_t>(event.pid), std::move(fd), read_at + options_.decision_timeout);
     }
   }
 
-  void handle(uint32_t pid, UniqueFd fd, Clock::time_point deadline) {
+  void handle(uint32_t pid, base::UniqueFd fd, Clock::time_point deadline) {
     // The agent re-executing itself (upgrade, restart) must not depend on its own decider, which
     // may be stalled or may not know the new agent binary yet.
     if (pid == self_pid_) {
@@ -520,7 +518,7 @@ class FanotifyExecGuard::Impl {
     if (error == 0) {
       spdlog::warn("fanotify guard: {}", what);
     } else {
-      spdlog::warn("fanotify guard: {}: {}", what, errno_text(error));
+      spdlog::warn("fanotify guard: {}: {}", what, base::errno_text(error));
     }
   }
 
@@ -528,15 +526,15 @@ class FanotifyExecGuard::Impl {
   const ExecDecider decider_;
   const ExecDecisionSink sink_;
   const uint32_t self_pid_;
-  UniqueFd group_;
-  UniqueFd stop_;
+  base::UniqueFd group_;
+  base::UniqueFd stop_;
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;
   std::condition_variable watchdog_cv_;
   std::deque<std::shared_ptr<Pending>> queue_;      // not yet with a decider, oldest first
   std::vector<std::shared_ptr<Pending>> deciding_;  // at most decider_threads
-  LruMap<CacheKey, ExecDecision, CacheKeyHash> cache_;
+  base::LruMap<CacheKey, ExecDecision, CacheKeyHash> cache_;
   uint64_t generation_ = 0;  // bumped by clear_cache() and invalidate()
   bool stopping_ = false;
   FanotifyGuardStats stats_;

@@ -13,7 +13,7 @@
 #include <utility>
 
 #include "enforce/fanotify_guard.h"
-#include "palisade/agent/unique_fd.h"
+#include "palisade/base/unique_fd.h"
 
 namespace palisade::agent {
 namespace {
@@ -57,12 +57,12 @@ std::vector<std::string> split(const std::string& text, char separator) {
 // The entry at `relative` below `dir`, as overlayfs would find it in that layer: no symlink
 // followed (the path fanotify gives has none left), nothing outside the layer, no other mount.
 std::optional<struct stat> stat_in_layer(const std::string& dir, const std::string& relative) {
-  const UniqueFd layer(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  const base::UniqueFd layer(open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!layer) return std::nullopt;
   open_how how{};
   how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV;
-  const UniqueFd entry(
+  const base::UniqueFd entry(
       static_cast<int>(syscall(SYS_openat2, layer.get(), relative.c_str(), &how, sizeof(how))));
   struct stat st {};
   if (!entry || fstat(entry.get(), &st) != 0) return std::nullopt;

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/lru_map.h"
+#include "palisade/base/lru_map.h"
 
 namespace palisade::agent {
 
@@ -60,8 +60,8 @@ class OverlayLayers {
 
   const std::string mountinfo_;
   mutable std::mutex mutex_;
-  LruMap<std::string, Entry> cache_;  // by rootfs
-  std::array<uint64_t, 4> counts_{};  // checks, by Provenance
+  base::LruMap<std::string, Entry> cache_;  // by rootfs
+  std::array<uint64_t, 4> counts_{};        // checks, by Provenance
   uint64_t mountinfo_reads_ = 0;
 };
 

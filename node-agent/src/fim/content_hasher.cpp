@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "palisade/base/errno_text.h"
+
 namespace palisade::agent {
 namespace {
 
@@ -26,10 +28,6 @@ std::string to_hex(const unsigned char* bytes, size_t size) {
     out += kHex[bytes[i] & 0xf];
   }
   return out;
-}
-
-std::string errno_text(int error) {
-  return std::system_category().message(error);
 }
 
 int64_t stat_ns(const struct timespec& ts) {
@@ -52,13 +50,13 @@ std::string ContentHasher::hash(int fd, bool want_sha256, int copy_fd, Digest& o
   for (;;) {
     const ssize_t n = read(fd, buffer_.data(), buffer_.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return "read: " + errno_text(errno);
+    if (n < 0) return "read: " + base::errno_text(errno);
     if (n == 0) break;
     const auto size = static_cast<size_t>(n);
     XXH3_64bits_update(fast_.get(), buffer_.data(), size);
     if (want_sha256) EVP_DigestUpdate(sha_.get(), buffer_.data(), size);
     if (copy_fd >= 0 && !write_all(copy_fd, buffer_.data(), size)) {
-      return "copy: " + errno_text(errno);
+      return "copy: " + base::errno_text(errno);
     }
     out.bytes += size;
   }

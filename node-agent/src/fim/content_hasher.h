@@ -39,7 +39,6 @@ class ContentHasher {
 
 // Lowercase hex, two digits a byte.
 std::string to_hex(const unsigned char* bytes, size_t size);
-std::string errno_text(int error);
 int64_t stat_ns(const struct timespec& ts);
 
 // A record from lstat data: type, mode, owner, size, times, inode; no hashes, no link target.

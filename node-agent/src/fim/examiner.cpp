@@ -11,7 +11,8 @@
 #include <thread>
 
 #include "fim/bounded_queue.h"
-#include "palisade/agent/unique_fd.h"
+#include "palisade/base/errno_text.h"
+#include "palisade/base/unique_fd.h"
 
 namespace palisade::agent {
 namespace {
@@ -55,7 +56,7 @@ class PendingCopy {
  private:
   const FimStore::Impl& store_;
   std::string path_;
-  UniqueFd fd_;
+  base::UniqueFd fd_;
   bool kept_ = false;
 };
 
@@ -63,7 +64,7 @@ std::string read_link(const std::string& path, std::string& target) {
   std::string buffer(256, '\0');
   for (;;) {
     const ssize_t n = readlink(path.c_str(), buffer.data(), buffer.size());
-    if (n < 0) return "readlink: " + errno_text(errno);
+    if (n < 0) return "readlink: " + base::errno_text(errno);
     if (static_cast<size_t>(n) < buffer.size()) {
       target.assign(buffer.data(), static_cast<size_t>(n));
       return {};
@@ -92,10 +93,10 @@ uint32_t differences(const FileRecord& before, const FileRecord& now) {
 
 std::string Examiner::hash_file(FileRecord& now, bool want_sha256, bool copy, uint64_t& bytes) {
   for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
-    UniqueFd fd(open_for_reading(now.path));
-    if (!fd) return "open: " + errno_text(errno);
+    base::UniqueFd fd(open_for_reading(now.path));
+    if (!fd) return "open: " + base::errno_text(errno);
     struct stat before {};
-    if (fstat(fd.get(), &before) != 0) return "fstat: " + errno_text(errno);
+    if (fstat(fd.get(), &before) != 0) return "fstat: " + base::errno_text(errno);
     if (!S_ISREG(before.st_mode)) return "replaced by something else while being examined";
     std::optional<PendingCopy> pending;
     if (copy) pending.emplace(scan_.store);
@@ -104,7 +105,7 @@ std::string Examiner::hash_file(FileRecord& now, bool want_sha256, bool copy, ui
     if (!failure.empty()) return failure;
     bytes += digest.bytes;
     struct stat after {};
-    if (fstat(fd.get(), &after) != 0) return "fstat: " + errno_text(errno);
+    if (fstat(fd.get(), &after) != 0) return "fstat: " + base::errno_text(errno);
     if (!same_stamps(before, after)) continue;  // written while read: the hash is of neither
     const bool is_protected = now.is_protected;
     now = record_of(now.path, after);  // the stamps of the content that was hashed
@@ -223,7 +224,7 @@ void run_scan(const Scan& scan, const std::function<void(Outcome&&)>& consume) {
       // temporary table of this connection.
       if (compare) {
         scan.store.start_seen();
-        exec_sql(scan.store.db, "BEGIN");
+        base::exec_sql(scan.store.db, "BEGIN");
       }
       const TreeWalker tree(scan.roots, scan.excludes, scan.options.one_filesystem);
       tree.walk(
@@ -247,7 +248,7 @@ void run_scan(const Scan& scan, const std::function<void(Outcome&&)>& consume) {
           WorkItem item{{record.path, {}}, std::move(record), true};
           return work.push(std::move(item));
         });
-        exec_sql(scan.store.db, "COMMIT");
+        base::exec_sql(scan.store.db, "COMMIT");
       }
     } catch (...) {
       if (compare) sqlite3_exec(scan.store.db, "ROLLBACK", nullptr, nullptr, nullptr);

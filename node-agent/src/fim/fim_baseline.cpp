@@ -11,6 +11,7 @@
 #include "fim/fim_store.h"
 #include "fim/tree_walker.h"
 #include "palisade/agent/fim.h"
+#include "palisade/base/errno_text.h"
 
 namespace palisade::agent {
 namespace {
@@ -89,7 +90,9 @@ BaselineReport build_baseline(const BaselineOptions& options, FimStore& store) {
   if (scope.roots.empty()) throw std::invalid_argument("a baseline needs at least one root");
   for (const auto& root : scope.roots) {
     struct stat st {};
-    if (lstat(root.c_str(), &st) != 0) throw std::runtime_error(root + ": " + errno_text(errno));
+    if (lstat(root.c_str(), &st) != 0) {
+      throw std::runtime_error(root + ": " + base::errno_text(errno));
+    }
   }
   FimStore::Impl& impl = store.impl();
   const Scan scan(ScanMode::kBaseline, scope, scope.roots, impl);
@@ -144,7 +147,7 @@ std::optional<FileChange> confirm(FimStore& store, const std::string& path_in) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) {
     if (errno != ENOENT && errno != ENOTDIR) {
-      throw std::runtime_error(path + ": lstat: " + errno_text(errno));
+      throw std::runtime_error(path + ": lstat: " + base::errno_text(errno));
     }
     if (!before) return std::nullopt;
     return FileChange{path, ChangeKind::kRemoved, 0, std::move(before), std::nullopt};

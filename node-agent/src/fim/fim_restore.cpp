@@ -11,7 +11,8 @@
 #include "fim/fim_store.h"
 #include "fim/tree_walker.h"
 #include "palisade/agent/fim.h"
-#include "palisade/agent/unique_fd.h"
+#include "palisade/base/errno_text.h"
+#include "palisade/base/unique_fd.h"
 
 namespace palisade::agent {
 namespace {
@@ -25,20 +26,21 @@ constexpr uint64_t kCopyBuffer = 256 << 10;
   if (fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
     throw std::runtime_error(path + ": refused: " + walked + " is a symlink");
   }
-  throw std::runtime_error(path + ": cannot open " + walked + ": " + errno_text(error));
+  throw std::runtime_error(path + ": cannot open " + walked + ": " + base::errno_text(error));
 }
 
 // Opens each directory from "/" down to the parent of path without following a symlink: a
 // directory on the way that was swapped for a link cannot redirect the write elsewhere.
-UniqueFd open_parent_without_symlinks(const std::string& path) {
-  UniqueFd dir(open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dir) throw std::runtime_error("/: cannot open: " + errno_text(errno));
+base::UniqueFd open_parent_without_symlinks(const std::string& path) {
+  base::UniqueFd dir(open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) throw std::runtime_error("/: cannot open: " + base::errno_text(errno));
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   std::string walked;
   for (const auto& part : parent.relative_path()) {
     const std::string name = part.string();
     walked += "/" + name;
-    UniqueFd next(openat(dir.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    base::UniqueFd next(
+        openat(dir.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!next) throw_unopenable(path, walked, dir.get(), name);
     dir = std::move(next);
   }
@@ -51,7 +53,7 @@ std::optional<FileRecord> describe_current(int dir, const std::string& name,
   struct stat st {};
   if (fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return std::nullopt;
-    throw std::runtime_error(path + ": lstat: " + errno_text(errno));
+    throw std::runtime_error(path + ": lstat: " + base::errno_text(errno));
   }
   if (S_ISDIR(st.st_mode)) throw std::runtime_error(path + ": is a directory; not replaced");
   FileRecord current = record_of(path, st);
@@ -60,7 +62,7 @@ std::optional<FileRecord> describe_current(int dir, const std::string& name,
     const ssize_t n = readlinkat(dir, name.c_str(), target.data(), target.size());
     if (n >= 0) current.link_target.assign(target.data(), static_cast<size_t>(n));
   } else if (S_ISREG(st.st_mode)) {
-    UniqueFd fd(openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    base::UniqueFd fd(openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     Digest digest;
     if (fd && ContentHasher(kCopyBuffer).hash(fd.get(), true, -1, digest).empty()) {
       current.sha256 = digest.sha256;
@@ -97,12 +99,12 @@ RestoreResult restore_protected(FimStore& store, const std::string& path_in) {
     throw std::runtime_error(path + ": not protected: no approved copy is kept");
   }
   const std::string copy_path = impl.content_path(approved->sha256);
-  UniqueFd source(open(copy_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  base::UniqueFd source(open(copy_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!source) {
     throw std::runtime_error(path + ": the approved copy " + copy_path +
-                             " cannot be opened: " + errno_text(errno));
+                             " cannot be opened: " + base::errno_text(errno));
   }
-  const UniqueFd dir = open_parent_without_symlinks(path);
+  const base::UniqueFd dir = open_parent_without_symlinks(path);
   const std::string name = std::filesystem::path(path).filename().string();
   RestoreResult result;
   result.replaced = describe_current(dir.get(), name, path);
@@ -110,10 +112,10 @@ RestoreResult restore_protected(FimStore& store, const std::string& path_in) {
   const std::string temp_name =
       ".palisade-restore-" + std::to_string(getpid()) + "-" +
       std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
-  UniqueFd out(openat(dir.get(), temp_name.c_str(),
-                      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  base::UniqueFd out(openat(dir.get(), temp_name.c_str(),
+                            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!out)
-    throw std::runtime_error(path + ": cannot create a temporary file: " + errno_text(errno));
+    throw std::runtime_error(path + ": cannot create a temporary file: " + base::errno_text(errno));
   TempFile temp(dir.get(), temp_name);
   Digest digest;
   if (std::string failure = ContentHasher(kCopyBuffer).hash(source.get(), true, out.get(), digest);
@@ -132,18 +134,20 @@ RestoreResult restore_protected(FimStore& store, const std::string& path_in) {
   if (fchown(out.get(), approved->uid, approved->gid) != 0 ||
       fchmod(out.get(), approved->mode) != 0 || futimens(out.get(), times) != 0 ||
       fsync(out.get()) != 0) {
-    throw std::runtime_error(path +
-                             ": cannot set the approved owner, mode or time: " + errno_text(errno));
+    throw std::runtime_error(
+        path + ": cannot set the approved owner, mode or time: " + base::errno_text(errno));
   }
   // rename() replaces whatever is at the path, a symlink included, without following it.
   if (renameat(dir.get(), temp_name.c_str(), dir.get(), name.c_str()) != 0) {
-    throw std::runtime_error(path + ": cannot put the file in place: " + errno_text(errno));
+    throw std::runtime_error(path + ": cannot put the file in place: " + base::errno_text(errno));
   }
   temp.renamed();
   fsync(dir.get());  // the rename itself must survive a crash
 
   struct stat st {};
-  if (fstat(out.get(), &st) != 0) throw std::runtime_error(path + ": fstat: " + errno_text(errno));
+  if (fstat(out.get(), &st) != 0) {
+    throw std::runtime_error(path + ": fstat: " + base::errno_text(errno));
+  }
   result.restored = record_of(path, st);
   result.restored.sha256 = digest.sha256;
   result.restored.fast_hash = digest.fast_hash;

@@ -11,6 +11,8 @@
 #include <stdexcept>
 
 #include "fim/content_hasher.h"
+#include "palisade/base/clock.h"
+#include "palisade/base/errno_text.h"
 
 namespace palisade::agent {
 namespace {
@@ -65,12 +67,6 @@ constexpr const char* kColumns =
 // Temporary copies older than this are leftovers of an interrupted run, not one in progress.
 constexpr auto kStaleTemp = std::chrono::hours(1);
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string sql(const std::string& head, const std::string& tail = "") {
   return head + kColumns + tail;
 }
@@ -87,13 +83,13 @@ std::pair<std::string, std::string> subtree_range(const std::string& dir) {
 // The database holds a hash of every watched file: readable by root only from the first byte.
 void create_private_file(const std::string& path) {
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) throw std::runtime_error(path + ": cannot create: " + errno_text(errno));
+  if (fd < 0) throw std::runtime_error(path + ": cannot create: " + base::errno_text(errno));
   close(fd);
 }
 
 }  // namespace
 
-FileRecord record_from_row(const Statement& row) {
+FileRecord record_from_row(const base::SqliteStatement& row) {
   FileRecord r;
   r.path = row.text_at(0);
   r.type = static_cast<FileType>(row.int_at(1));
@@ -112,7 +108,7 @@ FileRecord record_from_row(const Statement& row) {
 }
 
 FimStore::Impl::Transaction::Transaction(sqlite3* db) : db_(db) {
-  exec_sql(db_, "BEGIN IMMEDIATE");
+  base::exec_sql(db_, "BEGIN IMMEDIATE");
 }
 
 FimStore::Impl::Transaction::~Transaction() {
@@ -120,7 +116,7 @@ FimStore::Impl::Transaction::~Transaction() {
 }
 
 void FimStore::Impl::Transaction::commit() {
-  exec_sql(db_, "COMMIT");
+  base::exec_sql(db_, "COMMIT");
   done_ = true;
 }
 
@@ -140,7 +136,7 @@ FimStore::Impl::Impl(FimStoreOptions store_options) : options(std::move(store_op
   // The agent may confirm while an operator approves: wait for each other, briefly.
   sqlite3_busy_timeout(db, 5000);
   try {
-    exec_sql(db, kSchema);
+    base::exec_sql(db, kSchema);
   } catch (const std::exception& e) {
     sqlite3_close(db);
     throw std::runtime_error(options.db_path + ": " + e.what());
@@ -157,15 +153,16 @@ FimStore::Impl::~Impl() {
   sqlite3_close(db);
 }
 
-Statement& FimStore::Impl::prepared(std::unique_ptr<Statement>& slot, const char* text) {
-  if (!slot) slot = std::make_unique<Statement>(db, text);
+base::SqliteStatement& FimStore::Impl::prepared(std::unique_ptr<base::SqliteStatement>& slot,
+                                                const char* text) {
+  if (!slot) slot = std::make_unique<base::SqliteStatement>(db, text);
   slot->reset();
   return *slot;
 }
 
 std::optional<FileRecord> FimStore::Impl::find(const std::string& path) {
   static const std::string find_sql = sql("SELECT ", " FROM files WHERE path = ?");
-  Statement& s = prepared(find_, find_sql.c_str());
+  base::SqliteStatement& s = prepared(find_, find_sql.c_str());
   s.bind(1, path);
   if (s.step() != SQLITE_ROW) return std::nullopt;
   return record_from_row(s);
@@ -174,7 +171,7 @@ std::optional<FileRecord> FimStore::Impl::find(const std::string& path) {
 void FimStore::Impl::put(const FileRecord& r) {
   static const std::string put_sql =
       sql("INSERT OR REPLACE INTO files (", ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
-  Statement& s = prepared(put_, put_sql.c_str());
+  base::SqliteStatement& s = prepared(put_, put_sql.c_str());
   s.bind(1, r.path)
       .bind(2, static_cast<int64_t>(r.type))
       .bind(3, int64_t{r.mode})
@@ -194,7 +191,7 @@ void FimStore::Impl::put(const FileRecord& r) {
 }
 
 void FimStore::Impl::erase(const std::string& path) {
-  Statement& s = prepared(erase_, "DELETE FROM files WHERE path = ?");
+  base::SqliteStatement& s = prepared(erase_, "DELETE FROM files WHERE path = ?");
   s.bind(1, path);
   if (s.step() != SQLITE_DONE) {
     throw std::runtime_error(path + ": cannot delete the record: " + sqlite3_errmsg(db));
@@ -202,13 +199,14 @@ void FimStore::Impl::erase(const std::string& path) {
 }
 
 void FimStore::Impl::clear() {
-  exec_sql(db, "DELETE FROM files");
+  base::exec_sql(db, "DELETE FROM files");
 }
 
 void FimStore::Impl::add_run(const BaselineRun& run, const BaselineOptions& scope) {
-  Statement insert(db,
-                   "INSERT INTO runs (time_ms, files, bytes, duration_ms, one_filesystem) "
-                   "VALUES (?,?,?,?,?)");
+  base::SqliteStatement insert(
+      db,
+      "INSERT INTO runs (time_ms, files, bytes, duration_ms, one_filesystem) "
+      "VALUES (?,?,?,?,?)");
   insert.bind(1, run.time_ms)
       .bind(2, static_cast<int64_t>(run.files))
       .bind(3, static_cast<int64_t>(run.bytes))
@@ -218,7 +216,8 @@ void FimStore::Impl::add_run(const BaselineRun& run, const BaselineOptions& scop
     throw std::runtime_error(std::string("cannot record the baseline run: ") + sqlite3_errmsg(db));
   }
   const int64_t id = sqlite3_last_insert_rowid(db);
-  Statement path(db, "INSERT INTO run_paths (run_id, kind, position, path) VALUES (?,?,?,?)");
+  base::SqliteStatement path(
+      db, "INSERT INTO run_paths (run_id, kind, position, path) VALUES (?,?,?,?)");
   for (const auto& [kind, list] :
        {std::pair{"root", &scope.roots}, std::pair{"exclude", &scope.excludes},
         std::pair{"protect", &scope.protect}}) {
@@ -239,13 +238,14 @@ void FimStore::Impl::add_run(const BaselineRun& run, const BaselineOptions& scop
 
 void FimStore::Impl::add_approval(const std::vector<std::string>& scope,
                                   const ApproveReport& report) {
-  Statement insert(db,
-                   "INSERT INTO approvals (time_ms, uid, scope, added, removed, modified) "
-                   "VALUES (?,?,?,?,?,?)");
+  base::SqliteStatement insert(
+      db,
+      "INSERT INTO approvals (time_ms, uid, scope, added, removed, modified) "
+      "VALUES (?,?,?,?,?,?)");
   // For people reading the audit trail; a name that is not UTF-8 is shown with replacements.
   const std::string text =
       nlohmann::json(scope).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  insert.bind(1, now_ms())
+  insert.bind(1, base::wall_now_ms())
       .bind(2, int64_t{getuid()})
       .bind(3, text)
       .bind(4, static_cast<int64_t>(report.added))
@@ -259,16 +259,17 @@ void FimStore::Impl::add_approval(const std::vector<std::string>& scope,
 std::optional<BaselineOptions> FimStore::Impl::stored_options() {
   // data_version moves when another connection commits (an operator's new baseline while the
   // agent keeps its store open): only then is the scope read again.
-  Statement& version = prepared(data_version_, "PRAGMA data_version");
+  base::SqliteStatement& version = prepared(data_version_, "PRAGMA data_version");
   const int64_t now = version.step() == SQLITE_ROW ? version.int_at(0) : -1;
   if (options_cache && now == options_version) return options_cache;
   options_cache.reset();
   options_version = now;
-  Statement run(db, "SELECT id, one_filesystem FROM runs ORDER BY id DESC LIMIT 1");
+  base::SqliteStatement run(db, "SELECT id, one_filesystem FROM runs ORDER BY id DESC LIMIT 1");
   if (run.step() != SQLITE_ROW) return std::nullopt;
   BaselineOptions out;
   out.one_filesystem = run.int_at(1) != 0;
-  Statement paths(db, "SELECT kind, path FROM run_paths WHERE run_id = ? ORDER BY kind, position");
+  base::SqliteStatement paths(
+      db, "SELECT kind, path FROM run_paths WHERE run_id = ? ORDER BY kind, position");
   paths.bind(1, run.int_at(0));
   while (paths.step() == SQLITE_ROW) {
     const std::string kind = paths.text_at(0);
@@ -280,13 +281,14 @@ std::optional<BaselineOptions> FimStore::Impl::stored_options() {
 }
 
 void FimStore::Impl::start_seen() {
-  exec_sql(db,
-           "CREATE TEMP TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY) WITHOUT ROWID;"
-           "DELETE FROM temp.seen;");
+  base::exec_sql(db,
+                 "CREATE TEMP TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY) WITHOUT ROWID;"
+                 "DELETE FROM temp.seen;");
 }
 
 void FimStore::Impl::mark_seen(const std::string& path) {
-  Statement& s = prepared(mark_seen_, "INSERT OR IGNORE INTO temp.seen (path) VALUES (?)");
+  base::SqliteStatement& s =
+      prepared(mark_seen_, "INSERT OR IGNORE INTO temp.seen (path) VALUES (?)");
   s.bind(1, path);
   if (s.step() != SQLITE_DONE) {
     throw std::runtime_error(path + ": cannot mark as seen: " + sqlite3_errmsg(db));
@@ -295,9 +297,9 @@ void FimStore::Impl::mark_seen(const std::string& path) {
 
 void FimStore::Impl::mark_subtree_seen(const std::string& dir) {
   const auto [low, high] = subtree_range(dir);
-  Statement s(db,
-              "INSERT OR IGNORE INTO temp.seen (path) "
-              "SELECT path FROM files WHERE path = ? OR (path >= ? AND path < ?)");
+  base::SqliteStatement s(db,
+                          "INSERT OR IGNORE INTO temp.seen (path) "
+                          "SELECT path FROM files WHERE path = ? OR (path >= ? AND path < ?)");
   s.bind(1, dir).bind(2, low).bind(3, high);
   if (s.step() != SQLITE_DONE) {
     throw std::runtime_error(dir + ": cannot mark as unknown: " + sqlite3_errmsg(db));
@@ -310,7 +312,7 @@ void FimStore::Impl::for_each_unseen(const std::vector<std::string>& roots,
       sql("SELECT ",
           " FROM files WHERE (path = ? OR (path >= ? AND path < ?)) "
           "AND path NOT IN (SELECT path FROM temp.seen) ORDER BY path");
-  Statement s(db, unseen_sql.c_str());
+  base::SqliteStatement s(db, unseen_sql.c_str());
   for (const auto& root : roots) {
     const auto [low, high] = subtree_range(root);
     s.reset();
@@ -335,7 +337,7 @@ void FimStore::Impl::ensure_content_dir() const {
   const fs::path parent = fs::path(dir).parent_path();
   if (!parent.empty()) fs::create_directories(parent, ec);
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    throw std::runtime_error(dir + ": cannot create the content store: " + errno_text(errno));
+    throw std::runtime_error(dir + ": cannot create the content store: " + base::errno_text(errno));
   }
   // Approved copies are what restore trusts: the directory must be ours and closed to others.
   struct stat st {};
@@ -347,16 +349,18 @@ void FimStore::Impl::ensure_content_dir() const {
                              std::to_string(st.st_uid) + ", not to us");
   }
   if ((st.st_mode & 07777) != 0700 && chmod(dir.c_str(), 0700) != 0) {
-    throw std::runtime_error(dir + ": cannot make the content store 0700: " + errno_text(errno));
+    throw std::runtime_error(dir +
+                             ": cannot make the content store 0700: " + base::errno_text(errno));
   }
 }
 
-UniqueFd FimStore::Impl::open_content_temp(std::string& temp_path) const {
+base::UniqueFd FimStore::Impl::open_content_temp(std::string& temp_path) const {
   ensure_content_dir();
   temp_path = (fs::path(options.content_dir) / ".tmp-XXXXXX").string();
-  UniqueFd fd(mkostemp(temp_path.data(), O_CLOEXEC));
+  base::UniqueFd fd(mkostemp(temp_path.data(), O_CLOEXEC));
   if (!fd) {
-    throw std::runtime_error(options.content_dir + ": cannot create a copy: " + errno_text(errno));
+    throw std::runtime_error(options.content_dir +
+                             ": cannot create a copy: " + base::errno_text(errno));
   }
   return fd;
 }
@@ -367,21 +371,21 @@ void FimStore::Impl::keep_content(const std::string& temp_path, int fd,
   if (fchmod(fd, 0400) != 0 || fsync(fd) != 0) {
     const int error = errno;
     unlink(temp_path.c_str());
-    throw std::runtime_error(temp_path + ": cannot seal the copy: " + errno_text(error));
+    throw std::runtime_error(temp_path + ": cannot seal the copy: " + base::errno_text(error));
   }
   // Same content, same name: a copy already there is kept and this one dropped.
   if (renameat2(AT_FDCWD, temp_path.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) != 0) {
     const int error = errno;
     unlink(temp_path.c_str());
     if (error != EEXIST) {
-      throw std::runtime_error(final_path + ": cannot keep the copy: " + errno_text(error));
+      throw std::runtime_error(final_path + ": cannot keep the copy: " + base::errno_text(error));
     }
   }
 }
 
 void FimStore::Impl::collect_garbage() {
   std::error_code ec;
-  Statement used(db, "SELECT 1 FROM files WHERE protected = 1 AND sha256 = ? LIMIT 1");
+  base::SqliteStatement used(db, "SELECT 1 FROM files WHERE protected = 1 AND sha256 = ? LIMIT 1");
   const auto stale_before = fs::file_time_type::clock::now() - kStaleTemp;
   for (const auto& entry : fs::directory_iterator(options.content_dir, ec)) {
     const std::string name = entry.path().filename().string();
@@ -408,13 +412,14 @@ std::optional<FileRecord> FimStore::find(const std::string& path) {
 }
 
 uint64_t FimStore::record_count() {
-  Statement s(impl_->db, "SELECT count(*) FROM files");
+  base::SqliteStatement s(impl_->db, "SELECT count(*) FROM files");
   return s.step() == SQLITE_ROW ? static_cast<uint64_t>(s.int_at(0)) : 0;
 }
 
 std::optional<BaselineRun> FimStore::last_run() {
-  Statement s(impl_->db,
-              "SELECT id, time_ms, files, bytes, duration_ms FROM runs ORDER BY id DESC LIMIT 1");
+  base::SqliteStatement s(
+      impl_->db,
+      "SELECT id, time_ms, files, bytes, duration_ms FROM runs ORDER BY id DESC LIMIT 1");
   if (s.step() != SQLITE_ROW) return std::nullopt;
   BaselineRun run;
   run.id = s.int_at(0);

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "palisade/agent/fim.h"
-#include "palisade/agent/sqlite_statement.h"
-#include "palisade/agent/unique_fd.h"
+#include "palisade/base/sqlite_statement.h"
+#include "palisade/base/unique_fd.h"
 
 namespace palisade::agent {
 
@@ -54,7 +54,7 @@ struct FimStore::Impl {
   // Content store. A copy is written to a temporary file first and named by its sha256 only
   // once complete, so a name always holds exactly that content.
   std::string content_path(const std::string& sha256) const;
-  UniqueFd open_content_temp(std::string& temp_path) const;
+  base::UniqueFd open_content_temp(std::string& temp_path) const;
   void keep_content(const std::string& temp_path, int fd, const std::string& sha256) const;
   void collect_garbage();  // removes copies no protected record refers to
 
@@ -64,17 +64,17 @@ struct FimStore::Impl {
   int64_t options_version = -1;                  // PRAGMA data_version it was read at
 
  private:
-  Statement& prepared(std::unique_ptr<Statement>& slot, const char* sql);
+  base::SqliteStatement& prepared(std::unique_ptr<base::SqliteStatement>& slot, const char* sql);
   void ensure_content_dir() const;
 
-  std::unique_ptr<Statement> find_;
-  std::unique_ptr<Statement> put_;
-  std::unique_ptr<Statement> erase_;
-  std::unique_ptr<Statement> mark_seen_;
-  std::unique_ptr<Statement> data_version_;
+  std::unique_ptr<base::SqliteStatement> find_;
+  std::unique_ptr<base::SqliteStatement> put_;
+  std::unique_ptr<base::SqliteStatement> erase_;
+  std::unique_ptr<base::SqliteStatement> mark_seen_;
+  std::unique_ptr<base::SqliteStatement> data_version_;
 };
 
 // Binds and reads a FileRecord in the column order of the files table.
-FileRecord record_from_row(const Statement& row);
+FileRecord record_from_row(const base::SqliteStatement& row);
 
 }  // namespace palisade::agent

@@ -10,7 +10,8 @@
 #include <memory>
 
 #include "fim/content_hasher.h"
-#include "palisade/agent/unique_fd.h"
+#include "palisade/base/errno_text.h"
+#include "palisade/base/unique_fd.h"
 
 namespace palisade::agent {
 namespace {
@@ -122,7 +123,7 @@ bool TreeWalker::walk_root(const std::string& root, const Visit& visit, const Er
   if (excludes_.matches(root)) return true;
   struct stat root_st {};
   if (lstat(root.c_str(), &root_st) != 0) {
-    if (errno != ENOENT) error({root, "lstat: " + errno_text(errno)}, true);
+    if (errno != ENOENT) error({root, "lstat: " + base::errno_text(errno)}, true);
     return true;
   }
   const bool root_is_dir = S_ISDIR(root_st.st_mode);
@@ -135,10 +136,10 @@ bool TreeWalker::walk_root(const std::string& root, const Visit& visit, const Er
   while (!pending.empty()) {
     const std::string dir = std::move(pending.back());
     pending.pop_back();
-    UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    base::UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     std::unique_ptr<DIR, DirCloser> stream(fd ? fdopendir(fd.get()) : nullptr);
     if (!stream) {
-      error({dir, "cannot read directory: " + errno_text(errno)}, true);
+      error({dir, "cannot read directory: " + base::errno_text(errno)}, true);
       continue;
     }
     fd.release();  // the stream owns it now
@@ -149,7 +150,7 @@ bool TreeWalker::walk_root(const std::string& root, const Visit& visit, const Er
       const std::string name = entry->d_name;
       if (name != "." && name != "..") names.push_back(name);
     }
-    if (errno != 0) error({dir, "cannot list directory: " + errno_text(errno)}, true);
+    if (errno != 0) error({dir, "cannot list directory: " + base::errno_text(errno)}, true);
     std::sort(names.begin(), names.end());
 
     std::vector<std::string> subdirs;
@@ -159,7 +160,7 @@ bool TreeWalker::walk_root(const std::string& root, const Visit& visit, const Er
       struct stat st {};
       if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         // Gone between listing and stat: it will be seen (or missed) on the next pass.
-        if (errno != ENOENT) error({path, "lstat: " + errno_text(errno)}, true);
+        if (errno != ENOENT) error({path, "lstat: " + base::errno_text(errno)}, true);
         continue;
       }
       // A mount point is recorded (its owner and mode matter) but not entered.

@@ -19,6 +19,8 @@
 
 #include "palisade/agent/file_hash.h"
 #include "palisade/agent/ocsf.h"
+#include "palisade/base/clock.h"
+#include "palisade/base/errno_text.h"
 
 namespace palisade::agent {
 namespace fs = std::filesystem;
@@ -43,16 +45,6 @@ std::map<uint32_t, uint32_t> parents() {
     if (rest >> state >> ppid) out[static_cast<uint32_t>(std::stoul(name))] = ppid;
   }
   return out;
-}
-
-std::string errno_text(int error) {
-  return std::system_category().message(error);
-}
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 nlohmann::json to_json(const QuarantineRecord& r) {
@@ -113,7 +105,7 @@ KillReport kill_process(uint32_t pid, bool tree) {
     return true;
   };
   if (!stop(pid)) {
-    report.failed.emplace_back(pid, errno_text(errno));
+    report.failed.emplace_back(pid, base::errno_text(errno));
     return report;
   }
   // Stopped processes cannot fork: scan until a pass finds nobody new.
@@ -125,7 +117,7 @@ KillReport kill_process(uint32_t pid, bool tree) {
     if (kill(static_cast<pid_t>(p), SIGKILL) == 0) {
       report.killed.push_back(p);
     } else {
-      report.failed.emplace_back(p, errno_text(errno));
+      report.failed.emplace_back(p, base::errno_text(errno));
     }
   }
   return report;
@@ -133,7 +125,7 @@ KillReport kill_process(uint32_t pid, bool tree) {
 
 QuarantineRecord quarantine_file(const std::string& path, const std::string& quarantine_dir) {
   const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) throw std::runtime_error(path + ": cannot open: " + errno_text(errno));
+  if (fd < 0) throw std::runtime_error(path + ": cannot open: " + base::errno_text(errno));
   struct stat st {};
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
@@ -147,7 +139,7 @@ QuarantineRecord quarantine_file(const std::string& path, const std::string& qua
   r.mode = st.st_mode & 07777U;
   r.uid = st.st_uid;
   r.gid = st.st_gid;
-  r.time_ms = now_ms();
+  r.time_ms = base::wall_now_ms();
   fs::create_directories(quarantine_dir);
   fs::permissions(quarantine_dir, fs::perms::owner_all, fs::perm_options::replace);
   r.quarantined_path =
@@ -200,7 +192,7 @@ QuarantineRecord restore_file(const std::string& original_path, const std::strin
   if (ec) throw std::runtime_error(wanted + ": cannot restore: " + ec.message());
   if (chown(wanted.c_str(), it->uid, it->gid) != 0 || chmod(wanted.c_str(), it->mode) != 0) {
     throw std::runtime_error(
-        wanted + ": restored, but its owner or mode could not be set: " + errno_text(errno));
+        wanted + ": restored, but its owner or mode could not be set: " + base::errno_text(errno));
   }
   fs::remove(it->quarantined_path + ".json", ec);
   return *it;

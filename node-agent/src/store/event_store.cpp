@@ -8,7 +8,8 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "palisade/agent/sqlite_statement.h"
+#include "palisade/base/clock.h"
+#include "palisade/base/sqlite_statement.h"
 
 namespace palisade::agent {
 namespace {
@@ -43,12 +44,6 @@ CREATE INDEX IF NOT EXISTS processes_ppid ON processes(ppid);
 
 constexpr int kWriterNice = 10;
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 struct EventStore::Row {
@@ -80,8 +75,8 @@ EventStore::EventStore(StoreOptions options, std::shared_ptr<OcsfFormatter> form
     throw std::runtime_error("cannot open event store " + options_.path + ": " + message);
   }
   // Incremental auto-vacuum lets pruning give space back, so the size bound holds on disk.
-  exec_sql(db_, "PRAGMA auto_vacuum=INCREMENTAL;");
-  exec_sql(db_, kSchema);
+  base::exec_sql(db_, "PRAGMA auto_vacuum=INCREMENTAL;");
+  base::exec_sql(db_, kSchema);
   writer_ = std::thread([this] { writer_loop(); });
 }
 
@@ -223,15 +218,17 @@ void EventStore::writer_loop() {
 
 void EventStore::write_batch(std::vector<Row>& rows) {
   try {
-    exec_sql(db_, "BEGIN");
-    Statement insert(db_,
-                     "INSERT INTO events(time_ms,class_uid,kind,pid,ppid,exe,json) "
-                     "VALUES(?,?,?,?,?,?,?)");
-    Statement upsert(db_,
-                     "INSERT INTO processes(pid,start_ns,ppid,exe,cmdline,uid,auid,started_ms) "
-                     "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(pid,start_ns) DO UPDATE SET "
-                     "exe=excluded.exe, cmdline=excluded.cmdline, uid=excluded.uid");
-    Statement exited(db_, "UPDATE processes SET exited_ms=? WHERE pid=? AND start_ns=?");
+    base::exec_sql(db_, "BEGIN");
+    base::SqliteStatement insert(db_,
+                                 "INSERT INTO events(time_ms,class_uid,kind,pid,ppid,exe,json) "
+                                 "VALUES(?,?,?,?,?,?,?)");
+    base::SqliteStatement upsert(
+        db_,
+        "INSERT INTO processes(pid,start_ns,ppid,exe,cmdline,uid,auid,started_ms) "
+        "VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(pid,start_ns) DO UPDATE SET "
+        "exe=excluded.exe, cmdline=excluded.cmdline, uid=excluded.uid");
+    base::SqliteStatement exited(db_,
+                                 "UPDATE processes SET exited_ms=? WHERE pid=? AND start_ns=?");
     for (const Row& row : rows) {
       const bool lifecycle = row.event_kind == EventKind::kProcessExec ||
                              row.event_kind == EventKind::kProcessFork ||
@@ -254,7 +251,7 @@ void EventStore::write_batch(std::vector<Row>& rows) {
       if (insert.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db_));
       insert.reset();
     }
-    exec_sql(db_, "COMMIT");
+    base::exec_sql(db_, "COMMIT");
   } catch (const std::exception& e) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     std::lock_guard lock(mutex_);
@@ -266,26 +263,30 @@ void EventStore::write_batch(std::vector<Row>& rows) {
 
 void EventStore::prune() {
   try {
-    const int64_t cutoff = now_ms() - static_cast<int64_t>(options_.max_age_seconds * 1000);
-    Statement old_events(db_, "DELETE FROM events WHERE time_ms < ?");
+    const int64_t cutoff =
+        base::wall_now_ms() - static_cast<int64_t>(options_.max_age_seconds * 1000);
+    base::SqliteStatement old_events(db_, "DELETE FROM events WHERE time_ms < ?");
     old_events.bind(1, cutoff).step();
     uint64_t removed = static_cast<uint64_t>(sqlite3_changes(db_));
-    Statement old_procs(db_, "DELETE FROM processes WHERE exited_ms IS NOT NULL AND exited_ms < ?");
+    base::SqliteStatement old_procs(
+        db_, "DELETE FROM processes WHERE exited_ms IS NOT NULL AND exited_ms < ?");
     old_procs.bind(1, cutoff).step();
     for (int round = 0; round < 20; ++round) {
-      Statement size(db_, "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size");
+      base::SqliteStatement size(
+          db_, "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size");
       if (size.step() != SQLITE_ROW ||
           static_cast<uint64_t>(size.int_at(0)) <= options_.max_bytes) {
         break;
       }
       // Over the size bound: drop the oldest tenth of the events and give the pages back.
-      exec_sql(db_,
-               "DELETE FROM events WHERE id <= (SELECT MIN(id) + (MAX(id) - MIN(id)) / 10 FROM "
-               "events)");
+      base::exec_sql(
+          db_,
+          "DELETE FROM events WHERE id <= (SELECT MIN(id) + (MAX(id) - MIN(id)) / 10 FROM "
+          "events)");
       removed += static_cast<uint64_t>(sqlite3_changes(db_));
-      exec_sql(db_, "PRAGMA incremental_vacuum;");
+      base::exec_sql(db_, "PRAGMA incremental_vacuum;");
     }
-    exec_sql(db_, "PRAGMA incremental_vacuum;");
+    base::exec_sql(db_, "PRAGMA incremental_vacuum;");
     std::lock_guard lock(mutex_);
     stats_.pruned += removed;
   } catch (const std::exception& e) {
@@ -315,7 +316,7 @@ std::vector<std::string> EventReader::events(const EventQuery& q) {
   if (q.exe) sql += " AND exe GLOB :exe";
   if (q.class_uid) sql += " AND class_uid = :class";
   sql += " ORDER BY id LIMIT :limit";
-  Statement stmt(db_, sql.c_str());
+  base::SqliteStatement stmt(db_, sql.c_str());
   auto bind = [&stmt](const char* name, auto value) {
     int index = sqlite3_bind_parameter_index(stmt.get(), name);
     if (index > 0) stmt.bind(index, value);
@@ -332,7 +333,7 @@ std::vector<std::string> EventReader::events(const EventQuery& q) {
 }
 
 namespace {
-StoredProcess read_process(const Statement& s) {
+StoredProcess read_process(const base::SqliteStatement& s) {
   StoredProcess p;
   p.pid = static_cast<uint32_t>(s.int_at(0));
   p.start_ns = static_cast<uint64_t>(s.int_at(1));
@@ -352,7 +353,7 @@ constexpr const char* kProcessColumns =
 std::optional<StoredProcess> EventReader::latest(uint32_t pid, uint64_t not_after_ns) {
   std::string sql = std::string("SELECT ") + kProcessColumns +
                     " FROM processes WHERE pid=? AND start_ns<=? ORDER BY start_ns DESC LIMIT 1";
-  Statement stmt(db_, sql.c_str());
+  base::SqliteStatement stmt(db_, sql.c_str());
   stmt.bind(1, static_cast<int64_t>(pid)).bind(2, static_cast<int64_t>(not_after_ns));
   if (stmt.step() != SQLITE_ROW) return std::nullopt;
   return read_process(stmt);
@@ -380,7 +381,7 @@ std::vector<StoredProcess> EventReader::descendants(uint32_t pid) {
     StoredProcess p = stack.back();
     stack.pop_back();
     out.push_back(p);
-    Statement stmt(db_, sql.c_str());
+    base::SqliteStatement stmt(db_, sql.c_str());
     stmt.bind(1, static_cast<int64_t>(p.pid)).bind(2, static_cast<int64_t>(p.start_ns));
     std::vector<StoredProcess> children;
     while (stmt.step() == SQLITE_ROW) children.push_back(read_process(stmt));

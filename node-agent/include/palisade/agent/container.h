@@ -16,7 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "palisade/agent/lru_map.h"
+#include "palisade/base/lru_map.h"
 
 namespace palisade::agent {
 
@@ -187,10 +187,11 @@ class ContainerResolver {
   std::shared_ptr<ContainerRegistry> registry_;
   std::vector<std::string> runtime_namespaces_;
   uint32_t host_pid_ns_;
-  LruMap<uint64_t, CgroupAnswer> paths_;  // by cgroup id
+  base::LruMap<uint64_t, CgroupAnswer> paths_;  // by cgroup id
   Fetch fetch_;
-  LruMap<std::string, bool> fetched_;       // ids already asked about
-  LruMap<uint64_t, uint64_t> adopt_tried_;  // cgroup id -> registry generation when last tried
+  base::LruMap<std::string, bool> fetched_;  // ids already asked about
+  // cgroup id -> registry generation when last tried
+  base::LruMap<uint64_t, uint64_t> adopt_tried_;
   ResolverStats stats_;
 };
 

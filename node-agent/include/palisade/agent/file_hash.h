@@ -9,7 +9,7 @@
 #include <mutex>
 #include <string>
 
-#include "palisade/agent/lru_map.h"
+#include "palisade/base/lru_map.h"
 
 namespace palisade::agent {
 
@@ -48,7 +48,7 @@ class FileHashCache {
   };
   uint64_t max_file_bytes_;
   mutable std::mutex mutex_;  // the agent's pipeline and the CLI's tools may share one cache
-  LruMap<Key, std::string, KeyHash> hashes_;
+  base::LruMap<Key, std::string, KeyHash> hashes_;
   FileHashStats stats_;
 };
 

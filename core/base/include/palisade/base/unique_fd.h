@@ -5,7 +5,7 @@
 
 #include <utility>
 
-namespace palisade::agent {
+namespace palisade::base {
 
 class UniqueFd {
  public:
@@ -35,4 +35,4 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-}  // namespace palisade::agent
+}  // namespace palisade::base

@@ -9,24 +9,24 @@
 #include <stdexcept>
 #include <string>
 
-namespace palisade::agent {
+namespace palisade::base {
 
-class Statement {
+class SqliteStatement {
  public:
-  Statement(sqlite3* db, const char* sql) {
+  SqliteStatement(sqlite3* db, const char* sql) {
     if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
       throw std::runtime_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db));
     }
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
+  ~SqliteStatement() { sqlite3_finalize(stmt_); }
+  SqliteStatement(const SqliteStatement&) = delete;
+  SqliteStatement& operator=(const SqliteStatement&) = delete;
   sqlite3_stmt* get() const { return stmt_; }
-  Statement& bind(int index, int64_t v) {
+  SqliteStatement& bind(int index, int64_t v) {
     sqlite3_bind_int64(stmt_, index, v);
     return *this;
   }
-  Statement& bind(int index, const std::string& v) {
+  SqliteStatement& bind(int index, const std::string& v) {
     sqlite3_bind_text(stmt_, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
@@ -57,4 +57,4 @@ inline void exec_sql(sqlite3* db, const char* sql) {
   }
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::base

@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <utility>
 
-namespace palisade::agent {
+namespace palisade::base {
 
 template <typename Key, typename Value, typename Hash = std::hash<Key>>
 class LruMap {
@@ -75,4 +75,4 @@ class LruMap {
   uint64_t evictions_ = 0;
 };
 
-}  // namespace palisade::agent
+}  // namespace palisade::base
