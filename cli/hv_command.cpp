@@ -234,7 +234,7 @@ int run_monitor(const HvFlags& f) {
   return 0;
 }
 
-std::string labels_text(const agent::VmView& vm) {
+std::string labels_text(const VmView& vm) {
   std::string out;
   for (const auto& [k, v] : vm.labels) out += (out.empty() ? "" : ",") + k + "=" + v;
   return out.empty() ? "-" : out;
@@ -248,7 +248,7 @@ int list_command(const std::string& uri, bool as_json) {
                 "LABELS");
   }
   for (const auto& d : conn->list_domains()) {
-    const agent::VmView vm = hv::describe_domain(d.get(), uri, type);
+    const VmView vm = hv::describe_domain(d.get(), uri, type);
     if (as_json) {
       json disks = json::array();
       for (const auto& disk : vm.disks) {
@@ -320,7 +320,7 @@ int inspect_command(const HvFlags& f, const InspectFlags& i) {
   spec.time_limit_ns = uint64_t{i.time_limit} * 1'000'000'000ULL;
   auto conn = hv::Connection::open(h.connect[0], h.read_only);
   hv::DomainHandle domain = conn->find_domain(i.vm);
-  std::vector<agent::Event> events;
+  std::vector<Event> events;
   int rc = 0;
   try {
     hv::VmInspection inspection = hv::inspect_vm(*conn, domain.get(), spec, inspection_settings(h));
@@ -356,7 +356,7 @@ int respond_command(const HvFlags& f, const std::string& action_text, const std:
   Outputs outputs(c);
   auto conn = hv::Connection::open(h.connect[0], false);
   hv::DomainHandle domain = conn->find_domain(vm_name);
-  const agent::VmView vm = hv::describe_domain(domain.get(), h.connect[0], conn->hypervisor_type());
+  const VmView vm = hv::describe_domain(domain.get(), h.connect[0], conn->hypervisor_type());
   hv::ResponseOptions options;
   options.evidence_directory = h.evidence_directory;
   options.force = force;

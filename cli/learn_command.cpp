@@ -80,15 +80,15 @@ LearnResult learn_workload_policy(const LearnOptions& options) {
       if (!descendant) continue;
     }
     seen.events++;
-    if (event->kind == agent::EventKind::kProcessExec && !event->process->exe.empty()) {
+    if (event->kind == EventKind::kProcessExec && !event->process->exe.empty()) {
       seen.executables[event->process->exe].insert(event->parent ? event->parent->exe : "");
-    } else if (event->kind == agent::EventKind::kNetConnect && event->result >= -115 &&
+    } else if (event->kind == EventKind::kNetConnect && event->result >= -115 &&
                event->family != 0) {
       seen.peers.emplace(event->remote.to_string(event->family), event->remote.port,
                          event->protocol == 17 ? "udp" : "tcp");
-    } else if (event->kind == agent::EventKind::kNetAccept && event->local.port != 0) {
+    } else if (event->kind == EventKind::kNetAccept && event->local.port != 0) {
       seen.served.emplace(event->local.port, event->protocol == 17 ? "udp" : "tcp");
-    } else if (agent::class_of(event->kind) == agent::EventClass::kFile && event->result >= 0) {
+    } else if (class_of(event->kind) == EventClass::kFile && event->result >= 0) {
       if (!event->path.empty()) seen.written.insert(event->path);
       if (!event->path2.empty()) seen.written.insert(event->path2);
     }

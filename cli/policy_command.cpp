@@ -60,8 +60,8 @@ int lint(const std::vector<std::string>& files, bool with_defaults) {
 // Prints each finding as it is raised during a replay.
 class FindingPrinter : public agent::EventSink {
  public:
-  void consume(const agent::Event&, std::string_view) override {}
-  void consume_finding(std::string_view json, const agent::Event& trigger) override {
+  void consume(const Event&, std::string_view) override {}
+  void consume_finding(std::string_view json, const Event& trigger) override {
     auto finding = nlohmann::json::parse(json);
     std::cout << "FIRED " << finding["unmapped"]["palisade"]["rule"].get<std::string>() << " ["
               << finding["severity"].get<std::string>() << "] pid " << trigger.task.tgid << ": "

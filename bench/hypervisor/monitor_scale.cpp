@@ -22,10 +22,10 @@ namespace agent = palisade::agent;
 
 class CountingSink : public agent::EventSink {
  public:
-  void consume(const agent::Event& e, std::string_view) override {
-    if (e.kind == agent::EventKind::kVmInventory) inventory++;
-    if (e.kind == agent::EventKind::kVmLifecycle) lifecycle++;
-    if (e.kind == agent::EventKind::kVmStats) stats++;
+  void consume(const palisade::Event& e, std::string_view) override {
+    if (e.kind == palisade::EventKind::kVmInventory) inventory++;
+    if (e.kind == palisade::EventKind::kVmLifecycle) lifecycle++;
+    if (e.kind == palisade::EventKind::kVmStats) stats++;
   }
   std::atomic<size_t> inventory{0}, lifecycle{0}, stats{0};
 };

@@ -9,7 +9,7 @@
 namespace palisade::policies {
 namespace {
 
-using agent::EventKind;
+using palisade::EventKind;
 
 std::string generated_rules(int n) {
   std::string yaml;

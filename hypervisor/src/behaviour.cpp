@@ -37,8 +37,7 @@ std::string seconds(uint64_t ns) {
 
 }  // namespace
 
-std::optional<agent::VmActivity> RateTracker::update(const StatsCounters& now,
-                                                     uint64_t max_gap_ns) {
+std::optional<VmActivity> RateTracker::update(const StatsCounters& now, uint64_t max_gap_ns) {
   auto it = last_.find(now.uuid);
   if (it == last_.end()) {
     if (last_.size() >= max_vms_) {
@@ -58,7 +57,7 @@ std::optional<agent::VmActivity> RateTracker::update(const StatsCounters& now,
   if (span == 0 || span > max_gap_ns || went_back(before.cpu_time_ns, now.cpu_time_ns)) {
     return std::nullopt;
   }
-  agent::VmActivity a;
+  VmActivity a;
   a.action = "sample";
   a.interval_ms = span / 1'000'000ULL;
   const int64_t cpu_ns_per_s = rate(before.cpu_time_ns, now.cpu_time_ns, span);
@@ -86,8 +85,7 @@ bool BehaviourDetector::Sustained::step(bool above, uint64_t sample_start_ns, ui
   return true;
 }
 
-void BehaviourDetector::judge(const agent::VmView& vm, const agent::VmActivity& rates,
-                              uint64_t now_ns,
+void BehaviourDetector::judge(const VmView& vm, const VmActivity& rates, uint64_t now_ns,
                               const std::vector<std::unique_ptr<policies::VmPolicy>>& policies,
                               std::vector<BehaviourFinding>& out) {
   const uint64_t start = now_ns - std::min<uint64_t>(now_ns, rates.interval_ms * 1'000'000ULL);

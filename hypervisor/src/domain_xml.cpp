@@ -46,7 +46,7 @@ Doc parse(const std::string& xml) {
 Context context(xmlDoc* doc) {
   Context ctx(xmlXPathNewContext(doc));
   if (!ctx) throw std::runtime_error("out of memory");
-  const std::string ns(agent::kVmLabelNamespace);
+  const std::string ns(kVmLabelNamespace);
   xmlXPathRegisterNs(ctx.get(), x("p"), x(ns.c_str()));
   return ctx;
 }
@@ -115,9 +115,9 @@ std::string first_attribute(xmlNode* node, std::initializer_list<const char*> na
   return {};
 }
 
-void read_disks(xmlXPathContext* ctx, agent::VmView& out) {
+void read_disks(xmlXPathContext* ctx, VmView& out) {
   for (xmlNode* disk : nodes(ctx, "/domain/devices/disk")) {
-    agent::VmDisk d;
+    VmDisk d;
     d.type = attribute(disk, "type");
     d.device = attribute(disk, "device");
     d.target = attribute(child(disk, "target"), "dev");
@@ -128,9 +128,9 @@ void read_disks(xmlXPathContext* ctx, agent::VmView& out) {
   }
 }
 
-void read_nics(xmlXPathContext* ctx, agent::VmView& out) {
+void read_nics(xmlXPathContext* ctx, VmView& out) {
   for (xmlNode* nic : nodes(ctx, "/domain/devices/interface")) {
-    agent::VmNic n;
+    VmNic n;
     n.type = attribute(nic, "type");
     n.mac = attribute(child(nic, "mac"), "address");
     n.source = first_attribute(child(nic, "source"), {"network", "bridge", "dev"});
@@ -141,7 +141,7 @@ void read_nics(xmlXPathContext* ctx, agent::VmView& out) {
   }
 }
 
-void read_labels(xmlXPathContext* ctx, agent::VmView& out) {
+void read_labels(xmlXPathContext* ctx, VmView& out) {
   for (xmlNode* label : nodes(ctx, "/domain/metadata/p:labels/p:label")) {
     std::string key = attribute(label, "key");
     if (key.empty()) continue;
@@ -155,7 +155,7 @@ void read_labels(xmlXPathContext* ctx, agent::VmView& out) {
 
 }  // namespace
 
-void parse_domain_xml(const std::string& xml, agent::VmView& out) {
+void parse_domain_xml(const std::string& xml, VmView& out) {
   Doc doc = parse(xml);
   Context ctx = context(doc.get());
   out.name = first_text(ctx.get(), "/domain/name");

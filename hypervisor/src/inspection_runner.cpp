@@ -55,7 +55,7 @@ int64_t InspectionRunner::last_inspected_ms(const std::string& uuid) {
 }
 
 void InspectionRunner::schedule_if_due(size_t host, std::shared_ptr<Connection> connection,
-                                       agent::VmRef vm, const std::string& policy,
+                                       VmRef vm, const std::string& policy,
                                        const policies::VmInspectionSpec& spec) {
   (void)policy;
   if (!store_ || !connection) return;

@@ -14,17 +14,17 @@
 #include <vector>
 
 #include "inbox.h"
-#include "palisade/agent/event.h"
 #include "palisade/agent/ocsf.h"
 #include "palisade/hypervisor/guest_inspection.h"
 #include "palisade/hypervisor/libvirt.h"
 #include "palisade/hypervisor/monitor.h"
+#include "palisade/model/event.h"
 #include "palisade/policies/vm_policy.h"
 
 namespace palisade::hypervisor {
 
 struct InspectionOutcome {
-  std::vector<agent::Event> events;
+  std::vector<Event> events;
 };
 
 class InspectionRunner {
@@ -37,7 +37,7 @@ class InspectionRunner {
 
   // Queues the VM when its interval has passed since its last inspection (this run's, or the
   // store's record of an earlier run) and it is not queued or running already.
-  void schedule_if_due(size_t host, std::shared_ptr<Connection> connection, agent::VmRef vm,
+  void schedule_if_due(size_t host, std::shared_ptr<Connection> connection, VmRef vm,
                        const std::string& policy, const policies::VmInspectionSpec& spec);
   nlohmann::json status() const;
   bool busy(const std::string& uuid) const;         // queued or being inspected
@@ -48,7 +48,7 @@ class InspectionRunner {
   struct Job {
     size_t host;
     std::shared_ptr<Connection> connection;
-    agent::VmRef vm;
+    VmRef vm;
     policies::VmInspectionSpec spec;
   };
   void work();

@@ -118,9 +118,8 @@ std::string domain_xml(virDomainPtr d, unsigned int flags) {
   return out;
 }
 
-agent::VmView describe_domain(virDomainPtr d, const std::string& uri,
-                              const std::string& hypervisor) {
-  agent::VmView vm;
+VmView describe_domain(virDomainPtr d, const std::string& uri, const std::string& hypervisor) {
+  VmView vm;
   parse_domain_xml(domain_xml(d), vm);
   vm.host = uri;
   vm.hypervisor = hypervisor;

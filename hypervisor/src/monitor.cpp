@@ -26,10 +26,6 @@
 namespace palisade::hypervisor {
 namespace {
 
-using agent::Event;
-using agent::EventKind;
-using agent::VmRef;
-using agent::VmView;
 using Clock = std::chrono::steady_clock;
 
 struct HostState {

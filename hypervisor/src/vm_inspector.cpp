@@ -18,7 +18,7 @@ struct Overlay {
   std::string base;  // the image that was active before it
 };
 
-std::vector<GuestDisk> disks_of(const agent::VmView& vm) {
+std::vector<GuestDisk> disks_of(const VmView& vm) {
   std::vector<GuestDisk> disks;
   for (const auto& d : vm.disks) {
     if (d.device != "disk" || (d.type != "file" && d.type != "block") || d.source.empty()) continue;
@@ -34,8 +34,7 @@ std::string stamp() {
 }
 
 // Freezes the VM's file-backed disks: new overlays take its writes, the images stay as they are.
-std::vector<Overlay> freeze(virDomainPtr domain, const agent::VmView& vm,
-                            const std::string& directory) {
+std::vector<Overlay> freeze(virDomainPtr domain, const VmView& vm, const std::string& directory) {
   std::error_code ec;
   std::filesystem::create_directories(directory, ec);
   if (ec) throw LibvirtError(directory + ": " + ec.message());
@@ -136,7 +135,7 @@ std::vector<std::string> recover_overlays(virDomainPtr domain,
   if (overlay_directory.empty()) return done;
   const std::string prefix = overlay_directory + (overlay_directory.back() == '/' ? "" : "/");
   const std::string xml = domain_xml(domain);
-  agent::VmView vm;
+  VmView vm;
   parse_domain_xml(xml, vm);
   const bool active = virDomainIsActive(domain) == 1;
   for (const auto& d : vm.disks) {
@@ -208,11 +207,11 @@ void record_inspection(VmInspection& inspection, InspectionStore& store) {
   store.save(inspection.vm.uuid, inspection.vm.name, inspection.method, inspection.inventory);
 }
 
-std::vector<agent::Event> inspection_events(const VmInspection& inspection) {
-  auto vm = std::make_shared<const agent::VmView>(inspection.vm);
-  std::vector<agent::Event> events;
-  agent::Event done;
-  done.kind = agent::EventKind::kVmInspection;
+std::vector<Event> inspection_events(const VmInspection& inspection) {
+  auto vm = std::make_shared<const VmView>(inspection.vm);
+  std::vector<Event> events;
+  Event done;
+  done.kind = EventKind::kVmInspection;
   done.vm = vm;
   done.vm_activity.action = "completed";
   done.vm_activity.detail = inspection.method;
@@ -233,8 +232,8 @@ std::vector<agent::Event> inspection_events(const VmInspection& inspection) {
   done.vm_activity.message = std::move(message);
   events.push_back(std::move(done));
   for (const auto& change : inspection.changes) {
-    agent::Event e;
-    e.kind = agent::EventKind::kVmGuestChange;
+    Event e;
+    e.kind = EventKind::kVmGuestChange;
     e.vm = vm;
     e.vm_activity.action = change.kind;
     e.vm_activity.detail = change.subject;
@@ -246,10 +245,10 @@ std::vector<agent::Event> inspection_events(const VmInspection& inspection) {
   return events;
 }
 
-agent::Event inspection_failure_event(agent::VmView vm, const std::string& reason) {
-  agent::Event e;
-  e.kind = agent::EventKind::kVmInspection;
-  e.vm = std::make_shared<const agent::VmView>(std::move(vm));
+Event inspection_failure_event(VmView vm, const std::string& reason) {
+  Event e;
+  e.kind = EventKind::kVmInspection;
+  e.vm = std::make_shared<const VmView>(std::move(vm));
   e.vm_activity.action = "failed";
   e.vm_activity.message = reason;
   return e;

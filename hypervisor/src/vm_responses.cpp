@@ -94,7 +94,7 @@ ActionOutcome set_links(virDomainPtr domain, bool up) {
   const bool persistent = virDomainIsPersistent(domain) == 1;
   const std::string live_xml = active ? domain_xml(domain) : std::string();
   const std::string stored_xml = persistent ? domain_xml(domain, VIR_DOMAIN_XML_INACTIVE) : "";
-  agent::VmView vm;
+  VmView vm;
   parse_domain_xml(active ? live_xml : stored_xml, vm);
   if (vm.nics.empty()) return ActionOutcome{false, "the VM has no network interface", {}};
   ActionOutcome outcome{true, "", nlohmann::json::array()};
@@ -144,7 +144,7 @@ std::optional<std::string> dump_memory(virDomainPtr domain, const std::string& d
 // An external disk-only snapshot: the images as they are now become read-only backing files
 // (the evidence), the VM goes on writing to new overlays next to them.
 ActionOutcome snapshot_disks(virDomainPtr domain, const std::string& name) {
-  agent::VmView vm;
+  VmView vm;
   parse_domain_xml(domain_xml(domain), vm);
   std::string xml = "<domainsnapshot><name>" + name +
                     "</name><description>palisade forensic snapshot</description><disks>";
@@ -180,7 +180,7 @@ ActionOutcome snapshot(Connection& connection, virDomainPtr domain,
   nlohmann::json evidence = {{"name", name}, {"directory", directory}};
   std::string memory_note;
   const std::string state = domain_state(domain);
-  agent::VmView vm;
+  VmView vm;
   parse_domain_xml(domain_xml(domain), vm);
   if (!local_uri(connection.uri())) {
     memory_note = "no memory dump (the evidence directory is on this machine, " + connection.uri() +
@@ -254,7 +254,7 @@ ActionOutcome carry_out(Connection& connection, virDomainPtr domain, VmAction ac
   return ActionOutcome{false, "unknown action", {}};
 }
 
-nlohmann::json vm_remediation_record(VmAction action, const agent::VmView& vm,
+nlohmann::json vm_remediation_record(VmAction action, const VmView& vm,
                                      const ActionOutcome& outcome,
                                      const nlohmann::json& requested_by) {
   const bool network = action == VmAction::kIsolate || action == VmAction::kRelease;

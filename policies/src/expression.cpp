@@ -423,9 +423,8 @@ KindSet Expression::kinds_of(uint32_t index) const {
       std::vector<std::string> values =
           node.op == Op::kEq ? std::vector<std::string>{node.text} : node.text_set;
       KindSet k;
-      for (const auto& info : agent::event_kinds()) {
-        const std::string_view key =
-            by_kind ? info.name : agent::class_name(agent::class_of(info.kind));
+      for (const auto& info : event_kinds()) {
+        const std::string_view key = by_kind ? info.name : class_name(class_of(info.kind));
         if (std::find(values.begin(), values.end(), key) != values.end()) {
           k.set(static_cast<size_t>(info.kind));
         }

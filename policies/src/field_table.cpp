@@ -4,17 +4,13 @@
 #include <memory>
 #include <string>
 
-#include "palisade/agent/container.h"
-#include "palisade/agent/path_text.h"
+#include "palisade/base/path_text.h"
+#include "palisade/model/container_view.h"
 #include "palisade/policies/field.h"
 
 namespace palisade::policies {
 namespace {
 
-using agent::EventClass;
-using agent::EventKind;
-using agent::ProcessRef;
-using agent::ProcessView;
 using Visit = std::function<bool(const FieldValue&)>;
 
 // The initial pid namespace always has this inode number (PROC_PID_INIT_INO).
@@ -33,10 +29,10 @@ bool parse_int(std::string_view s, int64_t& out) {
 }
 
 bool is_file(const Event& e) {
-  return agent::class_of(e.kind) == EventClass::kFile;
+  return class_of(e.kind) == EventClass::kFile;
 }
 bool is_net(const Event& e) {
-  return agent::class_of(e.kind) == EventClass::kNetwork;
+  return class_of(e.kind) == EventClass::kNetwork;
 }
 
 // Test events: process views are shared and immutable, so a setter replaces the view.
@@ -46,14 +42,14 @@ ProcessView& edit(ProcessRef& ref) {
   return *copy;
 }
 
-agent::ContainerView& edit(agent::ContainerRef& ref) {
-  auto copy = std::make_shared<agent::ContainerView>(ref ? *ref : agent::ContainerView{});
+ContainerView& edit(ContainerRef& ref) {
+  auto copy = std::make_shared<ContainerView>(ref ? *ref : ContainerView{});
   copy->json.clear();
   ref = copy;
   return *copy;
 }
 
-using CV = agent::ContainerView;
+using CV = ContainerView;
 
 // Container and pod fields: absent for host processes and when the value is unknown.
 template <std::string CV::*Member>
@@ -73,7 +69,7 @@ bool in_container(const Event& e) {
 }
 
 bool set_kind(Event& e, std::string_view s) {
-  for (const auto& info : agent::event_kinds()) {
+  for (const auto& info : event_kinds()) {
     if (info.name == s) {
       e.kind = info.kind;
       return true;
@@ -98,14 +94,14 @@ bool set_u16(uint16_t& field, std::string_view s) {
 
 // Addresses are rendered into a per-thread buffer: one event is evaluated at a time and the view
 // is only used during that evaluation.
-FieldValue address(const Event& e, const agent::NetEndpoint& ep) {
+FieldValue address(const Event& e, const NetEndpoint& ep) {
   if (!is_net(e)) return {};
   thread_local std::string buffer;
   buffer = ep.to_string(e.family);
   return text(buffer);
 }
 
-bool set_address(Event& e, agent::NetEndpoint& ep, std::string_view s) {
+bool set_address(Event& e, NetEndpoint& ep, std::string_view s) {
   const std::string value(s);
   const int family = value.find(':') != std::string::npos ? AF_INET6 : AF_INET;
   if (inet_pton(family, value.c_str(), ep.addr.data()) != 1) return false;
@@ -132,9 +128,9 @@ bool set_ancestor_exe(Event& e, std::string_view s) {
 }
 
 // Virtual machine fields: absent on events without a VM.
-using VV = agent::VmView;
-agent::VmView& edit(agent::VmRef& ref) {
-  auto copy = std::make_shared<agent::VmView>(ref ? *ref : agent::VmView{});
+using VV = VmView;
+VmView& edit(VmRef& ref) {
+  auto copy = std::make_shared<VmView>(ref ? *ref : VmView{});
   ref = copy;
   return *copy;
 }
@@ -168,17 +164,17 @@ bool set_vm_label(Event& e, std::string_view s) {
 }
 
 bool is_vm(const Event& e) {
-  return agent::class_of(e.kind) == EventClass::kVirtualMachine;
+  return class_of(e.kind) == EventClass::kVirtualMachine;
 }
 
 // Rates are absent unless the sample measured them (-1).
-template <int64_t agent::VmActivity::*Member>
+template <int64_t VmActivity::*Member>
 FieldValue read_rate(const Event& e) {
   const int64_t v = e.vm_activity.*Member;
   return e.kind == EventKind::kVmStats && v >= 0 ? number(v) : FieldValue{};
 }
 
-template <int64_t agent::VmActivity::*Member>
+template <int64_t VmActivity::*Member>
 bool assign_rate(Event& e, std::string_view s) {
   return parse_int(s, e.vm_activity.*Member);
 }
@@ -189,10 +185,9 @@ constexpr FieldDef kFields[] = {
      "bind, listen, setuid, setgid, capset, ptrace, module_load, mount, unshare, setns, "
      "memfd_create, bpf, net_deny, exec_deny, file_deny, vm_inventory, vm_lifecycle, vm_host, "
      "vm_stats, vm_guest_change, vm_inspection",
-     [](const Event& e) { return text(agent::kind_name(e.kind)); }, nullptr, set_kind},
+     [](const Event& e) { return text(kind_name(e.kind)); }, nullptr, set_kind},
     {"event.class", FieldType::kString, "process, file, network, privilege, enforcement or vm",
-     [](const Event& e) { return text(agent::class_name(agent::class_of(e.kind))); }, nullptr,
-     nullptr},
+     [](const Event& e) { return text(class_name(class_of(e.kind))); }, nullptr, nullptr},
     {"event.result", FieldType::kInt, "the call's return value (negative errno on failure)",
      [](const Event& e) { return number(e.result); }, nullptr,
      [](Event& e, std::string_view s) { return parse_int(s, e.result); }},
@@ -227,7 +222,7 @@ constexpr FieldDef kFields[] = {
      }},
     {"process.name", FieldType::kString, "executable file name (the comm when the path is unknown)",
      [](const Event& e) {
-       if (e.process && !e.process->exe.empty()) return text(agent::path_basename(e.process->exe));
+       if (e.process && !e.process->exe.empty()) return text(base::path_basename(e.process->exe));
        return text(e.task.comm);
      },
      nullptr, nullptr},
@@ -273,8 +268,8 @@ constexpr FieldDef kFields[] = {
      }},
     {"parent.name", FieldType::kString, "the parent's executable file name",
      [](const Event& e) {
-       return e.parent ? text(agent::path_basename(e.parent->exe.empty() ? e.parent->comm
-                                                                         : e.parent->exe))
+       return e.parent ? text(base::path_basename(e.parent->exe.empty() ? e.parent->comm
+                                                                        : e.parent->exe))
                        : FieldValue{};
      },
      nullptr, nullptr},
@@ -357,10 +352,10 @@ constexpr FieldDef kFields[] = {
        return true;
      }},
     {"file.name", FieldType::kString, "its file name",
-     [](const Event& e) { return is_file(e) ? text(agent::path_basename(e.path)) : FieldValue{}; },
+     [](const Event& e) { return is_file(e) ? text(base::path_basename(e.path)) : FieldValue{}; },
      nullptr, nullptr},
     {"file.dir", FieldType::kString, "its directory",
-     [](const Event& e) { return is_file(e) ? text(agent::path_dirname(e.path)) : FieldValue{}; },
+     [](const Event& e) { return is_file(e) ? text(base::path_dirname(e.path)) : FieldValue{}; },
      nullptr, nullptr},
     {"file.new_path", FieldType::kString, "rename destination",
      [](const Event& e) { return e.kind == EventKind::kFileRename ? text(e.path2) : FieldValue{}; },
@@ -459,20 +454,15 @@ constexpr FieldDef kFields[] = {
        return true;
      }},
     {"vm.cpu_percent", FieldType::kInt, "vm_stats: CPU use of all the VM's vCPUs together, 0-100",
-     read_rate<&agent::VmActivity::cpu_percent>, nullptr,
-     assign_rate<&agent::VmActivity::cpu_percent>},
+     read_rate<&VmActivity::cpu_percent>, nullptr, assign_rate<&VmActivity::cpu_percent>},
     {"vm.net_tx_bps", FieldType::kInt, "vm_stats: bytes per second the guest sent",
-     read_rate<&agent::VmActivity::net_tx_bps>, nullptr,
-     assign_rate<&agent::VmActivity::net_tx_bps>},
+     read_rate<&VmActivity::net_tx_bps>, nullptr, assign_rate<&VmActivity::net_tx_bps>},
     {"vm.net_rx_bps", FieldType::kInt, "vm_stats: bytes per second the guest received",
-     read_rate<&agent::VmActivity::net_rx_bps>, nullptr,
-     assign_rate<&agent::VmActivity::net_rx_bps>},
+     read_rate<&VmActivity::net_rx_bps>, nullptr, assign_rate<&VmActivity::net_rx_bps>},
     {"vm.disk_write_bps", FieldType::kInt, "vm_stats: bytes per second written to its disks",
-     read_rate<&agent::VmActivity::disk_write_bps>, nullptr,
-     assign_rate<&agent::VmActivity::disk_write_bps>},
+     read_rate<&VmActivity::disk_write_bps>, nullptr, assign_rate<&VmActivity::disk_write_bps>},
     {"vm.disk_read_bps", FieldType::kInt, "vm_stats: bytes per second read from its disks",
-     read_rate<&agent::VmActivity::disk_read_bps>, nullptr,
-     assign_rate<&agent::VmActivity::disk_read_bps>},
+     read_rate<&VmActivity::disk_read_bps>, nullptr, assign_rate<&VmActivity::disk_read_bps>},
 };
 
 }  // namespace

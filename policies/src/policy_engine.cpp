@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <charconv>
 
-#include "palisade/agent/container.h"
+#include "palisade/model/container_view.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::policies {
@@ -17,7 +17,7 @@ uint64_t threshold_key(Threshold::By by, const Event& e) {
     case Threshold::By::kParent:
       return e.task.ppid;
     case Threshold::By::kUser:
-      return e.task.auid != agent::TaskIdentity::kNoLoginUid ? e.task.auid : e.task.uid;
+      return e.task.auid != TaskIdentity::kNoLoginUid ? e.task.auid : e.task.uid;
     case Threshold::By::kGlobal:
       return 0;
   }
@@ -273,8 +273,8 @@ std::vector<TestResult> PolicySet::run_embedded_tests() const {
   for (const auto& rule : rules_) {
     for (const auto& tc : rule->tests) {
       Event event;
-      event.kind = agent::EventKind::kProcessExec;
-      event.task.auid = agent::TaskIdentity::kNoLoginUid;
+      event.kind = EventKind::kProcessExec;
+      event.task.auid = TaskIdentity::kNoLoginUid;
       std::string detail;
       for (const auto& [name, value] : tc.fields) {
         const FieldDef* field = find_field(name);

@@ -128,7 +128,7 @@ void read_inspection(const DocumentReader& r, const YAML::Node& node, VmInspecti
 
 }  // namespace
 
-bool VmSelector::matches(const agent::VmView& vm) const {
+bool VmSelector::matches(const VmView& vm) const {
   if (!glob_any(names, vm.name) || !glob_any(hosts, vm.host)) return false;
   for (const auto& [key, value] : labels) {
     const std::string* have = vm.label(key);

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "palisade/agent/container.h"
+#include "palisade/model/container_view.h"
 
 namespace palisade::policies {
 
@@ -68,7 +68,7 @@ bool selects_container(const WorkloadPolicy& policy, const Event& event) {
                                !policy.containers.empty() || !policy.images.empty();
   if (!wants_container) return true;
   if (!event.container) return false;  // a host process, or a container not identified yet
-  const agent::ContainerView& c = *event.container;
+  const ContainerView& c = *event.container;
   if (!policy.namespaces.empty() && !any_glob(policy.namespaces, c.pod_namespace)) return false;
   if (!policy.containers.empty() && !any_glob(policy.containers, c.name)) return false;
   if (!policy.images.empty() && !any_glob(policy.images, c.image)) return false;
@@ -89,7 +89,7 @@ bool selects_process(const WorkloadPolicy& policy, const Event& event) {
   };
   if (event.process && matches(event.process->exe)) return true;
   return std::any_of(event.lineage.begin(), event.lineage.end(),
-                     [&](const agent::ProcessRef& a) { return matches(a->exe); });
+                     [&](const ProcessRef& a) { return matches(a->exe); });
 }
 
 std::string process_violation(const WorkloadPolicy& policy, const Event& event,
@@ -167,21 +167,21 @@ struct FileChange {
 
 FileChange describe_change(const Event& e, bool second_path) {
   switch (e.kind) {
-    case agent::EventKind::kFileOpen:
+    case EventKind::kFileOpen:
       return {kAttrContent,
               (e.flags & O_CREAT) != 0 ? "created or opened for writing" : "opened for writing"};
-    case agent::EventKind::kFileUnlink:
-    case agent::EventKind::kFileRmdir:
+    case EventKind::kFileUnlink:
+    case EventKind::kFileRmdir:
       return {kAttrContent, "deleted"};
-    case agent::EventKind::kFileRename:
+    case EventKind::kFileRename:
       return {kAttrContent,
               second_path ? "replaced by a rename of " + e.path : "renamed to " + e.path2};
-    case agent::EventKind::kFileChmod: {
+    case EventKind::kFileChmod: {
       char mode[16];
       std::snprintf(mode, sizeof(mode), "%04o", e.mode & 07777U);
       return {kAttrMode, std::string("mode set to ") + mode};
     }
-    case agent::EventKind::kFileChown:
+    case EventKind::kFileChown:
       return {kAttrOwner, "owner set to " + std::to_string(static_cast<int32_t>(e.target_uid)) +
                               ":" + std::to_string(static_cast<int32_t>(e.target_gid))};
     default:
@@ -245,14 +245,14 @@ void decide_file(const WorkloadPolicy& policy, const Event& event, const std::st
 
 }  // namespace
 
-bool concerns(const WorkloadPolicy& policy, agent::EventKind kind) {
-  switch (agent::class_of(kind)) {
-    case agent::EventClass::kProcess:
-      return kind == agent::EventKind::kProcessExec && policy.has_process;
-    case agent::EventClass::kNetwork:
-      return (kind == agent::EventKind::kNetConnect && policy.egress.present) ||
-             (kind == agent::EventKind::kNetAccept && policy.ingress.present);
-    case agent::EventClass::kFile:
+bool concerns(const WorkloadPolicy& policy, EventKind kind) {
+  switch (class_of(kind)) {
+    case EventClass::kProcess:
+      return kind == EventKind::kProcessExec && policy.has_process;
+    case EventClass::kNetwork:
+      return (kind == EventKind::kNetConnect && policy.egress.present) ||
+             (kind == EventKind::kNetAccept && policy.ingress.present);
+    case EventClass::kFile:
       return policy.files.present;
     default:
       return false;
@@ -261,7 +261,6 @@ bool concerns(const WorkloadPolicy& policy, agent::EventKind kind) {
 
 void decide(const WorkloadPolicy& policy, const Event& event, const ExecutableHasher* hasher,
             std::vector<Decision>& out, const PeerLookup* peers) {
-  using agent::EventKind;
   if (event.kind == EventKind::kProcessExec && policy.has_process) {
     std::string reason = process_violation(policy, event, hasher);
     if (!reason.empty())
@@ -274,7 +273,7 @@ void decide(const WorkloadPolicy& policy, const Event& event, const ExecutableHa
     std::string reason = network_violation(policy.ingress, event, true, peers);
     if (!reason.empty())
       out.push_back({"ingress", std::move(reason), block_verdict(policy.network_mode)});
-  } else if (agent::class_of(event.kind) == agent::EventClass::kFile && policy.files.present) {
+  } else if (class_of(event.kind) == EventClass::kFile && policy.files.present) {
     if (event.result < 0) return;  // the change did not happen
     decide_file(policy, event, event.path, false, out);
     if (event.kind == EventKind::kFileRename) decide_file(policy, event, event.path2, true, out);

@@ -19,8 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto compiled =
       compile_expression(std::string_view(reinterpret_cast<const char*>(data), size), defs);
   if (auto* expr = std::get_if<Expression>(&compiled)) {
-    for (const auto& info : palisade::agent::event_kinds()) {
-      palisade::agent::Event event;
+    for (const auto& info : palisade::event_kinds()) {
+      palisade::Event event;
       event.kind = info.kind;
       (void)expr->matches(event);
       find_field("process.exe")->assign(event, "/bin/sh");

@@ -19,11 +19,11 @@ using nlohmann::json;
 
 class CaptureSink : public agent::EventSink {
  public:
-  void consume(const agent::Event&, std::string_view ocsf) override {
+  void consume(const Event&, std::string_view ocsf) override {
     std::lock_guard lock(mutex_);
     events_.push_back(json::parse(ocsf));
   }
-  void consume_finding(std::string_view ocsf, const agent::Event&) override {
+  void consume_finding(std::string_view ocsf, const Event&) override {
     std::lock_guard lock(mutex_);
     findings_.push_back(json::parse(ocsf));
   }

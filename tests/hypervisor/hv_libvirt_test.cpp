@@ -57,7 +57,7 @@ class RealLibvirt : public ::testing::Test {
          {std::pair{0U, VIR_DOMAIN_AFFECT_LIVE},
           std::pair{static_cast<unsigned>(VIR_DOMAIN_XML_INACTIVE), VIR_DOMAIN_AFFECT_CONFIG}}) {
       const std::string xml = hv::domain_xml(domain.get(), flags);
-      agent::VmView view;
+      VmView view;
       hv::parse_domain_xml(xml, view);
       for (const auto& nic : view.nics) {
         if (nic.link_up) continue;
@@ -249,7 +249,7 @@ TEST_F(RealLibvirt, ForensicSnapshotDumpsMemoryAndFreezesTheDisk) {
             "ELF");
   ASSERT_EQ(evidence["frozen_disks"][0]["image"], vm.disk);
   // The VM now writes to an overlay; the image as it was is its read-only backing file.
-  agent::VmView view;
+  VmView view;
   hv::parse_domain_xml(hv::domain_xml(domain.get()), view);
   EXPECT_NE(view.disks[0].source, vm.disk);
   const std::string overlay = view.disks[0].source;
@@ -331,7 +331,7 @@ TEST_F(RealLibvirt, InspectsTheRunningVmThroughASnapshotAndFindsNothingNewTheSec
   EXPECT_EQ(done["unmapped"]["palisade"]["detail"], "snapshot") << done.dump();
   EXPECT_NE(done["message"].get<std::string>().find("first inspection"), std::string::npos);
   // Merged back: the VM runs on its own image again, and the overlay is gone.
-  agent::VmView view;
+  VmView view;
   hv::parse_domain_xml(hv::domain_xml(domain.get()), view);
   EXPECT_EQ(view.disks[0].source, vm.disk);
   EXPECT_TRUE(fs::is_empty(dir / "overlays"));
@@ -361,7 +361,7 @@ spec:
   EXPECT_EQ(done["unmapped"]["palisade"]["action"], "completed") << done.dump();
   EXPECT_EQ(done["unmapped"]["palisade"]["detail"], "snapshot");
   // Frozen for the inspection, then merged back.
-  agent::VmView view;
+  VmView view;
   hv::parse_domain_xml(hv::domain_xml(domain.get()), view);
   EXPECT_EQ(view.disks[0].source, vm.disk);
   // Due again only in an hour: one inspection, whatever the scheduler's rounds.

@@ -191,7 +191,7 @@ TEST_F(TestDriver, ResponsesActThroughLibvirtAndSayWhatFailed) {
   out = carry_out(*conn, d.get(), VmAction::kShutdown, options);
   EXPECT_TRUE(out.ok) << out.detail;
   EXPECT_EQ(domain_state(d.get()), "shutoff");
-  const agent::VmView vm = describe_domain(d.get(), kUri, "Test");
+  const VmView vm = describe_domain(d.get(), kUri, "Test");
   const json record =
       vm_remediation_record(VmAction::kShutdown, vm, out, {{"uid", 0}, {"name", "root"}});
   EXPECT_EQ(record["class_uid"], 7001);

@@ -56,7 +56,7 @@ constexpr const char* kDomainXml = R"(<domain type='qemu' id='3'>
 </domain>)";
 
 TEST(DomainXml, ReadsInventoryAndPalisadeLabelsOnly) {
-  agent::VmView vm;
+  VmView vm;
   parse_domain_xml(kDomainXml, vm);
   EXPECT_EQ(vm.name, "web-1");
   EXPECT_EQ(vm.uuid, "6a1a7c1e-ed00-4000-8000-000000000001");
@@ -79,7 +79,7 @@ TEST(DomainXml, ReadsInventoryAndPalisadeLabelsOnly) {
 }
 
 TEST(DomainXml, RejectsWhatIsNotADomainAndEntities) {
-  agent::VmView vm;
+  VmView vm;
   EXPECT_THROW(parse_domain_xml("<network><name>x</name></network>", vm), std::runtime_error);
   EXPECT_THROW(parse_domain_xml("<domain><name>x</name", vm), std::runtime_error);
   // An external entity is never fetched or expanded.
@@ -180,8 +180,8 @@ spec:
   return set;
 }
 
-agent::VmView web_vm() {
-  agent::VmView vm;
+VmView web_vm() {
+  VmView vm;
   vm.name = "web-1";
   vm.uuid = "u1";
   vm.vcpus = 2;
@@ -189,8 +189,8 @@ agent::VmView web_vm() {
   return vm;
 }
 
-agent::VmActivity rates(int64_t cpu, int64_t tx, int64_t wr) {
-  agent::VmActivity a;
+VmActivity rates(int64_t cpu, int64_t tx, int64_t wr) {
+  VmActivity a;
   a.interval_ms = 10'000;
   a.cpu_percent = cpu;
   a.net_tx_bps = tx;
@@ -199,7 +199,7 @@ agent::VmActivity rates(int64_t cpu, int64_t tx, int64_t wr) {
 }
 
 std::vector<std::string> judge(BehaviourDetector& d, const policies::PolicySet& set,
-                               const agent::VmView& vm, uint64_t t_s, agent::VmActivity a) {
+                               const VmView& vm, uint64_t t_s, VmActivity a) {
   std::vector<BehaviourFinding> out;
   d.judge(vm, a, t_s * kSecond, set.vm_policies(), out);
   std::vector<std::string> names;
@@ -321,12 +321,12 @@ TEST(DomainXml, ReadsADiskChainAndEscapesText) {
   EXPECT_EQ(xml_escape("a'b\"<c>&"), "a&apos;b&quot;&lt;c&gt;&amp;");
 }
 
-agent::Event lifecycle_event() {
-  agent::Event e;
-  e.kind = agent::EventKind::kVmLifecycle;
+Event lifecycle_event() {
+  Event e;
+  e.kind = EventKind::kVmLifecycle;
   e.seq = 7;
   e.wall_ns = 1'700'000'000'000'000'000ULL;
-  auto vm = std::make_shared<agent::VmView>();
+  auto vm = std::make_shared<VmView>();
   parse_domain_xml(kDomainXml, *vm);
   vm->host = "qemu:///system";
   vm->hypervisor = "QEMU";
@@ -343,7 +343,7 @@ TEST(VmOcsf, VmEventsAreDeviceInventoryWithTheVmAsDeviceAndReadBack) {
   host.run_id = "r";
   agent::OcsfFormatter formatter(host);
   std::string out;
-  const agent::Event e = lifecycle_event();
+  const Event e = lifecycle_event();
   formatter.format(e, out);
   const auto j = nlohmann::json::parse(out);
   EXPECT_EQ(j["class_uid"], 5001);
@@ -358,9 +358,9 @@ TEST(VmOcsf, VmEventsAreDeviceInventoryWithTheVmAsDeviceAndReadBack) {
 
   const auto read = agent::event_from_ocsf(j);
   ASSERT_TRUE(read);
-  const agent::Event& back = *read;
+  const Event& back = *read;
   ASSERT_TRUE(back.vm);
-  EXPECT_EQ(back.kind, agent::EventKind::kVmLifecycle);
+  EXPECT_EQ(back.kind, EventKind::kVmLifecycle);
   EXPECT_EQ(back.vm->name, "web-1");
   EXPECT_EQ(back.vm->labels, e.vm->labels);
   EXPECT_EQ(back.vm_activity.detail, "booted");

@@ -5,8 +5,6 @@
 namespace palisade::policies {
 namespace {
 
-using agent::EventKind;
-
 Event exec_event(const std::string& exe) {
   Event e;
   e.kind = EventKind::kProcessExec;
@@ -109,7 +107,7 @@ TEST(Expression, KindAnalysisNarrowsDispatch) {
   EXPECT_TRUE(exec_only.test(static_cast<size_t>(EventKind::kProcessExec)));
   EXPECT_EQ(only("event.kind in (unlink, rmdir)").count(), 2U);
   EXPECT_EQ(only("event.class = network").count(), 4U);
-  EXPECT_EQ(only("process.uid = 0").count(), agent::kEventKindLimit);
+  EXPECT_EQ(only("process.uid = 0").count(), kEventKindLimit);
   EXPECT_EQ(only("event.kind = exec or event.kind = open").count(), 2U);
 }
 

@@ -5,8 +5,6 @@
 namespace palisade::policies {
 namespace {
 
-using agent::EventKind;
-
 std::shared_ptr<PolicySet> compile_ok(const std::string& yaml) {
   std::vector<Diagnostic> errors;
   auto set = PolicySet::compile({PolicySource{"test.yaml", yaml}}, errors);
@@ -239,7 +237,7 @@ spec:
   ASSERT_NE(set, nullptr) << (errors.empty() ? "" : errors[0].to_string());
   auto in = [](const std::string& ns) {
     Event e;
-    e.kind = agent::EventKind::kProcessExec;
+    e.kind = EventKind::kProcessExec;
     if (!ns.empty()) find_field("k8s.namespace")->assign(e, ns);
     return e;
   };
@@ -268,7 +266,7 @@ spec:
   output: "denied {process.exe}"
 )");
   ASSERT_NE(set, nullptr);
-  agent::Event event;
+  Event event;
   event.kind = EventKind::kExecDeny;
   std::vector<Finding> findings;
   set->evaluate(event, findings);

@@ -31,8 +31,8 @@ std::vector<Diagnostic> errors_of(const std::string& text) {
   return errors;
 }
 
-agent::VmView vm(std::string name, std::vector<std::pair<std::string, std::string>> labels) {
-  agent::VmView v;
+VmView vm(std::string name, std::vector<std::pair<std::string, std::string>> labels) {
+  VmView v;
   v.name = std::move(name);
   v.host = "qemu:///system";
   v.labels = std::move(labels);
@@ -127,9 +127,9 @@ spec:
 )"}},
                                 errors);
   ASSERT_TRUE(set) << (errors.empty() ? "" : errors[0].to_string());
-  agent::Event e;
-  e.kind = agent::EventKind::kVmGuestChange;
-  e.vm = std::make_shared<agent::VmView>(vm("web-1", {{"tier", "web"}}));
+  Event e;
+  e.kind = EventKind::kVmGuestChange;
+  e.vm = std::make_shared<VmView>(vm("web-1", {{"tier", "web"}}));
   e.vm_activity.action = "authorized-key-added";
   e.vm_activity.detail = "alice SHA256:abc";
   std::vector<Finding> findings;
@@ -139,7 +139,7 @@ spec:
   EXPECT_EQ(findings[0].rule->response, Response::kSnapshot);
   EXPECT_TRUE(is_vm_response(Response::kSnapshot));
 
-  e.vm = std::make_shared<agent::VmView>(vm("web-1", {{"tier", "db"}}));
+  e.vm = std::make_shared<VmView>(vm("web-1", {{"tier", "db"}}));
   findings.clear();
   set->evaluate(e, findings);
   EXPECT_TRUE(findings.empty());

@@ -1,13 +1,11 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
-#include "palisade/agent/container.h"
+#include "palisade/model/container_view.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::policies {
 namespace {
-
-using agent::EventKind;
 
 constexpr const char* kPolicy = R"(apiVersion: palisade.dev/v1
 kind: WorkloadPolicy
@@ -126,7 +124,7 @@ TEST(WorkloadPolicy, ContainerSelectorsMustAllMatch) {
     find_field("k8s.namespace")->assign(e, ns);
     find_field("container.name")->assign(e, container);
     find_field("container.image")->assign(e, image);
-    auto view = std::make_shared<agent::ContainerView>(*e.container);
+    auto view = std::make_shared<ContainerView>(*e.container);
     if (!app.empty()) view->pod_labels["app"] = app;
     e.container = view;
     return e;

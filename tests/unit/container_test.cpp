@@ -5,9 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "palisade/agent/event.h"
 #include "palisade/agent/ocsf.h"
 #include "palisade/agent/ocsf_reader.h"
+#include "palisade/model/event.h"
 
 namespace palisade::agent {
 namespace {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/event.h"
+#include "palisade/model/event.h"
 #include "sensor/sensor_abi.h"
 
 namespace palisade::agent::testing {

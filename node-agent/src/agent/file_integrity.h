@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/event.h"
 #include "palisade/agent/fim.h"
+#include "palisade/model/event.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::agent {

@@ -5,7 +5,7 @@
 #include <set>
 
 #include "palisade/agent/container.h"
-#include "palisade/agent/event.h"
+#include "palisade/model/event.h"
 
 namespace palisade::agent {
 namespace {

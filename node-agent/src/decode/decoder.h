@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "palisade/agent/event.h"
 #include "palisade/agent/source.h"
+#include "palisade/model/event.h"
 #include "sensor/sensor_abi.h"
 
 namespace palisade::agent {

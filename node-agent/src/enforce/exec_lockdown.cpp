@@ -89,7 +89,7 @@ std::vector<std::byte> denial_record(const ExecRequest& request, const ExecDecis
 // The allowlist's verdict on the exec of `path` (as the workload sees it); allowed when empty.
 std::string allowlist_violation(const ExecRequest& request, const std::string& path,
                                 const policies::WorkloadPolicy& policy, FileHashCache& hashes) {
-  policies::Event exec;
+  Event exec;
   exec.kind = EventKind::kProcessExec;
   exec.task.tgid = exec.task.pid = request.pid;
   exec.task.uid = request.uid;
@@ -103,7 +103,7 @@ std::string allowlist_violation(const ExecRequest& request, const std::string& p
   exec.parent = parent;
   exec.exe = path;
   const int fd = request.fd;
-  policies::ExecutableHasher hasher = [&hashes, fd](const policies::Event&) {
+  policies::ExecutableHasher hasher = [&hashes, fd](const Event&) {
     return hashes.sha256_of_fd(fd);
   };
   return policies::process_violation(policy, exec, &hasher);

@@ -13,8 +13,8 @@
 #include "output/ocsf_vm.h"
 #include "palisade/agent/container.h"
 #include "palisade/agent/ocsf.h"
-#include "palisade/agent/path_text.h"
 #include "palisade/agent/pipeline.h"
+#include "palisade/base/path_text.h"
 #include "sensor/sensor_abi.h"
 
 namespace palisade::agent {
@@ -61,8 +61,8 @@ std::string read_first_line(const char* path) {
 
 void write_file(JsonWriter& w, std::string_view path, int type_id) {
   w.begin_object();
-  w.field("path", path).field("name", path_basename(path));
-  auto parent = path_dirname(path);
+  w.field("path", path).field("name", base::path_basename(path));
+  auto parent = base::path_dirname(path);
   if (!parent.empty()) w.field("parent_folder", parent);
   w.field("type_id", type_id).field("type", type_id == 2 ? "Folder" : "Regular File");
   w.end_object();
@@ -242,7 +242,7 @@ struct Writer {
     *end++ = '-';
     end = std::to_chars(end, uid + sizeof(uid), p.start_ns).ptr;
     w.field("uid", std::string_view(uid, static_cast<size_t>(end - uid)));
-    auto name = p.exe.empty() ? std::string_view(p.comm) : path_basename(p.exe);
+    auto name = p.exe.empty() ? std::string_view(p.comm) : base::path_basename(p.exe);
     w.field("name", name);
     if (!p.cmdline.empty()) w.field("cmd_line", p.cmdline);
     if (!p.exe.empty()) {

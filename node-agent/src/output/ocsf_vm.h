@@ -2,8 +2,8 @@
 #pragma once
 
 #include "output/json_writer.h"
-#include "palisade/agent/event.h"
 #include "palisade/agent/ocsf.h"
+#include "palisade/model/event.h"
 
 namespace palisade::agent {
 

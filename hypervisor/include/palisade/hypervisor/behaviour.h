@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "palisade/agent/vm_view.h"
+#include "palisade/model/vm_view.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::hypervisor {
@@ -35,7 +35,7 @@ class RateTracker {
   explicit RateTracker(size_t max_vms = 10000) : max_vms_(max_vms) {}
   // The rates since this VM's previous sample; none for its first sample, after a gap of more
   // than `max_gap_ns`, or when a counter went backwards (the VM restarted).
-  std::optional<agent::VmActivity> update(const StatsCounters& now, uint64_t max_gap_ns);
+  std::optional<VmActivity> update(const StatsCounters& now, uint64_t max_gap_ns);
   void forget(const std::string& uuid) { last_.erase(uuid); }
   size_t size() const { return last_.size(); }
   uint64_t evictions() const { return evictions_; }
@@ -60,7 +60,7 @@ class BehaviourDetector {
   // At most max_tracks (policy, VM) pairs are followed; beyond it the one sampled longest ago is
   // dropped (counted).
   explicit BehaviourDetector(size_t max_tracks = 100000) : max_tracks_(max_tracks) {}
-  void judge(const agent::VmView& vm, const agent::VmActivity& rates, uint64_t now_ns,
+  void judge(const VmView& vm, const VmActivity& rates, uint64_t now_ns,
              const std::vector<std::unique_ptr<policies::VmPolicy>>& policies,
              std::vector<BehaviourFinding>& out);
   void forget(const std::string& uuid);

@@ -5,13 +5,13 @@
 
 #include <string>
 
-#include "palisade/agent/vm_view.h"
+#include "palisade/model/vm_view.h"
 
 namespace palisade::hypervisor {
 
 // Fills name, uuid, vcpus, memory, disks, nics and labels (sorted); leaves host, hypervisor,
 // state and persistent alone. Throws std::runtime_error when the text is not a domain document.
-void parse_domain_xml(const std::string& xml, agent::VmView& out);
+void parse_domain_xml(const std::string& xml, VmView& out);
 
 // The <interface> element of the NIC with this MAC, serialized, with its <link state> set to
 // up or down (added when absent): what virDomainUpdateDeviceFlags takes to change a link.

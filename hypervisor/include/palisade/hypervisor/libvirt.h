@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/vm_view.h"
+#include "palisade/model/vm_view.h"
 
 namespace palisade::hypervisor {
 
@@ -63,8 +63,7 @@ std::string domain_uuid(virDomainPtr d);
 // The domain's state name (running, paused, shutoff, crashed, ...).
 std::string domain_state(virDomainPtr d);
 // Everything the inventory records: parsed from the live XML, plus state and persistence.
-agent::VmView describe_domain(virDomainPtr d, const std::string& uri,
-                              const std::string& hypervisor);
+VmView describe_domain(virDomainPtr d, const std::string& uri, const std::string& hypervisor);
 std::string domain_xml(virDomainPtr d, unsigned int flags = 0);
 
 }  // namespace palisade::hypervisor

@@ -60,7 +60,7 @@ class VmEventEmitter {
   VmEventEmitter(std::shared_ptr<agent::OcsfFormatter> formatter,
                  std::vector<agent::EventSink*> sinks, agent::EventSink* detector);
   // `to_outputs` false: the detector alone sees it (stats samples unless emitted).
-  void emit(agent::Event& event, bool to_outputs = true);
+  void emit(Event& event, bool to_outputs = true);
   uint64_t count() const { return seq_; }
 
  private:

@@ -6,16 +6,16 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/event.h"
 #include "palisade/hypervisor/guest_inspection.h"
 #include "palisade/hypervisor/libvirt.h"
 #include "palisade/hypervisor/monitor.h"
+#include "palisade/model/event.h"
 #include "palisade/policies/vm_policy.h"
 
 namespace palisade::hypervisor {
 
 struct VmInspection {
-  agent::VmView vm;
+  VmView vm;
   // offline (the VM was shut off), snapshot (frozen by an external snapshot), live (read as it
   // runs: consistent enough for configuration files, not for files being written).
   std::string method;
@@ -41,8 +41,8 @@ std::vector<std::string> recover_overlays(virDomainPtr domain,
 
 // The events an inspection yields: one vm_inspection (completed) and one vm_guest_change per
 // change. Their seq and times are set when they are emitted.
-std::vector<agent::Event> inspection_events(const VmInspection& inspection);
+std::vector<Event> inspection_events(const VmInspection& inspection);
 // The event of an inspection that failed.
-agent::Event inspection_failure_event(agent::VmView vm, const std::string& reason);
+Event inspection_failure_event(VmView vm, const std::string& reason);
 
 }  // namespace palisade::hypervisor

@@ -7,8 +7,8 @@
 #include <optional>
 #include <string>
 
-#include "palisade/agent/vm_view.h"
 #include "palisade/hypervisor/libvirt.h"
+#include "palisade/model/vm_view.h"
 
 namespace palisade::hypervisor {
 
@@ -42,7 +42,7 @@ ActionOutcome carry_out(Connection& connection, virDomainPtr domain, VmAction ac
                         const ResponseOptions& options);
 
 // The audit event for an action on `vm`: requested_by is agent::requester(...).
-nlohmann::json vm_remediation_record(VmAction action, const agent::VmView& vm,
+nlohmann::json vm_remediation_record(VmAction action, const VmView& vm,
                                      const ActionOutcome& outcome,
                                      const nlohmann::json& requested_by);
 

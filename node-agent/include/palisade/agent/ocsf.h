@@ -6,7 +6,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "palisade/agent/event.h"
+#include "palisade/model/event.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::agent {

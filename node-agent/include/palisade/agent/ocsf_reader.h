@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "palisade/agent/event.h"
+#include "palisade/model/event.h"
 
 namespace palisade::agent {
 

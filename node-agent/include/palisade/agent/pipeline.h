@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "palisade/agent/container.h"
-#include "palisade/agent/event.h"
 #include "palisade/agent/ocsf.h"
 #include "palisade/agent/process_table.h"
 #include "palisade/agent/source.h"
+#include "palisade/model/event.h"
 
 namespace palisade::agent {
 

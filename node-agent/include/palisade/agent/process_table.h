@@ -9,7 +9,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "palisade/agent/event.h"
+#include "palisade/model/event.h"
 
 namespace palisade::agent {
 

@@ -11,7 +11,7 @@
 #include <span>
 #include <string>
 
-#include "palisade/agent/event.h"
+#include "palisade/model/event.h"
 
 namespace palisade::agent {
 

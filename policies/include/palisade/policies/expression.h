@@ -28,7 +28,7 @@ struct CompileError {
   std::string message;
 };
 
-using KindSet = std::bitset<agent::kEventKindLimit>;  // indexed by agent::EventKind
+using KindSet = std::bitset<kEventKindLimit>;  // indexed by EventKind
 
 class Expression {
  public:

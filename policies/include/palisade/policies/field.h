@@ -9,11 +9,9 @@
 #include <string>
 #include <string_view>
 
-#include "palisade/agent/event.h"
+#include "palisade/model/event.h"
 
 namespace palisade::policies {
-
-using agent::Event;
 
 enum class FieldType : uint8_t { kString, kInt };
 

@@ -196,7 +196,7 @@ class PolicySet {
   std::vector<Decision> decisions_;  // reused by evaluate_workloads
   ExecutableHasher hasher_;
   PeerLookup peers_;
-  std::array<KindIndex, agent::kEventKindLimit> by_kind_;
+  std::array<KindIndex, kEventKindLimit> by_kind_;
   std::string lookup_key_;  // reused for index lookups
   std::string digest_;
   uint64_t threshold_evictions_ = 0;

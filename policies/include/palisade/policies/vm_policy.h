@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/vm_view.h"
+#include "palisade/model/vm_view.h"
 #include "palisade/policies/workload_policy.h"
 
 namespace palisade::policies {
@@ -24,7 +24,7 @@ struct VmSelector {
   std::vector<std::string> names;             // globs on the domain name; empty = any
   std::vector<std::string> hosts;             // globs on the libvirt URI; empty = any
   std::map<std::string, std::string> labels;  // exact key = value, all required
-  bool matches(const agent::VmView& vm) const;
+  bool matches(const VmView& vm) const;
 };
 
 // A rate that stays beyond its threshold for `sustained_ns` (every sample in that span).

@@ -143,7 +143,7 @@ bool path_glob_matches(const std::string& pattern, const std::string& text);
 bool selects_process(const WorkloadPolicy& policy, const Event& event);
 
 // Whether any section of the policy looks at events of this kind (a cheap pre-check).
-bool concerns(const WorkloadPolicy& policy, agent::EventKind kind);
+bool concerns(const WorkloadPolicy& policy, EventKind kind);
 
 // Appends the policy's decisions on the event (none when everything is allowed and nothing
 // watched changed). Assumes the policy selects the event's workload.

@@ -11,9 +11,10 @@
 #include <string_view>
 #include <vector>
 
-#include "palisade/agent/vm_view.h"
+#include "palisade/model/container_view.h"
+#include "palisade/model/vm_view.h"
 
-namespace palisade::agent {
+namespace palisade {
 
 enum class EventKind : uint16_t {
   kUnknown = 0,
@@ -143,9 +144,6 @@ struct EnforcementInfo {
   std::string workload;   // the cgroup path or container the policy was bound to
 };
 
-struct ContainerView;  // container.h
-using ContainerRef = std::shared_ptr<const ContainerView>;
-
 struct Event {
   EventKind kind = EventKind::kUnknown;
   uint16_t cpu = 0;
@@ -214,4 +212,4 @@ struct Event {
   void clear();  // reset for reuse without giving back string capacity
 };
 
-}  // namespace palisade::agent
+}  // namespace palisade

@@ -3,7 +3,7 @@
 
 #include <string_view>
 
-namespace palisade::agent {
+namespace palisade::base {
 
 // "/usr/bin/ls" -> "ls"; a name without a slash is returned as is.
 constexpr std::string_view path_basename(std::string_view path) {
@@ -18,4 +18,4 @@ constexpr std::string_view path_dirname(std::string_view path) {
   return slash == 0 ? std::string_view("/") : path.substr(0, slash);
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::base

@@ -1,9 +1,9 @@
-#include "palisade/agent/event.h"
+#include "palisade/model/event.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
-namespace palisade::agent {
+namespace palisade {
 
 namespace {
 
@@ -186,4 +186,4 @@ const std::string* VmView::label(std::string_view key) const {
   return nullptr;
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade

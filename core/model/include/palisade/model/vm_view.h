@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-namespace palisade::agent {
+namespace palisade {
 
 struct VmDisk {
   std::string target;  // guest device name: vda, sda
@@ -74,4 +74,4 @@ struct VmActivity {
   std::string after_json;
 };
 
-}  // namespace palisade::agent
+}  // namespace palisade
