@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "palisade/agent/fim.h"
+#include "palisade/fim/fim.h"
 
 namespace palisade::cli {
 namespace {
@@ -19,7 +19,7 @@ constexpr int kChanged = 1;
 constexpr int kFailed = 2;
 
 struct FimFlags {
-  agent::FimStoreOptions store;
+  fim::FimStoreOptions store;
   std::vector<std::string> paths;
   std::vector<std::string> excludes;
   std::vector<std::string> protect;
@@ -33,7 +33,7 @@ std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-void print_errors(const std::vector<agent::FimError>& errors, uint64_t count, bool as_json) {
+void print_errors(const std::vector<fim::FimError>& errors, uint64_t count, bool as_json) {
   for (const auto& e : errors) {
     if (as_json) {
       std::cerr << dump({{"error", e.reason}, {"path", e.path}}) << '\n';
@@ -60,21 +60,21 @@ std::string human_bytes(uint64_t bytes) {
 }
 
 // The scope the stored baseline was built with, with this run's limits.
-agent::BaselineOptions stored_scope(agent::FimStore& store, const FimFlags& f) {
-  agent::BaselineOptions options = store.baseline_options();
+fim::BaselineOptions stored_scope(fim::FimStore& store, const FimFlags& f) {
+  fim::BaselineOptions options = store.baseline_options();
   options.threads = f.threads;
   return options;
 }
 
 int baseline_command(const FimFlags& f) {
-  agent::BaselineOptions options;
+  fim::BaselineOptions options;
   options.roots = f.paths;
   options.excludes = f.excludes;
   options.protect = f.protect;
   options.one_filesystem = f.one_filesystem;
   options.threads = f.threads;
-  agent::FimStore store(f.store);
-  const agent::BaselineReport r = agent::build_baseline(options, store);
+  fim::FimStore store(f.store);
+  const fim::BaselineReport r = fim::build_baseline(options, store);
   print_errors(r.errors, r.error_count, f.json);
   if (f.json) {
     std::cout << dump({{"files", r.files},
@@ -98,10 +98,10 @@ int baseline_command(const FimFlags& f) {
 }
 
 int check_command(const FimFlags& f) {
-  agent::FimStore store(f.store);
-  const agent::CheckReport r = agent::check(store, stored_scope(store, f));
+  fim::FimStore store(f.store);
+  const fim::CheckReport r = fim::check(store, stored_scope(store, f));
   for (const auto& change : r.changes) {
-    std::cout << (f.json ? agent::to_json(change) : agent::describe(change)) << '\n';
+    std::cout << (f.json ? fim::to_json(change) : fim::describe(change)) << '\n';
   }
   print_errors(r.errors, r.error_count, f.json);
   std::cerr << "checked " << r.files << " entries (" << human_bytes(r.bytes) << " read) in "
@@ -117,12 +117,12 @@ int approve_command(const FimFlags& f) {
     std::cerr << "palisade fim approve: give paths or --all (not both)\n";
     return kFailed;
   }
-  agent::FimStore store(f.store);
-  const agent::BaselineOptions options = stored_scope(store, f);
-  const agent::ApproveReport r =
-      f.all ? agent::approve_all(store, options) : agent::approve(store, options, f.paths);
+  fim::FimStore store(f.store);
+  const fim::BaselineOptions options = stored_scope(store, f);
+  const fim::ApproveReport r =
+      f.all ? fim::approve_all(store, options) : fim::approve(store, options, f.paths);
   for (const auto& change : r.changes) {
-    std::cout << (f.json ? agent::to_json(change) : "approved: " + agent::describe(change)) << '\n';
+    std::cout << (f.json ? fim::to_json(change) : "approved: " + fim::describe(change)) << '\n';
   }
   print_errors(r.errors, r.error_count, f.json);
   std::cerr << "approved " << r.added << " added, " << r.removed << " removed, " << r.modified
@@ -131,22 +131,22 @@ int approve_command(const FimFlags& f) {
 }
 
 int restore_command(const FimFlags& f) {
-  agent::FimStore store(f.store);
-  const agent::RestoreResult r = agent::restore_protected(store, f.paths.at(0));
+  fim::FimStore store(f.store);
+  const fim::RestoreResult r = fim::restore_protected(store, f.paths.at(0));
   if (f.json) {
-    std::cout << "{\"restored\":" << agent::to_json(r.restored)
-              << ",\"replaced\":" << (r.replaced ? agent::to_json(*r.replaced) : "null") << "}\n";
+    std::cout << "{\"restored\":" << fim::to_json(r.restored)
+              << ",\"replaced\":" << (r.replaced ? fim::to_json(*r.replaced) : "null") << "}\n";
     return kUnchanged;
   }
-  const agent::FileRecord& now = r.restored;
+  const fim::FileRecord& now = r.restored;
   std::printf("restored %s: sha256 %s, mode %04o, owner %u:%u\n", now.path.c_str(),
               now.sha256.c_str(), now.mode, now.uid, now.gid);
   if (!r.replaced) {
     std::cout << "replaced: nothing (the path was empty)\n";
     return kUnchanged;
   }
-  const agent::FileRecord& old = *r.replaced;
-  std::printf("replaced: %s, mode %04o, owner %u:%u", agent::to_string(old.type), old.mode, old.uid,
+  const fim::FileRecord& old = *r.replaced;
+  std::printf("replaced: %s, mode %04o, owner %u:%u", fim::to_string(old.type), old.mode, old.uid,
               old.gid);
   if (!old.sha256.empty()) std::cout << ", sha256 " << old.sha256;
   if (!old.link_target.empty()) std::cout << ", -> " << old.link_target;

@@ -13,8 +13,8 @@
 
 #include "learn.h"
 #include "palisade/agent/event_store.h"
-#include "palisade/agent/file_hash.h"
 #include "palisade/agent/ocsf_reader.h"
+#include "palisade/base/file_hash_cache.h"
 
 namespace palisade::cli {
 namespace {
@@ -94,7 +94,7 @@ LearnResult learn_workload_policy(const LearnOptions& options) {
     }
   }
 
-  agent::FileHashCache hashes;
+  base::FileHashCache hashes;
   YAML::Emitter out;
   out << YAML::Comment("Learned by palisade policy learn from " + std::to_string(seen.events) +
                        " events; review, then set mode: enforce.");

@@ -24,15 +24,17 @@ LAYERS = {
     "core": [],
     "policies": ["core"],
     "k8s": ["core"],
-    "node-agent": ["core", "policies", "k8s"],
-    "hypervisor": ["core", "policies"],
-    "cli": ["core", "policies", "k8s", "node-agent", "hypervisor"],
+    "fim": ["core"],
+    "node-agent": ["core", "policies", "k8s", "fim"],
+    "hypervisor": ["core", "policies", "fim"],
+    "cli": ["core", "policies", "k8s", "fim", "node-agent", "hypervisor"],
 }
 # The include prefix each component's public headers live under.
 HEADER_PREFIX = {
     "agent": "node-agent",
     "policies": "policies",
     "k8s": "k8s",
+    "fim": "fim",
     "hypervisor": "hypervisor",
     "base": "core",
     "model": "core",

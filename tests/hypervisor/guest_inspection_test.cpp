@@ -268,9 +268,9 @@ class GuestInspectionTest : public ::testing::Test {
   const GuestInventory& first() const { return suite->first->inventory; }
   const GuestInventory& second() const { return suite->second->inventory; }
 
-  static const agent::FileRecord* record(const std::vector<agent::FileRecord>& records,
-                                         const std::string& path) {
-    for (const agent::FileRecord& r : records) {
+  static const fim::FileRecord* record(const std::vector<fim::FileRecord>& records,
+                                       const std::string& path) {
+    for (const fim::FileRecord& r : records) {
       if (r.path == path) return &r;
     }
     return nullptr;
@@ -356,11 +356,11 @@ TEST_F(GuestInspectionTest, ReadsSystemdUnitsAndWhatEnablesThem) {
 
 TEST_F(GuestInspectionTest, FindsSetuidAndSetgidFiles) {
   ASSERT_EQ(first().setid_files.size(), 2U);
-  const agent::FileRecord& chage = first().setid_files[0];
+  const fim::FileRecord& chage = first().setid_files[0];
   EXPECT_EQ(chage.path, "/usr/bin/chage");
   EXPECT_EQ(chage.mode, 02755U);
   EXPECT_EQ(chage.gid, kShadowGid);
-  const agent::FileRecord& passwd = first().setid_files[1];
+  const fim::FileRecord& passwd = first().setid_files[1];
   EXPECT_EQ(passwd.path, "/usr/bin/passwd");
   EXPECT_EQ(passwd.mode, 04755U);
   EXPECT_EQ(passwd.sha256, sha256_hex(kPasswdTool));
@@ -375,9 +375,9 @@ TEST_F(GuestInspectionTest, ListsInstalledPackages) {
 }
 
 TEST_F(GuestInspectionTest, RecordsTheFileBaselineInTheAgentsFormat) {
-  const agent::FileRecord* demo = record(first().files, "/usr/bin/edr-demo");
+  const fim::FileRecord* demo = record(first().files, "/usr/bin/edr-demo");
   ASSERT_NE(demo, nullptr);
-  EXPECT_EQ(demo->type, agent::FileType::kFile);
+  EXPECT_EQ(demo->type, fim::FileType::kFile);
   EXPECT_EQ(demo->mode, 0755U);
   EXPECT_EQ(demo->uid, 0U);
   EXPECT_EQ(demo->size, kEdrDemo.size());
@@ -385,19 +385,19 @@ TEST_F(GuestInspectionTest, RecordsTheFileBaselineInTheAgentsFormat) {
   EXPECT_TRUE(demo->fast_hash.empty());
   EXPECT_GT(demo->mtime_ns, 0);
   EXPECT_GT(demo->inode, 0U);
-  const agent::FileRecord* shadow = record(first().files, "/etc/shadow");
+  const fim::FileRecord* shadow = record(first().files, "/etc/shadow");
   ASSERT_NE(shadow, nullptr);
   EXPECT_EQ(shadow->mode, 0640U);
   EXPECT_EQ(shadow->gid, kShadowGid);
-  const agent::FileRecord* sh = record(first().files, "/bin/sh");
+  const fim::FileRecord* sh = record(first().files, "/bin/sh");
   ASSERT_NE(sh, nullptr);
-  EXPECT_EQ(sh->type, agent::FileType::kSymlink);
+  EXPECT_EQ(sh->type, fim::FileType::kSymlink);
   EXPECT_EQ(sh->link_target, "dash");
-  const agent::FileRecord* etc = record(first().files, "/etc");
+  const fim::FileRecord* etc = record(first().files, "/etc");
   ASSERT_NE(etc, nullptr);
-  EXPECT_EQ(etc->type, agent::FileType::kDirectory);
+  EXPECT_EQ(etc->type, fim::FileType::kDirectory);
   // Only the baseline's trees: nothing from /home or /var.
-  for (const agent::FileRecord& r : first().files) {
+  for (const fim::FileRecord& r : first().files) {
     EXPECT_TRUE(r.path.rfind("/etc", 0) == 0 || r.path.rfind("/bin", 0) == 0 ||
                 r.path.rfind("/sbin", 0) == 0 || r.path.rfind("/usr/bin", 0) == 0 ||
                 r.path.rfind("/usr/sbin", 0) == 0)

@@ -146,10 +146,10 @@ TEST(GuestSshKeys, FingerprintsMatchSshKeygen) {
 
 // ---------------------------------------------------------------- compare()
 
-agent::FileRecord file(const std::string& path, const std::string& sha256, uint32_t mode = 0755) {
-  agent::FileRecord r;
+fim::FileRecord file(const std::string& path, const std::string& sha256, uint32_t mode = 0755) {
+  fim::FileRecord r;
   r.path = path;
-  r.type = agent::FileType::kFile;
+  r.type = fim::FileType::kFile;
   r.mode = mode;
   r.size = 10;
   r.sha256 = sha256;
@@ -201,9 +201,9 @@ GuestChange only_change(const GuestInventory& after) {
   return changes.size() == 1 ? changes.front() : GuestChange{};
 }
 
-void replace_file(GuestInventory& i, const agent::FileRecord& record) {
+void replace_file(GuestInventory& i, const fim::FileRecord& record) {
   auto it = std::find_if(i.files.begin(), i.files.end(),
-                         [&](const agent::FileRecord& r) { return r.path == record.path; });
+                         [&](const fim::FileRecord& r) { return r.path == record.path; });
   if (it == i.files.end()) {
     i.files.push_back(record);
     std::sort(i.files.begin(), i.files.end(),
@@ -219,7 +219,7 @@ TEST(GuestCompare, IdenticalInventoriesHaveNoChanges) {
 
 TEST(GuestCompare, TimesAndInodesOfFilesAreNotChanges) {
   GuestInventory after = base_inventory();
-  for (agent::FileRecord& r : after.files) {
+  for (fim::FileRecord& r : after.files) {
     r.mtime_ns += 5;
     r.ctime_ns += 7;
     r.inode += 100;
@@ -352,8 +352,8 @@ TEST(GuestCompare, DuplicateCronLinesAreCounted) {
 
 TEST(GuestInventoryJson, RoundTrips) {
   GuestInventory i = base_inventory();
-  i.files.push_back(agent::FileRecord{"/bin/sh", agent::FileType::kSymlink, 0777, 0, 0, 4, 5, 6, 7,
-                                      "", "", "dash", false});
+  i.files.push_back(fim::FileRecord{"/bin/sh", fim::FileType::kSymlink, 0777, 0, 0, 4, 5, 6, 7, "",
+                                    "", "dash", false});
   i.incomplete_roots = {"/usr"};
   i.warnings = {"w1"};
   const nlohmann::json j = to_json(i);

@@ -1,12 +1,12 @@
-#include "palisade/agent/file_hash.h"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
-namespace palisade::agent {
+#include "palisade/base/file_hash_cache.h"
+
+namespace palisade::base {
 namespace {
 
 namespace fs = std::filesystem;
@@ -57,4 +57,4 @@ TEST_F(FileHashTest, RefusesWhatItShouldNotHash) {
 }
 
 }  // namespace
-}  // namespace palisade::agent
+}  // namespace palisade::base

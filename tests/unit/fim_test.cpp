@@ -1,6 +1,6 @@
 // File-integrity baseline, check, confirm, approve and restore against real files (as root: the
 // tests change owners and drop privileges in a child to make paths unreadable).
-#include "palisade/agent/fim.h"
+#include "palisade/fim/fim.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -14,7 +14,7 @@
 #include <map>
 #include <sstream>
 
-namespace palisade::agent {
+namespace palisade::fim {
 namespace {
 
 namespace fs = std::filesystem;
@@ -544,4 +544,4 @@ TEST_F(FimTest, ABaselineNeedsExistingRoots) {
 }
 
 }  // namespace
-}  // namespace palisade::agent
+}  // namespace palisade::fim

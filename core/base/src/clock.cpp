@@ -16,4 +16,8 @@ uint64_t wall_now_ns() {
                                    .count());
 }
 
+int64_t timespec_ns(const struct timespec& ts) {
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 }  // namespace palisade::base

@@ -46,11 +46,11 @@ std::string template_of(const std::string& name) {
   return name.substr(0, at + 1) + name.substr(dot);
 }
 
-agent::FileType file_type(uint32_t mode) {
-  if (S_ISREG(mode)) return agent::FileType::kFile;
-  if (S_ISDIR(mode)) return agent::FileType::kDirectory;
-  if (S_ISLNK(mode)) return agent::FileType::kSymlink;
-  return agent::FileType::kOther;
+fim::FileType file_type(uint32_t mode) {
+  if (S_ISREG(mode)) return fim::FileType::kFile;
+  if (S_ISDIR(mode)) return fim::FileType::kDirectory;
+  if (S_ISLNK(mode)) return fim::FileType::kSymlink;
+  return fim::FileType::kOther;
 }
 
 std::string package_version(const GuestApplication& a) {
@@ -62,8 +62,8 @@ std::string package_version(const GuestApplication& a) {
 
 }  // namespace
 
-agent::FileRecord file_record(const std::string& path, const TreeEntry& entry) {
-  agent::FileRecord r;
+fim::FileRecord file_record(const std::string& path, const TreeEntry& entry) {
+  fim::FileRecord r;
   r.path = path;
   r.type = file_type(entry.stat.mode);
   r.mode = entry.stat.mode & 07777U;
@@ -345,7 +345,7 @@ void Collectors::files(const std::vector<std::string>& roots, GuestInventory& in
     }
   }
   std::sort(inventory.files.begin(), inventory.files.end(),
-            [](const agent::FileRecord& a, const agent::FileRecord& b) { return a.path < b.path; });
+            [](const fim::FileRecord& a, const fim::FileRecord& b) { return a.path < b.path; });
 }
 
 }  // namespace palisade::hypervisor::inspect

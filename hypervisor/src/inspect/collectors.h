@@ -61,6 +61,6 @@ class Collectors {
   DeadlineCheck check_deadline_;
 };
 
-agent::FileRecord file_record(const std::string& path, const TreeEntry& entry);
+fim::FileRecord file_record(const std::string& path, const TreeEntry& entry);
 
 }  // namespace palisade::hypervisor::inspect

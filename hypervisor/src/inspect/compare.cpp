@@ -291,55 +291,55 @@ void compare_units(const GuestInventory& a, const GuestInventory& b, Changes& ch
 // What the node agent's FIM compares: type, mode, owner, link target and content (by SHA-256,
 // when both sides have one). Times, size and inode are not compared: an offline image rebuilt or
 // restored from a snapshot renumbers inodes and restamps ctime, and a touched file is no change.
-uint32_t differences(const agent::FileRecord& x, const agent::FileRecord& y) {
-  if (x.type != y.type) return agent::kChangedType;
+uint32_t differences(const fim::FileRecord& x, const fim::FileRecord& y) {
+  if (x.type != y.type) return fim::kChangedType;
   uint32_t changed = 0;
-  if (x.mode != y.mode) changed |= agent::kChangedMode;
-  if (x.uid != y.uid || x.gid != y.gid) changed |= agent::kChangedOwner;
-  if (x.type == agent::FileType::kSymlink && x.link_target != y.link_target) {
-    changed |= agent::kChangedTarget;
+  if (x.mode != y.mode) changed |= fim::kChangedMode;
+  if (x.uid != y.uid || x.gid != y.gid) changed |= fim::kChangedOwner;
+  if (x.type == fim::FileType::kSymlink && x.link_target != y.link_target) {
+    changed |= fim::kChangedTarget;
   }
-  if (x.type == agent::FileType::kFile && !x.sha256.empty() && !y.sha256.empty() &&
+  if (x.type == fim::FileType::kFile && !x.sha256.empty() && !y.sha256.empty() &&
       x.sha256 != y.sha256) {
-    changed |= agent::kChangedContent;
+    changed |= fim::kChangedContent;
   }
   return changed;
 }
 
-std::string describe(const agent::FileRecord* x, const agent::FileRecord* y, uint32_t changed) {
-  agent::FileChange change;
+std::string describe(const fim::FileRecord* x, const fim::FileRecord* y, uint32_t changed) {
+  fim::FileChange change;
   change.path = y != nullptr ? y->path : x->path;
-  change.kind = x == nullptr   ? agent::ChangeKind::kAdded
-                : y == nullptr ? agent::ChangeKind::kRemoved
-                               : agent::ChangeKind::kModified;
+  change.kind = x == nullptr   ? fim::ChangeKind::kAdded
+                : y == nullptr ? fim::ChangeKind::kRemoved
+                               : fim::ChangeKind::kModified;
   change.changed = changed;
   if (x != nullptr) change.before = *x;
   if (y != nullptr) change.after = *y;
-  return agent::describe(change);
+  return fim::describe(change);
 }
 
-nlohmann::json json_or_null(const agent::FileRecord* r) {
+nlohmann::json json_or_null(const fim::FileRecord* r) {
   return r == nullptr ? nlohmann::json(nullptr) : json_of(*r);
 }
 
-std::string record_key(const agent::FileRecord& r) {
+std::string record_key(const fim::FileRecord& r) {
   return r.path;
 }
 
 void compare_setid(const GuestInventory& a, const GuestInventory& b, Changes& changes) {
-  const auto add = [&](const char* kind, const agent::FileRecord* x, const agent::FileRecord* y,
+  const auto add = [&](const char* kind, const fim::FileRecord* x, const fim::FileRecord* y,
                        uint32_t changed) {
     const std::string& path = y != nullptr ? y->path : x->path;
     changes.add(kind, path, path, describe(x, y, changed), json_or_null(x), json_or_null(y));
   };
   walk_pairs(
       keyed(a.setid_files, record_key), keyed(b.setid_files, record_key),
-      [&](const agent::FileRecord& r) { add("setid-added", nullptr, &r, 0); },
-      [&](const agent::FileRecord& r) {
+      [&](const fim::FileRecord& r) { add("setid-added", nullptr, &r, 0); },
+      [&](const fim::FileRecord& r) {
         // Gone, or only its setuid/setgid bits: either way it no longer runs with other rights.
         add("setid-removed", &r, nullptr, 0);
       },
-      [&](const agent::FileRecord& x, const agent::FileRecord& y) {
+      [&](const fim::FileRecord& x, const fim::FileRecord& y) {
         if (const uint32_t changed = differences(x, y); changed != 0) {
           add("setid-modified", &x, &y, changed);
         }
@@ -377,7 +377,7 @@ void compare_files(const GuestInventory& a, const GuestInventory& b, Changes& ch
       return root == "/" || path == root || path.rfind(root + "/", 0) == 0;
     });
   };
-  const auto add = [&](const char* kind, const agent::FileRecord* x, const agent::FileRecord* y,
+  const auto add = [&](const char* kind, const fim::FileRecord* x, const fim::FileRecord* y,
                        uint32_t changed) {
     const std::string& path = y != nullptr ? y->path : x->path;
     if (changes.explained(path)) return;
@@ -385,13 +385,13 @@ void compare_files(const GuestInventory& a, const GuestInventory& b, Changes& ch
   };
   walk_pairs(
       keyed(a.files, record_key), keyed(b.files, record_key),
-      [&](const agent::FileRecord& r) {
+      [&](const fim::FileRecord& r) {
         if (!in_partial(r.path)) add("file-added", nullptr, &r, 0);
       },
-      [&](const agent::FileRecord& r) {
+      [&](const fim::FileRecord& r) {
         if (!in_partial(r.path)) add("file-removed", &r, nullptr, 0);
       },
-      [&](const agent::FileRecord& x, const agent::FileRecord& y) {
+      [&](const fim::FileRecord& x, const fim::FileRecord& y) {
         if (const uint32_t changed = differences(x, y); changed != 0) {
           add("file-modified", &x, &y, changed);
         }

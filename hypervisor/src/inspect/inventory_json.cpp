@@ -8,10 +8,10 @@ namespace {
 
 constexpr int kSchemaVersion = 1;
 
-agent::FileType file_type_from(const std::string& text) {
-  for (const agent::FileType t : {agent::FileType::kFile, agent::FileType::kDirectory,
-                                  agent::FileType::kSymlink, agent::FileType::kOther}) {
-    if (text == agent::to_string(t)) return t;
+fim::FileType file_type_from(const std::string& text) {
+  for (const fim::FileType t : {fim::FileType::kFile, fim::FileType::kDirectory,
+                                fim::FileType::kSymlink, fim::FileType::kOther}) {
+    if (text == fim::to_string(t)) return t;
   }
   throw std::invalid_argument("unknown file type \"" + text + "\"");
 }
@@ -62,12 +62,12 @@ nlohmann::json json_of(const Package& p) {
   return {{"name", p.name}, {"version", p.version}, {"arch", p.arch}};
 }
 
-nlohmann::json json_of(const agent::FileRecord& r) {
-  return nlohmann::json::parse(agent::to_json(r));
+nlohmann::json json_of(const fim::FileRecord& r) {
+  return nlohmann::json::parse(fim::to_json(r));
 }
 
-agent::FileRecord file_record_from_json(const nlohmann::json& j) {
-  agent::FileRecord r;
+fim::FileRecord file_record_from_json(const nlohmann::json& j) {
+  fim::FileRecord r;
   r.path = j.at("path").get<std::string>();
   r.type = file_type_from(j.at("type").get<std::string>());
   r.mode = static_cast<uint32_t>(std::stoul(j.at("mode").get<std::string>(), nullptr, 8));
@@ -150,11 +150,11 @@ GuestInventory inventory_from_json(const nlohmann::json& j) {
                          u.at("wanted_by")};
     });
     inv.setid_files =
-        inspect::items_of<agent::FileRecord>(j, "setid_files", inspect::file_record_from_json);
+        inspect::items_of<fim::FileRecord>(j, "setid_files", inspect::file_record_from_json);
     inv.packages = inspect::items_of<Package>(j, "packages", [](const nlohmann::json& p) {
       return Package{p.at("name"), p.at("version"), p.at("arch")};
     });
-    inv.files = inspect::items_of<agent::FileRecord>(j, "files", inspect::file_record_from_json);
+    inv.files = inspect::items_of<fim::FileRecord>(j, "files", inspect::file_record_from_json);
     inv.incomplete_roots = j.at("incomplete_roots").get<std::vector<std::string>>();
     inv.warnings = j.at("warnings").get<std::vector<std::string>>();
     return inv;

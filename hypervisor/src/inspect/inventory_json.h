@@ -1,10 +1,10 @@
 // JSON shapes of the inventory's parts, shared by to_json(GuestInventory) and the before/after of
-// changes. File records take the node agent's shape (palisade::agent::to_json(FileRecord)).
+// changes. File records take the node agent's shape (palisade::fim::to_json(fim::FileRecord)).
 #pragma once
 
 #include <nlohmann/json.hpp>
 
-#include "palisade/agent/fim.h"
+#include "palisade/fim/fim.h"
 #include "palisade/hypervisor/guest_inspection.h"
 
 namespace palisade::hypervisor::inspect {
@@ -15,8 +15,8 @@ nlohmann::json json_of(const SshKey& key);
 nlohmann::json json_of(const CronEntry& entry);
 nlohmann::json json_of(const SystemdUnit& unit);
 nlohmann::json json_of(const Package& package);
-nlohmann::json json_of(const agent::FileRecord& record);
+nlohmann::json json_of(const fim::FileRecord& record);
 
-agent::FileRecord file_record_from_json(const nlohmann::json& json);
+fim::FileRecord file_record_from_json(const nlohmann::json& json);
 
 }  // namespace palisade::hypervisor::inspect

@@ -85,7 +85,7 @@ class Agent {
   void run_canary();
   void prepare_policy(policies::PolicySet& set) const;
   std::vector<PeerAddress> peer_addresses(const policies::PeerSelector& selector) const;
-  void report_drift(const FileChange& change, const Event* trigger);
+  void report_drift(const fim::FileChange& change, const Event* trigger);
   void respond(const policies::Finding& finding, const Event& event);
   std::string carry_out(policies::Response response, const Event& event, nlohmann::json& record,
                         bool& ok);
@@ -353,7 +353,7 @@ void Agent::respond(const policies::Finding& finding, const Event& event) {
 }
 
 // What a rescan of the operator's baseline found changed: a finding per change.
-void Agent::report_drift(const FileChange& change, const Event* trigger) {
+void Agent::report_drift(const fim::FileChange& change, const Event* trigger) {
   static const policies::DetectionRule rule = [] {
     policies::DetectionRule r;
     r.name = "file-integrity-baseline-drift";
@@ -623,7 +623,7 @@ nlohmann::json Agent::status_json(const char* state) {
   } else {
     status["enforcement"] = {{"active", false}, {"reason", enforcement_error_}};
   }
-  const FileHashStats hashes = detector_->executable_hashes();
+  const base::FileHashStats hashes = detector_->executable_hashes();
   status["policy"]["executable_hashes"] = {{"entries", hashes.entries},
                                            {"hits", hashes.hits},
                                            {"misses", hashes.misses},
@@ -757,9 +757,10 @@ int Agent::run() {
                        std::chrono::seconds(config_.enforcement.canary_interval_seconds);
       }
     }
-    fim_->tick(
-        [this](nlohmann::json record, uint32_t pid) { emit_remediation(record, pid, ""); },
-        [this](const FileChange& change, const Event* trigger) { report_drift(change, trigger); });
+    fim_->tick([this](nlohmann::json record, uint32_t pid) { emit_remediation(record, pid, ""); },
+               [this](const fim::FileChange& change, const Event* trigger) {
+                 report_drift(change, trigger);
+               });
     pipeline_->flush();
     if (capture_) capture_->flush();
     if (g_reload.exchange(false)) reload();

@@ -15,7 +15,7 @@ namespace palisade::agent {
 Detector::Detector(std::shared_ptr<OcsfFormatter> formatter, std::vector<EventSink*> outputs)
     : formatter_(std::move(formatter)), outputs_(std::move(outputs)) {}
 
-std::string executable_sha256(FileHashCache& cache, const Event& exec) {
+std::string executable_sha256(base::FileHashCache& cache, const Event& exec) {
   const std::string& exe = exec.process ? exec.process->exe : exec.exe;
   const std::string link = "/proc/" + std::to_string(exec.task.tgid) + "/exe";
   std::array<char, PATH_MAX> target{};

@@ -14,12 +14,12 @@ namespace fs = std::filesystem;
 
 FileIntegrity::FileIntegrity(FileIntegrityConfig config) : config_(std::move(config)) {}
 
-FimStore& FileIntegrity::protect_store() {
+fim::FimStore& FileIntegrity::protect_store() {
   if (!protect_store_) {
     std::error_code ec;
     fs::create_directories(fs::path(config_.protect_database).parent_path(), ec);
-    protect_store_ = std::make_unique<FimStore>(
-        FimStoreOptions{config_.protect_database, config_.content_directory});
+    protect_store_ = std::make_unique<fim::FimStore>(
+        fim::FimStoreOptions{config_.protect_database, config_.content_directory});
   }
   return *protect_store_;
 }
@@ -38,7 +38,7 @@ void FileIntegrity::protect(const policies::PolicySet& set) {
   protected_paths_ = paths;
   if (paths.empty()) return;
   try {
-    FimStore& store = protect_store();
+    fim::FimStore& store = protect_store();
     // Approved copies that exist stay approved; only a new set of paths is baselined, and its
     // current content becomes the approved one (`palisade fim approve` is how it changes later).
     bool same_roots = false;
@@ -48,10 +48,10 @@ void FileIntegrity::protect(const policies::PolicySet& set) {
       same_roots = roots == paths;
     }
     if (same_roots) return;
-    BaselineOptions options;
+    fim::BaselineOptions options;
     options.roots = paths;
     options.protect = paths;
-    const BaselineReport report = build_baseline(options, store);
+    const fim::BaselineReport report = fim::build_baseline(options, store);
     spdlog::info("file integrity: approved copies of {} protected file(s) kept in {}",
                  report.protected_files, config_.content_directory);
   } catch (const std::exception& e) {
@@ -81,10 +81,10 @@ void FileIntegrity::restore(const PendingRestore& pending, const RemediationSink
   std::string detail;
   bool ok = false;
   try {
-    FimStore& store = protect_store();
+    fim::FimStore& store = protect_store();
     const auto change = confirm(store, pending.path);
     if (!change) return;  // opened for writing, but nothing changed
-    const RestoreResult result = restore_protected(store, pending.path);
+    const fim::RestoreResult result = fim::restore_protected(store, pending.path);
     ok = true;
     detail = "restored the approved content of " + pending.path + " (" + describe(*change) +
              ") after a change by pid " + std::to_string(pending.pid) + " (" + pending.exe + ")";
@@ -103,11 +103,11 @@ void FileIntegrity::restore(const PendingRestore& pending, const RemediationSink
   remediation(std::move(record), pending.pid);
 }
 
-FimStore* FileIntegrity::baseline_store() {
+fim::FimStore* FileIntegrity::baseline_store() {
   if (baseline_store_) return baseline_store_.get();
   if (!fs::exists(config_.database)) return nullptr;
-  auto store =
-      std::make_unique<FimStore>(FimStoreOptions{config_.database, config_.content_directory});
+  auto store = std::make_unique<fim::FimStore>(
+      fim::FimStoreOptions{config_.database, config_.content_directory});
   if (!store->last_run()) return nullptr;
   baseline_roots_.clear();
   for (const auto& root : store->baseline_options().roots) {
@@ -151,7 +151,7 @@ void FileIntegrity::confirm_due(const DriftSink& drift) {
   while (!confirms_.empty() && confirms_.front().due <= now) {
     const PendingConfirm pending = std::move(confirms_.front());
     confirms_.pop_front();
-    FimStore* store = baseline_store();
+    fim::FimStore* store = baseline_store();
     if (store == nullptr) return;
     try {
       confirmed_++;
@@ -169,9 +169,9 @@ void FileIntegrity::rescan(const DriftSink& drift) {
   if (!fs::exists(config_.database)) return;
   try {
     baseline_store_.reset();  // the operator may have rebuilt it: take its roots again
-    FimStore* store = baseline_store();
+    fim::FimStore* store = baseline_store();
     if (store == nullptr) return;
-    const CheckReport report = check(*store, store->baseline_options());
+    const fim::CheckReport report = check(*store, store->baseline_options());
     rescans_++;
     size_t reported = 0;
     for (const auto& change : report.changes) {

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/fim.h"
+#include "palisade/fim/fim.h"
 #include "palisade/model/event.h"
 #include "palisade/policies/policy_set.h"
 
@@ -37,7 +37,7 @@ class FileIntegrity {
   using RemediationSink = std::function<void(nlohmann::json record, uint32_t pid)>;
   // A change against the operator's baseline; `trigger` is the file event that revealed it (null
   // for what a rescan found, which cannot say who made the change).
-  using DriftSink = std::function<void(const FileChange& change, const Event* trigger)>;
+  using DriftSink = std::function<void(const fim::FileChange& change, const Event* trigger)>;
 
   explicit FileIntegrity(FileIntegrityConfig config);
 
@@ -64,19 +64,19 @@ class FileIntegrity {
     std::chrono::steady_clock::time_point due;
     Event trigger;  // who did it: process, ancestry, container (views shared, not copied)
   };
-  FimStore& protect_store();
-  FimStore* baseline_store();
+  fim::FimStore& protect_store();
+  fim::FimStore* baseline_store();
   bool under_baseline(const std::string& path) const;
   void confirm_due(const DriftSink& drift);
   void restore(const PendingRestore& pending, const RemediationSink& remediation);
   void rescan(const DriftSink& drift);
 
   FileIntegrityConfig config_;
-  std::unique_ptr<FimStore> protect_store_;
+  std::unique_ptr<fim::FimStore> protect_store_;
   std::vector<std::string> protected_paths_;
   std::deque<PendingRestore> pending_;
-  std::unique_ptr<FimStore> baseline_store_;  // the operator's, opened once it exists
-  std::vector<std::string> baseline_roots_;   // with a trailing '/', for prefix checks
+  std::unique_ptr<fim::FimStore> baseline_store_;  // the operator's, opened once it exists
+  std::vector<std::string> baseline_roots_;        // with a trailing '/', for prefix checks
   std::deque<PendingConfirm> confirms_;
   uint64_t confirmed_ = 0;
   uint64_t dropped_confirms_ = 0;

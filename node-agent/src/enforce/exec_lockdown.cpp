@@ -14,7 +14,7 @@
 #include "enforce/enforce_abi.h"
 #include "enforce/fanotify_guard.h"
 #include "enforce/overlay_layers.h"
-#include "palisade/agent/file_hash.h"
+#include "palisade/base/file_hash_cache.h"
 
 namespace palisade::agent {
 namespace {
@@ -31,7 +31,7 @@ std::optional<ExecutableFile> executable_at(const std::string& root, const std::
 }
 
 void add_entry_files(const policies::ProcessAllowEntry& entry, const std::string& root,
-                     size_t limit, FileHashCache& hashes, std::vector<ExecutableFile>& out) {
+                     size_t limit, base::FileHashCache& hashes, std::vector<ExecutableFile>& out) {
   auto accept = [&](const std::string& path) {
     auto file = executable_at(root, path);
     if (!file) return;
@@ -88,7 +88,8 @@ std::vector<std::byte> denial_record(const ExecRequest& request, const ExecDecis
 
 // The allowlist's verdict on the exec of `path` (as the workload sees it); allowed when empty.
 std::string allowlist_violation(const ExecRequest& request, const std::string& path,
-                                const policies::WorkloadPolicy& policy, FileHashCache& hashes) {
+                                const policies::WorkloadPolicy& policy,
+                                base::FileHashCache& hashes) {
   Event exec;
   exec.kind = EventKind::kProcessExec;
   exec.task.tgid = exec.task.pid = request.pid;
@@ -204,7 +205,7 @@ std::string elf_interpreter(const std::string& path) {
 std::vector<ExecutableFile> allowlisted_files(const policies::WorkloadPolicy& policy,
                                               const std::string& root, size_t limit) {
   std::vector<ExecutableFile> out;
-  FileHashCache hashes(256);
+  base::FileHashCache hashes(256);
   for (const auto& entry : policy.process_allow) {
     add_entry_files(entry, root, limit, hashes, out);
     if (out.size() >= limit) break;
@@ -230,7 +231,7 @@ std::unique_ptr<ExecLockdown> ExecLockdown::start(const ExecLockdownOptions& opt
   self->options_ = options;
   self->lookup_ = std::move(lookup);
   ExecLockdown* raw = self.get();
-  auto hashes = std::make_shared<FileHashCache>(4096);
+  auto hashes = std::make_shared<base::FileHashCache>(4096);
   self->layers_ = std::make_shared<OverlayLayers>();
   std::shared_ptr<OverlayLayers> layers = self->layers_;
 
@@ -248,7 +249,7 @@ std::unique_ptr<ExecLockdown> ExecLockdown::start(const ExecLockdownOptions& opt
       path = path.substr(target->rootfs.size());
     }
     // Verdicts in a locked-down workload are not cached: the interpreter rule below depends on
-    // which exec came before (FileHashCache still saves the hashing).
+    // which exec came before (base::FileHashCache still saves the hashing).
     decision.cacheable = false;
     // The ELF interpreter of an allowlisted program is opened for exec within that program's own
     // execve: allowed right after an allowed exec of the same process, and only then, so that

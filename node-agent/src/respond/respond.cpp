@@ -17,10 +17,10 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "palisade/agent/file_hash.h"
 #include "palisade/agent/ocsf.h"
 #include "palisade/base/clock.h"
 #include "palisade/base/errno_text.h"
+#include "palisade/base/file_hash_cache.h"
 
 namespace palisade::agent {
 namespace fs = std::filesystem;
@@ -133,7 +133,7 @@ QuarantineRecord quarantine_file(const std::string& path, const std::string& qua
   }
   QuarantineRecord r;
   r.original_path = fs::absolute(path).lexically_normal().string();
-  r.sha256 = sha256_hex(fd);
+  r.sha256 = base::sha256_hex(fd);
   close(fd);
   r.size = static_cast<uint64_t>(st.st_size);
   r.mode = st.st_mode & 07777U;

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/fim.h"
+#include "palisade/fim/fim.h"
 
 namespace palisade::hypervisor {
 
@@ -114,11 +114,11 @@ struct GuestInventory {
   std::vector<SshKey> authorized_keys;
   std::vector<CronEntry> cron;
   std::vector<SystemdUnit> units;
-  std::vector<agent::FileRecord> setid_files;  // regular files with setuid or setgid, by path
-  std::vector<Package> packages;               // by name
-  // The baseline of fim_paths, by path: the node agent's FileRecord. fast_hash stays empty (the
-  // content is hashed inside the appliance, where only SHA-256 is available).
-  std::vector<agent::FileRecord> files;
+  std::vector<fim::FileRecord> setid_files;  // regular files with setuid or setgid, by path
+  std::vector<Package> packages;             // by name
+  // The baseline of fim_paths, by path: the node agent's fim::FileRecord. fast_hash stays empty
+  // (the content is hashed inside the appliance, where only SHA-256 is available).
+  std::vector<fim::FileRecord> files;
   std::vector<std::string> incomplete_roots;  // trees cut short by max_files
   std::vector<std::string> warnings;          // what could not be read, and why (bounded)
   bool operator==(const GuestInventory&) const = default;

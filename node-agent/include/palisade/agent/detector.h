@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/file_hash.h"
 #include "palisade/agent/ocsf.h"
 #include "palisade/agent/pipeline.h"
+#include "palisade/base/file_hash_cache.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::agent {
@@ -35,13 +35,13 @@ class Detector : public EventSink {
   // quarantine, ...), after the finding went to the outputs.
   using Responder = std::function<void(const policies::Finding&, const Event&)>;
   void set_responder(Responder responder) { responder_ = std::move(responder); }
-  FileHashStats executable_hashes() const { return hashes_->stats(); }
+  base::FileHashStats executable_hashes() const { return hashes_->stats(); }
 
  private:
   std::shared_ptr<OcsfFormatter> formatter_;
   std::vector<EventSink*> outputs_;
   std::shared_ptr<policies::PolicySet> policy_;
-  std::shared_ptr<FileHashCache> hashes_ = std::make_shared<FileHashCache>();
+  std::shared_ptr<base::FileHashCache> hashes_ = std::make_shared<base::FileHashCache>();
   std::vector<policies::Finding> scratch_;
   Responder responder_;
   std::string json_;
@@ -50,7 +50,7 @@ class Detector : public EventSink {
 
 // The sha256 of an exec event's executable: the running image through /proc/<pid>/exe while the
 // process still runs it, else the file at the path.
-std::string executable_sha256(FileHashCache& cache, const Event& exec);
+std::string executable_sha256(base::FileHashCache& cache, const Event& exec);
 
 // Reads the policy documents of a directory (*.yaml, *.yml, sorted by name). A missing directory
 // has no documents; an unreadable file is an error naming it.

@@ -1,4 +1,4 @@
-#include "fim/tree_walker.h"
+#include "tree_walker.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -9,11 +9,11 @@
 #include <filesystem>
 #include <memory>
 
-#include "fim/content_hasher.h"
+#include "palisade/base/content_hasher.h"
 #include "palisade/base/errno_text.h"
 #include "palisade/base/unique_fd.h"
 
-namespace palisade::agent {
+namespace palisade::fim {
 namespace {
 
 std::string name_of(const std::string& path) {
@@ -175,4 +175,4 @@ bool TreeWalker::walk_root(const std::string& root, const Visit& visit, const Er
   return true;
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::fim

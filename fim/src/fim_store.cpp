@@ -1,4 +1,4 @@
-#include "fim/fim_store.h"
+#include "fim_store.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,11 +10,11 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "fim/content_hasher.h"
 #include "palisade/base/clock.h"
+#include "palisade/base/content_hasher.h"
 #include "palisade/base/errno_text.h"
 
-namespace palisade::agent {
+namespace palisade::fim {
 namespace {
 
 namespace fs = std::filesystem;
@@ -441,4 +441,4 @@ std::string FimStore::content_path(const std::string& sha256) const {
   return impl_->content_path(sha256);
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::fim

@@ -1,4 +1,4 @@
-#include "fim/examiner.h"
+#include "examiner.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,11 +10,12 @@
 #include <mutex>
 #include <thread>
 
-#include "fim/bounded_queue.h"
+#include "palisade/base/bounded_queue.h"
+#include "palisade/base/clock.h"
 #include "palisade/base/errno_text.h"
 #include "palisade/base/unique_fd.h"
 
-namespace palisade::agent {
+namespace palisade::fim {
 namespace {
 
 // A file written while it is read is read again, this many times at most.
@@ -24,7 +25,8 @@ constexpr size_t kResultCapacity = 1024;
 
 bool same_stamps(const struct stat& a, const struct stat& b) {
   return a.st_ino == b.st_ino && a.st_size == b.st_size &&
-         stat_ns(a.st_mtim) == stat_ns(b.st_mtim) && stat_ns(a.st_ctim) == stat_ns(b.st_ctim);
+         base::timespec_ns(a.st_mtim) == base::timespec_ns(b.st_mtim) &&
+         base::timespec_ns(a.st_ctim) == base::timespec_ns(b.st_ctim);
 }
 
 int open_for_reading(const std::string& path) {
@@ -100,7 +102,7 @@ std::string Examiner::hash_file(FileRecord& now, bool want_sha256, bool copy, ui
     if (!S_ISREG(before.st_mode)) return "replaced by something else while being examined";
     std::optional<PendingCopy> pending;
     if (copy) pending.emplace(scan_.store);
-    Digest digest;
+    base::Digest digest;
     std::string failure = hasher_.hash(fd.get(), want_sha256, pending ? pending->fd() : -1, digest);
     if (!failure.empty()) return failure;
     bytes += digest.bytes;
@@ -180,8 +182,8 @@ void run_scan(const Scan& scan, const std::function<void(Outcome&&)>& consume) {
   const unsigned threads = scan.options.threads != 0
                                ? scan.options.threads
                                : std::max(1U, std::thread::hardware_concurrency());
-  BoundedQueue<WorkItem> work(scan.options.queue_capacity);
-  BoundedQueue<Outcome> results(kResultCapacity);
+  base::BoundedQueue<WorkItem> work(scan.options.queue_capacity);
+  base::BoundedQueue<Outcome> results(kResultCapacity);
   std::mutex failure_mutex;
   std::exception_ptr failure;
   auto fail = [&](std::exception_ptr e) {
@@ -267,4 +269,4 @@ void run_scan(const Scan& scan, const std::function<void(Outcome&&)>& consume) {
   if (failure) std::rethrow_exception(failure);
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::fim

@@ -7,14 +7,15 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "fim/content_hasher.h"
-#include "fim/fim_store.h"
-#include "fim/tree_walker.h"
-#include "palisade/agent/fim.h"
+#include "file_stat.h"
+#include "fim_store.h"
+#include "palisade/base/content_hasher.h"
 #include "palisade/base/errno_text.h"
 #include "palisade/base/unique_fd.h"
+#include "palisade/fim/fim.h"
+#include "tree_walker.h"
 
-namespace palisade::agent {
+namespace palisade::fim {
 namespace {
 
 constexpr uint64_t kCopyBuffer = 256 << 10;
@@ -63,8 +64,8 @@ std::optional<FileRecord> describe_current(int dir, const std::string& name,
     if (n >= 0) current.link_target.assign(target.data(), static_cast<size_t>(n));
   } else if (S_ISREG(st.st_mode)) {
     base::UniqueFd fd(openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-    Digest digest;
-    if (fd && ContentHasher(kCopyBuffer).hash(fd.get(), true, -1, digest).empty()) {
+    base::Digest digest;
+    if (fd && base::ContentHasher(kCopyBuffer).hash(fd.get(), true, -1, digest).empty()) {
       current.sha256 = digest.sha256;
       current.fast_hash = digest.fast_hash;
     }
@@ -117,8 +118,9 @@ RestoreResult restore_protected(FimStore& store, const std::string& path_in) {
   if (!out)
     throw std::runtime_error(path + ": cannot create a temporary file: " + base::errno_text(errno));
   TempFile temp(dir.get(), temp_name);
-  Digest digest;
-  if (std::string failure = ContentHasher(kCopyBuffer).hash(source.get(), true, out.get(), digest);
+  base::Digest digest;
+  if (std::string failure =
+          base::ContentHasher(kCopyBuffer).hash(source.get(), true, out.get(), digest);
       !failure.empty()) {
     throw std::runtime_error(path + ": cannot copy the approved content: " + failure);
   }
@@ -157,4 +159,4 @@ RestoreResult restore_protected(FimStore& store, const std::string& path_in) {
   return result;
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::fim

@@ -9,7 +9,7 @@
 #include <mutex>
 #include <optional>
 
-namespace palisade::agent {
+namespace palisade::base {
 
 template <typename T>
 class BoundedQueue {
@@ -72,4 +72,4 @@ class BoundedQueue {
   uint64_t full_waits_ = 0;
 };
 
-}  // namespace palisade::agent
+}  // namespace palisade::base

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/fim.h"
+#include "palisade/fim/fim.h"
 
-namespace palisade::agent {
+namespace palisade::fim {
 
 // Patterns as given on a command line: one that names a relative path ("etc/shadow", "t/*") is
 // made absolute against the working directory; names ("*.log") and patterns that start with a
@@ -66,4 +66,4 @@ class TreeWalker {
   bool one_filesystem_;
 };
 
-}  // namespace palisade::agent
+}  // namespace palisade::fim

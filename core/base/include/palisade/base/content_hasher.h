@@ -13,9 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/fim.h"
-
-namespace palisade::agent {
+namespace palisade::base {
 
 struct Digest {
   std::string sha256;  // empty unless asked for
@@ -39,16 +37,8 @@ class ContentHasher {
 
 // Lowercase hex, two digits a byte.
 std::string to_hex(const unsigned char* bytes, size_t size);
-int64_t stat_ns(const struct timespec& ts);
-
-// A record from lstat data: type, mode, owner, size, times, inode; no hashes, no link target.
-FileRecord record_of(const std::string& path, const struct stat& st);
-
-// True when a write could have happened since `before` was taken: any of size, mtime, ctime or
-// inode differs. Without one, the content cannot have changed short of raw device access.
-bool touched(const FileRecord& before, const FileRecord& now);
 
 // Writes all of `size` bytes; false with errno set otherwise.
 bool write_all(int fd, const char* data, size_t size);
 
-}  // namespace palisade::agent
+}  // namespace palisade::base

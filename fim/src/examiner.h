@@ -10,12 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "fim/content_hasher.h"
-#include "fim/fim_store.h"
-#include "fim/tree_walker.h"
-#include "palisade/agent/fim.h"
+#include "file_stat.h"
+#include "fim_store.h"
+#include "palisade/base/content_hasher.h"
+#include "palisade/fim/fim.h"
+#include "tree_walker.h"
 
-namespace palisade::agent {
+namespace palisade::fim {
 
 enum class ScanMode {
   kBaseline,  // record everything, hash everything, copy protected content
@@ -69,7 +70,7 @@ class Examiner {
   std::string hash_file(FileRecord& now, bool want_sha256, bool copy, uint64_t& bytes);
 
   const Scan& scan_;
-  ContentHasher hasher_;
+  base::ContentHasher hasher_;
 };
 
 // Walks scan.roots, examines every entry on `threads` workers and hands each outcome to consume
@@ -80,4 +81,4 @@ void run_scan(const Scan& scan, const std::function<void(Outcome&&)>& consume);
 // What differs between a baseline record and the entry now (Changed bits).
 uint32_t differences(const FileRecord& before, const FileRecord& now);
 
-}  // namespace palisade::agent
+}  // namespace palisade::fim

@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "palisade/agent/fim.h"
+#include "palisade/fim/fim.h"
 
-namespace palisade::agent {
+namespace palisade::fim {
 namespace {
 
 std::string octal(uint32_t mode) {
@@ -136,4 +136,4 @@ std::string to_json(const FileRecord& record) {
   return text_of(record_json(record));
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::fim

@@ -1,4 +1,4 @@
-#include "fim/content_hasher.h"
+#include "palisade/base/content_hasher.h"
 
 #include <unistd.h>
 
@@ -11,7 +11,7 @@
 
 #include "palisade/base/errno_text.h"
 
-namespace palisade::agent {
+namespace palisade::base {
 namespace {
 
 // Below a page, reads cost more in syscalls than they save in memory.
@@ -28,10 +28,6 @@ std::string to_hex(const unsigned char* bytes, size_t size) {
     out += kHex[bytes[i] & 0xf];
   }
   return out;
-}
-
-int64_t stat_ns(const struct timespec& ts) {
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 ContentHasher::ContentHasher(uint64_t buffer_bytes)
@@ -85,31 +81,4 @@ bool write_all(int fd, const char* data, size_t size) {
   return true;
 }
 
-FileRecord record_of(const std::string& path, const struct stat& st) {
-  FileRecord r;
-  r.path = path;
-  if (S_ISREG(st.st_mode)) {
-    r.type = FileType::kFile;
-  } else if (S_ISDIR(st.st_mode)) {
-    r.type = FileType::kDirectory;
-  } else if (S_ISLNK(st.st_mode)) {
-    r.type = FileType::kSymlink;
-  } else {
-    r.type = FileType::kOther;
-  }
-  r.mode = st.st_mode & 07777U;
-  r.uid = st.st_uid;
-  r.gid = st.st_gid;
-  r.size = static_cast<uint64_t>(st.st_size);
-  r.mtime_ns = stat_ns(st.st_mtim);
-  r.ctime_ns = stat_ns(st.st_ctim);
-  r.inode = st.st_ino;
-  return r;
-}
-
-bool touched(const FileRecord& before, const FileRecord& now) {
-  return before.size != now.size || before.mtime_ns != now.mtime_ns ||
-         before.ctime_ns != now.ctime_ns || before.inode != now.inode;
-}
-
-}  // namespace palisade::agent
+}  // namespace palisade::base

@@ -11,7 +11,7 @@
 
 #include "palisade/base/lru_map.h"
 
-namespace palisade::agent {
+namespace palisade::base {
 
 struct FileHashStats {
   uint64_t hits = 0;
@@ -48,11 +48,11 @@ class FileHashCache {
   };
   uint64_t max_file_bytes_;
   mutable std::mutex mutex_;  // the agent's pipeline and the CLI's tools may share one cache
-  base::LruMap<Key, std::string, KeyHash> hashes_;
+  LruMap<Key, std::string, KeyHash> hashes_;
   FileHashStats stats_;
 };
 
 // sha256 of everything readable from fd, hex; empty on a read error.
 std::string sha256_hex(int fd);
 
-}  // namespace palisade::agent
+}  // namespace palisade::base

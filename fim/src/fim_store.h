@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/fim.h"
 #include "palisade/base/sqlite_statement.h"
 #include "palisade/base/unique_fd.h"
+#include "palisade/fim/fim.h"
 
-namespace palisade::agent {
+namespace palisade::fim {
 
 struct FimStore::Impl {
   explicit Impl(FimStoreOptions store_options);
@@ -77,4 +77,4 @@ struct FimStore::Impl {
 // Binds and reads a FileRecord in the column order of the files table.
 FileRecord record_from_row(const base::SqliteStatement& row);
 
-}  // namespace palisade::agent
+}  // namespace palisade::fim

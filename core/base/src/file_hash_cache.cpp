@@ -1,4 +1,4 @@
-#include "palisade/agent/file_hash.h"
+#include "palisade/base/file_hash_cache.h"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -8,9 +8,9 @@
 #include <array>
 #include <memory>
 
-#include "fim/content_hasher.h"
+#include "palisade/base/content_hasher.h"
 
-namespace palisade::agent {
+namespace palisade::base {
 
 std::string sha256_hex(int fd) {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
@@ -81,4 +81,4 @@ FileHashStats FileHashCache::stats() const {
   return s;
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::base

@@ -6,14 +6,15 @@
 #include <chrono>
 #include <stdexcept>
 
-#include "fim/content_hasher.h"
-#include "fim/examiner.h"
-#include "fim/fim_store.h"
-#include "fim/tree_walker.h"
-#include "palisade/agent/fim.h"
+#include "examiner.h"
+#include "file_stat.h"
+#include "fim_store.h"
+#include "palisade/base/content_hasher.h"
 #include "palisade/base/errno_text.h"
+#include "palisade/fim/fim.h"
+#include "tree_walker.h"
 
-namespace palisade::agent {
+namespace palisade::fim {
 namespace {
 
 // confirm() reads one file per event: a small buffer, allocated per call.
@@ -185,4 +186,4 @@ ApproveReport approve_all(FimStore& store, const BaselineOptions& options) {
   return approve_under(store, options, normal_roots(options.roots));
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::fim

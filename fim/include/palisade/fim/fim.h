@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace palisade::agent {
+namespace palisade::fim {
 
 enum class FileType : uint8_t { kFile, kDirectory, kSymlink, kOther };
 
@@ -192,4 +192,4 @@ std::string to_json(const FileChange& change);
 // One JSON object: the record's fields (mode as octal text, hashes for files, target for links).
 std::string to_json(const FileRecord& record);
 
-}  // namespace palisade::agent
+}  // namespace palisade::fim
