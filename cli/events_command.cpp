@@ -6,7 +6,7 @@
 
 #include "commands.h"
 #include "palisade/agent/event_store.h"
-#include "palisade/agent/schema_doc.h"
+#include "palisade/ocsf/schema_doc.h"
 
 namespace palisade::cli {
 namespace {
@@ -78,7 +78,7 @@ struct EventsFlags {
 
 int run(const EventsFlags& f) {
   if (f.schema) {
-    std::cout << agent::render_events_markdown();
+    std::cout << ocsf::render_events_markdown();
     return 0;
   }
   EventReader reader(f.db);

@@ -95,8 +95,8 @@ std::shared_ptr<policies::PolicySet> compile_policies(const agent::AgentConfig& 
 
 // The outputs every hv command writes to: stdout and/or a JSON-lines file, and the store.
 struct Outputs {
-  std::shared_ptr<agent::OcsfFormatter> formatter =
-      std::make_shared<agent::OcsfFormatter>(agent::HostInfo::detect());
+  std::shared_ptr<ocsf::Formatter> formatter =
+      std::make_shared<ocsf::Formatter>(ocsf::HostInfo::detect());
   std::unique_ptr<agent::JsonLinesSink> stdout_sink;
   std::unique_ptr<agent::JsonLinesSink> file_sink;
   std::unique_ptr<agent::EventStore> store;

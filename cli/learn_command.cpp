@@ -13,8 +13,8 @@
 
 #include "learn.h"
 #include "palisade/agent/event_store.h"
-#include "palisade/agent/ocsf_reader.h"
 #include "palisade/base/file_hash_cache.h"
+#include "palisade/ocsf/reader.h"
 
 namespace palisade::cli {
 namespace {
@@ -71,7 +71,7 @@ LearnResult learn_workload_policy(const LearnOptions& options) {
   query.limit = options.limit;
   Observed seen;
   for (const auto& line : reader.events(query)) {
-    auto event = agent::event_from_ocsf(nlohmann::json::parse(line));
+    auto event = ocsf::event_from_ocsf(nlohmann::json::parse(line));
     if (!event || !event->process) continue;
     if (!options.exe_glob.empty() && !glob_match(options.exe_glob, event->process->exe)) {
       bool descendant = false;

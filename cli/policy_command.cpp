@@ -10,7 +10,7 @@
 #include "learn.h"
 #include "palisade/agent/capture.h"
 #include "palisade/agent/detector.h"
-#include "palisade/agent/ocsf_reader.h"
+#include "palisade/ocsf/reader.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::cli {
@@ -100,7 +100,7 @@ int test(const std::vector<std::string>& files, const std::string& capture, bool
   std::cout << passed << " passed, " << failed << " failed\n";
   if (!capture.empty() && !is_capture_file(capture)) {
     // OCSF JSON lines as written by `palisade agent --json`: events carry their enrichment.
-    auto formatter = std::make_shared<agent::OcsfFormatter>(agent::HostInfo::detect());
+    auto formatter = std::make_shared<ocsf::Formatter>(ocsf::HostInfo::detect());
     FindingPrinter printer;
     agent::Detector detector(formatter, {&printer});
     set->set_hostname(formatter->host().hostname);
@@ -113,7 +113,7 @@ int test(const std::vector<std::string>& files, const std::string& capture, bool
       ++line_no;
       if (line.empty()) continue;
       try {
-        auto event = agent::event_from_ocsf(nlohmann::json::parse(line));
+        auto event = ocsf::event_from_ocsf(nlohmann::json::parse(line));
         if (!event) continue;
         detector.consume(*event, line);
         events++;
@@ -127,9 +127,9 @@ int test(const std::vector<std::string>& files, const std::string& capture, bool
     agent::CaptureHeader header;
     agent::RecordedSource source(capture);
     header = source.header();
-    agent::HostInfo host = agent::HostInfo::detect();
+    ocsf::HostInfo host = ocsf::HostInfo::detect();
     host.boot_wall_offset_ns = header.boot_wall_offset_ns;
-    auto formatter = std::make_shared<agent::OcsfFormatter>(host);
+    auto formatter = std::make_shared<ocsf::Formatter>(host);
     FindingPrinter printer;
     agent::Detector detector(formatter, {&printer});
     set->set_hostname(host.hostname);

@@ -13,8 +13,8 @@
 #include "palisade/agent/container.h"
 #include "palisade/agent/enforcer.h"
 #include "palisade/agent/event_store.h"
-#include "palisade/agent/ocsf.h"
 #include "palisade/agent/respond.h"
+#include "palisade/ocsf/formatter.h"
 
 namespace palisade::cli {
 namespace {

@@ -73,9 +73,9 @@ int main(int argc, char** argv) {
   options.stats_interval_ms = 1000;
   options.emit_stats = true;
   options.inspection.store_path = "/tmp/monitor-scale-inspections.db";
-  agent::HostInfo host;
+  palisade::ocsf::HostInfo host;
   host.hostname = "bench";
-  hv::Monitor monitor(options, std::make_shared<agent::OcsfFormatter>(host),
+  hv::Monitor monitor(options, std::make_shared<palisade::ocsf::Formatter>(host),
                       hv::MonitorOutputs{{&sink}, nullptr});
   std::atomic<bool> stop{false};
   const auto t0 = Clock::now();

@@ -9,6 +9,7 @@
 #include "palisade/agent/capture.h"
 #include "palisade/agent/outputs.h"
 #include "palisade/agent/pipeline.h"
+#include "palisade/ocsf/container_object.h"
 #include "sensor/sensor_abi.h"
 
 namespace palisade::agent {
@@ -66,20 +67,20 @@ std::vector<std::vector<std::byte>> synthetic_records() {
 
 class DiscardSink : public EventSink {
  public:
-  explicit DiscardSink(std::shared_ptr<OcsfFormatter> f) : formatter_(std::move(f)) {}
+  explicit DiscardSink(std::shared_ptr<ocsf::Formatter> f) : formatter_(std::move(f)) {}
   void consume(const Event&, std::string_view ocsf) override {
     benchmark::DoNotOptimize(ocsf.data());
   }
 
  private:
-  std::shared_ptr<OcsfFormatter> formatter_;
+  std::shared_ptr<ocsf::Formatter> formatter_;
   std::string buffer_;
 };
 
 void BM_PipelineDecodeEnrichSerialize(benchmark::State& state) {
   const char* capture = std::getenv("PALISADE_CAPTURE");
   auto records = capture != nullptr ? load_capture(capture, nullptr) : synthetic_records();
-  auto formatter = std::make_shared<OcsfFormatter>(HostInfo::detect());
+  auto formatter = std::make_shared<ocsf::Formatter>(ocsf::HostInfo::detect());
   DiscardSink sink(formatter);
   ProcessTable table;
   Pipeline pipeline(table, {&sink});
@@ -118,7 +119,7 @@ void BM_PipelineDecodeEnrichAttribute(benchmark::State& state) {
   view.id = "bench";
   view.cgroup_id = kContainerCgroup;
   view.labels = {{kPodNamespaceLabel, "shop"}, {kPodNameLabel, "web-1"}};
-  registry->upsert(make_container_view(view));
+  registry->upsert(ocsf::make_container_view(view));
   ContainerResolver resolver(registry, {"k8s.io"});
   ProcessTable table;
   Pipeline pipeline(table, {});

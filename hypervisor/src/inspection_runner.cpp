@@ -7,7 +7,7 @@
 
 namespace palisade::hypervisor {
 InspectionRunner::InspectionRunner(InspectionSettings settings, Inbox& inbox,
-                                   std::shared_ptr<agent::OcsfFormatter>)
+                                   std::shared_ptr<ocsf::Formatter>)
     : settings_(std::move(settings)), inbox_(inbox) {
   try {
     store_ = std::make_unique<InspectionStore>(settings_.store_path);

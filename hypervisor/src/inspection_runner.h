@@ -14,11 +14,11 @@
 #include <vector>
 
 #include "inbox.h"
-#include "palisade/agent/ocsf.h"
 #include "palisade/hypervisor/guest_inspection.h"
 #include "palisade/hypervisor/libvirt.h"
 #include "palisade/hypervisor/monitor.h"
 #include "palisade/model/event.h"
+#include "palisade/ocsf/formatter.h"
 #include "palisade/policies/vm_policy.h"
 
 namespace palisade::hypervisor {
@@ -30,7 +30,7 @@ struct InspectionOutcome {
 class InspectionRunner {
  public:
   InspectionRunner(InspectionSettings settings, Inbox& inbox,
-                   std::shared_ptr<agent::OcsfFormatter> formatter);
+                   std::shared_ptr<ocsf::Formatter> formatter);
   ~InspectionRunner();  // lets running inspections finish; drops queued ones
   InspectionRunner(const InspectionRunner&) = delete;
   InspectionRunner& operator=(const InspectionRunner&) = delete;

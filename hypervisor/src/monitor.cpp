@@ -56,7 +56,7 @@ std::optional<VmAction> action_for(policies::Response response) {
 
 }  // namespace
 
-VmEventEmitter::VmEventEmitter(std::shared_ptr<agent::OcsfFormatter> formatter,
+VmEventEmitter::VmEventEmitter(std::shared_ptr<ocsf::Formatter> formatter,
                                std::vector<agent::EventSink*> sinks, agent::EventSink* detector)
     : formatter_(std::move(formatter)),
       sinks_(std::move(sinks)),
@@ -78,7 +78,7 @@ void VmEventEmitter::emit(Event& e, bool to_outputs) {
 
 struct Monitor::Impl {
   MonitorOptions options;
-  std::shared_ptr<agent::OcsfFormatter> formatter;
+  std::shared_ptr<ocsf::Formatter> formatter;
   MonitorOutputs outputs;
   std::unique_ptr<agent::Detector> detector;
   std::shared_ptr<policies::PolicySet> policy;
@@ -102,7 +102,7 @@ struct Monitor::Impl {
   Clock::time_point response_window = Clock::now();
   uint32_t responses_in_window = 0;
 
-  Impl(MonitorOptions o, std::shared_ptr<agent::OcsfFormatter> f, MonitorOutputs out)
+  Impl(MonitorOptions o, std::shared_ptr<ocsf::Formatter> f, MonitorOutputs out)
       : options(std::move(o)),
         formatter(std::move(f)),
         outputs(std::move(out)),
@@ -780,7 +780,7 @@ struct Monitor::Impl {
   }
 };
 
-Monitor::Monitor(MonitorOptions options, std::shared_ptr<agent::OcsfFormatter> formatter,
+Monitor::Monitor(MonitorOptions options, std::shared_ptr<ocsf::Formatter> formatter,
                  MonitorOutputs outputs)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(formatter), std::move(outputs))) {}
 

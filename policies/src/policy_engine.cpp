@@ -87,6 +87,21 @@ std::string_view response_name(Response r) {
   return "alert";
 }
 
+FindingView Finding::view() const {
+  FindingView v;
+  v.rule = rule->name;
+  v.title = rule->description.empty() ? rule->name : rule->description;
+  v.rule_source = rule->source;
+  v.severity_id = static_cast<int>(rule->severity);
+  v.severity = severity_name(rule->severity);
+  v.tags = rule->tags;
+  v.response = response_name(rule->response);
+  v.message = message;
+  v.count = count;
+  v.verdict = verdict;
+  return v;
+}
+
 bool is_vm_response(Response r) {
   return r == Response::kSuspend || r == Response::kSnapshot || r == Response::kShutdown;
 }

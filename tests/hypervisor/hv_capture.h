@@ -78,11 +78,11 @@ class RunningMonitor {
  public:
   RunningMonitor(MonitorOptions options, std::shared_ptr<policies::PolicySet> policy,
                  CaptureSink& sink) {
-    agent::HostInfo host;
+    ocsf::HostInfo host;
     host.hostname = "hv-test";
     host.run_id = "t";
     monitor_ = std::make_unique<Monitor>(
-        std::move(options), std::make_shared<agent::OcsfFormatter>(host),
+        std::move(options), std::make_shared<ocsf::Formatter>(host),
         MonitorOutputs{{&sink}, [&sink](const json& r) { sink.audit(r); }});
     if (policy) monitor_->set_policy(std::move(policy));
     thread_ = std::thread([this] { monitor_->run(stop_); });

@@ -6,11 +6,11 @@
 #include <nlohmann/json.hpp>
 
 #include "palisade/agent/config.h"
-#include "palisade/agent/ocsf.h"
-#include "palisade/agent/ocsf_reader.h"
 #include "palisade/hypervisor/behaviour.h"
 #include "palisade/hypervisor/domain_xml.h"
 #include "palisade/hypervisor/lifecycle.h"
+#include "palisade/ocsf/formatter.h"
+#include "palisade/ocsf/reader.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::hypervisor {
@@ -338,10 +338,10 @@ Event lifecycle_event() {
 }
 
 TEST(VmOcsf, VmEventsAreDeviceInventoryWithTheVmAsDeviceAndReadBack) {
-  agent::HostInfo host;
+  ocsf::HostInfo host;
   host.hostname = "hv1";
   host.run_id = "r";
-  agent::OcsfFormatter formatter(host);
+  ocsf::Formatter formatter(host);
   std::string out;
   const Event e = lifecycle_event();
   formatter.format(e, out);
@@ -356,7 +356,7 @@ TEST(VmOcsf, VmEventsAreDeviceInventoryWithTheVmAsDeviceAndReadBack) {
   EXPECT_EQ(j["unmapped"]["palisade"]["vm"]["disks"][0]["source"],
             "/var/lib/libvirt/images/web-1.qcow2");
 
-  const auto read = agent::event_from_ocsf(j);
+  const auto read = ocsf::event_from_ocsf(j);
   ASSERT_TRUE(read);
   const Event& back = *read;
   ASSERT_TRUE(back.vm);
@@ -368,15 +368,15 @@ TEST(VmOcsf, VmEventsAreDeviceInventoryWithTheVmAsDeviceAndReadBack) {
 }
 
 TEST(VmOcsf, FindingsOnVmEventsNameTheVm) {
-  agent::HostInfo host;
+  ocsf::HostInfo host;
   host.hostname = "hv1";
-  agent::OcsfFormatter formatter(host);
+  ocsf::Formatter formatter(host);
   policies::DetectionRule rule;
   rule.name = "vm-crashed";
   rule.severity = policies::Severity::kMedium;
   policies::Finding finding{&rule, "VM web-1 crashed", 1, {}};
   std::string out;
-  formatter.format_finding(finding, lifecycle_event(), "", "d", out);
+  formatter.format_finding(finding.view(), lifecycle_event(), "", "d", out);
   const auto j = nlohmann::json::parse(out);
   EXPECT_EQ(j["class_uid"], 2004);
   EXPECT_EQ(j["device"]["name"], "web-1");

@@ -23,8 +23,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "palisade/agent/ocsf.h"
 #include "palisade/agent/pipeline.h"
+#include "palisade/ocsf/formatter.h"
 
 namespace palisade::agent {
 namespace {

@@ -5,9 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "palisade/agent/ocsf.h"
-#include "palisade/agent/ocsf_reader.h"
 #include "palisade/model/event.h"
+#include "palisade/ocsf/container_object.h"
+#include "palisade/ocsf/formatter.h"
+#include "palisade/ocsf/reader.h"
 
 namespace palisade::agent {
 namespace {
@@ -50,9 +51,9 @@ TEST(ContainerRegistry, TakesPodIdentityFromTheKubeletsLabels) {
   sandbox.labels.erase(kContainerNameLabel);
   sandbox.labels["io.cri-containerd.kind"] = "sandbox";
   sandbox.labels["app"] = "web";
-  ContainerRef pause = make_container_view(sandbox);
+  ContainerRef pause = ocsf::make_container_view(sandbox);
   EXPECT_TRUE(pause->sandbox);
-  ContainerRef view = make_container_view(app("c1", 10, 20), pause.get());
+  ContainerRef view = ocsf::make_container_view(app("c1", 10, 20), pause.get());
   EXPECT_EQ(view->name, "app");
   EXPECT_EQ(view->pod_name, "web-1");
   EXPECT_EQ(view->pod_namespace, "shop");
@@ -61,24 +62,24 @@ TEST(ContainerRegistry, TakesPodIdentityFromTheKubeletsLabels) {
       << "the pod's labels come from its sandbox, without the runtime's own";
   ContainerView plain;
   plain.id = "plain";
-  EXPECT_EQ(make_container_view(plain)->name, "plain") << "no kubelet: the id names it";
+  EXPECT_EQ(ocsf::make_container_view(plain)->name, "plain") << "no kubelet: the id names it";
   ContainerView labelled = app("c2", 0, 0);
   labelled.labels["app"] = "from-the-image";
-  EXPECT_TRUE(make_container_view(labelled)->pod_labels.empty())
+  EXPECT_TRUE(ocsf::make_container_view(labelled)->pod_labels.empty())
       << "without its sandbox, a container's own labels (image LABELs) are not the pod's";
 }
 
 TEST(ContainerRegistry, IndexesAndStaysBounded) {
   ContainerRegistry registry(2);
-  registry.upsert(make_container_view(app("a", 10, 20)));
-  registry.upsert(make_container_view(app("b", 11, 21)));
-  registry.upsert(make_container_view(app("c", 12, 22)));
+  registry.upsert(ocsf::make_container_view(app("a", 10, 20)));
+  registry.upsert(ocsf::make_container_view(app("b", 11, 21)));
+  registry.upsert(ocsf::make_container_view(app("c", 12, 22)));
   EXPECT_EQ(registry.stats().containers, 2U);
   EXPECT_EQ(registry.stats().rejected_full, 1U);
   EXPECT_EQ(registry.by_cgroup(10)->id, "a");
   EXPECT_EQ(registry.by_pid_ns(21)->id, "b");
   // A restarted task moves the container to a new cgroup: the old key goes.
-  registry.upsert(make_container_view(app("a", 13, 23)));
+  registry.upsert(ocsf::make_container_view(app("a", 13, 23)));
   EXPECT_EQ(registry.by_cgroup(10), nullptr);
   EXPECT_EQ(registry.by_cgroup(13)->id, "a");
   registry.retain_only({"b"});
@@ -89,16 +90,16 @@ TEST(ContainerRegistry, IndexesAndStaysBounded) {
 
 TEST(ContainerRegistry, ASharedPidNamespaceHasNoSingleOwner) {
   ContainerRegistry registry;
-  registry.upsert(make_container_view(app("a", 10, 77)));
+  registry.upsert(ocsf::make_container_view(app("a", 10, 77)));
   EXPECT_EQ(registry.by_pid_ns(77)->id, "a");
-  registry.upsert(make_container_view(app("b", 11, 77)));  // shareProcessNamespace
+  registry.upsert(ocsf::make_container_view(app("b", 11, 77)));  // shareProcessNamespace
   EXPECT_EQ(registry.by_pid_ns(77), nullptr) << "ambiguous: unresolved, not a guess";
-  registry.upsert(make_container_view(app("s", 13, 77)));
+  registry.upsert(ocsf::make_container_view(app("s", 13, 77)));
   registry.remove("a");
   EXPECT_EQ(registry.by_pid_ns(77), nullptr) << "b and s still share it";
   registry.remove("b");
   registry.remove("s");
-  registry.upsert(make_container_view(app("c", 12, 77)));  // the inode, reused later
+  registry.upsert(ocsf::make_container_view(app("c", 12, 77)));  // the inode, reused later
   EXPECT_EQ(registry.by_pid_ns(77)->id, "c");
 }
 
@@ -114,7 +115,7 @@ TEST(ContainerResolver, HostProcessesAreNotAttributed) {
   EXPECT_EQ(resolver.resolve(self, out, unresolved), Attribution::kHost);
   EXPECT_EQ(out, nullptr);
   // The same cgroup, known as a container's: attributed by cgroup id, no /proc read needed.
-  registry->upsert(make_container_view(app("mine", self.cgroup_id, 0)));
+  registry->upsert(ocsf::make_container_view(app("mine", self.cgroup_id, 0)));
   EXPECT_EQ(resolver.resolve(self, out, unresolved), Attribution::kContainer);
   EXPECT_EQ(out->id, "mine");
   EXPECT_EQ(resolver.stats().by_cgroup, 1U);
@@ -131,23 +132,23 @@ TEST(ContainerResolver, AnUnknownPidNamespaceIsUnresolvedNeverGuessed) {
   std::string unresolved;
   EXPECT_EQ(resolver.resolve(task, out, unresolved), Attribution::kUnresolved);
   EXPECT_EQ(out, nullptr);
-  registry->upsert(make_container_view(app("known", 0, 77)));
+  registry->upsert(ocsf::make_container_view(app("known", 0, 77)));
   EXPECT_EQ(resolver.resolve(task, out, unresolved), Attribution::kContainer);
   EXPECT_EQ(out->id, "known");
 }
 
 TEST(ContainerOcsf, ContainerAndPodRoundTrip) {
-  OcsfFormatter formatter(HostInfo::detect());
+  ocsf::Formatter formatter(ocsf::HostInfo::detect());
   Event e;
   e.kind = EventKind::kProcessExec;
   e.task.tgid = 7;
   ContainerView sandbox = app("pause", 0, 0);
   sandbox.labels["io.cri-containerd.kind"] = "sandbox";
   sandbox.labels["team \"x\""] = "a\"b";  // hostile label text stays valid JSON
-  ContainerRef pause = make_container_view(sandbox);
+  ContainerRef pause = ocsf::make_container_view(sandbox);
   ContainerView v = app("c1", 10, 20);
   v.image = "docker.io/library/nginx:1.25";
-  e.container = make_container_view(v, pause.get());
+  e.container = ocsf::make_container_view(v, pause.get());
   std::string out;
   formatter.format(e, out);
   const auto j = nlohmann::json::parse(out);
@@ -157,7 +158,7 @@ TEST(ContainerOcsf, ContainerAndPodRoundTrip) {
   EXPECT_EQ(j["container"]["pod_uuid"], "uid-1");
   EXPECT_EQ(j["unmapped"]["palisade"]["kubernetes"]["namespace"], "shop");
   EXPECT_EQ(j["unmapped"]["palisade"]["kubernetes"]["labels"]["team \"x\""], "a\"b");
-  auto back = event_from_ocsf(j);
+  auto back = ocsf::event_from_ocsf(j);
   ASSERT_TRUE(back && back->container);
   EXPECT_EQ(back->container->id, "c1");
   EXPECT_EQ(back->container->name, "app");

@@ -13,9 +13,9 @@
 
 #include "palisade/agent/capture.h"
 #include "palisade/agent/detector.h"
-#include "palisade/agent/ocsf.h"
 #include "palisade/agent/pipeline.h"
 #include "palisade/agent/process_table.h"
+#include "palisade/ocsf/formatter.h"
 
 namespace palisade::agent {
 namespace {
@@ -39,13 +39,13 @@ class CollectingSink : public EventSink {
 
 std::string replay(const std::string& capture) {
   RecordedSource source(capture);
-  HostInfo host;
+  ocsf::HostInfo host;
   host.hostname = "golden-node";
   host.machine_id = "0123456789abcdef0123456789abcdef";
   host.kernel_release = "6.18.0-golden";
   host.boot_wall_offset_ns = source.header().boot_wall_offset_ns;
   host.run_id = "golden";
-  auto formatter = std::make_shared<OcsfFormatter>(host);
+  auto formatter = std::make_shared<ocsf::Formatter>(host);
 
   CollectingSink sink;
   Detector detector(formatter, {&sink});

@@ -1,11 +1,10 @@
-#include "palisade/agent/ocsf.h"
-
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "output/json_writer.h"
 #include "palisade/agent/pipeline.h"
+#include "palisade/ocsf/formatter.h"
+#include "palisade/ocsf/json_writer.h"
 #include "test_records.h"
 
 namespace palisade::agent {
@@ -17,10 +16,10 @@ using nlohmann::json;
 class OcsfTest : public ::testing::Test {
  protected:
   OcsfTest() {
-    HostInfo host;
+    ocsf::HostInfo host;
     host.hostname = "node-1";
     host.kernel_release = "6.18.0";
-    formatter = std::make_unique<OcsfFormatter>(host);
+    formatter = std::make_unique<ocsf::Formatter>(host);
     pipeline.handle(snapshot_record(1, 0, 0, "/sbin/init"));
     pipeline.handle(snapshot_record(10, 1, 1'000'000'000, "/usr/sbin/sshd"));
     pipeline.handle(snapshot_record(20, 10, 2'000'000'000, "/bin/bash"));
@@ -39,7 +38,7 @@ class OcsfTest : public ::testing::Test {
   } sink;
   ProcessTable table;
   Pipeline pipeline{table, {&sink}};
-  std::unique_ptr<OcsfFormatter> formatter;
+  std::unique_ptr<ocsf::Formatter> formatter;
 };
 
 TEST_F(OcsfTest, ExecIsProcessLaunchWithLineageAndActor) {
@@ -157,7 +156,7 @@ TEST_F(OcsfTest, ExitCodeFromWaitStatus) {
 }  // namespace
 }  // namespace palisade::agent
 
-namespace palisade::agent {
+namespace palisade::ocsf {
 namespace {
 
 // The writer copies clean text a word at a time; every length and every position of a byte that
@@ -181,9 +180,9 @@ TEST(JsonWriterTest, EscapesAtEveryPositionAndLength) {
 }
 
 }  // namespace
-}  // namespace palisade::agent
+}  // namespace palisade::ocsf
 
-#include "palisade/agent/ocsf_reader.h"
+#include "palisade/ocsf/reader.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::agent {
@@ -201,7 +200,7 @@ TEST_F(OcsfTest, EventsReadBackFromOcsfMatchTheSameRules) {
                     .str(3, "/tmp/dropper")
                     .build();
   json original = emit(record);
-  auto event = event_from_ocsf(original);
+  auto event = ocsf::event_from_ocsf(original);
   ASSERT_TRUE(event);
   EXPECT_EQ(event->kind, EventKind::kProcessExec);
   EXPECT_EQ(event->task.tgid, 30U);
@@ -232,7 +231,7 @@ TEST_F(OcsfTest, EventsReadBackFromOcsfMatchTheSameRules) {
   c.raw().a.net.remote_addr[0] = 198;
   c.raw().a.net.remote_addr[3] = 7;
   c.raw().a.net.remote_port = 3333;
-  auto net = event_from_ocsf(emit(c.build()));
+  auto net = ocsf::event_from_ocsf(emit(c.build()));
   ASSERT_TRUE(net);
   EXPECT_EQ(net->remote.to_string(net->family), "198.0.0.7");
   EXPECT_EQ(net->remote.port, 3333);
@@ -242,7 +241,7 @@ TEST_F(OcsfTest, EventsReadBackFromOcsfMatchTheSameRules) {
   EXPECT_EQ(replayed[0].rule->name, "mining-pool-connection");
 
   json status = json::parse(R"({"class_uid": 0, "message": "status"})");
-  EXPECT_FALSE(event_from_ocsf(status));
+  EXPECT_FALSE(ocsf::event_from_ocsf(status));
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "palisade/agent/schema_doc.h"
+#include "palisade/ocsf/schema_doc.h"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@ TEST(SchemaDoc, CheckedInEventsReferenceIsCurrent) {
   std::ifstream in(std::string(PALISADE_SOURCE_DIR) + "/docs/events.md");
   std::stringstream text;
   text << in.rdbuf();
-  EXPECT_EQ(text.str(), render_events_markdown())
+  EXPECT_EQ(text.str(), ocsf::render_events_markdown())
       << "docs/events.md is stale: regenerate it with `palisade events --schema > docs/events.md`";
 }
 

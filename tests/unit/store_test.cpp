@@ -50,7 +50,8 @@ class StoreTest : public ::testing::Test {
 
 TEST_F(StoreTest, QueriesByPidExeClassAndTime) {
   {
-    EventStore store(StoreOptions{.path = path}, std::make_shared<OcsfFormatter>(HostInfo{}));
+    EventStore store(StoreOptions{.path = path},
+                     std::make_shared<ocsf::Formatter>(ocsf::HostInfo{}));
     record_session(store);
     store.drain();
   }
@@ -72,7 +73,8 @@ TEST_F(StoreTest, QueriesByPidExeClassAndTime) {
 
 TEST_F(StoreTest, AncestryAndDescendants) {
   {
-    EventStore store(StoreOptions{.path = path}, std::make_shared<OcsfFormatter>(HostInfo{}));
+    EventStore store(StoreOptions{.path = path},
+                     std::make_shared<ocsf::Formatter>(ocsf::HostInfo{}));
     record_session(store);
   }  // destruction drains: nothing accepted is lost
   EventReader reader(path);
@@ -93,7 +95,7 @@ TEST_F(StoreTest, RetentionDropsEventsOlderThanMaxAge) {
     StoreOptions options{.path = path};
     options.max_age_seconds = 3600;
     options.prune_interval_ms = 0;  // prune after every batch
-    EventStore store(options, std::make_shared<OcsfFormatter>(HostInfo{}));
+    EventStore store(options, std::make_shared<ocsf::Formatter>(ocsf::HostInfo{}));
     record_session(store);  // timestamps from 2023: far older than an hour
     store.drain();
   }

@@ -102,7 +102,7 @@ class Agent {
   AgentConfig config_;
   std::unique_ptr<Source> source_;
   LiveSensor* live_ = nullptr;
-  std::shared_ptr<OcsfFormatter> formatter_;
+  std::shared_ptr<ocsf::Formatter> formatter_;
   std::unique_ptr<ProcessTable> table_;
   std::unique_ptr<JsonLinesSink> stdout_sink_;
   std::unique_ptr<JsonLinesSink> file_sink_;
@@ -680,7 +680,7 @@ void Agent::emit_status(const char* state, const char* message) {
 
 int Agent::run() {
   table_ = std::make_unique<ProcessTable>(config_.process_table);
-  HostInfo host = HostInfo::detect();
+  ocsf::HostInfo host = ocsf::HostInfo::detect();
   int64_t wall_offset = current_wall_offset_ns();
   if (!options_.replay_path.empty()) {
     auto recorded = std::make_unique<RecordedSource>(options_.replay_path);
@@ -693,7 +693,7 @@ int Agent::run() {
     live_ = live.get();
     source_ = std::move(live);
   }
-  formatter_ = std::make_shared<OcsfFormatter>(host);
+  formatter_ = std::make_shared<ocsf::Formatter>(host);
   open_outputs();
   {
     std::string errors;

@@ -12,7 +12,7 @@
 
 namespace palisade::agent {
 
-Detector::Detector(std::shared_ptr<OcsfFormatter> formatter, std::vector<EventSink*> outputs)
+Detector::Detector(std::shared_ptr<ocsf::Formatter> formatter, std::vector<EventSink*> outputs)
     : formatter_(std::move(formatter)), outputs_(std::move(outputs)) {}
 
 std::string executable_sha256(base::FileHashCache& cache, const Event& exec) {
@@ -40,7 +40,7 @@ void Detector::consume(const Event& event, std::string_view ocsf) {
   policy_->evaluate(event, scratch_);
   for (const auto& finding : scratch_) {
     json_.clear();
-    formatter_->format_finding(finding, event, ocsf, policy_->digest(), json_);
+    formatter_->format_finding(finding.view(), event, ocsf, policy_->digest(), json_);
     for (EventSink* out : outputs_) out->consume_finding(json_, event);
     findings_++;
     if (responder_ && finding.rule != nullptr &&
@@ -56,8 +56,8 @@ void Detector::raise(const policies::DetectionRule& rule, std::string message, c
   std::string trigger_json;
   formatter_->format(trigger, trigger_json);
   json_.clear();
-  formatter_->format_finding(finding, trigger, trigger_json, policy_ ? policy_->digest() : "",
-                             json_);
+  formatter_->format_finding(finding.view(), trigger, trigger_json,
+                             policy_ ? policy_->digest() : "", json_);
   for (EventSink* out : outputs_) out->consume_finding(json_, trigger);
   findings_++;
   if (responder_ && rule.response != policies::Response::kAlert) responder_(finding, trigger);

@@ -10,7 +10,6 @@
 namespace palisade::agent {
 namespace {
 
-constexpr size_t kMaxLabels = 64;  // per container; kubelet sets about ten
 // The initial pid namespace always has this inode number (PROC_PID_INIT_INO); reading
 // /proc/1/ns/pid instead can be refused (an init that is not dumpable).
 constexpr uint32_t kInitPidNamespace = 0xEFFFFFFCU;
@@ -42,31 +41,6 @@ const std::string& cgroup2_mount() {
     return std::string("/sys/fs/cgroup");
   }();
   return mount;
-}
-
-ContainerRef make_container_view(ContainerView view, const ContainerView* sandbox) {
-  auto label = [&](const char* key) {
-    auto it = view.labels.find(key);
-    return it == view.labels.end() ? std::string() : it->second;
-  };
-  view.pod_name = label(kPodNameLabel);
-  view.pod_namespace = label(kPodNamespaceLabel);
-  view.pod_uid = label(kPodUidLabel);
-  view.name = label(kContainerNameLabel);
-  if (view.name.empty()) view.name = view.id;
-  view.sandbox = label("io.cri-containerd.kind") == "sandbox";
-  // Pod labels only from the sandbox: an app container's own labels include its image's LABELs,
-  // which an image author controls.
-  const ContainerView* pod = view.sandbox ? &view : sandbox;
-  if (pod != nullptr) {
-    for (const auto& [key, value] : pod->labels) {
-      if (key.rfind("io.kubernetes.", 0) == 0 || key.rfind("io.cri-containerd.", 0) == 0) continue;
-      if (view.pod_labels.size() < kMaxLabels) view.pod_labels.emplace(key, value);
-    }
-  }
-  while (view.labels.size() > kMaxLabels) view.labels.erase(std::prev(view.labels.end()));
-  render_container_json(view);
-  return std::make_shared<const ContainerView>(std::move(view));
 }
 
 void ContainerRegistry::unindex(const ContainerView& view) {

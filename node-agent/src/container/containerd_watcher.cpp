@@ -12,6 +12,7 @@
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/events/v1/events.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.grpc.pb.h"
+#include "palisade/ocsf/container_object.h"
 
 namespace palisade::agent {
 
@@ -105,7 +106,7 @@ ContainerRef register_container(ContainerRegistry& registry, const containers_v1
   add_task_identity(view, pid, runtime_namespaces(ns));
   auto uid = view.labels.find(kPodUidLabel);
   ContainerRef sandbox = uid == view.labels.end() ? nullptr : registry.sandbox_of(uid->second);
-  registry.upsert(make_container_view(std::move(view), sandbox.get()));
+  registry.upsert(ocsf::make_container_view(std::move(view), sandbox.get()));
   return registry.by_id(c.id());
 }
 

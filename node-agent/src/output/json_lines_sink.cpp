@@ -9,7 +9,7 @@ namespace {
 constexpr size_t kFlushThreshold = 1U << 16;
 }
 
-JsonLinesSink::JsonLinesSink(std::FILE* file, std::shared_ptr<OcsfFormatter> formatter)
+JsonLinesSink::JsonLinesSink(std::FILE* file, std::shared_ptr<ocsf::Formatter> formatter)
     : file_(file), formatter_(std::move(formatter)) {
   buffer_.reserve(kFlushThreshold * 2);
 }
@@ -19,8 +19,8 @@ JsonLinesSink::~JsonLinesSink() {
   if (file_ != stdout && file_ != nullptr) std::fclose(file_);
 }
 
-std::unique_ptr<JsonLinesSink> JsonLinesSink::open_file(const std::string& path,
-                                                        std::shared_ptr<OcsfFormatter> formatter) {
+std::unique_ptr<JsonLinesSink> JsonLinesSink::open_file(
+    const std::string& path, std::shared_ptr<ocsf::Formatter> formatter) {
   std::FILE* file = std::fopen(path.c_str(), "ae");
   if (file == nullptr) {
     throw std::runtime_error("cannot open JSON output " + path + ": " + std::strerror(errno));

@@ -17,10 +17,10 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "palisade/agent/ocsf.h"
 #include "palisade/base/clock.h"
 #include "palisade/base/errno_text.h"
 #include "palisade/base/file_hash_cache.h"
+#include "palisade/ocsf/formatter.h"
 
 namespace palisade::agent {
 namespace fs = std::filesystem;
@@ -244,7 +244,7 @@ nlohmann::json requester(const std::string& tool, const std::string& reason) {
 
 nlohmann::json remediation_event(int class_uid, int activity, bool ok, const std::string& detail,
                                  const nlohmann::json& who) {
-  const auto host = HostInfo::detect();
+  const auto host = ocsf::HostInfo::detect();
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();

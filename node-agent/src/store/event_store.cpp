@@ -62,7 +62,7 @@ struct EventStore::Row {
   int64_t auid;
 };
 
-EventStore::EventStore(StoreOptions options, std::shared_ptr<OcsfFormatter> formatter)
+EventStore::EventStore(StoreOptions options, std::shared_ptr<ocsf::Formatter> formatter)
     : options_(std::move(options)), formatter_(std::move(formatter)) {
   std::error_code ec;
   auto parent = std::filesystem::path(options_.path).parent_path();
@@ -92,7 +92,7 @@ EventStore::~EventStore() {
 
 void EventStore::consume(const Event& event, std::string_view ocsf) {
   Row row;
-  const OcsfClassification c = classify(event);
+  const ocsf::Classification c = ocsf::classify(event);
   row.time_ms = static_cast<int64_t>(event.wall_ns / 1'000'000ULL);
   row.class_uid = c.class_uid;
   row.kind = kind_name(event.kind);

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/ocsf.h"
 #include "palisade/agent/pipeline.h"
 #include "palisade/hypervisor/vm_responses.h"
+#include "palisade/ocsf/formatter.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::hypervisor {
@@ -57,14 +57,14 @@ struct MonitorOutputs {
 // detector: the monitor's path, and `palisade hv inspect`'s.
 class VmEventEmitter {
  public:
-  VmEventEmitter(std::shared_ptr<agent::OcsfFormatter> formatter,
-                 std::vector<agent::EventSink*> sinks, agent::EventSink* detector);
+  VmEventEmitter(std::shared_ptr<ocsf::Formatter> formatter, std::vector<agent::EventSink*> sinks,
+                 agent::EventSink* detector);
   // `to_outputs` false: the detector alone sees it (stats samples unless emitted).
   void emit(Event& event, bool to_outputs = true);
   uint64_t count() const { return seq_; }
 
  private:
-  std::shared_ptr<agent::OcsfFormatter> formatter_;
+  std::shared_ptr<ocsf::Formatter> formatter_;
   std::vector<agent::EventSink*> sinks_;
   agent::EventSink* detector_;
   std::string json_;
@@ -74,7 +74,7 @@ class VmEventEmitter {
 
 class Monitor {
  public:
-  Monitor(MonitorOptions options, std::shared_ptr<agent::OcsfFormatter> formatter,
+  Monitor(MonitorOptions options, std::shared_ptr<ocsf::Formatter> formatter,
           MonitorOutputs outputs);
   ~Monitor();
   Monitor(const Monitor&) = delete;

@@ -25,13 +25,6 @@ struct TaskIdentity;
 
 namespace palisade::agent {
 
-// Renders view.json (ocsf_formatter.cpp owns the OCSF mapping).
-void render_container_json(ContainerView& view);
-
-// Builds a view from containerd's record: fills the pod fields from the kubelet's labels, and the
-// pod's labels from the pod sandbox's (the CRI plugin puts them on the sandbox container only).
-ContainerRef make_container_view(ContainerView view, const ContainerView* sandbox = nullptr);
-
 struct ContainerRegistryStats {
   size_t containers = 0;
   uint64_t added = 0;

@@ -7,16 +7,16 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/ocsf.h"
 #include "palisade/agent/pipeline.h"
 #include "palisade/base/file_hash_cache.h"
+#include "palisade/ocsf/formatter.h"
 #include "palisade/policies/policy_set.h"
 
 namespace palisade::agent {
 
 class Detector : public EventSink {
  public:
-  Detector(std::shared_ptr<OcsfFormatter> formatter, std::vector<EventSink*> outputs);
+  Detector(std::shared_ptr<ocsf::Formatter> formatter, std::vector<EventSink*> outputs);
 
   // Swaps the policy set in one step; the previous set (and its threshold state) is dropped.
   // Executable hashes outlive policy sets: the cache is the detector's.
@@ -38,7 +38,7 @@ class Detector : public EventSink {
   base::FileHashStats executable_hashes() const { return hashes_->stats(); }
 
  private:
-  std::shared_ptr<OcsfFormatter> formatter_;
+  std::shared_ptr<ocsf::Formatter> formatter_;
   std::vector<EventSink*> outputs_;
   std::shared_ptr<policies::PolicySet> policy_;
   std::shared_ptr<base::FileHashCache> hashes_ = std::make_shared<base::FileHashCache>();

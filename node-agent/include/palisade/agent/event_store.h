@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "palisade/agent/ocsf.h"
 #include "palisade/agent/pipeline.h"
+#include "palisade/ocsf/formatter.h"
 
 namespace palisade::agent {
 
@@ -39,7 +39,7 @@ struct StoreStats {
 
 class EventStore : public EventSink {
  public:
-  EventStore(StoreOptions options, std::shared_ptr<OcsfFormatter> formatter);
+  EventStore(StoreOptions options, std::shared_ptr<ocsf::Formatter> formatter);
   ~EventStore() override;  // drains the queue: accepted events are never lost on shutdown
   EventStore(const EventStore&) = delete;
   EventStore& operator=(const EventStore&) = delete;
@@ -61,7 +61,7 @@ class EventStore : public EventSink {
   void prune();
 
   StoreOptions options_;
-  std::shared_ptr<OcsfFormatter> formatter_;
+  std::shared_ptr<ocsf::Formatter> formatter_;
   sqlite3* db_ = nullptr;
   std::string json_;
   mutable std::mutex mutex_;

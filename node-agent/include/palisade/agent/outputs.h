@@ -5,8 +5,8 @@
 #include <memory>
 #include <string>
 
-#include "palisade/agent/ocsf.h"
 #include "palisade/agent/pipeline.h"
+#include "palisade/ocsf/formatter.h"
 
 namespace palisade::agent {
 
@@ -15,13 +15,13 @@ namespace palisade::agent {
 class JsonLinesSink : public EventSink {
  public:
   // Takes ownership of `file` unless it is stdout.
-  JsonLinesSink(std::FILE* file, std::shared_ptr<OcsfFormatter> formatter);
+  JsonLinesSink(std::FILE* file, std::shared_ptr<ocsf::Formatter> formatter);
   ~JsonLinesSink() override;
   JsonLinesSink(const JsonLinesSink&) = delete;
   JsonLinesSink& operator=(const JsonLinesSink&) = delete;
 
   static std::unique_ptr<JsonLinesSink> open_file(const std::string& path,
-                                                  std::shared_ptr<OcsfFormatter> formatter);
+                                                  std::shared_ptr<ocsf::Formatter> formatter);
 
   void consume(const Event& event, std::string_view ocsf) override;
   void consume_finding(std::string_view ocsf_finding, const Event& trigger) override;
@@ -31,7 +31,7 @@ class JsonLinesSink : public EventSink {
 
  private:
   std::FILE* file_;
-  std::shared_ptr<OcsfFormatter> formatter_;
+  std::shared_ptr<ocsf::Formatter> formatter_;
   std::string buffer_;
   uint64_t lines_ = 0;
 };

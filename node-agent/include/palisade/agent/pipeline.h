@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "palisade/agent/container.h"
-#include "palisade/agent/ocsf.h"
 #include "palisade/agent/process_table.h"
 #include "palisade/agent/source.h"
 #include "palisade/model/event.h"
+#include "palisade/ocsf/formatter.h"
 
 namespace palisade::agent {
 
@@ -76,7 +76,7 @@ class Pipeline {
   void handle(RecordView record);
   void set_tap(RecordTap* tap) { tap_ = tap; }
   void set_path_rules(PathRules rules) { rules_ = std::move(rules); }
-  void set_formatter(std::shared_ptr<OcsfFormatter> formatter) {
+  void set_formatter(std::shared_ptr<ocsf::Formatter> formatter) {
     formatter_ = std::move(formatter);
   }
   // Attributes reported events to containers (none: every event is a host event).
@@ -102,7 +102,7 @@ class Pipeline {
   int64_t wall_offset_ns_ = 0;
   Event event_;       // reused: no per-event allocation once strings have grown
   std::string json_;  // likewise for its rendering
-  std::shared_ptr<OcsfFormatter> formatter_;
+  std::shared_ptr<ocsf::Formatter> formatter_;
   PipelineStats stats_;
   // Last sequence number seen per (cpu, class); grows with the CPU count only.
   std::vector<std::array<uint64_t, kEventClassCount>> last_seq_;

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "palisade/model/finding.h"
 #include "palisade/policies/expression.h"
 #include "palisade/policies/vm_policy.h"
 #include "palisade/policies/workload_policy.h"
@@ -106,6 +107,9 @@ struct Finding {
   uint32_t count = 1;   // events counted when a threshold fired
   std::string verdict;  // WorkloadPolicy decisions: "would block (audit)", "block (enforce)",
                         // "would restore (audit)", "restore (enforce)" or "changed" (watched)
+
+  // What the outputs render; valid while this finding and its rule live.
+  FindingView view() const;
 };
 
 struct TestResult {

@@ -7,11 +7,11 @@
 #include <unordered_map>
 
 #include "palisade/model/event.h"
-#include "palisade/policies/policy_set.h"
+#include "palisade/model/finding.h"
 
-namespace palisade::agent {
+namespace palisade::ocsf {
 
-inline constexpr std::string_view kOcsfVersion = "1.3.0";
+inline constexpr std::string_view kVersion = "1.3.0";
 
 struct HostInfo {
   std::string hostname;
@@ -22,7 +22,7 @@ struct HostInfo {
   static HostInfo detect();
 };
 
-struct OcsfClassification {
+struct Classification {
   int class_uid = 0;
   std::string_view class_name;
   int category_uid = 0;
@@ -31,13 +31,13 @@ struct OcsfClassification {
   std::string_view activity_name;
 };
 
-OcsfClassification classify(const Event& event);
+Classification classify(const Event& event);
 
 class JsonWriter;
 
-class OcsfFormatter {
+class Formatter {
  public:
-  explicit OcsfFormatter(HostInfo host);
+  explicit Formatter(HostInfo host);
 
   // Appends the event as one JSON object (no newline) to `out`.
   void format(const Event& event, std::string& out);
@@ -48,7 +48,7 @@ class OcsfFormatter {
 
   // Appends an OCSF Detection Finding (class 2004) for a rule that matched `trigger`, linked to
   // the triggering event (its uid) and carrying it whole under unmapped.palisade.trigger.
-  void format_finding(const policies::Finding& finding, const Event& trigger,
+  void format_finding(const FindingView& finding, const Event& trigger,
                       std::string_view trigger_json, std::string_view policy_digest,
                       std::string& out);
 
@@ -63,4 +63,4 @@ class OcsfFormatter {
   std::unordered_map<uint32_t, std::string> user_names_;  // bounded: cleared at kMaxUserNames
 };
 
-}  // namespace palisade::agent
+}  // namespace palisade::ocsf

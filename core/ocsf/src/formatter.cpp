@@ -1,3 +1,5 @@
+#include "palisade/ocsf/formatter.h"
+
 #include <pwd.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -9,29 +11,25 @@
 #include <cstdio>
 #include <fstream>
 
-#include "output/json_writer.h"
-#include "output/ocsf_vm.h"
-#include "palisade/agent/container.h"
-#include "palisade/agent/ocsf.h"
-#include "palisade/agent/pipeline.h"
 #include "palisade/base/path_text.h"
-#include "sensor/sensor_abi.h"
+#include "palisade/ocsf/container_object.h"
+#include "palisade/ocsf/json_writer.h"
+#include "vm_objects.h"
 
-namespace palisade::agent {
+namespace palisade::ocsf {
 namespace {
 
 constexpr size_t kMaxUserNames = 4096;
 constexpr int kErrInProgress = 115;
 constexpr int kErrConnRefused = 111;
 
-constexpr OcsfClassification kProcess{1007, "Process Activity", 1, "System Activity", 0, ""};
-constexpr OcsfClassification kFile{1001, "File System Activity", 1, "System Activity", 0, ""};
-constexpr OcsfClassification kKernelExt{1002, "Kernel Extension Activity", 1, "System Activity", 0,
-                                        ""};
-constexpr OcsfClassification kKernel{1003, "Kernel Activity", 1, "System Activity", 0, ""};
-constexpr OcsfClassification kNetwork{4001, "Network Activity", 4, "Network Activity", 0, ""};
+constexpr Classification kProcess{1007, "Process Activity", 1, "System Activity", 0, ""};
+constexpr Classification kFile{1001, "File System Activity", 1, "System Activity", 0, ""};
+constexpr Classification kKernelExt{1002, "Kernel Extension Activity", 1, "System Activity", 0, ""};
+constexpr Classification kKernel{1003, "Kernel Activity", 1, "System Activity", 0, ""};
+constexpr Classification kNetwork{4001, "Network Activity", 4, "Network Activity", 0, ""};
 
-OcsfClassification with(OcsfClassification base, int id, std::string_view name) {
+Classification with(Classification base, int id, std::string_view name) {
   base.activity_id = id;
   base.activity_name = name;
   return base;
@@ -98,7 +96,7 @@ std::string open_flag_names(uint32_t flags) {
 
 }  // namespace
 
-OcsfClassification classify(const Event& event) {
+Classification classify(const Event& event) {
   switch (event.kind) {
     case EventKind::kProcessExec:
     case EventKind::kProcessFork:
@@ -159,7 +157,7 @@ OcsfClassification classify(const Event& event) {
     case EventKind::kUnknown:
       break;
   }
-  return OcsfClassification{0, "Base Event", 0, "Uncategorized", 0, "Unknown"};
+  return Classification{0, "Base Event", 0, "Uncategorized", 0, "Unknown"};
 }
 
 HostInfo HostInfo::detect() {
@@ -179,9 +177,9 @@ HostInfo HostInfo::detect() {
   return info;
 }
 
-OcsfFormatter::OcsfFormatter(HostInfo host) : host_(std::move(host)) {}
+Formatter::Formatter(HostInfo host) : host_(std::move(host)) {}
 
-std::string_view OcsfFormatter::user_name(uint32_t uid) {
+std::string_view Formatter::user_name(uint32_t uid) {
   auto it = user_names_.find(uid);
   if (it != user_names_.end()) return it->second;
   if (user_names_.size() >= kMaxUserNames) user_names_.clear();
@@ -197,9 +195,9 @@ namespace {
 
 struct Writer {
   JsonWriter& w;
-  OcsfFormatter& formatter;
+  Formatter& formatter;
   const HostInfo& host;
-  std::string_view (*lookup)(OcsfFormatter&, uint32_t);
+  std::string_view (*lookup)(Formatter&, uint32_t);
 
   uint64_t to_wall_ms(uint64_t boot_ns) const {
     return static_cast<uint64_t>(static_cast<int64_t>(boot_ns) + host.boot_wall_offset_ns) /
@@ -377,28 +375,14 @@ void write_kubernetes(JsonWriter& w, const Event& e) {
 
 }  // namespace
 
-void render_container_json(ContainerView& c) {
-  c.json.clear();
-  JsonWriter cw(c.json);
-  cw.begin_object();
-  cw.field("uid", c.id).field("name", c.name);
-  cw.key("image").begin_object().field("name", c.image).end_object();
-  cw.field("runtime", c.runtime);
-  if (!c.pod_uid.empty()) cw.field("orchestrator", "Kubernetes").field("pod_uuid", c.pod_uid);
-  cw.key("labels").begin_array();
-  for (const auto& [key, value] : c.labels) cw.value(key + "=" + value);
-  cw.end_array();
-  cw.end_object();
-}
-
-void OcsfFormatter::format(const Event& e, std::string& out) {
+void Formatter::format(const Event& e, std::string& out) {
   if (class_of(e.kind) == EventClass::kVirtualMachine) {
     format_vm(e, out);
     return;
   }
   JsonWriter w(out);
-  const OcsfClassification c = classify(e);
-  Writer ow{w, *this, host_, [](OcsfFormatter& f, uint32_t uid) { return f.user_name(uid); }};
+  const Classification c = classify(e);
+  Writer ow{w, *this, host_, [](Formatter& f, uint32_t uid) { return f.user_name(uid); }};
   const bool denial = e.kind == EventKind::kNetDeny || e.kind == EventKind::kExecDeny ||
                       e.kind == EventKind::kFileDeny;
   const bool failed = denial
@@ -423,7 +407,7 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
   }
 
   w.key("metadata").begin_object();
-  w.field("version", kOcsfVersion);
+  w.field("version", kVersion);
   w.key("product").begin_object();
   w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
   w.end_object();
@@ -612,24 +596,22 @@ void OcsfFormatter::format(const Event& e, std::string& out) {
   w.end_object();
 }
 
-void OcsfFormatter::format_finding(const policies::Finding& finding, const Event& e,
-                                   std::string_view trigger_json, std::string_view policy_digest,
-                                   std::string& out) {
-  const policies::DetectionRule& rule = *finding.rule;
+void Formatter::format_finding(const FindingView& finding, const Event& e,
+                               std::string_view trigger_json, std::string_view policy_digest,
+                               std::string& out) {
   JsonWriter w(out);
-  Writer ow{w, *this, host_, [](OcsfFormatter& f, uint32_t uid) { return f.user_name(uid); }};
-  const auto severity = static_cast<int>(rule.severity);
+  Writer ow{w, *this, host_, [](Formatter& f, uint32_t uid) { return f.user_name(uid); }};
   w.begin_object();
   w.field("class_uid", 2004).field("class_name", "Detection Finding");
   w.field("category_uid", 2).field("category_name", "Findings");
   w.field("activity_id", 1).field("activity_name", "Create").field("type_uid", 200401);
-  w.field("severity_id", severity).field("severity", policies::severity_name(rule.severity));
+  w.field("severity_id", finding.severity_id).field("severity", finding.severity);
   w.field("time", e.wall_ns / 1'000'000ULL);
   w.field("message", finding.message);
   w.field("status_id", 1).field("status", "New");
 
   w.key("metadata").begin_object();
-  w.field("version", kOcsfVersion);
+  w.field("version", kVersion);
   w.key("product").begin_object();
   w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
   w.end_object();
@@ -637,7 +619,7 @@ void OcsfFormatter::format_finding(const policies::Finding& finding, const Event
   w.end_object();
 
   w.key("finding_info").begin_object();
-  std::string uid = rule.name + ":";
+  std::string uid = std::string(finding.rule) + ":";
   {
     std::string trigger_uid;
     {
@@ -646,25 +628,28 @@ void OcsfFormatter::format_finding(const policies::Finding& finding, const Event
     }
     uid += trigger_uid.substr(1, trigger_uid.size() - 2);  // without the quotes
   }
-  w.field("uid", uid).field("title", rule.description.empty() ? rule.name : rule.description);
+  w.field("uid", uid).field("title", finding.title);
   w.field("desc", finding.message);
   w.key("analytic").begin_object();
-  w.field("name", rule.name).field("uid", rule.name).field("type_id", 1).field("type", "Rule");
+  w.field("name", finding.rule)
+      .field("uid", finding.rule)
+      .field("type_id", 1)
+      .field("type", "Rule");
   w.end_object();
   w.key("attacks").begin_array();
-  for (const auto& tag : rule.tags) {
+  for (const auto& tag : finding.tags) {
     if (tag.size() < 2 || tag[0] != 'T' || !std::isdigit(static_cast<unsigned char>(tag[1])))
       continue;
     w.begin_object().key("technique").begin_object().field("uid", tag).end_object().end_object();
   }
   w.end_array();
   w.key("types").begin_array();
-  for (const auto& tag : rule.tags) w.value(tag);
+  for (const auto& tag : finding.tags) w.value(tag);
   w.end_array();
   w.key("related_events").begin_array().begin_object();
   w.key("uid");
   write_event_uid(w, host_.run_id, e);
-  const OcsfClassification c = classify(e);
+  const Classification c = classify(e);
   w.field("type_uid", c.class_uid * 100 + c.activity_id);
   w.end_object().end_array();
   w.end_object();
@@ -694,8 +679,8 @@ void OcsfFormatter::format_finding(const policies::Finding& finding, const Event
   }
 
   w.key("unmapped").begin_object().key("palisade").begin_object();
-  w.field("rule", rule.name).field("rule_source", rule.source);
-  w.field("response", policies::response_name(rule.response));
+  w.field("rule", finding.rule).field("rule_source", finding.rule_source);
+  w.field("response", finding.response);
   w.field("count", finding.count).field("policy_digest", policy_digest);
   write_kubernetes(w, e);
   if (e.vm) write_vm_details(w, *e.vm);
@@ -705,16 +690,16 @@ void OcsfFormatter::format_finding(const policies::Finding& finding, const Event
   w.end_object();
 }
 
-void OcsfFormatter::write_observer(JsonWriter& w) const {
+void Formatter::write_observer(JsonWriter& w) const {
   w.key("observer").begin_object();
   w.field("hostname", host_.hostname).field("type_id", 1).field("type", "Server");
   if (!host_.machine_id.empty()) w.field("uid", host_.machine_id);
   w.end_object();
 }
 
-void OcsfFormatter::format_vm(const Event& e, std::string& out) {
+void Formatter::format_vm(const Event& e, std::string& out) {
   JsonWriter w(out);
-  const OcsfClassification c = classify_vm(e);
+  const Classification c = classify_vm(e);
   const bool failed = e.kind == EventKind::kVmInspection && e.vm_activity.action == "failed";
   const bool lost = e.kind == EventKind::kVmHost && e.vm_activity.action == "lost";
   const bool crashed = e.kind == EventKind::kVmLifecycle && e.vm_activity.action == "crashed";
@@ -733,7 +718,7 @@ void OcsfFormatter::format_vm(const Event& e, std::string& out) {
       .field("status", failed || lost ? "Failure" : "Success");
   if (!e.vm_activity.message.empty()) w.field("message", e.vm_activity.message);
   w.key("metadata").begin_object();
-  w.field("version", kOcsfVersion);
+  w.field("version", kVersion);
   w.key("product").begin_object();
   w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
   w.end_object();
@@ -754,8 +739,8 @@ void OcsfFormatter::format_vm(const Event& e, std::string& out) {
   w.end_object();
 }
 
-void OcsfFormatter::format_agent_event(std::string_view message, uint64_t wall_ns,
-                                       std::string_view details_json, std::string& out) {
+void Formatter::format_agent_event(std::string_view message, uint64_t wall_ns,
+                                   std::string_view details_json, std::string& out) {
   JsonWriter w(out);
   w.begin_object();
   w.field("class_uid", 0).field("class_name", "Base Event");
@@ -763,7 +748,7 @@ void OcsfFormatter::format_agent_event(std::string_view message, uint64_t wall_n
   w.field("activity_id", 99).field("activity_name", "Other").field("type_uid", 99);
   w.field("severity_id", 1).field("severity", "Informational");
   w.field("time", wall_ns / 1'000'000ULL).field("message", message);
-  w.key("metadata").begin_object().field("version", kOcsfVersion);
+  w.key("metadata").begin_object().field("version", kVersion);
   w.key("product").begin_object();
   w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
   w.end_object().end_object();
@@ -774,4 +759,4 @@ void OcsfFormatter::format_agent_event(std::string_view message, uint64_t wall_n
   w.end_object();
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::ocsf

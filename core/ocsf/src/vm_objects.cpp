@@ -1,13 +1,13 @@
 // OCSF for virtual machine events (palisade hv): the VM is the event's device (type Virtual), the
 // hypervisor host that saw it is the observer. VM events are Device Inventory Info (5001,
 // Discovery): what a VM is and how its state, behaviour and disks change.
-#include "ocsf_vm.h"
+#include "vm_objects.h"
 
-#include "palisade/agent/ocsf.h"
+#include "palisade/ocsf/formatter.h"
 
-namespace palisade::agent {
+namespace palisade::ocsf {
 
-OcsfClassification classify_vm(const Event& e) {
+Classification classify_vm(const Event& e) {
   struct Activity {
     EventKind kind;
     int id;
@@ -18,7 +18,7 @@ OcsfClassification classify_vm(const Event& e) {
       {EventKind::kVmHost, 99, "Host Connection"},     {EventKind::kVmStats, 99, "Stats"},
       {EventKind::kVmGuestChange, 99, "Guest Change"}, {EventKind::kVmInspection, 99, "Inspection"},
   };
-  OcsfClassification c{5001, "Device Inventory Info", 5, "Discovery", 99, "Other"};
+  Classification c{5001, "Device Inventory Info", 5, "Discovery", 99, "Other"};
   for (const auto& a : kActivities) {
     if (a.kind == e.kind) {
       c.activity_id = a.id;
@@ -89,4 +89,4 @@ void write_vm_activity(JsonWriter& w, const Event& e) {
   if (!a.after_json.empty()) w.key("after").raw(a.after_json);
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::ocsf

@@ -1,10 +1,10 @@
-#include "output/json_writer.h"
+#include "palisade/ocsf/json_writer.h"
 
 #include <array>
 #include <charconv>
 #include <cstring>
 
-namespace palisade::agent {
+namespace palisade::ocsf {
 namespace {
 
 constexpr size_t kInitialRoom = 4096;
@@ -170,4 +170,4 @@ void append_json_string(std::string& out, std::string_view text) {
   JsonWriter(out).value(text);
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::ocsf

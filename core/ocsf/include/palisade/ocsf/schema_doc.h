@@ -4,8 +4,8 @@
 
 #include <string>
 
-namespace palisade::agent {
+namespace palisade::ocsf {
 
 std::string render_events_markdown();
 
-}  // namespace palisade::agent
+}  // namespace palisade::ocsf

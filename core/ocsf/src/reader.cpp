@@ -1,13 +1,13 @@
-#include "palisade/agent/ocsf_reader.h"
+#include "palisade/ocsf/reader.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include <stdexcept>
 
-#include "palisade/agent/container.h"
+#include "palisade/ocsf/container_object.h"
 
-namespace palisade::agent {
+namespace palisade::ocsf {
 namespace {
 
 using nlohmann::json;
@@ -256,4 +256,4 @@ std::optional<Event> event_from_ocsf(const json& j) {
   return e;
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::ocsf

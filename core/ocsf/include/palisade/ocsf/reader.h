@@ -8,11 +8,11 @@
 
 #include "palisade/model/event.h"
 
-namespace palisade::agent {
+namespace palisade::ocsf {
 
 // Rebuilds the event (kind, task identity, enrichment and the kind's own fields). Returns
 // nullopt for lines that are not palisade events (status, findings); throws std::runtime_error
 // for a line that claims to be one but is malformed.
 std::optional<Event> event_from_ocsf(const nlohmann::json& ocsf);
 
-}  // namespace palisade::agent
+}  // namespace palisade::ocsf

@@ -1,13 +1,13 @@
 // Internal to the formatter: the pieces of OCSF objects that describe virtual machines.
 #pragma once
 
-#include "output/json_writer.h"
-#include "palisade/agent/ocsf.h"
 #include "palisade/model/event.h"
+#include "palisade/ocsf/formatter.h"
+#include "palisade/ocsf/json_writer.h"
 
-namespace palisade::agent {
+namespace palisade::ocsf {
 
-OcsfClassification classify_vm(const Event& e);
+Classification classify_vm(const Event& e);
 // OCSF device object for the VM.
 void write_vm_device(JsonWriter& w, const VmView& vm);
 // unmapped.palisade.vm: what OCSF's device has no place for (disks, NIC links, state).
@@ -15,4 +15,4 @@ void write_vm_details(JsonWriter& w, const VmView& vm);
 // The event's action, detail, rates or before/after, into the current object.
 void write_vm_activity(JsonWriter& w, const Event& e);
 
-}  // namespace palisade::agent
+}  // namespace palisade::ocsf

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-namespace palisade::agent {
+namespace palisade::ocsf {
 
 class JsonWriter {
  public:
@@ -100,4 +100,4 @@ class JsonWriter {
 
 void append_json_string(std::string& out, std::string_view text);
 
-}  // namespace palisade::agent
+}  // namespace palisade::ocsf
