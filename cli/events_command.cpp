@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "palisade/agent/event_store.h"
+#include "palisade/ocsf/remediation.h"
 #include "palisade/ocsf/schema_doc.h"
 
 namespace palisade::cli {
@@ -47,11 +48,12 @@ int class_uid(const std::string& name) {
   if (name == "module") return 1002;
   if (name == "kernel") return 1003;
   if (name == "finding") return 2004;
-  if (name == "file_remediation") return 7002;
-  if (name == "process_remediation") return 7003;
-  if (name == "network_remediation") return 7004;
-  if (name == "remediation") return 7001;  // VM responses (palisade hv)
-  if (name == "vm") return 5001;           // VM events (palisade hv: inventory, lifecycle, ...)
+  if (name == "file_remediation") return static_cast<int>(ocsf::RemediationClass::kFile);
+  if (name == "process_remediation") return static_cast<int>(ocsf::RemediationClass::kProcess);
+  if (name == "network_remediation") return static_cast<int>(ocsf::RemediationClass::kNetwork);
+  if (name == "remediation")
+    return static_cast<int>(ocsf::RemediationClass::kGeneric);  // palisade hv
+  if (name == "vm") return 5001;  // VM events (palisade hv: inventory, lifecycle, ...)
   if (name.find_first_not_of("0123456789") == std::string::npos) return std::stoi(name);
   throw CLI::ValidationError(
       "--class",

@@ -22,6 +22,7 @@
 #include "palisade/hypervisor/monitor.h"
 #include "palisade/hypervisor/vm_inspector.h"
 #include "palisade/hypervisor/vm_responses.h"
+#include "palisade/ocsf/remediation.h"
 
 namespace palisade::cli {
 namespace {
@@ -362,7 +363,7 @@ int respond_command(const HvFlags& f, const std::string& action_text, const std:
   options.force = force;
   const hv::ActionOutcome outcome = hv::carry_out(*conn, domain.get(), *action, options);
   const json record = hv::vm_remediation_record(*action, vm, outcome,
-                                                agent::requester("palisade hv respond", reason));
+                                                ocsf::requester("palisade hv respond", reason));
   outputs.audit(record);
   if (outputs.store) outputs.store->drain();
   return outcome.ok ? 0 : 1;

@@ -15,6 +15,7 @@
 #include "palisade/agent/event_store.h"
 #include "palisade/agent/respond.h"
 #include "palisade/ocsf/formatter.h"
+#include "palisade/ocsf/remediation.h"
 
 namespace palisade::cli {
 namespace {
@@ -29,8 +30,12 @@ struct RespondOptions {
   std::string pin_root = "/sys/fs/bpf/palisade";
 };
 
+ocsf::RemediationActivity restore_activity(bool restore) {
+  return restore ? ocsf::RemediationActivity::kRestore : ocsf::RemediationActivity::kIsolate;
+}
+
 json requester(const std::string& reason) {
-  return agent::requester("palisade respond", reason);
+  return ocsf::requester("palisade respond", reason);
 }
 
 int record(const RespondOptions& o, json event, uint32_t pid, const std::string& exe) {
@@ -55,7 +60,9 @@ int kill_command(const RespondOptions& o, uint32_t pid, bool tree) {
   const bool ok = report.failed.empty() && !report.killed.empty();
   std::string detail = "killed " + std::to_string(report.killed.size()) + " process(es)";
   for (const auto& [p, why] : report.failed) detail += "; " + std::to_string(p) + ": " + why;
-  json event = agent::remediation_event(7003, 2, ok, detail, requester(o.reason));
+  json event =
+      ocsf::remediation_event(ocsf::RemediationClass::kProcess, ocsf::RemediationActivity::kEvict,
+                              ok, detail, requester(o.reason));
   event["process"] = {{"pid", pid}, {"file", {{"path", exe}}}};
   event["unmapped"]["palisade"]["killed_pids"] = report.killed;
   event["unmapped"]["palisade"]["tree"] = tree;
@@ -74,8 +81,8 @@ int quarantine_command(const RespondOptions& o, const std::string& path, bool re
   try {
     const agent::QuarantineRecord r = restore ? agent::restore_file(path, o.quarantine_dir)
                                               : agent::quarantine_file(path, o.quarantine_dir);
-    event = agent::remediation_event(
-        7002, restore ? 3 : 1, true,
+    event = ocsf::remediation_event(
+        ocsf::RemediationClass::kFile, restore_activity(restore), true,
         restore ? "restored from " + r.quarantined_path
                 : "moved to " + r.quarantined_path + ", permissions removed",
         requester(o.reason));
@@ -84,7 +91,8 @@ int quarantine_command(const RespondOptions& o, const std::string& path, bool re
     event["unmapped"]["palisade"]["original_mode"] = r.mode;
     event["unmapped"]["palisade"]["original_owner"] = {{"uid", r.uid}, {"gid", r.gid}};
   } catch (const std::exception& e) {
-    event = agent::remediation_event(7002, restore ? 3 : 1, false, e.what(), requester(o.reason));
+    event = ocsf::remediation_event(ocsf::RemediationClass::kFile, restore_activity(restore), false,
+                                    e.what(), requester(o.reason));
     event["file"] = {{"path", path}};
   }
   return record(o, std::move(event), static_cast<uint32_t>(getpid()), "");
@@ -131,7 +139,8 @@ int isolate_command(const RespondOptions& o, const std::string& workload, bool i
                                  : "network restored: ") +
              "cgroup " + cgroups[0].path;
   }
-  json event = agent::remediation_event(7004, isolate ? 1 : 3, ok, detail, requester(o.reason));
+  json event = ocsf::remediation_event(ocsf::RemediationClass::kNetwork, restore_activity(!isolate),
+                                       ok, detail, requester(o.reason));
   event["unmapped"]["palisade"]["workload"] = workload;
   if (!cgroups.empty()) {
     event["unmapped"]["palisade"]["cgroup"] = cgroups[0].path;

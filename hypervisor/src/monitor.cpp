@@ -21,6 +21,7 @@
 #include "palisade/hypervisor/behaviour.h"
 #include "palisade/hypervisor/lifecycle.h"
 #include "palisade/hypervisor/vm_inspector.h"
+#include "palisade/ocsf/remediation.h"
 #include "stats_collector.h"
 
 namespace palisade::hypervisor {
@@ -546,7 +547,7 @@ struct Monitor::Impl {
   void audit_response(const ResponseJob& job, const ActionOutcome& outcome) {
     (outcome.ok ? counters.responses_ok : counters.responses_failed)++;
     nlohmann::json record = vm_remediation_record(
-        job.action, job.vm, outcome, agent::requester("palisade hv: rule " + job.rule, job.reason));
+        job.action, job.vm, outcome, ocsf::requester("palisade hv: rule " + job.rule, job.reason));
     record["unmapped"]["palisade"]["rule"] = job.rule;
     spdlog::info("hv: response {} on {} for rule {}: {}", action_name(job.action), job.vm.name,
                  job.rule, outcome.detail);

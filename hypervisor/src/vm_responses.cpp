@@ -11,8 +11,8 @@
 #include <ctime>
 #include <filesystem>
 
-#include "palisade/agent/respond.h"
 #include "palisade/hypervisor/domain_xml.h"
+#include "palisade/ocsf/remediation.h"
 
 namespace palisade::hypervisor {
 namespace {
@@ -258,25 +258,26 @@ nlohmann::json vm_remediation_record(VmAction action, const VmView& vm,
                                      const ActionOutcome& outcome,
                                      const nlohmann::json& requested_by) {
   const bool network = action == VmAction::kIsolate || action == VmAction::kRelease;
-  int activity = 99;
+  auto activity = ocsf::RemediationActivity::kOther;
   switch (action) {
     case VmAction::kSuspend:
     case VmAction::kIsolate:
-      activity = 1;  // Isolate
+      activity = ocsf::RemediationActivity::kIsolate;
       break;
     case VmAction::kResume:
     case VmAction::kRelease:
-      activity = 3;  // Restore
+      activity = ocsf::RemediationActivity::kRestore;
       break;
     case VmAction::kShutdown:
-      activity = 2;  // Evict
+      activity = ocsf::RemediationActivity::kEvict;
       break;
     case VmAction::kSnapshot:
       break;
   }
-  nlohmann::json record = agent::remediation_event(network ? 7004 : 7001, activity, outcome.ok,
-                                                   outcome.detail, requested_by);
-  if (activity == 99) {
+  nlohmann::json record = ocsf::remediation_event(
+      network ? ocsf::RemediationClass::kNetwork : ocsf::RemediationClass::kGeneric, activity,
+      outcome.ok, outcome.detail, requested_by);
+  if (activity == ocsf::RemediationActivity::kOther) {
     record["activity_name"] = "Snapshot";
   }
   record["observer"] = record["device"];

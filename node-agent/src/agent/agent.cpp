@@ -28,6 +28,7 @@
 #include "palisade/base/clock.h"
 #include "palisade/base/error.h"
 #include "palisade/k8s/peers.h"
+#include "palisade/ocsf/remediation.h"
 
 namespace palisade::agent {
 namespace {
@@ -324,14 +325,19 @@ void Agent::respond(const policies::Finding& finding, const Event& event) {
     responses_.window_start = now;
     responses_.in_window = 0;
   }
-  const int class_uid = response == Response::kKill      ? 7003
-                        : response == Response::kIsolate ? 7004
-                                                         : 7002;
-  const int activity = response == Response::kKill ? 2 : response == Response::kRestore ? 3 : 1;
+  using ocsf::RemediationActivity;
+  using ocsf::RemediationClass;
+  const RemediationClass cls = response == Response::kKill      ? RemediationClass::kProcess
+                               : response == Response::kIsolate ? RemediationClass::kNetwork
+                                                                : RemediationClass::kFile;
+  const RemediationActivity activity = response == Response::kKill ? RemediationActivity::kEvict
+                                       : response == Response::kRestore
+                                           ? RemediationActivity::kRestore
+                                           : RemediationActivity::kIsolate;
   const nlohmann::json who =
-      requester("palisade agent: rule " + finding.rule->name, finding.message);
+      ocsf::requester("palisade agent: rule " + finding.rule->name, finding.message);
   bool ok = false;
-  nlohmann::json record = remediation_event(class_uid, activity, false, "", who);
+  nlohmann::json record = ocsf::remediation_event(cls, activity, false, "", who);
   std::string detail;
   if (++responses_.in_window > config_.responses.max_per_minute) {
     responses_.refused_rate++;

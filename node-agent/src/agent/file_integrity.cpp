@@ -7,6 +7,7 @@
 #include <set>
 
 #include "palisade/agent/respond.h"
+#include "palisade/ocsf/remediation.h"
 
 namespace palisade::agent {
 
@@ -74,8 +75,10 @@ void FileIntegrity::schedule_restore(const std::string& path, const Event& trigg
 }
 
 void FileIntegrity::restore(const PendingRestore& pending, const RemediationSink& remediation) {
-  const nlohmann::json who = requester("palisade agent: file integrity", "protected file changed");
-  nlohmann::json record = remediation_event(7002, 3, false, "", who);
+  const nlohmann::json who =
+      ocsf::requester("palisade agent: file integrity", "protected file changed");
+  nlohmann::json record = ocsf::remediation_event(
+      ocsf::RemediationClass::kFile, ocsf::RemediationActivity::kRestore, false, "", who);
   record["file"] = {{"path", pending.path}};
   record["unmapped"]["palisade"]["changed_by"] = {{"pid", pending.pid}, {"exe", pending.exe}};
   std::string detail;

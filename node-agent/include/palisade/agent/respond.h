@@ -47,13 +47,4 @@ QuarantineRecord restore_file(const std::string& original_path, const std::strin
 // Every record in the quarantine directory, oldest first.
 std::vector<QuarantineRecord> quarantined_files(const std::string& quarantine_dir);
 
-// Who asked for an action, as the audit event records it: the real user and login user (which
-// survives sudo) of this process, its pid, the tool (or rule) and why.
-nlohmann::json requester(const std::string& tool, const std::string& reason);
-
-// An OCSF 1.3 Remediation Activity event: 7002 File, 7003 Process, 7004 Network; activities
-// 1 Isolate, 2 Evict, 3 Restore. The caller adds the object acted on.
-nlohmann::json remediation_event(int class_uid, int activity, bool ok, const std::string& detail,
-                                 const nlohmann::json& requested_by);
-
 }  // namespace palisade::agent
