@@ -5,16 +5,16 @@
 #include <optional>
 
 #include "commands.h"
-#include "palisade/agent/event_store.h"
 #include "palisade/ocsf/remediation.h"
 #include "palisade/ocsf/schema_doc.h"
+#include "palisade/runtime/event_store.h"
 
 namespace palisade::cli {
 namespace {
 
-using agent::EventQuery;
-using agent::EventReader;
-using agent::StoredProcess;
+using runtime::EventQuery;
+using runtime::EventReader;
+using runtime::StoredProcess;
 
 }  // namespace
 
@@ -61,7 +61,7 @@ int class_uid(const std::string& name) {
       "process_remediation, network_remediation, remediation, vm or a class_uid");
 }
 
-void print_process(const StoredProcess& p, size_t depth) {
+void print_process(const runtime::StoredProcess& p, size_t depth) {
   std::cout << std::string(depth * 2, ' ') << p.pid << "  " << (p.exe.empty() ? "?" : p.exe);
   if (!p.cmdline.empty()) std::cout << "  [" << p.cmdline << "]";
   std::cout << "  uid=" << p.uid;
@@ -83,7 +83,7 @@ int run(const EventsFlags& f) {
     std::cout << ocsf::render_events_markdown();
     return 0;
   }
-  EventReader reader(f.db);
+  runtime::EventReader reader(f.db);
   if (f.tree) {
     auto chain = reader.ancestry(*f.tree);
     if (chain.empty()) {
@@ -108,7 +108,7 @@ int run(const EventsFlags& f) {
     }
     return 0;
   }
-  EventQuery q;
+  runtime::EventQuery q;
   if (!f.since.empty()) q.since_ms = parse_time(f.since);
   if (!f.until.empty()) q.until_ms = parse_time(f.until);
   q.pid = f.pid;

@@ -15,14 +15,14 @@
 
 #include "commands.h"
 #include "palisade/agent/config.h"
-#include "palisade/agent/detector.h"
-#include "palisade/agent/event_store.h"
-#include "palisade/agent/outputs.h"
 #include "palisade/agent/respond.h"
 #include "palisade/hypervisor/monitor.h"
 #include "palisade/hypervisor/vm_inspector.h"
 #include "palisade/hypervisor/vm_responses.h"
 #include "palisade/ocsf/remediation.h"
+#include "palisade/runtime/detector.h"
+#include "palisade/runtime/event_store.h"
+#include "palisade/runtime/json_lines_sink.h"
 
 namespace palisade::cli {
 namespace {
@@ -89,7 +89,7 @@ hv::InspectionSettings inspection_settings(const agent::HypervisorConfig& h) {
 std::shared_ptr<policies::PolicySet> compile_policies(const agent::AgentConfig& c) {
   std::vector<policies::Diagnostic> errors;
   auto set = policies::PolicySet::compile(
-      agent::agent_policy_sources(c.policy_directory, c.default_rules), errors);
+      runtime::agent_policy_sources(c.policy_directory, c.default_rules), errors);
   for (const auto& e : errors) std::cerr << e.to_string() << '\n';
   return set;
 }
@@ -98,22 +98,22 @@ std::shared_ptr<policies::PolicySet> compile_policies(const agent::AgentConfig& 
 struct Outputs {
   std::shared_ptr<ocsf::Formatter> formatter =
       std::make_shared<ocsf::Formatter>(ocsf::HostInfo::detect());
-  std::unique_ptr<agent::JsonLinesSink> stdout_sink;
-  std::unique_ptr<agent::JsonLinesSink> file_sink;
-  std::unique_ptr<agent::EventStore> store;
+  std::unique_ptr<runtime::JsonLinesSink> stdout_sink;
+  std::unique_ptr<runtime::JsonLinesSink> file_sink;
+  std::unique_ptr<runtime::EventStore> store;
 
   explicit Outputs(const agent::AgentConfig& c) {
-    if (c.stdout_output) stdout_sink = std::make_unique<agent::JsonLinesSink>(stdout, formatter);
-    if (!c.json_file.empty()) file_sink = agent::JsonLinesSink::open_file(c.json_file, formatter);
+    if (c.stdout_output) stdout_sink = std::make_unique<runtime::JsonLinesSink>(stdout, formatter);
+    if (!c.json_file.empty()) file_sink = runtime::JsonLinesSink::open_file(c.json_file, formatter);
     if (c.store_enabled) {
-      agent::StoreOptions options = c.store;
+      runtime::StoreOptions options = c.store;
       options.path = c.hypervisor.store_path;
-      store = std::make_unique<agent::EventStore>(options, formatter);
+      store = std::make_unique<runtime::EventStore>(options, formatter);
     }
   }
 
-  std::vector<agent::EventSink*> sinks() const {
-    std::vector<agent::EventSink*> out;
+  std::vector<runtime::EventSink*> sinks() const {
+    std::vector<runtime::EventSink*> out;
     if (stdout_sink) out.push_back(stdout_sink.get());
     if (file_sink) out.push_back(file_sink.get());
     if (store) out.push_back(store.get());
@@ -312,7 +312,7 @@ int inspect_command(const HvFlags& f, const InspectFlags& i) {
   auto policy = compile_policies(c);
   if (!policy) return 2;
   Outputs outputs(c);
-  agent::Detector detector(outputs.formatter, outputs.sinks());
+  runtime::Detector detector(outputs.formatter, outputs.sinks());
   detector.set_policy(policy);
   policies::VmInspectionSpec spec;
   spec.enabled = true;

@@ -12,9 +12,9 @@
 #include <thread>
 
 #include "learn.h"
-#include "palisade/agent/event_store.h"
 #include "palisade/base/file_hash_cache.h"
 #include "palisade/ocsf/reader.h"
+#include "palisade/runtime/event_store.h"
 
 namespace palisade::cli {
 namespace {
@@ -65,8 +65,8 @@ LearnResult learn_workload_policy(const LearnOptions& options) {
               << " s (the agent must be running and writing " << options.db << ")\n";
     std::this_thread::sleep_for(std::chrono::seconds(options.duration_seconds));
   }
-  agent::EventReader reader(options.db);
-  agent::EventQuery query;
+  runtime::EventReader reader(options.db);
+  runtime::EventQuery query;
   query.since_ms = options.since_ms;
   query.limit = options.limit;
   Observed seen;

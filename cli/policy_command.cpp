@@ -9,9 +9,9 @@
 #include "commands.h"
 #include "learn.h"
 #include "palisade/agent/capture.h"
-#include "palisade/agent/detector.h"
 #include "palisade/ocsf/reader.h"
 #include "palisade/policies/policy_set.h"
+#include "palisade/runtime/detector.h"
 
 namespace palisade::cli {
 namespace {
@@ -24,7 +24,7 @@ std::vector<PolicySource> read_sources(const std::vector<std::string>& paths) {
   std::vector<PolicySource> sources;
   for (const auto& path : paths) {
     if (std::filesystem::is_directory(path)) {
-      auto more = agent::read_policy_directory(path);
+      auto more = runtime::read_policy_directory(path);
       sources.insert(sources.end(), more.begin(), more.end());
       continue;
     }
@@ -58,7 +58,7 @@ int lint(const std::vector<std::string>& files, bool with_defaults) {
 }
 
 // Prints each finding as it is raised during a replay.
-class FindingPrinter : public agent::EventSink {
+class FindingPrinter : public runtime::EventSink {
  public:
   void consume(const Event&, std::string_view) override {}
   void consume_finding(std::string_view json, const Event& trigger) override {
@@ -102,7 +102,7 @@ int test(const std::vector<std::string>& files, const std::string& capture, bool
     // OCSF JSON lines as written by `palisade agent --json`: events carry their enrichment.
     auto formatter = std::make_shared<ocsf::Formatter>(ocsf::HostInfo::detect());
     FindingPrinter printer;
-    agent::Detector detector(formatter, {&printer});
+    runtime::Detector detector(formatter, {&printer});
     set->set_hostname(formatter->host().hostname);
     detector.set_policy(set);
     std::ifstream in(capture);
@@ -131,7 +131,7 @@ int test(const std::vector<std::string>& files, const std::string& capture, bool
     host.boot_wall_offset_ns = header.boot_wall_offset_ns;
     auto formatter = std::make_shared<ocsf::Formatter>(host);
     FindingPrinter printer;
-    agent::Detector detector(formatter, {&printer});
+    runtime::Detector detector(formatter, {&printer});
     set->set_hostname(host.hostname);
     detector.set_policy(set);
     agent::ProcessTable table;

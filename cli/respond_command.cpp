@@ -12,10 +12,10 @@
 #include "commands.h"
 #include "palisade/agent/container.h"
 #include "palisade/agent/enforcer.h"
-#include "palisade/agent/event_store.h"
 #include "palisade/agent/respond.h"
 #include "palisade/ocsf/formatter.h"
 #include "palisade/ocsf/remediation.h"
+#include "palisade/runtime/event_store.h"
 
 namespace palisade::cli {
 namespace {
@@ -41,9 +41,9 @@ json requester(const std::string& reason) {
 int record(const RespondOptions& o, json event, uint32_t pid, const std::string& exe) {
   std::cout << event.dump() << '\n';
   if (o.no_store) return event["status_id"] == 1 ? 0 : 1;
-  agent::StoreOptions store;
+  runtime::StoreOptions store;
   store.path = o.db;
-  agent::EventStore writer(store, nullptr);
+  runtime::EventStore writer(store, nullptr);
   writer.consume_audit(event["class_uid"], event["time"], pid, exe, getuid(), event.dump());
   writer.drain();
   return event["status_id"] == 1 ? 0 : 1;

@@ -5,9 +5,9 @@ Two views of the same rule:
   1. The CMake target graph (cmake --graphviz) of palisade's own libraries has no cycle; the
      graph, reduced to those libraries, is docs/component-graph.dot (--write regenerates it).
   2. Every #include "palisade/<component>/..." in a component's sources names a component it is
-     allowed to depend on (LAYERS below). Known violations that the architecture work (issue 12)
-     has yet to remove are listed in scripts/layering-baseline.txt: a new violation fails, and so
-     does a listed one that is gone (delete its line), so the list can only shrink.
+     allowed to depend on (LAYERS below).
+  3. Libraries that must stay light do not reach the heavy ones through any chain of links
+     (MUST_NOT_REACH): the hypervisor builds without libbpf, gRPC and cpprestsdk.
 
 Usage: scripts/check-layering.py BUILD_DIR [--write]
 """
@@ -19,27 +19,40 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-# component -> the components it may include; the order is the layering, bottom first.
+# component (a directory) -> the components it may include; the order is the layering, bottom
+# first. A component may always include its own headers.
 LAYERS = {
-    "core": [],
-    "policies": ["core"],
-    "k8s": ["core"],
-    "fim": ["core"],
-    "node-agent": ["core", "policies", "k8s", "fim"],
-    "hypervisor": ["core", "policies", "fim"],
-    "cli": ["core", "policies", "k8s", "fim", "node-agent", "hypervisor"],
+    "core/base": [],
+    "core/model": ["core/base"],
+    "core/ocsf": ["core/base", "core/model"],
+    "policies": ["core/base", "core/model"],
+    "core/runtime": ["core/base", "core/model", "core/ocsf", "policies"],
+    "fim": ["core/base"],
+    "k8s": ["core/base"],
+    "node-agent": ["core/base", "core/model", "core/ocsf", "policies", "core/runtime", "fim",
+                   "k8s"],
+    "hypervisor": ["core/base", "core/model", "core/ocsf", "policies", "core/runtime", "fim"],
+    "cli": ["core/base", "core/model", "core/ocsf", "policies", "core/runtime", "fim", "k8s",
+            "node-agent", "hypervisor"],
 }
 # The include prefix each component's public headers live under.
 HEADER_PREFIX = {
-    "agent": "node-agent",
+    "base": "core/base",
+    "model": "core/model",
+    "ocsf": "core/ocsf",
+    "runtime": "core/runtime",
     "policies": "policies",
-    "k8s": "k8s",
     "fim": "fim",
+    "k8s": "k8s",
+    "agent": "node-agent",
     "hypervisor": "hypervisor",
-    "base": "core",
-    "model": "core",
-    "ocsf": "core",
-    "runtime": "core",
+}
+# library -> libraries it must not depend on, directly or not.
+MUST_NOT_REACH = {
+    "palisade_hypervisor": ["palisade_agent", "palisade_k8s"],
+    "palisade_runtime": ["palisade_agent", "palisade_k8s", "palisade_fim"],
+    "palisade_policies": ["palisade_ocsf", "palisade_runtime", "palisade_agent"],
+    "palisade_fim": ["palisade_agent", "palisade_policies"],
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"palisade/([a-z_]+)/([^"]+)"', re.M)
 
@@ -62,9 +75,15 @@ def include_violations():
     return found
 
 
-def read_baseline():
-    lines = (ROOT / "scripts/layering-baseline.txt").read_text().splitlines()
-    return {l.strip() for l in lines if l.strip() and not l.startswith("#")}
+def reachable(start, edges):
+    seen, todo = set(), [start]
+    while todo:
+        n = todo.pop()
+        for a, b in edges:
+            if a == n and b not in seen:
+                seen.add(b)
+                todo.append(b)
+    return seen
 
 
 def target_graph(build_dir):
@@ -141,16 +160,19 @@ def main():
               file=sys.stderr)
         failed = True
 
-    found, baseline = include_violations(), read_baseline()
-    for v in sorted(found - baseline):
+    for library, banned in MUST_NOT_REACH.items():
+        reached = reachable(library, edges)
+        for b in banned:
+            if b in reached:
+                print(f"{library} depends on {b}", file=sys.stderr)
+                failed = True
+
+    for v in sorted(include_violations()):
         print(f"layering violation: {v}", file=sys.stderr)
         failed = True
-    for v in sorted(baseline - found):
-        print(f"fixed, remove from scripts/layering-baseline.txt: {v}", file=sys.stderr)
-        failed = True
     if not failed:
-        print(f"layering: {len(nodes)} libraries, no cycle; {len(found)} known include "
-              "violations left (scripts/layering-baseline.txt)", file=sys.stderr)
+        print(f"layering: {len(nodes)} libraries, no cycle, every include points down",
+              file=sys.stderr)
     return 1 if failed else 0
 
 

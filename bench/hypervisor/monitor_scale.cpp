@@ -18,9 +18,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 namespace hv = palisade::hypervisor;
-namespace agent = palisade::agent;
 
-class CountingSink : public agent::EventSink {
+class CountingSink : public palisade::runtime::EventSink {
  public:
   void consume(const palisade::Event& e, std::string_view) override {
     if (e.kind == palisade::EventKind::kVmInventory) inventory++;

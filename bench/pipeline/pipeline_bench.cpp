@@ -7,9 +7,9 @@
 #include <cstring>
 
 #include "palisade/agent/capture.h"
-#include "palisade/agent/outputs.h"
 #include "palisade/agent/pipeline.h"
 #include "palisade/ocsf/container_object.h"
+#include "palisade/runtime/json_lines_sink.h"
 #include "sensor/sensor_abi.h"
 
 namespace palisade::agent {
@@ -65,7 +65,7 @@ std::vector<std::vector<std::byte>> synthetic_records() {
   return records;
 }
 
-class DiscardSink : public EventSink {
+class DiscardSink : public runtime::EventSink {
  public:
   explicit DiscardSink(std::shared_ptr<ocsf::Formatter> f) : formatter_(std::move(f)) {}
   void consume(const Event&, std::string_view ocsf) override {

@@ -14,14 +14,14 @@
 #include "host_session.h"
 #include "inbox.h"
 #include "inspection_runner.h"
-#include "palisade/agent/detector.h"
-#include "palisade/agent/respond.h"
 #include "palisade/base/atomic_file.h"
+#include "palisade/base/clock.h"
 #include "palisade/base/error.h"
 #include "palisade/hypervisor/behaviour.h"
 #include "palisade/hypervisor/lifecycle.h"
 #include "palisade/hypervisor/vm_inspector.h"
 #include "palisade/ocsf/remediation.h"
+#include "palisade/runtime/detector.h"
 #include "stats_collector.h"
 
 namespace palisade::hypervisor {
@@ -58,11 +58,11 @@ std::optional<VmAction> action_for(policies::Response response) {
 }  // namespace
 
 VmEventEmitter::VmEventEmitter(std::shared_ptr<ocsf::Formatter> formatter,
-                               std::vector<agent::EventSink*> sinks, agent::EventSink* detector)
+                               std::vector<runtime::EventSink*> sinks, runtime::EventSink* detector)
     : formatter_(std::move(formatter)),
       sinks_(std::move(sinks)),
       detector_(detector),
-      wall_offset_ns_(agent::current_wall_offset_ns()) {}
+      wall_offset_ns_(base::current_wall_offset_ns()) {}
 
 void VmEventEmitter::emit(Event& e, bool to_outputs) {
   e.seq = ++seq_;
@@ -72,7 +72,7 @@ void VmEventEmitter::emit(Event& e, bool to_outputs) {
   json_.clear();
   formatter_->format(e, json_);
   if (to_outputs) {
-    for (agent::EventSink* sink : sinks_) sink->consume(e, json_);
+    for (runtime::EventSink* sink : sinks_) sink->consume(e, json_);
   }
   if (detector_ != nullptr) detector_->consume(e, json_);
 }
@@ -81,7 +81,7 @@ struct Monitor::Impl {
   MonitorOptions options;
   std::shared_ptr<ocsf::Formatter> formatter;
   MonitorOutputs outputs;
-  std::unique_ptr<agent::Detector> detector;
+  std::unique_ptr<runtime::Detector> detector;
   std::shared_ptr<policies::PolicySet> policy;
   Inbox inbox;
   std::vector<HostState> hosts;
@@ -109,7 +109,7 @@ struct Monitor::Impl {
         outputs(std::move(out)),
         inbox(options.inbox_capacity),
         rates(options.max_domains * std::max<size_t>(options.uris.size(), 1)) {
-    detector = std::make_unique<agent::Detector>(formatter, outputs.sinks);
+    detector = std::make_unique<runtime::Detector>(formatter, outputs.sinks);
     detector->set_responder(
         [this](const policies::Finding& finding, const Event& event) { respond(finding, event); });
     emitter = std::make_unique<VmEventEmitter>(formatter, outputs.sinks, detector.get());
@@ -703,7 +703,7 @@ struct Monitor::Impl {
   }
 
   void flush() {
-    for (agent::EventSink* sink : outputs.sinks) sink->flush();
+    for (runtime::EventSink* sink : outputs.sinks) sink->flush();
   }
 
   std::atomic<bool> running{false};

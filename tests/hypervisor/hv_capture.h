@@ -10,14 +10,14 @@
 #include <thread>
 #include <vector>
 
-#include "palisade/agent/pipeline.h"
 #include "palisade/hypervisor/monitor.h"
+#include "palisade/runtime/event_sink.h"
 
 namespace palisade::hypervisor::testing {
 
 using nlohmann::json;
 
-class CaptureSink : public agent::EventSink {
+class CaptureSink : public runtime::EventSink {
  public:
   void consume(const Event&, std::string_view ocsf) override {
     std::lock_guard lock(mutex_);

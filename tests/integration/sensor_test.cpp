@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "palisade/agent/pipeline.h"
+#include "palisade/base/clock.h"
 #include "palisade/ocsf/formatter.h"
 
 namespace palisade::agent {
@@ -32,7 +33,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-class Recorder : public EventSink {
+class Recorder : public runtime::EventSink {
  public:
   void consume(const Event& event, std::string_view) override {
     std::lock_guard lock(mutex_);
@@ -87,9 +88,9 @@ class SensorEnvironment {
       error = e.what();
       return;
     }
-    pipeline = std::make_unique<Pipeline>(table, std::vector<EventSink*>{&recorder});
+    pipeline = std::make_unique<Pipeline>(table, std::vector<runtime::EventSink*>{&recorder});
     pipeline->set_path_rules(PathRules{.exclude = {"/proc/", "/sys/", "/dev/"}, .include = {}});
-    pipeline->set_wall_offset_ns(current_wall_offset_ns());
+    pipeline->set_wall_offset_ns(base::current_wall_offset_ns());
     poller = std::thread([this] {
       RecordCallback deliver = [this](RecordView r) {
         std::lock_guard lock(stats_mutex);

@@ -12,10 +12,10 @@
 #include <string>
 
 #include "palisade/agent/capture.h"
-#include "palisade/agent/detector.h"
 #include "palisade/agent/pipeline.h"
 #include "palisade/agent/process_table.h"
 #include "palisade/ocsf/formatter.h"
+#include "palisade/runtime/detector.h"
 
 namespace palisade::agent {
 namespace {
@@ -23,7 +23,7 @@ namespace {
 const std::string kGoldenDir = std::string(PALISADE_SOURCE_DIR) + "/tests/golden";
 
 // Collects every event and finding line in the order the outputs would write them.
-class CollectingSink : public EventSink {
+class CollectingSink : public runtime::EventSink {
  public:
   void consume(const Event&, std::string_view ocsf) override { append(ocsf); }
   void consume_finding(std::string_view finding, const Event&) override { append(finding); }
@@ -48,7 +48,7 @@ std::string replay(const std::string& capture) {
   auto formatter = std::make_shared<ocsf::Formatter>(host);
 
   CollectingSink sink;
-  Detector detector(formatter, {&sink});
+  runtime::Detector detector(formatter, {&sink});
   std::vector<policies::Diagnostic> errors;
   auto policy = policies::PolicySet::compile(policies::default_rule_sources(), errors);
   EXPECT_TRUE(policy) << (errors.empty() ? std::string() : errors.front().to_string());

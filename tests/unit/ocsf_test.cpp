@@ -32,7 +32,7 @@ class OcsfTest : public ::testing::Test {
     return json::parse(out);  // throws on invalid JSON
   }
 
-  struct Last : EventSink {
+  struct Last : runtime::EventSink {
     void consume(const Event& e, std::string_view) override { last = e; }
     Event last;
   } sink;

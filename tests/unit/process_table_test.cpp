@@ -12,7 +12,7 @@ using namespace testing;
 
 constexpr uint64_t kSecond = 1'000'000'000ULL;
 
-class Collector : public EventSink {
+class Collector : public runtime::EventSink {
  public:
   void consume(const Event& event, std::string_view) override { events.push_back(event); }
   std::vector<Event> events;

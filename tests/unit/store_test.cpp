@@ -4,7 +4,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "palisade/agent/event_store.h"
+#include "palisade/agent/pipeline.h"
+#include "palisade/runtime/event_store.h"
 #include "test_records.h"
 
 namespace palisade::agent {
@@ -24,7 +25,7 @@ class StoreTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir); }
 
-  void record_session(EventStore& store) {
+  void record_session(runtime::EventStore& store) {
     ProcessTable table;
     Pipeline pipeline(table, {&store});
     pipeline.set_wall_offset_ns(1'700'000'000'000'000'000LL);
@@ -50,34 +51,34 @@ class StoreTest : public ::testing::Test {
 
 TEST_F(StoreTest, QueriesByPidExeClassAndTime) {
   {
-    EventStore store(StoreOptions{.path = path},
-                     std::make_shared<ocsf::Formatter>(ocsf::HostInfo{}));
+    runtime::EventStore store(runtime::StoreOptions{.path = path},
+                              std::make_shared<ocsf::Formatter>(ocsf::HostInfo{}));
     record_session(store);
     store.drain();
   }
-  EventReader reader(path);
-  EventQuery by_pid;
+  runtime::EventReader reader(path);
+  runtime::EventQuery by_pid;
   by_pid.pid = 30;
   EXPECT_EQ(reader.events(by_pid).size(), 52U);  // fork, exec, 50 unlinks
-  EventQuery by_exe;
+  runtime::EventQuery by_exe;
   by_exe.exe = "*/rm";
   by_exe.class_uid = 1001;
   auto deletions = reader.events(by_exe);
   ASSERT_EQ(deletions.size(), 50U);
   auto first = nlohmann::json::parse(deletions.front());
   EXPECT_EQ(first["file"]["path"], "/data/f0");
-  EventQuery late;
+  runtime::EventQuery late;
   late.since_ms = 1'700'000'000'000ULL + 3'500;
   EXPECT_EQ(reader.events(late).size(), 50U);
 }
 
 TEST_F(StoreTest, AncestryAndDescendants) {
   {
-    EventStore store(StoreOptions{.path = path},
-                     std::make_shared<ocsf::Formatter>(ocsf::HostInfo{}));
+    runtime::EventStore store(runtime::StoreOptions{.path = path},
+                              std::make_shared<ocsf::Formatter>(ocsf::HostInfo{}));
     record_session(store);
   }  // destruction drains: nothing accepted is lost
-  EventReader reader(path);
+  runtime::EventReader reader(path);
   auto chain = reader.ancestry(30);
   ASSERT_EQ(chain.size(), 4U);
   EXPECT_EQ(chain[0].exe, "/usr/bin/rm");
@@ -92,15 +93,15 @@ TEST_F(StoreTest, AncestryAndDescendants) {
 
 TEST_F(StoreTest, RetentionDropsEventsOlderThanMaxAge) {
   {
-    StoreOptions options{.path = path};
+    runtime::StoreOptions options{.path = path};
     options.max_age_seconds = 3600;
     options.prune_interval_ms = 0;  // prune after every batch
-    EventStore store(options, std::make_shared<ocsf::Formatter>(ocsf::HostInfo{}));
+    runtime::EventStore store(options, std::make_shared<ocsf::Formatter>(ocsf::HostInfo{}));
     record_session(store);  // timestamps from 2023: far older than an hour
     store.drain();
   }
-  EventReader reader(path);
-  EXPECT_TRUE(reader.events(EventQuery{}).empty());
+  runtime::EventReader reader(path);
+  EXPECT_TRUE(reader.events(runtime::EventQuery{}).empty());
 }
 
 }  // namespace

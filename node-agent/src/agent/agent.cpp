@@ -20,15 +20,15 @@
 #include "kubernetes/kubernetes_link.h"
 #include "palisade/agent/capture.h"
 #include "palisade/agent/container.h"
-#include "palisade/agent/detector.h"
 #include "palisade/agent/enforcer.h"
-#include "palisade/agent/outputs.h"
 #include "palisade/agent/respond.h"
 #include "palisade/base/atomic_file.h"
 #include "palisade/base/clock.h"
 #include "palisade/base/error.h"
 #include "palisade/k8s/peers.h"
 #include "palisade/ocsf/remediation.h"
+#include "palisade/runtime/detector.h"
+#include "palisade/runtime/json_lines_sink.h"
 
 namespace palisade::agent {
 namespace {
@@ -63,7 +63,7 @@ long resident_kib() {
 }
 
 // Hands file events to the file-integrity monitor, which confirms them against the baseline.
-class FileIntegritySink : public EventSink {
+class FileIntegritySink : public runtime::EventSink {
  public:
   explicit FileIntegritySink(FileIntegrity& fim) : fim_(fim) {}
   void consume(const Event& event, std::string_view) override { fim_.observe(event); }
@@ -105,11 +105,11 @@ class Agent {
   LiveSensor* live_ = nullptr;
   std::shared_ptr<ocsf::Formatter> formatter_;
   std::unique_ptr<ProcessTable> table_;
-  std::unique_ptr<JsonLinesSink> stdout_sink_;
-  std::unique_ptr<JsonLinesSink> file_sink_;
-  std::unique_ptr<EventStore> store_;
+  std::unique_ptr<runtime::JsonLinesSink> stdout_sink_;
+  std::unique_ptr<runtime::JsonLinesSink> file_sink_;
+  std::unique_ptr<runtime::EventStore> store_;
   std::unique_ptr<CaptureWriter> capture_;
-  std::unique_ptr<Detector> detector_;
+  std::unique_ptr<runtime::Detector> detector_;
   std::string policy_error_;  // the last rejected reload, for the status
   std::unique_ptr<Pipeline> pipeline_;
   std::shared_ptr<ContainerRegistry> containers_;
@@ -118,7 +118,7 @@ class Agent {
   std::unique_ptr<KubernetesLink> kubernetes_;
   std::unique_ptr<Enforcer> enforcer_;
   std::unique_ptr<FileIntegrity> fim_;
-  std::unique_ptr<EventSink> fim_sink_;
+  std::unique_ptr<runtime::EventSink> fim_sink_;
   std::string enforcement_error_;  // why enforcement is off, when it is
   std::string binding_signature_;  // what the kernel maps say now, to skip unchanged rebinds
   std::chrono::steady_clock::time_point next_rebind_{};
@@ -139,26 +139,26 @@ class Agent {
 };
 
 void Agent::open_outputs() {
-  std::vector<EventSink*> sinks;
+  std::vector<runtime::EventSink*> sinks;
   if (config_.stdout_output) {
-    stdout_sink_ = std::make_unique<JsonLinesSink>(stdout, formatter_);
+    stdout_sink_ = std::make_unique<runtime::JsonLinesSink>(stdout, formatter_);
     sinks.push_back(stdout_sink_.get());
   }
   if (!config_.json_file.empty()) {
-    file_sink_ = JsonLinesSink::open_file(config_.json_file, formatter_);
+    file_sink_ = runtime::JsonLinesSink::open_file(config_.json_file, formatter_);
     sinks.push_back(file_sink_.get());
   }
   if (config_.store_enabled) {
-    store_ = std::make_unique<EventStore>(config_.store, formatter_);
+    store_ = std::make_unique<runtime::EventStore>(config_.store, formatter_);
     sinks.push_back(store_.get());
   }
   containers_ = std::make_shared<ContainerRegistry>(config_.containers.max_containers);
   if (options_.replay_path.empty()) {
     kubernetes_ = KubernetesLink::create(config_.kubernetes, containers_);
   }
-  std::vector<EventSink*> finding_sinks = sinks;
+  std::vector<runtime::EventSink*> finding_sinks = sinks;
   if (kubernetes_) finding_sinks.push_back(kubernetes_.get());  // alerts as Kubernetes Events
-  detector_ = std::make_unique<Detector>(formatter_, finding_sinks);
+  detector_ = std::make_unique<runtime::Detector>(formatter_, finding_sinks);
   fim_ = std::make_unique<FileIntegrity>(FileIntegrityConfig{
       config_.fim_database, config_.fim_protect_database, config_.fim_content_directory,
       options_.replay_path.empty() ? config_.fim_rescan_interval_seconds : 0,
@@ -470,7 +470,7 @@ std::shared_ptr<policies::PolicySet> Agent::compile_policy(
   std::shared_ptr<policies::PolicySet> set;
   try {
     std::vector<policies::PolicySource> sources =
-        agent_policy_sources(config_.policy_directory, config_.default_rules);
+        runtime::agent_policy_sources(config_.policy_directory, config_.default_rules);
     // Documents from custom resources, one resource at a time on top of what was accepted so
     // far: a resource that does not compile there (its own mistake, or a name another resource
     // already took) is left out and its status says why. One team's mistake cannot hold back the
@@ -599,7 +599,7 @@ nlohmann::json Agent::status_json(const char* state) {
         {"evicted_forced", t.evicted_forced}}},
   };
   if (store_) {
-    StoreStats s = store_->stats();
+    runtime::StoreStats s = store_->stats();
     status["store"] = {{"path", config_.store.path},
                        {"written", s.written},
                        {"queue_waits", s.queue_waits},
@@ -687,7 +687,7 @@ void Agent::emit_status(const char* state, const char* message) {
 int Agent::run() {
   table_ = std::make_unique<ProcessTable>(config_.process_table);
   ocsf::HostInfo host = ocsf::HostInfo::detect();
-  int64_t wall_offset = current_wall_offset_ns();
+  int64_t wall_offset = base::current_wall_offset_ns();
   if (!options_.replay_path.empty()) {
     auto recorded = std::make_unique<RecordedSource>(options_.replay_path);
     wall_offset = recorded->header().wall_offset_ns;

@@ -46,7 +46,7 @@ struct ResourcePolicies {
 ResourcePolicies policies_from_resources(const std::vector<k8s::PolicyResource>& resources,
                                          std::vector<std::string>& errors_by_resource);
 
-class KubernetesLink : public EventSink {
+class KubernetesLink : public runtime::EventSink {
  public:
   // Null when the configuration leaves Kubernetes off (enabled: auto outside a cluster).
   static std::unique_ptr<KubernetesLink> create(const KubernetesConfig& config,

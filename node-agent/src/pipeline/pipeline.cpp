@@ -36,16 +36,7 @@ bool PathRules::reports(const Event& event) const {
   return !event.path2.empty() && path_reported(*this, event.path2);
 }
 
-int64_t current_wall_offset_ns() {
-  timespec mono{};
-  timespec real{};
-  clock_gettime(CLOCK_MONOTONIC, &mono);
-  clock_gettime(CLOCK_REALTIME, &real);
-  return (static_cast<int64_t>(real.tv_sec) - mono.tv_sec) * 1'000'000'000LL +
-         (real.tv_nsec - mono.tv_nsec);
-}
-
-Pipeline::Pipeline(ProcessTable& table, std::vector<EventSink*> sinks)
+Pipeline::Pipeline(ProcessTable& table, std::vector<runtime::EventSink*> sinks)
     : decoder_(std::make_unique<DecoderHolder>()), table_(table), sinks_(std::move(sinks)) {}
 
 Pipeline::~Pipeline() = default;
@@ -94,12 +85,12 @@ void Pipeline::handle(RecordView record) {
   }
   json_.clear();
   if (formatter_) formatter_->format(event_, json_);
-  for (EventSink* sink : sinks_) sink->consume(event_, json_);
+  for (runtime::EventSink* sink : sinks_) sink->consume(event_, json_);
   stats_.delivered++;
 }
 
 void Pipeline::flush() {
-  for (EventSink* sink : sinks_) sink->flush();
+  for (runtime::EventSink* sink : sinks_) sink->flush();
 }
 
 }  // namespace palisade::agent

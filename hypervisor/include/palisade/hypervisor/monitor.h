@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/pipeline.h"
 #include "palisade/hypervisor/vm_responses.h"
 #include "palisade/ocsf/formatter.h"
 #include "palisade/policies/policy_set.h"
+#include "palisade/runtime/event_sink.h"
 
 namespace palisade::hypervisor {
 
@@ -49,7 +49,7 @@ struct MonitorOptions {
 // Where the monitor's output goes. Sinks see every event (and findings); audit records
 // (responses) are written by `audit`.
 struct MonitorOutputs {
-  std::vector<agent::EventSink*> sinks;
+  std::vector<runtime::EventSink*> sinks;
   std::function<void(const nlohmann::json& record)> audit;
 };
 
@@ -57,16 +57,16 @@ struct MonitorOutputs {
 // detector: the monitor's path, and `palisade hv inspect`'s.
 class VmEventEmitter {
  public:
-  VmEventEmitter(std::shared_ptr<ocsf::Formatter> formatter, std::vector<agent::EventSink*> sinks,
-                 agent::EventSink* detector);
+  VmEventEmitter(std::shared_ptr<ocsf::Formatter> formatter, std::vector<runtime::EventSink*> sinks,
+                 runtime::EventSink* detector);
   // `to_outputs` false: the detector alone sees it (stats samples unless emitted).
   void emit(Event& event, bool to_outputs = true);
   uint64_t count() const { return seq_; }
 
  private:
   std::shared_ptr<ocsf::Formatter> formatter_;
-  std::vector<agent::EventSink*> sinks_;
-  agent::EventSink* detector_;
+  std::vector<runtime::EventSink*> sinks_;
+  runtime::EventSink* detector_;
   std::string json_;
   uint64_t seq_ = 0;
   int64_t wall_offset_ns_ = 0;

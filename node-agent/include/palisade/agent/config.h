@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "palisade/agent/enforcer.h"
-#include "palisade/agent/event_store.h"
 #include "palisade/agent/process_table.h"
 #include "palisade/agent/sensor.h"
+#include "palisade/runtime/event_store.h"
 
 namespace palisade::agent {
 
@@ -70,7 +70,7 @@ struct AgentConfig {
   bool stdout_output = true;
   std::string json_file;
   bool store_enabled = true;
-  StoreOptions store;
+  runtime::StoreOptions store;
   SensorOptions sensor;
   ProcessTableLimits process_table;
   uint32_t status_interval_seconds = 30;

@@ -14,22 +14,9 @@
 #include "palisade/agent/source.h"
 #include "palisade/model/event.h"
 #include "palisade/ocsf/formatter.h"
+#include "palisade/runtime/event_sink.h"
 
 namespace palisade::agent {
-
-class EventSink {
- public:
-  virtual ~EventSink() = default;
-  // `ocsf` is the event rendered as OCSF JSON once by the pipeline (empty when the pipeline has
-  // no formatter), so that several outputs do not each format the same event.
-  virtual void consume(const Event& event, std::string_view ocsf) = 0;
-  // A Detection Finding (OCSF 2004) raised by the policy engine for `trigger`.
-  virtual void consume_finding(std::string_view ocsf_finding, const Event& trigger) {
-    (void)ocsf_finding;
-    (void)trigger;
-  }
-  virtual void flush() {}
-};
 
 // Sees raw records before decoding (the capture writer).
 class RecordTap {
@@ -68,7 +55,7 @@ class CgroupNames {
 
 class Pipeline {
  public:
-  Pipeline(ProcessTable& table, std::vector<EventSink*> sinks);
+  Pipeline(ProcessTable& table, std::vector<runtime::EventSink*> sinks);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
@@ -94,7 +81,7 @@ class Pipeline {
   struct DecoderHolder;
   std::unique_ptr<DecoderHolder> decoder_;
   ProcessTable& table_;
-  std::vector<EventSink*> sinks_;
+  std::vector<runtime::EventSink*> sinks_;
   RecordTap* tap_ = nullptr;
   ContainerResolver* containers_ = nullptr;
   const CgroupNames* cgroup_names_ = nullptr;
@@ -107,8 +94,5 @@ class Pipeline {
   // Last sequence number seen per (cpu, class); grows with the CPU count only.
   std::vector<std::array<uint64_t, kEventClassCount>> last_seq_;
 };
-
-// Realtime minus monotonic, now.
-int64_t current_wall_offset_ns();
 
 }  // namespace palisade::agent

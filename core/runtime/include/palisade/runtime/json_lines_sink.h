@@ -5,10 +5,10 @@
 #include <memory>
 #include <string>
 
-#include "palisade/agent/pipeline.h"
 #include "palisade/ocsf/formatter.h"
+#include "palisade/runtime/event_sink.h"
 
-namespace palisade::agent {
+namespace palisade::runtime {
 
 // Writes one OCSF object per line. Output is buffered and flushed by flush() (the agent calls it
 // after each batch of records and on shutdown), so a burst costs few write(2) calls.
@@ -36,4 +36,4 @@ class JsonLinesSink : public EventSink {
   uint64_t lines_ = 0;
 };
 
-}  // namespace palisade::agent
+}  // namespace palisade::runtime

@@ -1,10 +1,10 @@
+#include "palisade/runtime/json_lines_sink.h"
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
 
-#include "palisade/agent/outputs.h"
-
-namespace palisade::agent {
+namespace palisade::runtime {
 namespace {
 constexpr size_t kFlushThreshold = 1U << 16;
 }
@@ -61,4 +61,4 @@ void JsonLinesSink::flush() {
   std::fflush(file_);
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::runtime

@@ -1,4 +1,4 @@
-#include "palisade/agent/detector.h"
+#include "palisade/runtime/detector.h"
 
 #include <limits.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 
-namespace palisade::agent {
+namespace palisade::runtime {
 
 Detector::Detector(std::shared_ptr<ocsf::Formatter> formatter, std::vector<EventSink*> outputs)
     : formatter_(std::move(formatter)), outputs_(std::move(outputs)) {}
@@ -93,4 +93,4 @@ std::vector<policies::PolicySource> agent_policy_sources(const std::string& dire
   return sources;
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::runtime

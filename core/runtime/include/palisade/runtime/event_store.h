@@ -15,10 +15,10 @@
 #include <thread>
 #include <vector>
 
-#include "palisade/agent/pipeline.h"
 #include "palisade/ocsf/formatter.h"
+#include "palisade/runtime/event_sink.h"
 
-namespace palisade::agent {
+namespace palisade::runtime {
 
 struct StoreOptions {
   std::string path = "/var/lib/palisade/events.db";
@@ -113,4 +113,4 @@ class EventReader {
   sqlite3* db_ = nullptr;
 };
 
-}  // namespace palisade::agent
+}  // namespace palisade::runtime

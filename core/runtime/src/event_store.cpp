@@ -1,4 +1,4 @@
-#include "palisade/agent/event_store.h"
+#include "palisade/runtime/event_store.h"
 
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -11,7 +11,7 @@
 #include "palisade/base/clock.h"
 #include "palisade/base/sqlite_statement.h"
 
-namespace palisade::agent {
+namespace palisade::runtime {
 namespace {
 
 constexpr const char* kSchema = R"sql(
@@ -390,4 +390,4 @@ std::vector<StoredProcess> EventReader::descendants(uint32_t pid) {
   return out;
 }
 
-}  // namespace palisade::agent
+}  // namespace palisade::runtime

@@ -7,12 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "palisade/agent/pipeline.h"
 #include "palisade/base/file_hash_cache.h"
 #include "palisade/ocsf/formatter.h"
 #include "palisade/policies/policy_set.h"
+#include "palisade/runtime/event_sink.h"
 
-namespace palisade::agent {
+namespace palisade::runtime {
 
 class Detector : public EventSink {
  public:
@@ -60,4 +60,4 @@ std::vector<policies::PolicySource> read_policy_directory(const std::string& dir
 std::vector<policies::PolicySource> agent_policy_sources(const std::string& directory,
                                                          bool with_defaults);
 
-}  // namespace palisade::agent
+}  // namespace palisade::runtime
