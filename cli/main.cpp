@@ -156,7 +156,9 @@ int main(int argc, char** argv) {
   palisade::cli::add_policy_command(app, exit_code);
   palisade::cli::add_respond_command(app, exit_code);
   palisade::cli::add_fim_command(app, exit_code);
+#ifdef PALISADE_WITH_HYPERVISOR
   palisade::cli::add_hv_command(app, exit_code);
+#endif
 
   app.add_subcommand("version", "Print the version")->callback([] {
     std::cout << "palisade " << PALISADE_VERSION << '\n';

@@ -101,7 +101,7 @@ int quarantine_command(const RespondOptions& o, const std::string& path, bool re
 // A workload by cgroup v2 path ("/k8s.io/<id>", or the full path under the cgroup2 mount) or by
 // container id (or a unique prefix of at least 12 characters): the cgroups it names.
 std::vector<agent::CgroupEntry> resolve_workload(const std::string& workload, std::string& error) {
-  const std::string mount = agent::cgroup2_mount();
+  const std::string& mount = agent::cgroup2_mount();
   std::string relative = workload;
   if (relative.rfind(mount + "/", 0) == 0) relative = relative.substr(mount.size());
   std::vector<agent::CgroupEntry> out;

@@ -6,6 +6,8 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(
   # toolchain
   g++ cmake ninja-build pkg-config git
+  # source habits checked in CI: formatting and lint (scripts/check-format.sh, check-tidy.sh)
+  clang-format clang-tidy
   # eBPF: compiler for the BPF target, libbpf, bpftool for vmlinux.h and skeletons
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
   # libraries

@@ -9,6 +9,13 @@ bash scripts/build.sh
 # no cycle in the target graph, docs/component-graph.dot current).
 bash scripts/check-format.sh
 python3 scripts/check-layering.py build
+bash scripts/check-tidy.sh
+# The unit suites again under ASan + UBSan. The debug build is CPU work the rest of the run leaves
+# idle (fuzzing is one core, the integration tests mostly wait), so it runs beside them at the
+# lowest priority instead of on the critical path; its result is checked at the end.
+sanitize_log=$(mktemp)
+nice -n 19 bash scripts/sanitize.sh >"$sanitize_log" 2>&1 &
+sanitize=$!
 if [[ $(id -u) -ne 0 ]]; then
   echo "warning: not root: the live-kernel and hypervisor integration tests will skip" >&2
 fi
@@ -24,7 +31,7 @@ fi
 # Fuzzing first, so that ctest's summary closes the output. Any crash fails the run.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$(nproc)"
+cmake --build --preset fuzz -j "$(nproc)" --target policy_parser_fuzzer expression_fuzzer
 for target in policy_parser_fuzzer expression_fuzzer; do
   case $target in
     policy_parser_fuzzer) seeds=tests/fuzz/corpus/policy ;;
@@ -58,3 +65,11 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 
 ctest --preset default
+
+if ! wait "$sanitize"; then
+  tail -80 "$sanitize_log" >&2
+  echo "scripts/sanitize.sh failed" >&2
+  exit 1
+fi
+tail -4 "$sanitize_log" >&2
+rm -f "$sanitize_log"

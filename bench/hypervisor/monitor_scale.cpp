@@ -51,7 +51,7 @@ long max_rss_kib() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int n = argc > 1 ? std::atoi(argv[1]) : 1000;
+  const int n = argc > 1 ? static_cast<int>(std::strtol(argv[1], nullptr, 10)) : 1000;
   hv::ensure_event_loop();
   auto conn = hv::Connection::open("test:///default", false);
   const long rss_before = max_rss_kib();

@@ -6,8 +6,8 @@
 #include "palisade/hypervisor/vm_inspector.h"
 
 namespace palisade::hypervisor {
-InspectionRunner::InspectionRunner(InspectionSettings settings, Inbox& inbox,
-                                   std::shared_ptr<ocsf::Formatter>)
+
+InspectionRunner::InspectionRunner(InspectionSettings settings, Inbox& inbox)
     : settings_(std::move(settings)), inbox_(inbox) {
   try {
     store_ = std::make_unique<InspectionStore>(settings_.store_path);

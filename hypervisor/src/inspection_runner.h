@@ -29,8 +29,7 @@ struct InspectionOutcome {
 
 class InspectionRunner {
  public:
-  InspectionRunner(InspectionSettings settings, Inbox& inbox,
-                   std::shared_ptr<ocsf::Formatter> formatter);
+  InspectionRunner(InspectionSettings settings, Inbox& inbox);
   ~InspectionRunner();  // lets running inspections finish; drops queued ones
   InspectionRunner(const InspectionRunner&) = delete;
   InspectionRunner& operator=(const InspectionRunner&) = delete;

@@ -717,7 +717,7 @@ struct Monitor::Impl {
     for (size_t i = 0; i < hosts.size(); ++i) {
       sessions.push_back(std::make_unique<HostSession>(i, hosts[i].uri, session, inbox));
     }
-    inspections = std::make_unique<InspectionRunner>(options.inspection, inbox, formatter);
+    inspections = std::make_unique<InspectionRunner>(options.inspection, inbox);
     response_thread = std::thread([this] { response_worker(); });
     for (auto& s : sessions) s->start();
     const auto stats_every =

@@ -94,7 +94,7 @@ std::string merge_back(virDomainPtr domain, const Overlay& o) {
     return "commit: " + last_libvirt_error();
   }
   if (!wait_for_job(domain, o.target, true, std::chrono::seconds(600))) {
-    const std::string error = "commit did not complete: " + last_libvirt_error();
+    std::string error = "commit did not complete: " + last_libvirt_error();
     virDomainBlockJobAbort(domain, disk, 0);  // leaves the VM on the overlay, consistent
     return error;
   }

@@ -69,7 +69,7 @@ bool local_uri(const std::string& uri) {
   return scheme != std::string::npos && scheme + 3 < uri.size() && uri[scheme + 3] == '/';
 }
 
-ActionOutcome failed(std::string what) {
+ActionOutcome failed(const std::string& what) {
   return ActionOutcome{false, what + ": " + last_libvirt_error(), {}};
 }
 

@@ -199,10 +199,11 @@ VmActivity rates(int64_t cpu, int64_t tx, int64_t wr) {
 }
 
 std::vector<std::string> judge(BehaviourDetector& d, const policies::PolicySet& set,
-                               const VmView& vm, uint64_t t_s, VmActivity a) {
+                               const VmView& vm, uint64_t t_s, const VmActivity& a) {
   std::vector<BehaviourFinding> out;
   d.judge(vm, a, t_s * kSecond, set.vm_policies(), out);
   std::vector<std::string> names;
+  names.reserve(out.size());
   for (const auto& f : out) names.push_back(f.rule->name);
   return names;
 }

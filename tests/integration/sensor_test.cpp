@@ -138,6 +138,7 @@ class SensorTest : public ::testing::Test {
     pid_t pid = fork();
     if (pid == 0) {
       std::vector<char*> args;
+      args.reserve(argv.size() + 1);
       for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
       execv(args[0], args.data());
@@ -300,7 +301,7 @@ TEST_F(SensorTest, TcpListenAcceptConnectAreSeen) {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    if (bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) _exit(1);
     listen(s, 4);
     socklen_t len = sizeof(addr);
     getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len);

@@ -39,7 +39,7 @@ class StoreTest : public ::testing::Test {
       pipeline.handle(RecordBuilder(PAL_FILE_UNLINK)
                           .task(30, 20, 3'000'000'000, "rm")
                           .time(4'000'000'000ULL + static_cast<uint64_t>(i))
-                          .seq(0, static_cast<uint64_t>(i + 1))
+                          .seq(0, static_cast<uint64_t>(i) + 1)
                           .str(0, "/data/f" + std::to_string(i))
                           .build());
     }

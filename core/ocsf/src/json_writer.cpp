@@ -37,7 +37,7 @@ char* write_escaped(char* out, unsigned char c) {
       *out++ = 't';
       break;
     default:
-      std::memcpy(out, "u00", 3);
+      std::memcpy(out, "u00", 3);  // NOLINT(bugprone-not-null-terminated-result): not a C string
       out += 3;
       *out++ = kHex[c >> 4];
       *out++ = kHex[c & 0xf];

@@ -763,10 +763,11 @@ int Agent::run() {
                        std::chrono::seconds(config_.enforcement.canary_interval_seconds);
       }
     }
-    fim_->tick([this](nlohmann::json record, uint32_t pid) { emit_remediation(record, pid, ""); },
-               [this](const fim::FileChange& change, const Event* trigger) {
-                 report_drift(change, trigger);
-               });
+    fim_->tick(
+        [this](const nlohmann::json& record, uint32_t pid) { emit_remediation(record, pid, ""); },
+        [this](const fim::FileChange& change, const Event* trigger) {
+          report_drift(change, trigger);
+        });
     pipeline_->flush();
     if (capture_) capture_->flush();
     if (g_reload.exchange(false)) reload();

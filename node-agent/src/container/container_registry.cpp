@@ -82,7 +82,7 @@ void ContainerRegistry::index(ContainerRef view) {
   generation_++;
 }
 
-void ContainerRegistry::upsert(ContainerRef view) {
+void ContainerRegistry::upsert(const ContainerRef& view) {
   std::unique_lock lock(mutex_);
   auto it = by_id_.find(view->id);
   if (it != by_id_.end()) {

@@ -930,7 +930,7 @@ void Enforcer::poll(const RecordCallback& deliver) {
   impl_->deliver = &deliver;
   ring_buffer__consume(impl_->ring);
   if (impl_->lockdown) {
-    impl_->lockdown->drain([this, &deliver](const std::vector<std::byte>& record) {
+    impl_->lockdown->drain([this](const std::vector<std::byte>& record) {
       pal_record r;
       std::memcpy(&r, record.data(), sizeof(r));
       impl_->annotate_and_deliver(record.data(), record.size());

@@ -38,7 +38,7 @@ class ContainerRegistry {
  public:
   explicit ContainerRegistry(size_t max_containers = 4096) : max_(max_containers) {}
 
-  void upsert(ContainerRef view);
+  void upsert(const ContainerRef& view);
   // The pod's identity from the Kubernetes API: applied to its containers now and to those that
   // appear later. Bounded like the containers; forget_pod drops it.
   void set_pod_identity(const std::string& pod_uid, PodIdentity identity);

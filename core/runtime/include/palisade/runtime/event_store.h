@@ -22,7 +22,7 @@ namespace palisade::runtime {
 
 struct StoreOptions {
   std::string path = "/var/lib/palisade/events.db";
-  uint64_t max_age_seconds = 7 * 24 * 3600;
+  uint64_t max_age_seconds = 7ULL * 24 * 3600;
   uint64_t max_bytes = 512ULL << 20;
   size_t queue_capacity = 65536;      // events waiting for the writer; the pipeline waits
   size_t queue_max_bytes = 8U << 20;  // when either bound is reached
