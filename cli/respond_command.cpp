@@ -13,6 +13,8 @@
 #include "palisade/agent/container.h"
 #include "palisade/agent/enforcer.h"
 #include "palisade/agent/respond.h"
+#include "palisade/base/cgroup.h"
+#include "palisade/base/proc.h"
 #include "palisade/ocsf/formatter.h"
 #include "palisade/ocsf/remediation.h"
 #include "palisade/runtime/event_store.h"
@@ -50,8 +52,7 @@ int record(const RespondOptions& o, json event, uint32_t pid, const std::string&
 }
 
 std::string exe_of(uint32_t pid) {
-  std::error_code ec;
-  return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec).string();
+  return base::read_proc_link(pid, "exe");
 }
 
 int kill_command(const RespondOptions& o, uint32_t pid, bool tree) {
@@ -101,7 +102,7 @@ int quarantine_command(const RespondOptions& o, const std::string& path, bool re
 // A workload by cgroup v2 path ("/k8s.io/<id>", or the full path under the cgroup2 mount) or by
 // container id (or a unique prefix of at least 12 characters): the cgroups it names.
 std::vector<agent::CgroupEntry> resolve_workload(const std::string& workload, std::string& error) {
-  const std::string& mount = agent::cgroup2_mount();
+  const std::string mount = base::cgroup2_mount();
   std::string relative = workload;
   if (relative.rfind(mount + "/", 0) == 0) relative = relative.substr(mount.size());
   std::vector<agent::CgroupEntry> out;

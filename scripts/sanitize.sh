@@ -3,7 +3,7 @@
 # undefined behaviour fatal) and runs them: a leak, an overflow or UB fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-suites=(unit_tests policy_tests fim_tests)
+suites=(base_tests runtime_tests unit_tests policy_tests fim_tests)
 cmake --preset debug >/dev/null
 cmake --build --preset debug -j "$(nproc)" --target "${suites[@]}"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0

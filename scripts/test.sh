@@ -4,12 +4,17 @@
 # kernel (eBPF). As root, nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where the time goes, for keeping CI under its budget: each phase's end, in seconds from here.
+started=$SECONDS
+phase() { echo "test.sh: $1 done at $((SECONDS - started)) s" >&2; }
 bash scripts/build.sh
+phase build
 # Source habits: every file formatted, components layered one way (no new include across layers,
 # no cycle in the target graph, docs/component-graph.dot current).
 bash scripts/check-format.sh
 python3 scripts/check-layering.py build
 bash scripts/check-tidy.sh
+phase "format, layering, tidy"
 # The unit suites again under ASan + UBSan. The debug build is CPU work the rest of the run leaves
 # idle (fuzzing is one core, the integration tests mostly wait), so it runs beside them at the
 # lowest priority instead of on the critical path; its result is checked at the end.
@@ -48,6 +53,7 @@ for target in policy_parser_fuzzer expression_fuzzer; do
   tail -1 "$corpus.log" >&2
   rm -rf "$corpus" "$corpus.log"
 done
+phase fuzz
 
 # The container tests need a running containerd and the locally built test image.
 if [[ $(id -u) -eq 0 ]]; then
@@ -63,8 +69,10 @@ if [[ $(id -u) -eq 0 ]]; then
   # shellcheck source=/dev/null
   source "${PALISADE_VM_DIR:-/var/tmp/palisade-vm}/env.sh"
 fi
+phase "containerd and libvirt set-up"
 
 ctest --preset default
+phase ctest
 
 if ! wait "$sanitize"; then
   tail -80 "$sanitize_log" >&2
@@ -73,3 +81,4 @@ if ! wait "$sanitize"; then
 fi
 tail -4 "$sanitize_log" >&2
 rm -f "$sanitize_log"
+phase "sanitized unit suites"

@@ -210,7 +210,7 @@ void run_scan(const Scan& scan, const std::function<void(Outcome&&)>& consume) {
           } catch (const std::exception& e) {
             out.error = FimError{path, e.what()};
           }
-          if (!results.push(std::move(out))) break;
+          if (results.push(std::move(out)) != base::PushResult::kQueued) break;
         }
       } catch (...) {
         fail(std::current_exception());
@@ -236,7 +236,7 @@ void run_scan(const Scan& scan, const std::function<void(Outcome&&)>& consume) {
               item.before = scan.store.find(item.entry.path);
               scan.store.mark_seen(item.entry.path);
             }
-            return work.push(std::move(item));
+            return work.push(std::move(item)) == base::PushResult::kQueued;
           },
           [&](FimError&& error, bool subtree) {
             // What is below an unreadable directory is unknown, not removed.
@@ -248,7 +248,7 @@ void run_scan(const Scan& scan, const std::function<void(Outcome&&)>& consume) {
       if (compare) {
         scan.store.for_each_unseen(scan.roots, [&](FileRecord&& record) {
           WorkItem item{{record.path, {}}, std::move(record), true};
-          return work.push(std::move(item));
+          return work.push(std::move(item)) == base::PushResult::kQueued;
         });
         base::exec_sql(scan.store.db, "COMMIT");
       }

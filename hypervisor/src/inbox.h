@@ -6,15 +6,14 @@
 // capacity.
 #pragma once
 
+#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <utility>
+
+#include "palisade/base/bounded_queue.h"
 
 namespace palisade::hypervisor {
 
@@ -46,52 +45,35 @@ class Inbox {
  public:
   static constexpr size_t kReserve = 4096;
 
-  explicit Inbox(size_t capacity) : capacity_(capacity) {}
+  explicit Inbox(size_t capacity)
+      : queue_(base::QueueLimits{capacity, 0, kReserve}, base::OnFull::kReject) {}
 
   bool push(Notice notice) {
-    const bool critical = notice.type != Notice::Type::kLifecycle &&
-                          notice.type != Notice::Type::kMetadata &&
-                          notice.type != Notice::Type::kDevice;
-    {
-      std::lock_guard lock(mutex_);
-      if (queue_.size() >= capacity_ + (critical ? kReserve : 0)) {
-        dropped_++;
-        unsynced_drops_ = true;
-        return false;
-      }
-      queue_.push_back(std::move(notice));
-    }
-    ready_.notify_one();
-    return true;
+    const bool recoverable = notice.type == Notice::Type::kLifecycle ||
+                             notice.type == Notice::Type::kMetadata ||
+                             notice.type == Notice::Type::kDevice;
+    const base::PushResult result =
+        recoverable ? queue_.push(std::move(notice)) : queue_.push_urgent(std::move(notice));
+    if (result == base::PushResult::kQueued) return true;
+    unsynced_drops_ = true;
+    return false;
   }
 
   // Whether domain events were dropped since the last call: the inventory needs a re-sync.
-  bool take_drops() {
-    std::lock_guard lock(mutex_);
-    return std::exchange(unsynced_drops_, false);
-  }
+  bool take_drops() { return unsynced_drops_.exchange(false); }
 
   std::optional<Notice> pop_until(std::chrono::steady_clock::time_point deadline) {
-    std::unique_lock lock(mutex_);
-    ready_.wait_until(lock, deadline, [&] { return !queue_.empty(); });
-    if (queue_.empty()) return std::nullopt;
-    Notice n = std::move(queue_.front());
-    queue_.pop_front();
-    return n;
+    return queue_.pop_until(deadline);
   }
 
   uint64_t dropped() const {
-    std::lock_guard lock(mutex_);
-    return dropped_;
+    const base::QueueStats stats = queue_.stats();
+    return stats.rejected_full + stats.rejected_closed;
   }
 
  private:
-  size_t capacity_;
-  mutable std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<Notice> queue_;
-  uint64_t dropped_ = 0;
-  bool unsynced_drops_ = false;
+  base::BoundedQueue<Notice> queue_;
+  std::atomic<bool> unsynced_drops_{false};
 };
 
 }  // namespace palisade::hypervisor

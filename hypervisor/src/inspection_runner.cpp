@@ -8,7 +8,9 @@
 namespace palisade::hypervisor {
 
 InspectionRunner::InspectionRunner(InspectionSettings settings, Inbox& inbox)
-    : settings_(std::move(settings)), inbox_(inbox) {
+    : settings_(std::move(settings)),
+      inbox_(inbox),
+      queue_(std::max<size_t>(settings_.max_pending, 1), base::OnFull::kReject) {
   try {
     store_ = std::make_unique<InspectionStore>(settings_.store_path);
   } catch (const std::exception& e) {
@@ -24,12 +26,7 @@ InspectionRunner::InspectionRunner(InspectionSettings settings, Inbox& inbox)
 }
 
 InspectionRunner::~InspectionRunner() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-    queue_.clear();
-  }
-  ready_.notify_all();
+  queue_.cancel();
   for (auto& w : workers_) w.join();
 }
 
@@ -65,26 +62,21 @@ void InspectionRunner::schedule_if_due(size_t host, std::shared_ptr<Connection> 
   }
   const int64_t interval_ms = static_cast<int64_t>(spec.interval_ns / 1'000'000ULL);
   if (base::wall_now_ms() - last_inspected_ms(vm->uuid) < interval_ms) return;
-  std::lock_guard lock(mutex_);
-  if (queue_.size() >= settings_.max_pending) {
-    skipped_++;
-    return;
+  const std::string uuid = vm->uuid;
+  {
+    std::lock_guard lock(mutex_);
+    busy_.insert(uuid);
   }
-  busy_.insert(vm->uuid);
-  queue_.push_back(Job{host, std::move(connection), std::move(vm), spec});
-  ready_.notify_one();
+  if (queue_.push(Job{host, std::move(connection), std::move(vm), spec}) !=
+      base::PushResult::kQueued) {
+    std::lock_guard lock(mutex_);
+    busy_.erase(uuid);  // the queue was full: due again at the next schedule
+  }
 }
 
 void InspectionRunner::work() {
-  for (;;) {
-    Job job;
-    {
-      std::unique_lock lock(mutex_);
-      ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (stopping_) return;
-      job = std::move(queue_.front());
-      queue_.pop_front();
-    }
+  while (std::optional<Job> next = queue_.pop()) {
+    Job& job = *next;
     auto outcome = std::make_shared<InspectionOutcome>();
     bool ok = false;
     try {
@@ -126,9 +118,10 @@ void InspectionRunner::forget(const std::string& uuid) {
 }
 
 nlohmann::json InspectionRunner::status() const {
+  const base::QueueStats queue = queue_.stats();
   std::lock_guard lock(mutex_);
   return {{"completed", completed_},        {"failed", failed_},
-          {"queued", queue_.size()},        {"skipped_queue_full", skipped_},
+          {"queued", queue.depth},          {"skipped_queue_full", queue.rejected_full},
           {"parallelism", workers_.size()}, {"store_error", store_error_}};
 }
 

@@ -3,8 +3,6 @@
 // resulting events go back to the main thread through the inbox.
 #pragma once
 
-#include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -14,6 +12,7 @@
 #include <vector>
 
 #include "inbox.h"
+#include "palisade/base/bounded_queue.h"
 #include "palisade/hypervisor/guest_inspection.h"
 #include "palisade/hypervisor/libvirt.h"
 #include "palisade/hypervisor/monitor.h"
@@ -57,15 +56,12 @@ class InspectionRunner {
   Inbox& inbox_;
   std::unique_ptr<InspectionStore> store_;
   std::mutex store_mutex_;
+  base::BoundedQueue<Job> queue_;  // refuses when full: the VM is due again next time
   mutable std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<Job> queue_;
   std::set<std::string> busy_;                        // queued or running, by uuid
   std::unordered_map<std::string, int64_t> last_ms_;  // bounded by the VMs followed
-  bool stopping_ = false;
   uint64_t completed_ = 0;
   uint64_t failed_ = 0;
-  uint64_t skipped_ = 0;  // the queue was full
   std::string store_error_;
   std::vector<std::thread> workers_;
 };

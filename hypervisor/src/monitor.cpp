@@ -3,8 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -15,6 +13,7 @@
 #include "inbox.h"
 #include "inspection_runner.h"
 #include "palisade/base/atomic_file.h"
+#include "palisade/base/bounded_queue.h"
 #include "palisade/base/clock.h"
 #include "palisade/base/error.h"
 #include "palisade/hypervisor/behaviour.h"
@@ -22,6 +21,7 @@
 #include "palisade/hypervisor/vm_inspector.h"
 #include "palisade/ocsf/remediation.h"
 #include "palisade/runtime/detector.h"
+#include "palisade/runtime/responder.h"
 #include "stats_collector.h"
 
 namespace palisade::hypervisor {
@@ -94,21 +94,18 @@ struct Monitor::Impl {
   struct Counters {
     uint64_t stats_samples = 0;
     uint64_t stats_errors = 0;
-    uint64_t responses_ok = 0;
-    uint64_t responses_failed = 0;
-    uint64_t responses_refused = 0;
     uint64_t lookups_failed = 0;
     uint64_t stats_uncached = 0;
   } counters;
-  Clock::time_point response_window = Clock::now();
-  uint32_t responses_in_window = 0;
+  runtime::Responder responder;
 
   Impl(MonitorOptions o, std::shared_ptr<ocsf::Formatter> f, MonitorOutputs out)
       : options(std::move(o)),
         formatter(std::move(f)),
         outputs(std::move(out)),
         inbox(options.inbox_capacity),
-        rates(options.max_domains * std::max<size_t>(options.uris.size(), 1)) {
+        rates(options.max_domains * std::max<size_t>(options.uris.size(), 1)),
+        responder("palisade hv", options.max_responses_per_minute) {
     detector = std::make_unique<runtime::Detector>(formatter, outputs.sinks);
     detector->set_responder(
         [this](const policies::Finding& finding, const Event& event) { respond(finding, event); });
@@ -466,14 +463,9 @@ struct Monitor::Impl {
     }
     ResponseJob job{*event.vm, *action, finding.rule->name, finding.message};
     const auto now = Clock::now();
-    if (now - response_window > std::chrono::minutes(1)) {
-      response_window = now;
-      responses_in_window = 0;
-    }
     std::string refused;
-    if (++responses_in_window > options.max_responses_per_minute) {
-      refused = "refused: more than " + std::to_string(options.max_responses_per_minute) +
-                " responses in a minute";
+    if (std::optional<runtime::ResponseOutcome> over = responder.admit(now)) {
+      refused = over->detail;
     } else if (*action == VmAction::kSnapshot) {
       // One forensic snapshot per VM per cooldown: each adds a layer to its disk chain and a
       // memory dump the size of its RAM.
@@ -487,10 +479,7 @@ struct Monitor::Impl {
       if (last_snapshot.size() > options.max_domains) last_snapshot.clear();
     }
     if (refused.empty() && !enqueue_response(job)) refused = "refused: the response queue is full";
-    if (!refused.empty()) {
-      counters.responses_refused++;
-      audit_response(job, ActionOutcome{false, refused, {}});
-    }
+    if (!refused.empty()) audit_response(job, ActionOutcome{false, refused, {}}, true);
   }
 
   struct ResponseJob {
@@ -506,37 +495,20 @@ struct Monitor::Impl {
   static constexpr std::chrono::minutes kSnapshotCooldown{10};
   static constexpr size_t kMaxQueuedResponses = 64;
   std::unordered_map<std::string, Clock::time_point> last_snapshot;
-  std::mutex response_mutex;
-  std::condition_variable response_ready;
-  std::deque<ResponseJob> response_queue;
-  bool response_stopping = false;
+  base::BoundedQueue<ResponseJob> response_queue{kMaxQueuedResponses, base::OnFull::kReject};
   std::thread response_thread;
 
   bool enqueue_response(ResponseJob job) {
-    {
-      std::lock_guard lock(response_mutex);
-      if (response_queue.size() >= kMaxQueuedResponses) return false;
-      response_queue.push_back(std::move(job));
-    }
-    response_ready.notify_one();
-    return true;
+    return response_queue.push(std::move(job)) == base::PushResult::kQueued;
   }
 
   // The response worker: carries out queued responses (all of them, also when stopping: they
   // were decided) and hands the audit records back to the monitor's thread.
   void response_worker() {
-    for (;;) {
-      ResponseJob job;
-      {
-        std::unique_lock lock(response_mutex);
-        response_ready.wait(lock, [&] { return response_stopping || !response_queue.empty(); });
-        if (response_queue.empty()) return;
-        job = std::move(response_queue.front());
-        response_queue.pop_front();
-      }
+    while (std::optional<ResponseJob> job = response_queue.pop()) {
       auto done = std::make_shared<ResponseDone>();
-      done->outcome = act(job.vm, job.action);
-      done->job = std::move(job);
+      done->outcome = act(job->vm, job->action);
+      done->job = std::move(*job);
       Notice n;
       n.type = Notice::Type::kResponseDone;
       n.payload = std::move(done);
@@ -544,13 +516,12 @@ struct Monitor::Impl {
     }
   }
 
-  void audit_response(const ResponseJob& job, const ActionOutcome& outcome) {
-    (outcome.ok ? counters.responses_ok : counters.responses_failed)++;
-    nlohmann::json record = vm_remediation_record(
-        job.action, job.vm, outcome, ocsf::requester("palisade hv: rule " + job.rule, job.reason));
-    record["unmapped"]["palisade"]["rule"] = job.rule;
-    spdlog::info("hv: response {} on {} for rule {}: {}", action_name(job.action), job.vm.name,
-                 job.rule, outcome.detail);
+  void audit_response(const ResponseJob& job, const ActionOutcome& outcome, bool refused = false) {
+    nlohmann::json record = vm_remediation_record(job.action, job.vm, outcome,
+                                                  responder.requester(job.rule, job.reason));
+    record = responder.audit(std::move(record),
+                             runtime::ResponseOutcome{outcome.ok, outcome.detail, refused},
+                             job.rule, action_name(job.action));
     if (outputs.audit) outputs.audit(record);
   }
 
@@ -625,10 +596,7 @@ struct Monitor::Impl {
                         {"rate_evictions", rates.evictions()},
                         {"behaviour_evictions", behaviour.evictions()},
                         {"notices_dropped", inbox.dropped()},
-                        {"responses",
-                         {{"carried_out", counters.responses_ok},
-                          {"failed", counters.responses_failed},
-                          {"refused", counters.responses_refused}}},
+                        {"responses", responder.status()},
                         {"policy_digest", policy ? policy->digest() : ""}};
     if (inspections) s["inspections"] = inspections->status();
     return s;
@@ -761,11 +729,7 @@ struct Monitor::Impl {
         next_status = now + status_every;
       }
     }
-    {
-      std::lock_guard lock(response_mutex);
-      response_stopping = true;
-    }
-    response_ready.notify_all();
+    response_queue.close();
     response_thread.join();  // the decided responses are carried out (at most 64 queued)
     for (auto& s : sessions) s->request_stop();  // all at once, then wait
     // Waits for running inspections (bounded by their time limits): stopping one between its

@@ -19,17 +19,16 @@ constexpr std::size_t kNoteLimit = 1024;
 }  // namespace
 
 EventPublisher::EventPublisher(Client& client, EventPublisherOptions options)
-    : client_(client), options_(std::move(options)), overall_{options_.burst, Steady::now()} {
-  thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
+    : client_(client),
+      options_(std::move(options)),
+      queue_(options_.queue_capacity, base::OnFull::kReject),
+      overall_{options_.burst, Steady::now()} {
+  thread_ = std::thread([this] { run(); });
 }
 
 EventPublisher::~EventPublisher() {
-  thread_.request_stop();
-  cv_.notify_all();
+  queue_.cancel();  // what is still queued is counted as dropped (stats)
   thread_.join();
-  std::lock_guard lock(mu_);
-  stats_.dropped += queue_.size();
-  queue_.clear();
 }
 
 bool EventPublisher::take(Bucket& bucket, double rate, double burst, Steady::time_point now) {
@@ -64,38 +63,29 @@ bool EventPublisher::publish(const PodRef& pod, const std::string& reason,
     ++stats_.rate_limited;
     return false;
   }
-  if (queue_.size() >= options_.queue_capacity) {
-    ++stats_.dropped;
-    return false;
-  }
-  queue_.push_back({pod, reason, message, std::chrono::system_clock::now()});
-  cv_.notify_one();
-  return true;
+  return queue_.push({pod, reason, message, std::chrono::system_clock::now()}) ==
+         base::PushResult::kQueued;
 }
 
 EventStats EventPublisher::stats() const {
-  std::lock_guard lock(mu_);
-  return stats_;
+  EventStats out;
+  {
+    std::lock_guard lock(mu_);
+    out = stats_;
+  }
+  const base::QueueStats queue = queue_.stats();
+  out.dropped = queue.rejected_full + queue.rejected_closed + queue.abandoned;
+  return out;
 }
 
 bool EventPublisher::flush(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
-  return idle_cv_.wait_for(lock, timeout, [this] { return queue_.empty() && !sending_; });
+  return queue_.wait_idle(Steady::now() + timeout);
 }
 
-void EventPublisher::run(std::stop_token stop) {
-  std::unique_lock lock(mu_);
-  while (!stop.stop_requested()) {
-    cv_.wait(lock, stop, [this] { return !queue_.empty(); });
-    if (stop.stop_requested()) break;
-    Pending next = std::move(queue_.front());
-    queue_.pop_front();
-    sending_ = true;
-    lock.unlock();
-    send(next);
-    lock.lock();
-    sending_ = false;
-    idle_cv_.notify_all();
+void EventPublisher::run() {
+  while (std::optional<Pending> next = queue_.pop()) {
+    send(*next);
+    queue_.done();
   }
 }
 

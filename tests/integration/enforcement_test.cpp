@@ -20,6 +20,7 @@
 #include "fake_apiserver.h"
 #include "palisade/agent/container.h"
 #include "palisade/agent/sensor.h"
+#include "palisade/base/cgroup.h"
 
 namespace palisade::testing {
 namespace {
@@ -45,8 +46,8 @@ class EnforcementTest : public AgentTest {
 
   // A fresh cgroup v2 directory; returns its path relative to the cgroup2 mount.
   std::string make_cgroup(const std::string& name) {
-    const std::string relative = "/palisade-test-" + std::to_string(getpid()) + "-" + name;
-    const std::string full = agent::cgroup2_mount() + relative;
+    std::string relative = "/palisade-test-" + std::to_string(getpid()) + "-" + name;
+    const std::string full = base::cgroup2_mount() + relative;
     mkdir(full.c_str(), 0755);
     cgroups.push_back(full);
     return relative;
@@ -82,7 +83,7 @@ class EnforcementTest : public AgentTest {
   int in_cgroup(const std::string& cgroup, const std::function<int()>& body) {
     pid_t pid = fork();
     if (pid == 0) {
-      std::ofstream(agent::cgroup2_mount() + cgroup + "/cgroup.procs") << getpid() << std::flush;
+      std::ofstream(base::cgroup2_mount() + cgroup + "/cgroup.procs") << getpid() << std::flush;
       _exit(body());
     }
     int status = 0;
@@ -94,6 +95,7 @@ class EnforcementTest : public AgentTest {
   int exec_in(const std::string& cgroup, const std::vector<std::string>& argv) {
     return in_cgroup(cgroup, [&] {
       std::vector<char*> args;
+      args.reserve(argv.size() + 1);
       for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
       execv(args[0], args.data());
@@ -142,7 +144,7 @@ class EnforcementTest : public AgentTest {
   }
 
   fs::path copy_of_true(const std::string& name) {
-    const fs::path target = dir / name;
+    fs::path target = dir / name;
     fs::copy_file("/usr/bin/true", target, fs::copy_options::overwrite_existing);
     chmod(target.c_str(), 0755);
     return target;
@@ -262,7 +264,7 @@ TEST_F(EnforcementTest, IngressRulesDropNewFlowsToPortsTheWorkloadMayNotServe) {
   ASSERT_EQ(pipe(ready), 0);
   const pid_t listener = fork();
   if (listener == 0) {
-    std::ofstream(agent::cgroup2_mount() + server + "/cgroup.procs") << getpid() << std::flush;
+    std::ofstream(base::cgroup2_mount() + server + "/cgroup.procs") << getpid() << std::flush;
     for (int port : {18181, 18182}) {
       int fd = socket(AF_INET, SOCK_STREAM, 0);
       int one = 1;
@@ -316,7 +318,7 @@ TEST_F(EnforcementTest, NetworkDenialSurvivesAgentKillAndIsAdoptedThenUninstalle
 
   // Isolation through the pinned maps: all but the management port is cut off, then restored.
   std::string out;
-  const std::string cg = agent::cgroup2_mount() + locked;
+  const std::string cg = base::cgroup2_mount() + locked;
   EXPECT_EQ(
       run_capture({kCli, "respond", "--no-store", "--pin-directory", pins, "isolate", cg}, out), 0)
       << out;
@@ -459,7 +461,7 @@ TEST_F(EnforcementTest, DetectionRulesTriggerKillQuarantineAndIsolate) {
 
   // Released by the operator.
   std::string out;
-  const std::string cg = agent::cgroup2_mount() + isolated;
+  const std::string cg = base::cgroup2_mount() + isolated;
   EXPECT_EQ(
       run_capture({kCli, "respond", "--no-store", "--pin-directory", pins, "release", cg}, out), 0)
       << out;
@@ -571,10 +573,10 @@ TEST_F(EnforcementTest, UnidentifiedCgroupsUnderAGuardedParentGetTheDefaultPostu
   const std::string parent = make_cgroup("guard");
   const std::string known = parent + "/known";
   const std::string unknown = parent + "/new";
-  mkdir((agent::cgroup2_mount() + known).c_str(), 0755);
-  mkdir((agent::cgroup2_mount() + unknown).c_str(), 0755);
-  cgroups.insert(cgroups.begin(), agent::cgroup2_mount() + unknown);
-  cgroups.insert(cgroups.begin(), agent::cgroup2_mount() + known);
+  mkdir((base::cgroup2_mount() + known).c_str(), 0755);
+  mkdir((base::cgroup2_mount() + unknown).c_str(), 0755);
+  cgroups.insert(cgroups.begin(), base::cgroup2_mount() + unknown);
+  cgroups.insert(cgroups.begin(), base::cgroup2_mount() + known);
   write_policy("known", lockdown_policy("known", known, "enforce", 18081, 18091));
   std::ofstream(dir / "agent.yaml")
       << "enforcement:\n  unidentified:\n    parents: [" << parent << "]\n    posture: deny\n";

@@ -29,6 +29,8 @@
 #include <thread>
 #include <vector>
 
+#include "palisade/base/cgroup.h"
+
 namespace palisade::agent {
 namespace {
 
@@ -312,7 +314,7 @@ TEST_F(FanotifyGuardTest, AllowsListedExecAndDeniesOthersWithEperm) {
   EXPECT_EQ(report.request.pid, static_cast<uint32_t>(denied.pid));
   EXPECT_EQ(report.request.uid, 0u);
   EXPECT_EQ(report.request.parent_exe, read_link("/proc/self/exe"));
-  EXPECT_EQ(report.request.cgroup_id, cgroup_id_of(static_cast<uint32_t>(getpid())));
+  EXPECT_EQ(report.request.cgroup_id, base::cgroup_id_of_process(static_cast<uint32_t>(getpid())));
   EXPECT_NE(report.request.cgroup_id, 0u);
   const struct stat st = stat_of(denied_);
   EXPECT_EQ(report.request.dev, st.st_dev);
@@ -590,8 +592,8 @@ TEST(CgroupIdOf, OwnProcessIsInodeOfItsCgroup2Directory) {
   if (mount.empty() || path.empty()) GTEST_SKIP() << "no cgroup v2 hierarchy on this host";
   const uint64_t expected = stat_of(mount + path).st_ino;
   EXPECT_NE(expected, 0u);
-  EXPECT_EQ(cgroup_id_of(static_cast<uint32_t>(getpid())), expected);
-  EXPECT_EQ(cgroup_id_of(0x7ffffff0U), 0u) << "no such process";
+  EXPECT_EQ(base::cgroup_id_of_process(static_cast<uint32_t>(getpid())), expected);
+  EXPECT_EQ(base::cgroup_id_of_process(0x7ffffff0U), 0u) << "no such process";
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "palisade/base/cgroup.h"
 #include "palisade/model/event.h"
 #include "palisade/ocsf/container_object.h"
 #include "palisade/ocsf/formatter.h"
@@ -108,7 +109,7 @@ TEST(ContainerResolver, HostProcessesAreNotAttributed) {
   ContainerResolver resolver(registry, kNamespaces);
   TaskIdentity self;
   self.tgid = static_cast<uint32_t>(getpid());
-  self.cgroup_id = cgroup_id_of(cgroup_v2_path_of(self.tgid));
+  self.cgroup_id = base::cgroup_id_of_process(self.tgid);
   self.pid_ns = pid_ns_of(self.tgid);
   ContainerRef out;
   std::string unresolved;

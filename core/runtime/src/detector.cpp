@@ -1,14 +1,12 @@
 #include "palisade/runtime/detector.h"
 
-#include <limits.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <array>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include "palisade/base/proc.h"
 
 namespace palisade::runtime {
 
@@ -17,11 +15,9 @@ Detector::Detector(std::shared_ptr<ocsf::Formatter> formatter, std::vector<Event
 
 std::string executable_sha256(base::FileHashCache& cache, const Event& exec) {
   const std::string& exe = exec.process ? exec.process->exe : exec.exe;
-  const std::string link = "/proc/" + std::to_string(exec.task.tgid) + "/exe";
-  std::array<char, PATH_MAX> target{};
-  const ssize_t n = readlink(link.c_str(), target.data(), target.size() - 1);
-  if (n > 0 && std::string_view(target.data(), static_cast<size_t>(n)) == exe) {
-    return cache.sha256(link);
+  // The running image itself when it is still the file named (not replaced since the exec).
+  if (!exe.empty() && base::read_proc_link(exec.task.tgid, "exe") == exe) {
+    return cache.sha256(base::proc_path(exec.task.tgid, "exe"));
   }
   return exe.empty() ? std::string() : cache.sha256(exe);
 }

@@ -1,13 +1,17 @@
 #include "palisade/runtime/event_store.h"
 
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 
+#include "palisade/base/bounded_queue.h"
 #include "palisade/base/clock.h"
 #include "palisade/base/sqlite_statement.h"
 
@@ -44,54 +48,135 @@ CREATE INDEX IF NOT EXISTS processes_ppid ON processes(ppid);
 
 constexpr int kWriterNice = 10;
 
-}  // namespace
-
-struct EventStore::Row {
-  int64_t time_ms;
-  int class_uid;
+// One row of the events table, with the process lifecycle columns (exec/fork/snapshot/exit).
+struct StoreRow {
+  int64_t time_ms = 0;
+  int class_uid = 0;
   std::string_view kind;
-  EventKind event_kind;
-  uint32_t pid;
-  uint32_t ppid;
+  EventKind event_kind = EventKind::kUnknown;
+  uint32_t pid = 0;
+  uint32_t ppid = 0;
   std::string exe;
   std::string json;
-  // Process lifecycle columns (exec/fork/snapshot/exit).
-  uint64_t start_ns;
+  uint64_t start_ns = 0;
   std::string cmdline;
-  uint32_t uid;
-  int64_t auid;
+  uint32_t uid = 0;
+  int64_t auid = -1;
+
+  // Its share of the queue's byte budget.
+  size_t bytes() const { return json.size() + exe.size() + cmdline.size() + sizeof(StoreRow); }
+};
+
+}  // namespace
+
+// The database and the thread that writes it. The pipeline hands rows over through a bounded
+// queue that waits when full: the store is back-pressure, never a silent drop.
+class EventStore::Writer {
+ public:
+  Writer(StoreOptions options, std::shared_ptr<ocsf::Formatter> formatter)
+      : options_(std::move(options)),
+        formatter_(std::move(formatter)),
+        queue_(base::QueueLimits{options_.queue_capacity, options_.queue_max_bytes, 0},
+               base::OnFull::kWait) {
+    std::error_code ec;
+    auto parent = std::filesystem::path(options_.path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    if (sqlite3_open_v2(options_.path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+      std::string message = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw std::runtime_error("cannot open event store " + options_.path + ": " + message);
+    }
+    // Incremental auto-vacuum lets pruning give space back, so the size bound holds on disk.
+    base::exec_sql(db_, "PRAGMA auto_vacuum=INCREMENTAL;");
+    base::exec_sql(db_, kSchema);
+    thread_ = std::thread([this] { run(); });
+  }
+
+  ~Writer() {
+    queue_.close();
+    thread_.join();
+    sqlite3_close(db_);
+  }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  ocsf::Formatter& formatter() { return *formatter_; }
+
+  void enqueue(StoreRow row) {
+    const size_t bytes = row.bytes();
+    queue_.push(std::move(row), bytes);
+  }
+
+  void drain() { queue_.wait_idle(); }
+
+  StoreStats stats() const {
+    StoreStats out;
+    {
+      std::lock_guard lock(mutex_);
+      out = stats_;
+    }
+    out.queue_waits = queue_.stats().full_waits;
+    return out;
+  }
+
+ private:
+  void run() {
+    // The store is background work: under CPU contention the protected workload comes first.
+    // If the writer then falls behind, its bounded queue back-pressures the pipeline, and
+    // anything the kernel cannot queue meanwhile is counted as lost, never silently dropped.
+    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kWriterNice);
+    auto last_prune = std::chrono::steady_clock::now();
+    for (;;) {
+      std::vector<StoreRow> batch =
+          queue_.pop_batch(options_.batch_size, options_.batch_size,
+                           std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
+      if (batch.empty()) {
+        if (queue_.closed()) return;
+        continue;
+      }
+      const bool ok = write_batch(batch);
+      {
+        std::lock_guard lock(mutex_);
+        (ok ? stats_.written : stats_.not_written) += batch.size();
+      }
+      queue_.done(batch.size());
+      if (std::chrono::steady_clock::now() - last_prune >=
+          std::chrono::milliseconds(options_.prune_interval_ms)) {
+        prune();
+        last_prune = std::chrono::steady_clock::now();
+      }
+    }
+  }
+
+  bool write_batch(const std::vector<StoreRow>& rows);
+  void prune();
+
+  StoreOptions options_;
+  std::shared_ptr<ocsf::Formatter> formatter_;
+  sqlite3* db_ = nullptr;
+  base::BoundedQueue<StoreRow> queue_;
+  mutable std::mutex mutex_;
+  StoreStats stats_;
+  std::thread thread_;
 };
 
 EventStore::EventStore(StoreOptions options, std::shared_ptr<ocsf::Formatter> formatter)
-    : options_(std::move(options)), formatter_(std::move(formatter)) {
-  std::error_code ec;
-  auto parent = std::filesystem::path(options_.path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  if (sqlite3_open_v2(options_.path.c_str(), &db_,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK) {
-    std::string message = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    throw std::runtime_error("cannot open event store " + options_.path + ": " + message);
-  }
-  // Incremental auto-vacuum lets pruning give space back, so the size bound holds on disk.
-  base::exec_sql(db_, "PRAGMA auto_vacuum=INCREMENTAL;");
-  base::exec_sql(db_, kSchema);
-  writer_ = std::thread([this] { writer_loop(); });
+    : writer_(std::make_unique<Writer>(std::move(options), std::move(formatter))) {}
+
+EventStore::~EventStore() = default;
+
+void EventStore::drain() {
+  writer_->drain();
 }
 
-EventStore::~EventStore() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  not_empty_.notify_all();
-  writer_.join();
-  sqlite3_close(db_);
+StoreStats EventStore::stats() const {
+  return writer_->stats();
 }
 
 void EventStore::consume(const Event& event, std::string_view ocsf) {
-  Row row;
+  StoreRow row;
   const ocsf::Classification c = ocsf::classify(event);
   row.time_ms = static_cast<int64_t>(event.wall_ns / 1'000'000ULL);
   row.class_uid = c.class_uid;
@@ -107,116 +192,40 @@ void EventStore::consume(const Event& event, std::string_view ocsf) {
   row.uid = subject.uid;
   row.auid = subject.auid == TaskIdentity::kNoLoginUid ? -1 : int64_t{subject.auid};
   if (ocsf.empty()) {
-    formatter_->format(event, row.json);
+    writer_->formatter().format(event, row.json);
   } else {
     row.json.assign(ocsf);
   }
-  enqueue(std::move(row));
+  writer_->enqueue(std::move(row));
 }
 
 void EventStore::consume_finding(std::string_view ocsf_finding, const Event& trigger) {
-  Row row;
+  StoreRow row;
   row.time_ms = static_cast<int64_t>(trigger.wall_ns / 1'000'000ULL);
   row.class_uid = 2004;
   row.kind = "finding";
-  row.event_kind = EventKind::kUnknown;
   row.pid = trigger.task.tgid;
   row.ppid = trigger.task.ppid;
   row.exe = trigger.process ? trigger.process->exe : std::string();
-  row.start_ns = 0;
   row.uid = trigger.task.uid;
-  row.auid = -1;
   row.json.assign(ocsf_finding);
-  enqueue(std::move(row));
+  writer_->enqueue(std::move(row));
 }
 
 void EventStore::consume_audit(int class_uid, int64_t time_ms, uint32_t pid, const std::string& exe,
                                uint32_t uid, std::string ocsf_json) {
-  Row row;
+  StoreRow row;
   row.time_ms = time_ms;
   row.class_uid = class_uid;
   row.kind = "remediation";
-  row.event_kind = EventKind::kUnknown;
   row.pid = pid;
-  row.ppid = 0;
   row.exe = exe;
-  row.start_ns = 0;
   row.uid = uid;
-  row.auid = -1;
   row.json = std::move(ocsf_json);
-  enqueue(std::move(row));
+  writer_->enqueue(std::move(row));
 }
 
-void EventStore::enqueue(Row row) {
-  std::unique_lock lock(mutex_);
-  auto full = [this] {
-    return queue_.size() >= options_.queue_capacity || queued_bytes_ >= options_.queue_max_bytes;
-  };
-  if (full()) {
-    stats_.queue_waits++;
-    not_empty_.notify_one();
-    not_full_.wait(lock, [&] { return !full(); });
-  }
-  queued_bytes_ += row.json.size() + row.exe.size() + row.cmdline.size() + sizeof(Row);
-  queue_.push_back(std::move(row));
-  if (queue_.size() >= options_.batch_size) not_empty_.notify_one();
-}
-
-void EventStore::drain() {
-  not_empty_.notify_one();
-  std::unique_lock lock(mutex_);
-  drained_.wait(lock, [this] { return queue_.empty() && in_flight_ == 0; });
-}
-
-StoreStats EventStore::stats() const {
-  std::lock_guard lock(mutex_);
-  return stats_;
-}
-
-void EventStore::writer_loop() {
-  // The store is background work: under CPU contention the protected workload comes first. If
-  // the writer then falls behind, its bounded queue back-pressures the pipeline, and anything the
-  // kernel cannot queue meanwhile is counted as lost, never silently dropped.
-  setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kWriterNice);
-  auto last_prune = std::chrono::steady_clock::now();
-  std::vector<Row> batch;
-  for (;;) {
-    {
-      std::unique_lock lock(mutex_);
-      not_empty_.wait_for(lock, std::chrono::milliseconds(200),
-                          [this] { return stopping_ || queue_.size() >= options_.batch_size; });
-      if (queue_.empty()) {
-        drained_.notify_all();
-        if (stopping_) return;
-        continue;
-      }
-      size_t n = std::min(queue_.size(), options_.batch_size);
-      batch.clear();
-      for (size_t i = 0; i < n; ++i) {
-        const Row& front = queue_.front();
-        queued_bytes_ -= front.json.size() + front.exe.size() + front.cmdline.size() + sizeof(Row);
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-      in_flight_ = n;
-    }
-    not_full_.notify_all();
-    write_batch(batch);
-    {
-      std::lock_guard lock(mutex_);
-      in_flight_ = 0;
-      stats_.written += batch.size();
-    }
-    drained_.notify_all();
-    if (std::chrono::steady_clock::now() - last_prune >=
-        std::chrono::milliseconds(options_.prune_interval_ms)) {
-      prune();
-      last_prune = std::chrono::steady_clock::now();
-    }
-  }
-}
-
-void EventStore::write_batch(std::vector<Row>& rows) {
+bool EventStore::Writer::write_batch(const std::vector<StoreRow>& rows) {
   try {
     base::exec_sql(db_, "BEGIN");
     base::SqliteStatement insert(db_,
@@ -229,7 +238,7 @@ void EventStore::write_batch(std::vector<Row>& rows) {
         "exe=excluded.exe, cmdline=excluded.cmdline, uid=excluded.uid");
     base::SqliteStatement exited(db_,
                                  "UPDATE processes SET exited_ms=? WHERE pid=? AND start_ns=?");
-    for (const Row& row : rows) {
+    for (const StoreRow& row : rows) {
       const bool lifecycle = row.event_kind == EventKind::kProcessExec ||
                              row.event_kind == EventKind::kProcessFork ||
                              row.event_kind == EventKind::kProcessSnapshot;
@@ -252,16 +261,18 @@ void EventStore::write_batch(std::vector<Row>& rows) {
       insert.reset();
     }
     base::exec_sql(db_, "COMMIT");
+    return true;
   } catch (const std::exception& e) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     std::lock_guard lock(mutex_);
     stats_.write_errors++;
     spdlog::error("event store {}: batch of {} events not written: {}", options_.path, rows.size(),
                   e.what());
+    return false;
   }
 }
 
-void EventStore::prune() {
+void EventStore::Writer::prune() {
   try {
     const int64_t cutoff =
         base::wall_now_ms() - static_cast<int64_t>(options_.max_age_seconds * 1000);

@@ -23,12 +23,14 @@
 #include "palisade/agent/enforcer.h"
 #include "palisade/agent/respond.h"
 #include "palisade/base/atomic_file.h"
+#include "palisade/base/cgroup.h"
 #include "palisade/base/clock.h"
 #include "palisade/base/error.h"
 #include "palisade/k8s/peers.h"
 #include "palisade/ocsf/remediation.h"
 #include "palisade/runtime/detector.h"
 #include "palisade/runtime/json_lines_sink.h"
+#include "palisade/runtime/responder.h"
 
 namespace palisade::agent {
 namespace {
@@ -126,13 +128,7 @@ class Agent {
   uint64_t containers_generation_ = 0;
   bool sources_synced_ = false;
   nlohmann::json last_canary_;
-  struct ResponseCounters {
-    uint64_t carried_out = 0;
-    uint64_t failed = 0;
-    uint64_t refused_rate = 0;  // over responses.max_per_minute
-    std::chrono::steady_clock::time_point window_start{};
-    uint32_t in_window = 0;
-  } responses_;
+  std::unique_ptr<runtime::Responder> responder_;
   std::vector<policies::PolicySource> resource_sources_;  // from PalisadePolicy resources
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   uint64_t status_count_ = 0;
@@ -163,6 +159,8 @@ void Agent::open_outputs() {
       config_.fim_database, config_.fim_protect_database, config_.fim_content_directory,
       options_.replay_path.empty() ? config_.fim_rescan_interval_seconds : 0,
       config_.fim_restore_delay_ms});
+  responder_ =
+      std::make_unique<runtime::Responder>("palisade agent", config_.responses.max_per_minute);
   detector_->set_responder(
       [this](const policies::Finding& finding, const Event& event) { respond(finding, event); });
   if (options_.replay_path.empty()) {
@@ -274,8 +272,8 @@ std::string Agent::carry_out(policies::Response response, const Event& event,
       const uint64_t cgroup = event.task.cgroup_id;
       record["unmapped"]["palisade"]["cgroup_id"] = cgroup;
       std::string error = "kernel enforcement is not active";
-      const uint64_t own = cgroup_id_of(cgroup_v2_path_of(static_cast<uint32_t>(getpid())));
-      if (cgroup == 0 || cgroup == cgroup_id_of("/") || cgroup == own) {
+      const uint64_t own = base::cgroup_id_of_process(static_cast<uint32_t>(getpid()));
+      if (cgroup == 0 || cgroup == base::cgroup_id_of_path("/") || cgroup == own) {
         error = "refused: the event's cgroup is the host's root cgroup or the agent's own";
       } else if (enforcer_) {
         ok = set_isolation(config_.enforcement.options.pin_root, cgroup, true, error);
@@ -320,11 +318,6 @@ void Agent::respond(const policies::Finding& finding, const Event& event) {
     }
     return;
   }
-  const auto now = std::chrono::steady_clock::now();
-  if (now - responses_.window_start > std::chrono::minutes(1)) {
-    responses_.window_start = now;
-    responses_.in_window = 0;
-  }
   using ocsf::RemediationActivity;
   using ocsf::RemediationClass;
   const RemediationClass cls = response == Response::kKill      ? RemediationClass::kProcess
@@ -334,28 +327,18 @@ void Agent::respond(const policies::Finding& finding, const Event& event) {
                                        : response == Response::kRestore
                                            ? RemediationActivity::kRestore
                                            : RemediationActivity::kIsolate;
-  const nlohmann::json who =
-      ocsf::requester("palisade agent: rule " + finding.rule->name, finding.message);
-  bool ok = false;
-  nlohmann::json record = ocsf::remediation_event(cls, activity, false, "", who);
-  std::string detail;
-  if (++responses_.in_window > config_.responses.max_per_minute) {
-    responses_.refused_rate++;
-    detail = "refused: more than " + std::to_string(config_.responses.max_per_minute) +
-             " responses in a minute";
+  nlohmann::json record = ocsf::remediation_event(
+      cls, activity, false, "", responder_->requester(finding.rule->name, finding.message));
+  runtime::ResponseOutcome outcome;
+  if (std::optional<runtime::ResponseOutcome> refused = responder_->admit()) {
+    outcome = std::move(*refused);
   } else {
-    detail = carry_out(response, event, record, ok);
+    outcome.detail = carry_out(response, event, record, outcome.ok);
   }
-  (ok ? responses_.carried_out : responses_.failed)++;
-  record["status_id"] = ok ? 1 : 2;
-  record["status"] = ok ? "Success" : "Failure";
-  record["status_detail"] = detail;
-  record["unmapped"]["palisade"]["rule"] = finding.rule->name;
-  record["unmapped"]["palisade"]["response"] = policies::response_name(response);
   record["unmapped"]["palisade"]["trigger_pid"] = event.task.tgid;
-  spdlog::info("response {} for rule {}: {}", policies::response_name(response), finding.rule->name,
-               detail);
-  emit_remediation(record, event.task.tgid, event.process ? event.process->exe : "");
+  emit_remediation(responder_->audit(std::move(record), outcome, finding.rule->name,
+                                     policies::response_name(response)),
+                   event.task.tgid, event.process ? event.process->exe : "");
 }
 
 // What a rescan of the operator's baseline found changed: a finding per change.
@@ -600,11 +583,9 @@ nlohmann::json Agent::status_json(const char* state) {
   };
   if (store_) {
     runtime::StoreStats s = store_->stats();
-    status["store"] = {{"path", config_.store.path},
-                       {"written", s.written},
-                       {"queue_waits", s.queue_waits},
-                       {"pruned", s.pruned},
-                       {"write_errors", s.write_errors}};
+    status["store"] = {{"path", config_.store.path},   {"written", s.written},
+                       {"not_written", s.not_written}, {"queue_waits", s.queue_waits},
+                       {"pruned", s.pruned},           {"write_errors", s.write_errors}};
   }
   if (live_ != nullptr) status["capabilities"] = json::parse(live_->capabilities().to_json());
   const auto& policy = detector_->policy();
@@ -618,10 +599,8 @@ nlohmann::json Agent::status_json(const char* state) {
   status["containers"] = containers_status();
   if (kubernetes_) status["kubernetes"] = kubernetes_->status();
   status["file_integrity"] = fim_->status();
-  status["responses"] = {{"enabled", config_.responses.enabled},
-                         {"carried_out", responses_.carried_out},
-                         {"failed", responses_.failed},
-                         {"refused_rate", responses_.refused_rate}};
+  status["responses"] = responder_->status();
+  status["responses"]["enabled"] = config_.responses.enabled;
   if (enforcer_) {
     status["enforcement"] = enforcer_->status();
     status["enforcement"]["active"] = true;

@@ -5,6 +5,8 @@
 #include <set>
 
 #include "palisade/agent/container.h"
+#include "palisade/base/cgroup.h"
+#include "palisade/base/proc.h"
 #include "palisade/model/event.h"
 
 namespace palisade::agent {
@@ -19,29 +21,6 @@ bool is_hex_id(const std::string& s) {
 }
 
 }  // namespace
-
-const std::string& cgroup2_mount() {
-  static const std::string mount = [] {
-    std::ifstream in("/proc/self/mountinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-      // "36 25 0:31 / /sys/fs/cgroup/unified rw,... - cgroup2 cgroup2 rw,..."
-      const auto dash = line.find(" - ");
-      if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) continue;
-      size_t field = 0;
-      size_t at = 0;
-      while (field < 4 && at != std::string::npos) {
-        at = line.find(' ', at + 1);
-        ++field;
-      }
-      if (at == std::string::npos) continue;
-      const size_t end = line.find(' ', at + 1);
-      return line.substr(at + 1, end - at - 1);
-    }
-    return std::string("/sys/fs/cgroup");
-  }();
-  return mount;
-}
 
 void ContainerRegistry::unindex(const ContainerView& view) {
   auto drop = [&](auto& map, const auto& key) {
@@ -175,7 +154,7 @@ ContainerRef ContainerRegistry::adopt_cgroup(uint64_t cgroup_id) {
     }
   }
   for (const auto& view : candidates) {
-    if (cgroup_id_of(view->cgroup_path) != cgroup_id) continue;
+    if (base::cgroup_id_of_path(view->cgroup_path) != cgroup_id) continue;
     auto copy = std::make_shared<ContainerView>(*view);
     copy->cgroup_id = cgroup_id;
     upsert(copy);
@@ -243,26 +222,8 @@ std::string container_id_from_cgroup_path(const std::string& path,
   return {};
 }
 
-std::string cgroup_v2_path_of(uint32_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("0::", 0) == 0) return line.substr(3);
-  }
-  return {};
-}
-
-uint64_t cgroup_id_of(const std::string& path) {
-  if (path.empty()) return 0;
-  struct stat st {};
-  if (stat((cgroup2_mount() + path).c_str(), &st) != 0) return 0;
-  return st.st_ino;
-}
-
 uint32_t pid_ns_of(uint32_t pid) {
-  struct stat st {};
-  if (stat(("/proc/" + std::to_string(pid) + "/ns/pid").c_str(), &st) != 0) return 0;
-  return static_cast<uint32_t>(st.st_ino);
+  return static_cast<uint32_t>(base::namespace_inode(pid, "pid"));
 }
 
 namespace {
@@ -289,12 +250,11 @@ std::optional<ContainerResolver::CgroupAnswer> ContainerResolver::container_id_f
     uint64_t cgroup_id, uint32_t pid) {
   if (const CgroupAnswer* known = paths_.find(cgroup_id)) return *known;
   CgroupAnswer answer;
-  answer.path = cgroup_v2_path_of(pid);
+  answer.path = base::cgroup_v2_path_of(pid);
   if (answer.path.empty()) return std::nullopt;  // the process is gone: nothing to learn
   // The process may have moved since the event (runc moves itself into the container's cgroup)
   // or its pid been reused: learn only when the path is still the event's cgroup.
-  struct stat st {};
-  if (stat((cgroup2_mount() + answer.path).c_str(), &st) != 0 || st.st_ino != cgroup_id) {
+  if (base::cgroup_id_of_path(answer.path) != cgroup_id) {
     return std::nullopt;
   }
   answer.container_id = container_id_from_cgroup_path(answer.path, runtime_namespaces_);

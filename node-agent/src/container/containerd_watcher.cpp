@@ -12,6 +12,7 @@
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/events/v1/events.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.grpc.pb.h"
+#include "palisade/base/cgroup.h"
 #include "palisade/ocsf/container_object.h"
 
 namespace palisade::agent {
@@ -48,14 +49,14 @@ void add_task_identity(ContainerView& view, uint32_t pid,
                        const std::vector<std::string>& runtime_namespaces) {
   view.init_pid = 0;
   view.pid_ns = 0;
-  const std::string path = pid != 0 ? cgroup_v2_path_of(pid) : std::string();
+  const std::string path = pid != 0 ? base::cgroup_v2_path_of(pid) : std::string();
   if (!path.empty() && container_id_from_cgroup_path(path, runtime_namespaces) == view.id) {
     view.init_pid = pid;
     view.cgroup_path = path;
     view.pid_ns = pid_ns_of(pid);
   }
   // The process may be gone already (a short-lived container): the cgroup outlives it.
-  view.cgroup_id = cgroup_id_of(view.cgroup_path);
+  view.cgroup_id = base::cgroup_id_of_path(view.cgroup_path);
 }
 
 // The cgroup the runtime will put the container in, from its OCI spec (linux.cgroupsPath):
@@ -266,7 +267,7 @@ class Session {
       // Restarted since (a new task): keep it. Only a container without a live task goes.
       ContainerRef current = registry_.by_id(id);
       if (current && current->init_pid != 0 && pid_ns_of(current->init_pid) == current->pid_ns &&
-          cgroup_v2_path_of(current->init_pid) == current->cgroup_path) {
+          base::cgroup_v2_path_of(current->init_pid) == current->cgroup_path) {
         continue;
       }
       registry_.remove(id);

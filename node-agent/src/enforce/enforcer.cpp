@@ -18,7 +18,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -34,7 +33,11 @@
 #include "enforce/write_guard.h"
 #include "enforcer.skel.h"
 #include "palisade/agent/sensor.h"
+#include "palisade/base/bounded_queue.h"
+#include "palisade/base/cgroup.h"
 #include "palisade/base/errno_text.h"
+#include "palisade/base/mountinfo.h"
+#include "palisade/base/proc.h"
 
 namespace palisade::agent {
 namespace {
@@ -182,25 +185,12 @@ std::vector<std::string> exec_mounts(uint32_t pid) {
       "proc",    "sysfs",   "cgroup",     "cgroup2",    "devpts",   "mqueue",  "bpf",
       "tracefs", "debugfs", "securityfs", "pstore",     "configfs", "fusectl", "binfmt_misc",
       "nsfs",    "autofs",  "efivarfs",   "rpc_pipefs", "overlay"};
-  const std::string proc = pid != 0 ? "/proc/" + std::to_string(pid) : std::string("/proc/self");
-  const std::string prefix = pid != 0 ? proc + "/root" : std::string();
+  const std::string prefix = pid != 0 ? "/proc/" + std::to_string(pid) + "/root" : std::string();
   std::vector<std::string> out;
-  std::ifstream in(proc + "/mountinfo");
-  std::string line;
-  while (std::getline(in, line) && out.size() < 64) {
-    // "36 25 0:31 / /mnt/point rw,nosuid - tmpfs tmpfs rw"
-    const size_t dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    std::istringstream head(line.substr(0, dash));
-    std::string id, parent, devno, root, point, options;
-    head >> id >> parent >> devno >> root >> point >> options;
-    std::istringstream tail(line.substr(dash + 3));
-    std::string fstype;
-    tail >> fstype;
-    if (kNoExec.count(fstype) != 0 || ("," + options + ",").find(",noexec,") != std::string::npos) {
-      continue;
-    }
-    out.push_back(prefix + unescape_mount_path(point));
+  for (const base::MountEntry& mount : base::read_mountinfo(pid)) {
+    if (out.size() >= 64) break;
+    if (kNoExec.count(mount.fstype) != 0 || mount.has_mount_option("noexec")) continue;
+    out.push_back(prefix + mount.mount_point);
   }
   return out;
 }
@@ -235,7 +225,7 @@ bool enforceable(const policies::WorkloadPolicy& policy) {
 
 std::vector<CgroupEntry> scan_cgroups(size_t limit) {
   std::vector<CgroupEntry> out;
-  const fs::path root = cgroup2_mount();
+  const fs::path root = base::cgroup2_mount();
   std::error_code ec;
   struct stat st {};
   if (stat(root.c_str(), &st) == 0) out.push_back({"/", st.st_ino});
@@ -321,8 +311,8 @@ struct Enforcer::Impl {
   std::string exec_mechanism;  // lsm, fanotify, kill or none
   std::unique_ptr<ExecLockdown> lockdown;
   std::unique_ptr<WriteGuard> write_guard;
-  std::deque<std::vector<std::byte>> file_denials;  // from the write guard's thread (mutex)
-  uint64_t file_denials_dropped = 0;
+  // From the write guard's thread to the agent's; refused (and counted) when full.
+  base::BoundedQueue<std::vector<std::byte>> file_denials{4096, base::OnFull::kReject};
 
   // Written by apply() and read by poll() on the agent's thread, and by the exec guard's threads.
   mutable std::mutex mutex;
@@ -389,7 +379,7 @@ std::optional<ExecLockdown::Target> Enforcer::Impl::posture_target(uint64_t cgro
   if (!posture_policy.has_process || guard_paths.empty() || identified.count(cgroup_id) != 0) {
     return std::nullopt;
   }
-  const std::string path = cgroup_v2_path_of(pid);
+  const std::string path = base::cgroup_v2_path_of(pid);
   for (const auto& parent : guard_paths) {
     if (path.size() > parent.size() && path.compare(0, parent.size(), parent) == 0) {
       return ExecLockdown::Target{
@@ -402,12 +392,8 @@ std::optional<ExecLockdown::Target> Enforcer::Impl::posture_target(uint64_t cgro
 namespace {
 
 uint32_t tgid_of(uint32_t tid) {
-  std::ifstream in("/proc/" + std::to_string(tid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("Tgid:", 0) == 0) return static_cast<uint32_t>(std::stoul(line.substr(5)));
-  }
-  return tid;
+  const std::optional<base::ProcStatus> status = base::read_proc_status(tid);
+  return status ? status->tgid : tid;
 }
 
 std::vector<std::byte> file_denial_record(const WriteRequest& request, uint64_t cgroup_id,
@@ -442,7 +428,7 @@ std::vector<std::byte> file_denial_record(const WriteRequest& request, uint64_t 
 
 // Why a write-open is refused: the path is read-only for the thread's workload (enforce mode).
 std::optional<std::string> Enforcer::Impl::write_violation(const WriteRequest& request) {
-  const uint64_t cgroup_id = cgroup_id_of(request.tid);
+  const uint64_t cgroup_id = base::cgroup_id_of_process(request.tid);
   std::lock_guard lock(mutex);
   auto it = bound.find(cgroup_id);
   if (it == bound.end()) return std::nullopt;
@@ -454,12 +440,8 @@ std::optional<std::string> Enforcer::Impl::write_violation(const WriteRequest& r
   for (const auto& spec : policy.files.read_only) {
     if (!spec.matches(path)) continue;
     const std::string reason = path + " is read-only for WorkloadPolicy " + policy.name;
-    if (file_denials.size() < 4096) {
-      file_denials.push_back(file_denial_record(request, cgroup_id, slot_of_policy[policy.name],
-                                                PAL_REASON_READ_ONLY));
-    } else {
-      file_denials_dropped++;
-    }
+    file_denials.push(
+        file_denial_record(request, cgroup_id, slot_of_policy[policy.name], PAL_REASON_READ_ONLY));
     return reason;
   }
   return std::nullopt;
@@ -555,7 +537,7 @@ void Enforcer::Impl::write_guards() {
     bpf_map_update_elem(bpf_map__fd(skel->maps.pal_net_rules), &kPostureSlot, &none, BPF_ANY);
     const pal_workload value{kPostureSlot, posture_flags(posture, kernel_exec)};
     for (const auto& parent : options.guarded_parents) {
-      const uint64_t id = cgroup_id_of(parent);
+      const uint64_t id = base::cgroup_id_of_path(parent);
       if (id == 0) {
         errors.push_back("guarded parent cgroup " + parent + " does not exist (yet)");
         continue;
@@ -659,9 +641,11 @@ void Enforcer::Impl::choose_exec_mechanism() {
 }
 
 void Enforcer::Impl::attach_all() {
-  const int cgroup_fd = open(cgroup2_mount().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const std::string cgroup_root = base::cgroup2_mount();
+  if (cgroup_root.empty()) throw std::runtime_error("no cgroup v2 hierarchy is mounted");
+  const int cgroup_fd = open(cgroup_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cgroup_fd < 0) {
-    throw std::runtime_error("cannot open the cgroup v2 root " + cgroup2_mount() + ": " +
+    throw std::runtime_error("cannot open the cgroup v2 root " + cgroup_root + ": " +
                              base::errno_text(errno));
   }
   bpf_program* prog = nullptr;
@@ -936,12 +920,9 @@ void Enforcer::poll(const RecordCallback& deliver) {
       impl_->annotate_and_deliver(record.data(), record.size());
     });
   }
-  std::deque<std::vector<std::byte>> files;
-  {
-    std::lock_guard lock(impl_->mutex);
-    files.swap(impl_->file_denials);
+  for (const auto& record : impl_->file_denials.take_all()) {
+    impl_->annotate_and_deliver(record.data(), record.size());
   }
-  for (const auto& record : files) impl_->annotate_and_deliver(record.data(), record.size());
   impl_->deliver = nullptr;
 }
 
@@ -989,7 +970,7 @@ CanaryResult Enforcer::run_canary() {
   result.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
-  const std::string dir = cgroup2_mount() + "/palisade-canary-" + std::to_string(getpid());
+  const std::string dir = base::cgroup2_mount() + "/palisade-canary-" + std::to_string(getpid());
   mkdir(dir.c_str(), 0700);
   struct stat st {};
   if (stat(dir.c_str(), &st) != 0) {
@@ -1135,10 +1116,12 @@ nlohmann::json Enforcer::status() const {
   if (d.lockdown) out["exec_guard"] = d.lockdown->status();
   if (d.write_guard) {
     const WriteGuardStats w = d.write_guard->stats();
-    out["write_guard"] = {
-        {"requests", w.requests},       {"denied", w.denied},
-        {"no_intent", w.no_intent},     {"marked", w.marked},
-        {"mark_errors", w.mark_errors}, {"unreported_denials", d.file_denials_dropped}};
+    out["write_guard"] = {{"requests", w.requests},
+                          {"denied", w.denied},
+                          {"no_intent", w.no_intent},
+                          {"marked", w.marked},
+                          {"mark_errors", w.mark_errors},
+                          {"unreported_denials", d.file_denials.stats().rejected_full}};
   }
   return out;
 }

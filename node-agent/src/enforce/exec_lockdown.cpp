@@ -227,8 +227,7 @@ bool ExecLockdown::fanotify_available(std::string& why_not) {
 
 std::unique_ptr<ExecLockdown> ExecLockdown::start(const ExecLockdownOptions& options,
                                                   Lookup lookup) {
-  std::unique_ptr<ExecLockdown> self(new ExecLockdown());
-  self->options_ = options;
+  std::unique_ptr<ExecLockdown> self(new ExecLockdown(options));
   self->lookup_ = std::move(lookup);
   ExecLockdown* raw = self.get();
   auto hashes = std::make_shared<base::FileHashCache>(4096);
@@ -351,21 +350,11 @@ void ExecLockdown::policy_changed() {
 }
 
 void ExecLockdown::queue(std::vector<std::byte> record) {
-  std::lock_guard lock(mutex_);
-  if (queued_.size() >= options_.max_queued_denials) {
-    dropped_++;
-    return;
-  }
-  queued_.push_back(std::move(record));
+  queued_.push(std::move(record));  // a full queue counts the denial as unreported
 }
 
 void ExecLockdown::drain(const RecordSink& deliver) {
-  std::deque<std::vector<std::byte>> batch;
-  {
-    std::lock_guard lock(mutex_);
-    batch.swap(queued_);
-  }
-  for (const auto& record : batch) deliver(record);
+  for (const auto& record : queued_.take_all()) deliver(record);
 }
 
 nlohmann::json ExecLockdown::status() const {
@@ -383,7 +372,7 @@ nlohmann::json ExecLockdown::status() const {
           {"marked_filesystems", s.marked_filesystems},
           {"timeout_ms", options_.timeout_ms},
           {"on_timeout", options_.fail_closed ? "deny (fail closed)" : "allow (fail open)"},
-          {"unreported_denials", dropped_},
+          {"unreported_denials", queued_.stats().rejected_full},
           {"watched", marked_},
           {"watch_errors", mark_errors_},
           {"drift", layers_->status()}};

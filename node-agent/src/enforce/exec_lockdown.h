@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -19,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "palisade/base/bounded_queue.h"
 #include "palisade/base/lru_map.h"
 #include "palisade/policies/policy_set.h"
 
@@ -91,7 +91,8 @@ class ExecLockdown {
   nlohmann::json status() const;
 
  private:
-  ExecLockdown() = default;
+  explicit ExecLockdown(const ExecLockdownOptions& options)
+      : options_(options), queued_(options.max_queued_denials, base::OnFull::kReject) {}
   void queue(std::vector<std::byte> record);
   void remember_allowed_exec(uint32_t pid);
   // The workload the decider judged an exec against, for its report: by the time the report is
@@ -105,8 +106,8 @@ class ExecLockdown {
   std::shared_ptr<OverlayLayers> layers_;  // container drift
   std::unique_ptr<FanotifyExecGuard> guard_;
   mutable std::mutex mutex_;
-  std::deque<std::vector<std::byte>> queued_;
-  uint64_t dropped_ = 0;  // denials not reported because the queue was full
+  // Denial records for the agent's thread; refused (and counted) when full.
+  base::BoundedQueue<std::vector<std::byte>> queued_;
   // Processes whose exec was just allowed: their ELF interpreter's open follows (bounded).
   base::LruMap<uint32_t, std::chrono::steady_clock::time_point> recent_allowed_{4096};
   base::LruMap<uint64_t, Target> decided_{1024};  // by pid and inode

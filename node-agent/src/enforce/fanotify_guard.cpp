@@ -15,7 +15,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <fstream>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -23,8 +22,10 @@
 #include <thread>
 #include <utility>
 
+#include "palisade/base/cgroup.h"
 #include "palisade/base/errno_text.h"
 #include "palisade/base/lru_map.h"
+#include "palisade/base/proc.h"
 #include "palisade/base/unique_fd.h"
 
 namespace palisade::agent {
@@ -32,77 +33,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string read_link(const std::string& path) {
-  std::array<char, 4096> buffer{};
-  const ssize_t n = readlink(path.c_str(), buffer.data(), buffer.size());
-  if (n < 0) return {};
-  return std::string(buffer.data(), static_cast<size_t>(n));
-}
-
-}  // namespace
-
-std::string unescape_mount_path(const std::string& text) {
-  const auto octal = [](char c) { return c >= '0' && c <= '7'; };
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\\' && i + 3 < text.size() && octal(text[i + 1]) && octal(text[i + 2]) &&
-        octal(text[i + 3])) {
-      out.push_back(static_cast<char>((text[i + 1] - '0') * 64 + (text[i + 2] - '0') * 8 +
-                                      text[i + 3] - '0'));
-      i += 3;
-    } else {
-      out.push_back(text[i]);
-    }
-  }
-  return out;
-}
-
-namespace {
-
-std::string find_cgroup2_mount() {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    // "36 25 0:31 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw": the 5th field.
-    const auto separator = line.find(" - ");
-    if (separator == std::string::npos || line.compare(separator + 3, 8, "cgroup2 ") != 0) {
-      continue;
-    }
-    size_t start = 0;
-    for (int field = 0; field < 4 && start != std::string::npos; ++field) {
-      start = line.find(' ', start);
-      if (start != std::string::npos) ++start;
-    }
-    if (start == std::string::npos) continue;
-    return unescape_mount_path(line.substr(start, line.find(' ', start) - start));
-  }
-  return {};
-}
-
-// Cached once found: the cgroup2 mount does not move while the agent runs, and mountinfo of a
-// busy container host is long. Not cached while missing, so a later mount is noticed.
-std::string cgroup2_mount() {
-  static std::mutex mutex;
-  static std::string mount;
-  std::lock_guard lock(mutex);
-  if (mount.empty()) mount = find_cgroup2_mount();
-  return mount;
-}
-
 uint32_t real_uid_of(uint32_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("Uid:", 0) == 0) return static_cast<uint32_t>(std::stoul(line.substr(4)));
-  }
-  return kUnknownUid;
+  const std::optional<base::ProcStatus> status = base::read_proc_status(pid);
+  return status ? status->uid : kUnknownUid;
 }
 
 // Must run before the exec is answered: once it goes on, /proc/<pid>/exe is the new image.
 void describe(ExecRequest& request, int event_fd) {
-  request.path = read_link("/proc/self/fd/" + std::to_string(event_fd));
+  request.path = base::read_proc_link(0, "fd/" + std::to_string(event_fd));
   request.uid = real_uid_of(request.pid);
-  request.parent_exe = read_link("/proc/" + std::to_string(request.pid) + "/exe");
+  request.parent_exe = base::read_proc_link(request.pid, "exe");
 }
 
 struct CacheKey {
@@ -339,7 +279,7 @@ class FanotifyExecGuard::Impl {
     request.dev = st.st_dev;
     request.ino = st.st_ino;
     request.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
-    request.cgroup_id = cgroup_id_of(pid);
+    request.cgroup_id = base::cgroup_id_of_process(pid);
 
     std::optional<ExecDecision> cached;
     {
@@ -532,6 +472,8 @@ class FanotifyExecGuard::Impl {
   mutable std::mutex mu_;
   std::condition_variable work_cv_;
   std::condition_variable watchdog_cv_;
+  // Not a base::BoundedQueue: the watchdog answers overdue requests from its front under the
+  // same lock, and its bound is shared with deciding_ (a request holds the kernel's exec).
   std::deque<std::shared_ptr<Pending>> queue_;      // not yet with a decider, oldest first
   std::vector<std::shared_ptr<Pending>> deciding_;  // at most decider_threads
   base::LruMap<CacheKey, ExecDecision, CacheKeyHash> cache_;
@@ -579,20 +521,6 @@ void FanotifyExecGuard::invalidate(uint64_t dev, uint64_t ino) {
 }
 FanotifyGuardStats FanotifyExecGuard::stats() const {
   return impl_->stats();
-}
-
-uint64_t cgroup_id_of(uint32_t pid) {
-  const std::string mount = cgroup2_mount();
-  if (mount.empty()) return 0;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("0::", 0) != 0) continue;
-    struct stat st {};
-    if (stat((mount + line.substr(3)).c_str(), &st) != 0) return 0;
-    return st.st_ino;
-  }
-  return 0;
 }
 
 }  // namespace palisade::agent

@@ -100,13 +100,4 @@ class FanotifyExecGuard {
   std::unique_ptr<Impl> impl_;
 };
 
-// A path or option value from /proc/self/mountinfo with its \ooo escapes (of space, tab, newline,
-// backslash; overlayfs options also ',' and '=') undone.
-std::string unescape_mount_path(const std::string& text);
-
-// cgroup v2 id of a process: the inode of <cgroup2 mount><path of its "0::" line in
-// /proc/<pid>/cgroup>; the mount is found in /proc/self/mountinfo (/sys/fs/cgroup/unified on
-// hybrid hosts, /sys/fs/cgroup on pure v2). 0 when unknown.
-uint64_t cgroup_id_of(uint32_t pid);
-
 }  // namespace palisade::agent

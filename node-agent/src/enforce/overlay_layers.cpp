@@ -12,7 +12,7 @@
 #include <sstream>
 #include <utility>
 
-#include "enforce/fanotify_guard.h"
+#include "palisade/base/mountinfo.h"
 #include "palisade/base/unique_fd.h"
 
 namespace palisade::agent {
@@ -77,24 +77,19 @@ bool same_ctime(const struct stat& a, const struct stat& b) {
 
 std::optional<OverlayMount> overlay_at(std::istream& mountinfo, const std::string& mount_point) {
   std::optional<OverlayMount> found;
-  std::string line;
-  while (std::getline(mountinfo, line)) {
-    // "46 27 0:39 / /run/.../rootfs rw,relatime [optional fields] - overlay overlay rw,lowerdir=…"
-    const std::vector<std::string> fields = split(line, ' ');
-    size_t dash = 6;
-    while (dash < fields.size() && fields[dash] != "-") ++dash;
-    if (dash + 3 >= fields.size() || unescape_mount_path(fields[4]) != mount_point) continue;
-    if (fields[dash + 1] != "overlay") {
+  for (const base::MountEntry& mount : base::parse_mountinfo(mountinfo)) {
+    if (mount.mount_point != mount_point) continue;
+    if (mount.fstype != "overlay") {
       found.reset();  // something else mounted on top
       continue;
     }
     OverlayMount overlay;
     // Values cannot hold a bare ',': overlayfs escapes it.
-    for (const std::string& option : split(fields[dash + 3], ',')) {
+    for (const std::string& option : split(mount.super_options, ',')) {
       const size_t equals = option.find('=');
       if (equals == std::string::npos) continue;
       const std::string key = option.substr(0, equals);
-      const std::string value = unescape_mount_path(option.substr(equals + 1));
+      const std::string value = base::unescape_mount_text(option.substr(equals + 1));
       if (key == "upperdir") {
         overlay.upperdir = value;
       } else if (key == "lowerdir") {

@@ -229,7 +229,7 @@ std::unique_ptr<LiveSensor> LiveSensor::start(const SensorOptions& options) {
       ring_buffer__new(bpf_map__fd(skel->maps.events), &Impl::on_record, impl.get(), nullptr);
   if (impl->ring == nullptr) throw SensorError("cannot map the sensor ring buffer");
 
-  if (options.seed_from_proc) impl->pending_snapshot = snapshot_processes("/proc");
+  if (options.seed_from_proc) impl->pending_snapshot = snapshot_processes();
   auto sensor = std::unique_ptr<LiveSensor>(new LiveSensor(std::move(impl)));
   sensor->report_ = std::move(report);
   return sensor;

@@ -2,12 +2,13 @@
 // the sensor's own format, so it flows through the decoder and capture files like kernel records.
 #include <unistd.h>
 
+#include <charconv>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <optional>
 
 #include "palisade/agent/sensor.h"
+#include "palisade/base/proc.h"
 #include "sensor/sensor_abi.h"
 
 namespace palisade::agent {
@@ -15,56 +16,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_file(const fs::path& path, size_t limit) {
-  std::ifstream in(path, std::ios::binary);
-  std::string data(limit, '\0');
-  in.read(data.data(), static_cast<std::streamsize>(limit));
-  data.resize(static_cast<size_t>(in.gcount()));
-  return data;
-}
-
-std::string read_link(const fs::path& path) {
-  std::error_code ec;
-  auto target = fs::read_symlink(path, ec);
-  return ec ? std::string() : target.string();
-}
-
-uint32_t ns_inode(const fs::path& link) {
-  // "mnt:[4026531841]"
-  std::string target = read_link(link);
-  auto open = target.find('[');
-  return open == std::string::npos ? 0 : static_cast<uint32_t>(std::stoul(target.substr(open + 1)));
-}
-
-bool parse_stat(const std::string& stat, uint32_t& ppid, uint64_t& start_ticks) {
-  // The comm field may contain spaces and parentheses: fields resume after the last ')'.
-  auto close = stat.rfind(')');
-  if (close == std::string::npos) return false;
-  std::istringstream rest(stat.substr(close + 2));
-  std::string field;
-  for (int index = 3; rest >> field; ++index) {
-    if (index == 4) ppid = static_cast<uint32_t>(std::stoul(field));
-    if (index == 22) {
-      start_ticks = std::stoull(field);
-      return true;
-    }
-  }
-  return false;
-}
-
-void parse_ids(const std::string& status, pal_task& task) {
-  std::istringstream in(status);
-  std::string line;
-  while (std::getline(in, line)) {
-    unsigned real = 0;
-    unsigned effective = 0;
-    if (std::sscanf(line.c_str(), "Uid:\t%u\t%u", &real, &effective) == 2) {
-      task.uid = real;
-      task.euid = effective;
-    } else if (std::sscanf(line.c_str(), "Gid:\t%u\t%u", &real, &effective) == 2) {
-      task.gid = real;
-      task.egid = effective;
-    }
+// The real and effective ids of a status file, when it could be read.
+void copy_ids(uint32_t pid, pal_task& task) {
+  if (const std::optional<base::ProcStatus> status = base::read_proc_status(pid)) {
+    task.uid = status->uid;
+    task.euid = status->euid;
+    task.gid = status->gid;
+    task.egid = status->egid;
   }
 }
 
@@ -89,7 +47,7 @@ std::vector<std::byte> build_record(const pal_record& head, const std::string (&
 
 }  // namespace
 
-std::vector<std::vector<std::byte>> snapshot_processes(const std::string& proc_root) {
+std::vector<std::vector<std::byte>> snapshot_processes() {
   std::vector<std::vector<std::byte>> records;
   const uint64_t tick_ns = 1'000'000'000ULL / static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
   timespec now{};
@@ -97,33 +55,35 @@ std::vector<std::vector<std::byte>> snapshot_processes(const std::string& proc_r
   const uint64_t mono_now =
       static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(proc_root, ec)) {
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename().string();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const fs::path dir = entry.path();
-    uint32_t ppid = 0;
-    uint64_t start_ticks = 0;
-    if (!parse_stat(read_file(dir / "stat", 4096), ppid, start_ticks)) continue;  // exited
+    uint32_t pid = 0;
+    const auto [end, error] = std::from_chars(name.data(), name.data() + name.size(), pid);
+    if (error != std::errc() || end != name.data() + name.size() || pid == 0) continue;
+    const std::optional<base::ProcStat> stat =
+        base::parse_proc_stat(base::read_proc_file(pid, "stat", 4096));
+    if (!stat) continue;  // exited
 
     pal_record head{};
     head.h.kind = PAL_PROC_SNAPSHOT;
     head.h.mono_ns = mono_now;
     pal_task& task = head.h.task;
-    task.pid = task.tgid = static_cast<uint32_t>(std::stoul(name));
-    task.ppid = ppid;
-    task.start_ns = start_ticks * tick_ns;
-    parse_ids(read_file(dir / "status", 8192), task);
-    std::string loginuid = read_file(dir / "loginuid", 32);
-    task.auid = loginuid.empty() ? 0xffffffffU : static_cast<uint32_t>(std::stoul(loginuid));
-    task.mnt_ns = ns_inode(dir / "ns" / "mnt");
-    task.pid_ns = ns_inode(dir / "ns" / "pid");
-    std::string comm = read_file(dir / "comm", PAL_COMM_LEN);
+    task.pid = task.tgid = pid;
+    task.ppid = stat->ppid;
+    task.start_ns = stat->start_ticks * tick_ns;
+    copy_ids(pid, task);
+    const std::string loginuid = base::read_proc_file(pid, "loginuid", 32);
+    task.auid = 0xffffffffU;
+    std::from_chars(loginuid.data(), loginuid.data() + loginuid.size(), task.auid);
+    task.mnt_ns = static_cast<uint32_t>(base::namespace_inode(pid, "mnt"));
+    task.pid_ns = static_cast<uint32_t>(base::namespace_inode(pid, "pid"));
+    std::string comm = base::read_proc_file(pid, "comm", PAL_COMM_LEN);
     if (!comm.empty() && comm.back() == '\n') comm.pop_back();
     std::memcpy(task.comm, comm.data(), std::min(comm.size(), size_t{PAL_COMM_LEN - 1}));
 
-    const std::string strings[4] = {read_link(dir / "exe"),
-                                    read_file(dir / "cmdline", PAL_ARGV_LIMIT - 1),
-                                    read_link(dir / "cwd"), std::string()};
+    const std::string strings[4] = {base::read_proc_link(pid, "exe"),
+                                    base::read_proc_file(pid, "cmdline", PAL_ARGV_LIMIT - 1),
+                                    base::read_proc_link(pid, "cwd"), std::string()};
     records.push_back(build_record(head, strings));
   }
   return records;

@@ -4,7 +4,6 @@
 // that is not sent is counted.
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -12,6 +11,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "palisade/base/bounded_queue.h"
 #include "palisade/k8s/client.h"
 
 namespace palisade::k8s {
@@ -65,22 +65,19 @@ class EventPublisher {
   };
   bool take(Bucket& bucket, double rate, double burst, std::chrono::steady_clock::time_point now);
   Bucket& pod_bucket(const std::string& key, std::chrono::steady_clock::time_point now);
-  void run(std::stop_token stop);
+  void run();
   void send(const Pending& event);
 
   Client& client_;
   const EventPublisherOptions options_;
-  mutable std::mutex mu_;
-  std::condition_variable_any cv_;
-  std::condition_variable idle_cv_;
-  std::deque<Pending> queue_;
-  bool sending_ = false;
+  base::BoundedQueue<Pending> queue_;  // refuses when full: publish() never blocks
+  mutable std::mutex mu_;              // the buckets and the counters
   Bucket overall_;
   std::unordered_map<std::string, Bucket> pods_;
   std::deque<std::string> pods_order_;
   EventStats stats_;
   std::uint64_t sequence_ = 0;
-  std::jthread thread_;
+  std::thread thread_;
 };
 
 }  // namespace palisade::k8s

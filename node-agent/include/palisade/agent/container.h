@@ -86,13 +86,6 @@ std::vector<std::string> runtime_namespaces(const std::string& configured);
 std::string container_id_from_cgroup_path(const std::string& path,
                                           const std::vector<std::string>& runtime_namespaces);
 
-// Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup on pure v2 hosts,
-// /sys/fs/cgroup/unified on hybrid ones.
-const std::string& cgroup2_mount();
-// The cgroup v2 path of a process ("0::" line of /proc/<pid>/cgroup); empty when gone.
-std::string cgroup_v2_path_of(uint32_t pid);
-// The cgroup v2 id of a cgroup path: the inode of its directory on the cgroup2 mount; 0 if none.
-uint64_t cgroup_id_of(const std::string& path);
 // The pid-namespace inode of a process; 0 when gone.
 uint32_t pid_ns_of(uint32_t pid);
 

@@ -73,7 +73,7 @@ class LiveSensor : public Source {
 bool ensure_tracefs(std::string& detail);
 std::string probe_bpf_lsm();
 
-// Builds PAL_PROC_SNAPSHOT records for every process in `proc_root` (normally /proc).
-std::vector<std::vector<std::byte>> snapshot_processes(const std::string& proc_root);
+// Builds PAL_PROC_SNAPSHOT records for every process in /proc.
+std::vector<std::vector<std::byte>> snapshot_processes();
 
 }  // namespace palisade::agent

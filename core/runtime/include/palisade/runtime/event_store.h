@@ -2,21 +2,16 @@
 // event path), with bounded retention by age and size. `palisade events` reads it.
 #pragma once
 
-#include <sqlite3.h>
-
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "palisade/ocsf/formatter.h"
 #include "palisade/runtime/event_sink.h"
+
+struct sqlite3;
 
 namespace palisade::runtime {
 
@@ -31,10 +26,11 @@ struct StoreOptions {
 };
 
 struct StoreStats {
-  uint64_t written = 0;
+  uint64_t written = 0;      // committed to the database
+  uint64_t not_written = 0;  // in batches the database refused (counted lost, never retried)
   uint64_t queue_waits = 0;  // times the pipeline waited for the writer
   uint64_t pruned = 0;
-  uint64_t write_errors = 0;
+  uint64_t write_errors = 0;  // failed batches
 };
 
 class EventStore : public EventSink {
@@ -54,26 +50,8 @@ class EventStore : public EventSink {
   StoreStats stats() const;
 
  private:
-  struct Row;
-  void enqueue(Row row);
-  void writer_loop();
-  void write_batch(std::vector<Row>& rows);
-  void prune();
-
-  StoreOptions options_;
-  std::shared_ptr<ocsf::Formatter> formatter_;
-  sqlite3* db_ = nullptr;
-  std::string json_;
-  mutable std::mutex mutex_;
-  std::condition_variable not_empty_;
-  std::condition_variable not_full_;
-  std::condition_variable drained_;
-  std::deque<Row> queue_;
-  size_t queued_bytes_ = 0;
-  size_t in_flight_ = 0;
-  bool stopping_ = false;
-  StoreStats stats_;
-  std::thread writer_;
+  class Writer;
+  std::unique_ptr<Writer> writer_;
 };
 
 struct EventQuery {
