@@ -14,6 +14,7 @@
 #include "palisade/base/path_text.h"
 #include "palisade/ocsf/container_object.h"
 #include "palisade/ocsf/json_writer.h"
+#include "palisade/ocsf/mapping.h"
 #include "vm_objects.h"
 
 namespace palisade::ocsf {
@@ -22,18 +23,6 @@ namespace {
 constexpr size_t kMaxUserNames = 4096;
 constexpr int kErrInProgress = 115;
 constexpr int kErrConnRefused = 111;
-
-constexpr Classification kProcess{1007, "Process Activity", 1, "System Activity", 0, ""};
-constexpr Classification kFile{1001, "File System Activity", 1, "System Activity", 0, ""};
-constexpr Classification kKernelExt{1002, "Kernel Extension Activity", 1, "System Activity", 0, ""};
-constexpr Classification kKernel{1003, "Kernel Activity", 1, "System Activity", 0, ""};
-constexpr Classification kNetwork{4001, "Network Activity", 4, "Network Activity", 0, ""};
-
-Classification with(Classification base, int id, std::string_view name) {
-  base.activity_id = id;
-  base.activity_name = name;
-  return base;
-}
 
 std::string_view decimal(char (&buf)[16], uint32_t value) {
   auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), value);
@@ -97,67 +86,19 @@ std::string open_flag_names(uint32_t flags) {
 }  // namespace
 
 Classification classify(const Event& event) {
-  switch (event.kind) {
-    case EventKind::kProcessExec:
-    case EventKind::kProcessFork:
-    case EventKind::kProcessSnapshot:
-      return with(kProcess, 1, "Launch");
-    case EventKind::kProcessExit:
-      return with(kProcess, 2, "Terminate");
-    case EventKind::kPrivPtrace:
-      return with(kProcess, 3, "Open");
-    case EventKind::kPrivSetuid:
-      return with(kProcess, 5, "Set User ID");
-    case EventKind::kPrivSetgid:
-      return with(kProcess, 99, "Set Group ID");
-    case EventKind::kPrivCapset:
-      return with(kProcess, 99, "Set Capabilities");
-    case EventKind::kFileOpen:
-      return with(kFile, 14, "Open");
-    case EventKind::kFileUnlink:
-    case EventKind::kFileRmdir:
-      return with(kFile, 4, "Delete");
-    case EventKind::kFileRename:
-      return with(kFile, 5, "Rename");
-    case EventKind::kFileChmod:
-    case EventKind::kFileChown:
-      return with(kFile, 7, "Set Security");
-    case EventKind::kPrivMemfd:
-      return with(kFile, 1, "Create");
-    case EventKind::kPrivModule:
-      return with(kKernelExt, 1, "Load");
-    case EventKind::kPrivMount:
-    case EventKind::kPrivUnshare:
-    case EventKind::kPrivSetns:
-    case EventKind::kPrivBpf:
-      return with(kKernel, 4, "Invoke");
-    case EventKind::kNetConnect:
-      if (event.result == 0 || event.result == -kErrInProgress) return with(kNetwork, 1, "Open");
-      if (event.result == -kErrConnRefused) return with(kNetwork, 5, "Refuse");
-      return with(kNetwork, 4, "Fail");
-    case EventKind::kNetAccept:
-      return with(kNetwork, 1, "Open");
-    case EventKind::kNetListen:
-      return with(kNetwork, 7, "Listen");
-    case EventKind::kNetBind:
-      return with(kNetwork, 99, "Bind");
-    case EventKind::kNetDeny:
-      return with(kNetwork, 5, "Refuse");
-    case EventKind::kExecDeny:
-      return with(kProcess, 1, "Launch");
-    case EventKind::kFileDeny:
-      return with(kFile, 14, "Open");
-    case EventKind::kVmInventory:
-    case EventKind::kVmLifecycle:
-    case EventKind::kVmHost:
-    case EventKind::kVmStats:
-    case EventKind::kVmGuestChange:
-    case EventKind::kVmInspection:
-      return classify_vm(event);
-    case EventKind::kUnknown:
-      break;
+  const KindMapping* m = mapping_of(event.kind);
+  if (m == nullptr) return Classification{0, "Base Event", 0, "Uncategorized", 0, "Unknown"};
+  const OcsfClass& k = *m->ocsf_class;
+  Classification c{k.class_uid,     k.class_name,   k.category_uid,
+                   k.category_name, m->activity_id, m->activity_name};
+  // The one activity that depends on the outcome (the declaration's note says so).
+  if (event.kind == EventKind::kNetConnect && event.result != 0 &&
+      event.result != -kErrInProgress) {
+    const bool refused = event.result == -kErrConnRefused;
+    c.activity_id = refused ? 5 : 4;
+    c.activity_name = refused ? "Refuse" : "Fail";
   }
-  return Classification{0, "Base Event", 0, "Uncategorized", 0, "Unknown"};
+  return c;
 }
 
 HostInfo HostInfo::detect() {
@@ -198,6 +139,11 @@ struct Writer {
   Formatter& formatter;
   const HostInfo& host;
   std::string_view (*lookup)(Formatter&, uint32_t);
+  ProfileSet* used = nullptr;  // the profiles whose attributes were written (null: not tracked)
+
+  void uses(Profile profile) {
+    if (used != nullptr) used->add(profile);
+  }
 
   uint64_t to_wall_ms(uint64_t boot_ns) const {
     return static_cast<uint64_t>(static_cast<int64_t>(boot_ns) + host.boot_wall_offset_ns) /
@@ -223,6 +169,7 @@ struct Writer {
       p.json_members.shrink_to_fit();  // the writer works with generous room; keep what is used
     }
     w.raw(p.json_members);
+    if (p.auid != TaskIdentity::kNoLoginUid) uses(Profile::kLinuxUsers);  // render_core wrote it
   }
 
   std::string_view quoted_exe(const ProcessView& p) {
@@ -259,6 +206,7 @@ struct Writer {
     process_core(p);
     if (p.pid == e.task.tgid) {
       w.field("tid", e.task.pid).field("euid", e.task.euid).field("egid", e.task.egid);
+      uses(Profile::kLinuxUsers);
     }
     if (e.parent && with_lineage) {
       w.key("parent_process").begin_object();
@@ -274,6 +222,7 @@ struct Writer {
   }
 
   void actor(const Event& e) {
+    uses(Profile::kHost);
     w.key("actor").begin_object();
     w.key("process");
     // For a fork, the event's process view is the child; the actor is the parent.
@@ -373,62 +322,23 @@ void write_kubernetes(JsonWriter& w, const Event& e) {
   w.end_object();
 }
 
-}  // namespace
-
-void Formatter::format(const Event& e, std::string& out) {
-  if (class_of(e.kind) == EventClass::kVirtualMachine) {
-    format_vm(e, out);
-    return;
-  }
-  JsonWriter w(out);
-  const Classification c = classify(e);
-  Writer ow{w, *this, host_, [](Formatter& f, uint32_t uid) { return f.user_name(uid); }};
-  const bool denial = e.kind == EventKind::kNetDeny || e.kind == EventKind::kExecDeny ||
-                      e.kind == EventKind::kFileDeny;
-  const bool failed = denial
-                          ? e.enforcement.enforced
-                          : e.result < 0 && e.kind != EventKind::kProcessExit &&
-                                !(e.kind == EventKind::kNetConnect && e.result == -kErrInProgress);
-
-  w.begin_object();
-  w.field("class_uid", c.class_uid).field("class_name", c.class_name);
-  w.field("category_uid", c.category_uid).field("category_name", c.category_name);
-  w.field("activity_id", c.activity_id).field("activity_name", c.activity_name);
-  w.field("type_uid", c.class_uid * 100 + c.activity_id);
-  w.field("severity_id", 1).field("severity", "Informational");
-  w.field("time", e.wall_ns / 1'000'000ULL);
-  w.field("status_id", failed ? 2 : 1).field("status", failed ? "Failure" : "Success");
-  if (denial) {
-    write_enforcement_outcome(w, e);
-  } else if (failed) {
-    const char* code = strerrorname_np(static_cast<int>(-e.result));
-    if (code != nullptr) w.field("status_code", code);
-    w.field("status_detail", strerror(static_cast<int>(-e.result)));
-  }
-
-  w.key("metadata").begin_object();
-  w.field("version", kVersion);
-  w.key("product").begin_object();
-  w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
-  w.end_object();
-  w.key("profiles").begin_array().value("host").value("linux/linux_users");
-  if (e.container) w.value("container");
-  w.end_array();
-  w.field("sequence", e.seq);
-  w.key("uid");
-  write_event_uid(w, host_.run_id, e);
-  w.end_object();
-
+// Everything after metadata: device, actor, container, the class's objects, unmapped.
+void write_body(JsonWriter& w, Writer& ow, const HostInfo& host, const Event& e,
+                const Classification& c, ProfileSet& used) {
+  used.add(Profile::kHost);  // device
   w.key("device").begin_object();
-  w.field("hostname", host_.hostname).field("type_id", 1).field("type", "Server");
-  if (!host_.machine_id.empty()) w.field("uid", host_.machine_id);
+  w.field("hostname", host.hostname).field("type_id", 1).field("type", "Server");
+  if (!host.machine_id.empty()) w.field("uid", host.machine_id);
   w.key("os").begin_object();
   w.field("name", "Linux").field("type_id", 200).field("type", "Linux");
-  w.field("version", host_.kernel_release);
+  w.field("version", host.kernel_release);
   w.end_object().end_object();
 
   ow.actor(e);
-  if (e.container) write_container(w, *e.container);
+  if (e.container) {
+    write_container(w, *e.container);
+    used.add(Profile::kContainer);
+  }
 
   switch (c.class_uid) {
     case 1007: {
@@ -596,35 +506,25 @@ void Formatter::format(const Event& e, std::string& out) {
   w.end_object();
 }
 
-void Formatter::format_finding(const FindingView& finding, const Event& e,
-                               std::string_view trigger_json, std::string_view policy_digest,
-                               std::string& out) {
-  JsonWriter w(out);
-  Writer ow{w, *this, host_, [](Formatter& f, uint32_t uid) { return f.user_name(uid); }};
-  w.begin_object();
-  w.field("class_uid", 2004).field("class_name", "Detection Finding");
-  w.field("category_uid", 2).field("category_name", "Findings");
-  w.field("activity_id", 1).field("activity_name", "Create").field("type_uid", 200401);
-  w.field("severity_id", finding.severity_id).field("severity", finding.severity);
-  w.field("time", e.wall_ns / 1'000'000ULL);
-  w.field("message", finding.message);
-  w.field("status_id", 1).field("status", "New");
-
-  w.key("metadata").begin_object();
-  w.field("version", kVersion);
-  w.key("product").begin_object();
-  w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
+// The node that observed what it reports (for VMs, the hypervisor host running palisade hv).
+void write_observer(JsonWriter& w, const HostInfo& host) {
+  w.key("observer").begin_object();
+  w.field("hostname", host.hostname).field("type_id", 1).field("type", "Server");
+  if (!host.machine_id.empty()) w.field("uid", host.machine_id);
   w.end_object();
-  w.key("profiles").begin_array().value("host").end_array();
-  w.end_object();
+}
 
+// Everything of a finding after metadata.
+void write_finding_body(JsonWriter& w, Writer& ow, const HostInfo& host, const FindingView& finding,
+                        const Event& e, std::string_view trigger_json,
+                        std::string_view policy_digest, ProfileSet& used) {
   w.key("finding_info").begin_object();
   std::string uid = std::string(finding.rule) + ":";
   {
     std::string trigger_uid;
     {
       JsonWriter tw(trigger_uid);
-      write_event_uid(tw, host_.run_id, e);
+      write_event_uid(tw, host.run_id, e);
     }
     uid += trigger_uid.substr(1, trigger_uid.size() - 2);  // without the quotes
   }
@@ -648,7 +548,7 @@ void Formatter::format_finding(const FindingView& finding, const Event& e,
   w.end_array();
   w.key("related_events").begin_array().begin_object();
   w.key("uid");
-  write_event_uid(w, host_.run_id, e);
+  write_event_uid(w, host.run_id, e);
   const Classification c = classify(e);
   w.field("type_uid", c.class_uid * 100 + c.activity_id);
   w.end_object().end_array();
@@ -658,17 +558,21 @@ void Formatter::format_finding(const FindingView& finding, const Event& e,
     // A VM's finding is about the VM; the hypervisor host that saw it is the observer.
     w.key("device");
     write_vm_device(w, *e.vm);
-    write_observer(w);
+    write_observer(w, host);
     w.key("evidences").begin_array().begin_object().key("device");
     write_vm_device(w, *e.vm);
     w.end_object().end_array();
   } else {
     w.key("device").begin_object();
-    w.field("hostname", host_.hostname).field("type_id", 1).field("type", "Server");
-    if (!host_.machine_id.empty()) w.field("uid", host_.machine_id);
+    w.field("hostname", host.hostname).field("type_id", 1).field("type", "Server");
+    if (!host.machine_id.empty()) w.field("uid", host.machine_id);
     w.end_object();
+    used.add(Profile::kHost);
     ow.actor(e);
-    if (e.container) write_container(w, *e.container);
+    if (e.container) {
+      write_container(w, *e.container);
+      used.add(Profile::kContainer);
+    }
     w.key("evidences").begin_array().begin_object().key("process");
     if (e.process) {
       ow.process(e, *e.process, true);
@@ -690,16 +594,111 @@ void Formatter::format_finding(const FindingView& finding, const Event& e,
   w.end_object();
 }
 
-void Formatter::write_observer(JsonWriter& w) const {
-  w.key("observer").begin_object();
-  w.field("hostname", host_.hostname).field("type_id", 1).field("type", "Server");
-  if (!host_.machine_id.empty()) w.field("uid", host_.machine_id);
+// The profiles used, in the declaration's order.
+void write_profiles(JsonWriter& w, const ProfileSet& used) {
+  w.key("profiles").begin_array();
+  for (const ProfileDeclaration& p : profile_declarations()) {
+    if (used.has(p.profile)) w.value(p.name);
+  }
+  w.end_array();
+}
+
+}  // namespace
+
+void Formatter::format(const Event& e, std::string& out) {
+  if (class_of(e.kind) == EventClass::kVirtualMachine) {
+    format_vm(e, out);
+    return;
+  }
+  const Classification c = classify(e);
+  const bool denial = e.kind == EventKind::kNetDeny || e.kind == EventKind::kExecDeny ||
+                      e.kind == EventKind::kFileDeny;
+  const bool failed = denial
+                          ? e.enforcement.enforced
+                          : e.result < 0 && e.kind != EventKind::kProcessExit &&
+                                !(e.kind == EventKind::kNetConnect && e.result == -kErrInProgress);
+
+  // The body goes first into its own buffer: metadata.profiles, which precedes it, lists the
+  // profiles of the attributes the body actually carries.
+  ProfileSet used;
+  body_.clear();
+  {
+    JsonWriter w(body_);
+    Writer ow{w, *this, host_, [](Formatter& f, uint32_t uid) { return f.user_name(uid); }, &used};
+    w.begin_object();
+    write_body(w, ow, host_, e, c, used);
+  }
+  JsonWriter w(out);
+  w.begin_object();
+  w.field("class_uid", c.class_uid).field("class_name", c.class_name);
+  w.field("category_uid", c.category_uid).field("category_name", c.category_name);
+  w.field("activity_id", c.activity_id).field("activity_name", c.activity_name);
+  w.field("type_uid", c.class_uid * 100 + c.activity_id);
+  w.field("severity_id", 1).field("severity", "Informational");
+  w.field("time", e.wall_ns / 1'000'000ULL);
+  w.field("status_id", failed ? 2 : 1).field("status", failed ? "Failure" : "Success");
+  if (denial) {
+    write_enforcement_outcome(w, e);
+    used.add(Profile::kSecurityControl);
+  } else if (failed) {
+    const char* code = strerrorname_np(static_cast<int>(-e.result));
+    if (code != nullptr) w.field("status_code", code);
+    w.field("status_detail", strerror(static_cast<int>(-e.result)));
+  }
+
+  w.key("metadata").begin_object();
+  w.field("version", kVersion);
+  w.key("product").begin_object();
+  w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
+  w.end_object();
+  write_profiles(w, used);
+  w.field("sequence", e.seq);
+  w.key("uid");
+  write_event_uid(w, host_.run_id, e);
+  w.end_object();
+
+  // The body's members (without its braces) close the record.
+  w.raw(std::string_view(body_).substr(1, body_.size() - 2));
+  w.end_object();
+}
+
+void Formatter::format_finding(const FindingView& finding, const Event& e,
+                               std::string_view trigger_json, std::string_view policy_digest,
+                               std::string& out) {
+  // As for events: the body first, so that metadata.profiles can list what it carries.
+  ProfileSet used;
+  body_.clear();
+  {
+    JsonWriter w(body_);
+    Writer ow{w, *this, host_, [](Formatter& f, uint32_t uid) { return f.user_name(uid); }, &used};
+    w.begin_object();
+    write_finding_body(w, ow, host_, finding, e, trigger_json, policy_digest, used);
+  }
+  JsonWriter w(out);
+  w.begin_object();
+  w.field("class_uid", 2004).field("class_name", "Detection Finding");
+  w.field("category_uid", 2).field("category_name", "Findings");
+  w.field("activity_id", 1).field("activity_name", "Create").field("type_uid", 200401);
+  w.field("severity_id", finding.severity_id).field("severity", finding.severity);
+  w.field("time", e.wall_ns / 1'000'000ULL);
+  w.field("message", finding.message);
+  w.field("status_id", 1).field("status", "New");
+
+  w.key("metadata").begin_object();
+  w.field("version", kVersion);
+  w.key("product").begin_object();
+  w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
+  w.end_object();
+  write_profiles(w, used);
+  w.end_object();
+
+  w.raw(std::string_view(body_).substr(1, body_.size() - 2));
   w.end_object();
 }
 
 void Formatter::format_vm(const Event& e, std::string& out) {
   JsonWriter w(out);
-  const Classification c = classify_vm(e);
+  const Classification c = classify(e);
   const bool failed = e.kind == EventKind::kVmInspection && e.vm_activity.action == "failed";
   const bool lost = e.kind == EventKind::kVmHost && e.vm_activity.action == "lost";
   const bool crashed = e.kind == EventKind::kVmLifecycle && e.vm_activity.action == "crashed";
@@ -730,7 +729,7 @@ void Formatter::format_vm(const Event& e, std::string& out) {
     w.key("device");
     write_vm_device(w, *e.vm);
   }
-  write_observer(w);
+  write_observer(w, host_);
   w.key("unmapped").begin_object().key("palisade").begin_object();
   w.field("event", kind_name(e.kind));
   write_vm_activity(w, e);

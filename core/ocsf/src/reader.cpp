@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "palisade/ocsf/container_object.h"
+#include "palisade/ocsf/mapping.h"
 
 namespace palisade::ocsf {
 namespace {
@@ -148,6 +149,10 @@ std::optional<Event> event_from_ocsf(const json& j) {
   const json& u = j["unmapped"]["palisade"];
   Event e;
   e.kind = kind_from(get_or<std::string>(u, "event", ""));
+  // palisade's own record of a kind has the class the mapping declares for it; anything else
+  // is not one of ours (or was edited) and is not replayed as if it were.
+  const KindMapping* mapping = mapping_of(e.kind);
+  if (mapping == nullptr || mapping->ocsf_class->class_uid != class_uid) return std::nullopt;
   e.cpu = get_or<uint16_t>(u, "cpu", 0);
   e.mono_ns = get_or<uint64_t>(u, "mono_ns", 0);
   e.wall_ns = get_or<uint64_t>(j, "time", 0) * 1'000'000ULL;

@@ -2,6 +2,7 @@
 
 #include "palisade/model/event.h"
 #include "palisade/ocsf/formatter.h"
+#include "palisade/ocsf/mapping.h"
 
 namespace palisade::ocsf {
 
@@ -30,20 +31,33 @@ std::string render_events_markdown() {
       "Process Activity events (class 1007) also carry `process`: the launched, terminated or\n"
       "traced process; for exec and fork `actor.process` is its parent.\n\n"
       "## Kinds\n\n"
+      "The class and activity of each kind are declared once, in "
+      "`core/ocsf/src/mapping.cpp`.\n\n"
       "| kind | OCSF class | activity | seen by | what happened | carries |\n"
       "|---|---|---|---|---|---|\n";
   for (const auto& info : event_kinds()) {
-    Event probe;
-    probe.kind = info.kind;
-    const Classification c = classify(probe);
-    out += "| `" + std::string(info.name) + "` | " + std::to_string(c.class_uid) + " " +
-           std::string(c.class_name) + " | " + std::to_string(c.activity_id) + " " +
-           std::string(c.activity_name) + " | " + std::string(info.source) + " | " +
-           std::string(info.description) + " | " + std::string(info.carries) + " |\n";
+    const KindMapping* m = mapping_of(info.kind);
+    if (m == nullptr) continue;
+    std::string activity = std::to_string(m->activity_id) + " " + std::string(m->activity_name);
+    if (!m->note.empty()) activity += " (" + std::string(m->note) + ")";
+    out += "| `" + std::string(info.name) + "` | " + std::to_string(m->ocsf_class->class_uid) +
+           " " + std::string(m->ocsf_class->class_name) + " | " + activity + " | " +
+           std::string(info.source) + " | " + std::string(info.description) + " | " +
+           std::string(info.carries) + " |\n";
   }
   out +=
-      "\nA failed `connect` is Network Activity 4 Fail (5 Refuse for ECONNREFUSED).\n\n"
-      "## Agent status (class 0, Base Event)\n\n"
+      "\n## Profiles\n\n"
+      "`metadata.profiles` is derived: the formatter lists a profile when it wrote one of the "
+      "attributes\nthe profile adds (declared in `core/ocsf/src/mapping.cpp`, checked against the "
+      "OCSF schema).\n\n"
+      "| profile | attributes | on | written when |\n|---|---|---|---|\n";
+  for (const ProfileDeclaration& p : profile_declarations()) {
+    out += "| `" + std::string(p.name) + "` | " + std::string(p.attributes) + " | " +
+           (p.object.empty() ? std::string("the record") : std::string(p.object) + " objects") +
+           " | " + std::string(p.when) + " |\n";
+  }
+  out +=
+      "\n## Agent status (class 0, Base Event)\n\n"
       "Emitted at start, every `status.interval_seconds`, and at stop; `unmapped.palisade` holds\n"
       "per-class `received`, `lost` (sequence gaps), `kernel_drops` (ring buffer full),\n"
       "`last_loss_time_ms`, the process table's size and evictions, the store's counters, and the\n"

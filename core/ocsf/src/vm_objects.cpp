@@ -7,27 +7,6 @@
 
 namespace palisade::ocsf {
 
-Classification classify_vm(const Event& e) {
-  struct Activity {
-    EventKind kind;
-    int id;
-    std::string_view name;
-  };
-  static constexpr Activity kActivities[] = {
-      {EventKind::kVmInventory, 2, "Collect"},         {EventKind::kVmLifecycle, 99, "Lifecycle"},
-      {EventKind::kVmHost, 99, "Host Connection"},     {EventKind::kVmStats, 99, "Stats"},
-      {EventKind::kVmGuestChange, 99, "Guest Change"}, {EventKind::kVmInspection, 99, "Inspection"},
-  };
-  Classification c{5001, "Device Inventory Info", 5, "Discovery", 99, "Other"};
-  for (const auto& a : kActivities) {
-    if (a.kind == e.kind) {
-      c.activity_id = a.id;
-      c.activity_name = a.name;
-    }
-  }
-  return c;
-}
-
 void write_vm_device(JsonWriter& w, const VmView& vm) {
   w.begin_object();
   w.field("type_id", 6).field("type", "Virtual");

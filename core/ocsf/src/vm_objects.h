@@ -7,7 +7,6 @@
 
 namespace palisade::ocsf {
 
-Classification classify_vm(const Event& e);
 // OCSF device object for the VM.
 void write_vm_device(JsonWriter& w, const VmView& vm);
 // unmapped.palisade.vm: what OCSF's device has no place for (disks, NIC links, state).

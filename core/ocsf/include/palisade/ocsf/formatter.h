@@ -1,4 +1,5 @@
-// Maps events to OCSF 1.3.0 JSON (one object per line). docs/events.md documents the mapping.
+// Maps events to OCSF 1.3.0 JSON (one object per line), as core/ocsf/include/palisade/ocsf/
+// mapping.h declares it; docs/events.md documents the mapping.
 #pragma once
 
 #include <cstdint>
@@ -57,10 +58,10 @@ class Formatter {
  private:
   std::string_view user_name(uint32_t uid);
   void format_vm(const Event& event, std::string& out);
-  void write_observer(JsonWriter& w) const;
 
   HostInfo host_;
   std::unordered_map<uint32_t, std::string> user_names_;  // bounded: cleared at kMaxUserNames
+  std::string body_;  // reused: an event's members after metadata, written before it
 };
 
 }  // namespace palisade::ocsf
