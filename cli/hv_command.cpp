@@ -1,17 +1,12 @@
 // `palisade hv`: the hypervisor monitor and its tools. Without a subcommand it follows the VMs of
 // every --connect URI until stopped; `list`, `inspect`, `respond` and `status` act once.
-#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <fstream>
-#include <functional>
 #include <iostream>
-#include <thread>
 
 #include "commands.h"
 #include "palisade/agent/config.h"
@@ -20,6 +15,7 @@
 #include "palisade/hypervisor/vm_inspector.h"
 #include "palisade/hypervisor/vm_responses.h"
 #include "palisade/ocsf/remediation.h"
+#include "palisade/runtime/control_signals.h"
 #include "palisade/runtime/detector.h"
 #include "palisade/runtime/event_store.h"
 #include "palisade/runtime/json_lines_sink.h"
@@ -136,63 +132,8 @@ struct Outputs {
   }
 };
 
-std::atomic<bool> g_stop{false};
-std::atomic<bool> g_reload{false};
-
-// The signals palisade hv takes itself (stop, reload), blocked in every thread: it must happen
-// before any thread starts (the store's writer, libvirt's event loop), or the default action of
-// a signal delivered to that thread ends the process without a drain.
-sigset_t blocked_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  return set;
-}
-
-// Threads that must be joined however the monitor ends (an exception included).
-class SignalThreads {
- public:
-  SignalThreads(sigset_t set, std::function<void()> reload) : set_(set) {
-    signals_ = std::thread([this] {
-      for (;;) {
-        int sig = 0;
-        if (sigwait(&set_, &sig) != 0) continue;
-        if (sig == SIGHUP && !g_stop) {
-          g_reload = true;
-          continue;
-        }
-        g_stop = true;
-        return;
-      }
-    });
-    reloader_ = std::thread([reload = std::move(reload)] {
-      while (!g_stop) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-        if (g_reload.exchange(false)) reload();
-      }
-    });
-  }
-  ~SignalThreads() {
-    g_stop = true;
-    // The signal thread waits in sigwait(); a directed SIGTERM is how it wakes up.
-    pthread_kill(signals_.native_handle(), SIGTERM);  // NOLINT(bugprone-bad-signal-to-kill-thread)
-    signals_.join();
-    reloader_.join();
-  }
-  SignalThreads(const SignalThreads&) = delete;
-  SignalThreads& operator=(const SignalThreads&) = delete;
-
- private:
-  sigset_t set_;
-  std::thread signals_;
-  std::thread reloader_;
-};
-
 int run_monitor(const HvFlags& f) {
-  const sigset_t signals = blocked_signals();
+  runtime::ControlSignals::install();  // before any thread starts
   const agent::AgentConfig c = load(f);
   spdlog::set_level(spdlog::level::from_str(c.log_level));
   const auto& h = c.hypervisor;
@@ -220,7 +161,7 @@ int run_monitor(const HvFlags& f) {
       hv::MonitorOutputs{outputs.sinks(), [&](const json& r) { outputs.audit(r); }});
   monitor.set_policy(policy);
   {
-    SignalThreads threads(signals, [&] {
+    runtime::ReloadThread reloader([&] {
       // A bad document keeps the last good policy set (the errors name file, line and field).
       if (auto next = compile_policies(c)) {
         monitor.set_policy(next);
@@ -230,7 +171,7 @@ int run_monitor(const HvFlags& f) {
       }
     });
     spdlog::info("hv: following {} host(s)", h.connect.size());
-    monitor.run(g_stop);
+    monitor.run(runtime::ControlSignals::stop_flag());
   }
   if (outputs.store) outputs.store->drain();
   return 0;
@@ -304,9 +245,9 @@ bool single_uri(const agent::HypervisorConfig& h, const char* command) {
 }
 
 int inspect_command(const HvFlags& f, const InspectFlags& i) {
-  // Ctrl-C must not stop it between the snapshot and the merge: the inspection is bounded by its
-  // time limit and finishes.
-  blocked_signals();
+  // Ctrl-C must not stop it between the snapshot and the merge: the signal only sets the stop
+  // flag, and the inspection (bounded by its time limit) finishes.
+  runtime::ControlSignals::install();
   const agent::AgentConfig c = load(f);
   const auto& h = c.hypervisor;
   if (!single_uri(h, "inspect")) return 2;

@@ -63,7 +63,7 @@ int run_agent_command(const AgentFlags& f) {
   try {
     options.config = f.config.empty() ? palisade::agent::default_config()
                                       : palisade::agent::load_config_file(f.config);
-  } catch (const palisade::agent::ConfigError& e) {
+  } catch (const palisade::ConfigurationError& e) {
     std::cerr << "palisade: " << e.what() << '\n';
     return 2;
   }

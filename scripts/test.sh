@@ -13,11 +13,14 @@ phase build
 # no cycle in the target graph, docs/component-graph.dot current).
 bash scripts/check-format.sh
 python3 scripts/check-layering.py build
-bash scripts/check-tidy.sh
-phase "format, layering, tidy"
-# The unit suites again under ASan + UBSan. The debug build is CPU work the rest of the run leaves
-# idle (fuzzing is one core, the integration tests mostly wait), so it runs beside them at the
-# lowest priority instead of on the critical path; its result is checked at the end.
+phase "format, layering"
+# clang-tidy on the changed sources, and the unit suites again under ASan + UBSan: CPU work the
+# rest of the run leaves idle (fuzzing is time-bound, the integration tests mostly wait), so they
+# run beside it at low priority instead of on the critical path; their results are checked at
+# the end.
+tidy_log=$(mktemp)
+nice -n 10 bash scripts/check-tidy.sh >"$tidy_log" 2>&1 &
+tidy=$!
 sanitize_log=$(mktemp)
 nice -n 19 bash scripts/sanitize.sh >"$sanitize_log" 2>&1 &
 sanitize=$!
@@ -73,6 +76,15 @@ phase "containerd and libvirt set-up"
 
 ctest --preset default
 phase ctest
+
+if ! wait "$tidy"; then
+  cat "$tidy_log" >&2
+  echo "scripts/check-tidy.sh failed" >&2
+  exit 1
+fi
+tail -1 "$tidy_log" >&2
+rm -f "$tidy_log"
+phase "clang-tidy"
 
 if ! wait "$sanitize"; then
   tail -80 "$sanitize_log" >&2

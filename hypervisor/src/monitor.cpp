@@ -12,16 +12,15 @@
 #include "host_session.h"
 #include "inbox.h"
 #include "inspection_runner.h"
-#include "palisade/base/atomic_file.h"
 #include "palisade/base/bounded_queue.h"
 #include "palisade/base/clock.h"
-#include "palisade/base/error.h"
 #include "palisade/hypervisor/behaviour.h"
 #include "palisade/hypervisor/lifecycle.h"
 #include "palisade/hypervisor/vm_inspector.h"
 #include "palisade/ocsf/remediation.h"
 #include "palisade/runtime/detector.h"
 #include "palisade/runtime/responder.h"
+#include "palisade/runtime/status_file.h"
 #include "stats_collector.h"
 
 namespace palisade::hypervisor {
@@ -619,12 +618,7 @@ struct Monitor::Impl {
   void write_status() {
     published_at = {};
     publish_status();
-    if (options.status_file.empty()) return;
-    try {
-      base::write_file_atomically(options.status_file, status().dump(2) + "\n");
-    } catch (const Error& e) {
-      spdlog::warn("status file: {}", e.what());
-    }
+    runtime::write_status_file(options.status_file, status());
   }
 
   // A notice that fails (a libvirt error nobody caught on the way) is logged, not the end of the

@@ -19,8 +19,8 @@ namespace palisade::k8s {
 namespace http = web::http;
 
 ApiError::ApiError(int status, std::string reason, const std::string& message)
-    : std::runtime_error("HTTP " + std::to_string(status) + (reason.empty() ? "" : " " + reason) +
-                         (message.empty() ? "" : ": " + message)),
+    : EnvironmentError("HTTP " + std::to_string(status) + (reason.empty() ? "" : " " + reason) +
+                       (message.empty() ? "" : ": " + message)),
       status_(status),
       reason_(std::move(reason)) {}
 
@@ -92,7 +92,7 @@ struct Client::Impl {
     return req;
   }
 
-  nlohmann::json call(http::http_request req) {
+  nlohmann::json call(const http::http_request& req) {
     const std::string what = req.method() + " " + req.request_uri().to_string();
     http::http_response resp;
     std::string body;
@@ -117,7 +117,7 @@ Client::Client(ClusterConfig config, ClientOptions options) : impl_(std::make_un
   try {
     impl_->base = web::uri(impl_->config.server);
   } catch (const std::exception& e) {
-    throw ConfigError("server \"" + impl_->config.server + "\": " + e.what());
+    throw ConfigurationError("server \"" + impl_->config.server + "\": " + e.what());
   }
   impl_->rest.emplace(impl_->base, impl_->http_config(options.request_timeout));
 }
@@ -135,18 +135,18 @@ nlohmann::json Client::get(const std::string& target) {
 nlohmann::json Client::post(const std::string& target, const nlohmann::json& body) {
   auto req = impl_->make_request(http::methods::POST, target);
   req.set_body(body.dump(), "application/json");
-  return impl_->call(std::move(req));
+  return impl_->call(req);
 }
 
 nlohmann::json Client::patch(const std::string& target, const nlohmann::json& body,
                              const std::string& content_type) {
   auto req = impl_->make_request(http::methods::PATCH, target);
   req.set_body(body.dump(), content_type);
-  return impl_->call(std::move(req));
+  return impl_->call(req);
 }
 
 StreamEnd Client::stream_lines(const std::string& target, std::chrono::milliseconds idle_timeout,
-                               std::stop_token stop,
+                               const std::stop_token& stop,
                                const std::function<bool(std::string_view line)>& on_line,
                                const std::function<void()>& on_open) {
   // Its own http_client: the idle timeout differs from the REST one, and a dropped watch
@@ -165,7 +165,7 @@ StreamEnd Client::stream_lines(const std::string& target, std::chrono::milliseco
     if (on_open) on_open();
     auto body = resp.body().streambuf();
     std::string line;
-    std::vector<char> chunk(16 * 1024);
+    std::vector<char> chunk(size_t{16} * 1024);
     for (;;) {
       // Block for one byte, then take whatever else has already arrived: the buffer only
       // completes larger reads once that many bytes are there.

@@ -43,11 +43,11 @@ std::optional<std::string> read_file(const fs::path& path, std::string* error) {
   return out.str();
 }
 
-std::string trim(std::string s) {
+std::string trim(std::string_view s) {
   const auto first = s.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) return {};
   const auto last = s.find_last_not_of(" \t\r\n");
-  return s.substr(first, last - first + 1);
+  return std::string(s.substr(first, last - first + 1));
 }
 
 bool same_identity(const struct stat& a, const struct stat& b) {
@@ -109,13 +109,13 @@ class KubeconfigReader {
   YAML::Node load() {
     std::string error;
     const auto text = read_file(path_, &error);
-    if (!text) throw ConfigError(path_.string() + ": cannot read: " + error);
+    if (!text) throw ConfigurationError(path_.string() + ": cannot read: " + error);
     try {
       YAML::Node root = YAML::Load(*text);
       if (!root.IsMap()) fail(root, "(document)", "not a kubeconfig (expected a mapping)");
       return root;
     } catch (const YAML::Exception& e) {
-      throw ConfigError(where(e.mark) + ": " + e.msg);
+      throw ConfigurationError(where(e.mark) + ": " + e.msg);
     }
   }
 
@@ -225,7 +225,7 @@ class KubeconfigReader {
   }
 
   std::string scalar(const YAML::Node& parent, const std::string& key, const std::string& path) {
-    const std::string value = optional_scalar(parent, key, path);
+    std::string value = optional_scalar(parent, key, path);
     if (value.empty()) fail(parent[key] ? parent[key] : parent, path, "required");
     return value;
   }
@@ -261,7 +261,7 @@ class KubeconfigReader {
 
   [[noreturn]] void fail(const YAML::Node& node, const std::string& field,
                          const std::string& what) const {
-    throw ConfigError(where(node.Mark()) + ": " + field + ": " + what);
+    throw ConfigurationError(where(node.Mark()) + ": " + field + ": " + what);
   }
 
   fs::path path_;
@@ -271,7 +271,7 @@ std::string service_host() {
   const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
   const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
   if (host == nullptr || *host == '\0' || port == nullptr || *port == '\0') {
-    throw ConfigError(
+    throw ConfigurationError(
         "KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: not running in a pod");
   }
   std::string h = host;
@@ -287,12 +287,12 @@ ClusterConfig ClusterConfig::in_cluster(const fs::path& dir) {
   const fs::path token = dir / "token";
   std::string error;
   if (!read_file(token, &error)) {
-    throw ConfigError(token.string() + ": cannot read the service-account token: " + error);
+    throw ConfigurationError(token.string() + ": cannot read the service-account token: " + error);
   }
   config.set_token_file(token);
   if (auto ca = read_file(dir / "ca.crt", nullptr)) {
     if (!is_pem_certificate(*ca)) {
-      throw ConfigError((dir / "ca.crt").string() + ": not a PEM certificate");
+      throw ConfigurationError((dir / "ca.crt").string() + ": not a PEM certificate");
     }
     config.ca_pem = std::move(*ca);
   }
@@ -306,9 +306,9 @@ ClusterConfig ClusterConfig::from_kubeconfig(const fs::path& path, const std::st
   return KubeconfigReader(path).read(context);
 }
 
-void ClusterConfig::set_token(std::string token) {
+void ClusterConfig::set_token(const std::string& token) {
   token_ = std::make_shared<TokenSource>();
-  token_->token = trim(std::move(token));
+  token_->token = trim(token);
   token_->loaded = true;
 }
 
@@ -325,7 +325,7 @@ std::string ClusterConfig::bearer_token() const {
   if (::stat(token_->file.c_str(), &now) != 0) return token_->token;  // keep the last one
   if (!token_->loaded || !same_identity(now, token_->seen)) {
     if (auto text = read_file(token_->file, nullptr)) {
-      token_->token = trim(std::move(*text));
+      token_->token = trim(*text);
       token_->seen = now;
       token_->loaded = true;
     }

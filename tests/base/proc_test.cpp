@@ -105,7 +105,8 @@ TEST(Cgroup, TheIdOfThisProcessIsTheInodeOfItsCgroupDirectory) {
 
 TEST(Proc, ParsesStatusIds) {
   const auto status = parse_proc_status(
-      "Name:\tbash\nTgid:\t100\nPid:\t101\nPPid:\t99\nUid:\t1000\t0\t0\t0\nGid:\t10\t20\t20\t20\n");
+      "Name:\tbash\nTgid:\t100\nPid:\t101\nPPid:\t99\nUid:\t1000\t0\t0\t0\nGid:\t10\t20\t20\t20\n"
+      "VmRSS:\t    5120 kB\n");
   ASSERT_TRUE(status.has_value());
   EXPECT_EQ(status->tgid, 100u);
   EXPECT_EQ(status->ppid, 99u);
@@ -113,6 +114,7 @@ TEST(Proc, ParsesStatusIds) {
   EXPECT_EQ(status->euid, 0u);
   EXPECT_EQ(status->gid, 10u);
   EXPECT_EQ(status->egid, 20u);
+  EXPECT_EQ(status->rss_kib, 5120u);
   EXPECT_FALSE(parse_proc_status("Name:\tbash\nTgid:\t1\n").has_value()) << "lines missing";
   EXPECT_FALSE(parse_proc_status("Tgid:\tx\nPPid:\t1\nUid:\t0\t0\nGid:\t0\t0\n").has_value());
 }
@@ -136,6 +138,7 @@ TEST(Proc, ReadsThisProcess) {
   EXPECT_EQ(status->tgid, self);
   EXPECT_EQ(status->ppid, static_cast<uint32_t>(getppid()));
   EXPECT_EQ(status->uid, getuid());
+  EXPECT_GT(status->rss_kib, 0u);
   const auto parsed = parse_proc_stat(read_proc_file(self, "stat"));
   ASSERT_TRUE(parsed.has_value());
   EXPECT_EQ(parsed->ppid, static_cast<uint32_t>(getppid()));

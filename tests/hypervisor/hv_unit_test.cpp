@@ -399,7 +399,7 @@ TEST(HvConfig, HypervisorSectionIsReadAndChecked) {
   try {
     agent::apply_config(agent::default_config(), "hypervisor:\n  stats_interval: 5\n", "hv.yaml");
     FAIL() << "unknown key accepted";
-  } catch (const agent::ConfigError& e) {
+  } catch (const ConfigurationError& e) {
     EXPECT_NE(std::string(e.what()).find("hv.yaml:2:3: hypervisor.stats_interval"),
               std::string::npos)
         << e.what();

@@ -71,10 +71,10 @@ class ScopedEnv {
 std::string expect_config_error(const std::function<void()>& f) {
   try {
     f();
-  } catch (const ConfigError& e) {
+  } catch (const ConfigurationError& e) {
     return e.what();
   }
-  ADD_FAILURE() << "no ConfigError";
+  ADD_FAILURE() << "no ConfigurationError";
   return {};
 }
 
@@ -104,6 +104,7 @@ TEST(InClusterConfig, RereadsTheTokenWhenKubeletRotatesIt) {
   write(sa.path() / "token.new", "token-two");
   fs::rename(sa.path() / "token.new", sa.path() / "token");
   EXPECT_EQ(c.bearer_token(), "token-two");
+  // NOLINTNEXTLINE(performance-unnecessary-copy-initialization): the copy is what is tested
   const ClusterConfig copy = c;  // copies share the source
   EXPECT_EQ(copy.bearer_token(), "token-two");
 }
@@ -161,7 +162,7 @@ users:
     token: test-token
 )";
 
-std::string with_server(std::string text, const std::string& server) {
+std::string with_server(const std::string& text, const std::string& server) {
   return std::regex_replace(text, std::regex("SERVER"), server);
 }
 

@@ -26,7 +26,7 @@ void expect_error(const std::string& yaml, const std::string& expected) {
   try {
     apply_config(default_config(), yaml, "/etc/palisade/agent.yaml");
     FAIL() << "accepted: " << yaml;
-  } catch (const ConfigError& e) {
+  } catch (const ConfigurationError& e) {
     EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
   }
 }

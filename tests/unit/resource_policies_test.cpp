@@ -1,11 +1,12 @@
 // Policies from PalisadePolicy resources: what the agent hands the engine, and the namespace
 // confinement of namespaced resources.
+#include "kubernetes/resource_policies.h"
+
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
 #include <nlohmann/json.hpp>
 
-#include "kubernetes/kubernetes_link.h"
 #include "palisade/k8s/policy_resources.h"
 
 namespace palisade::agent {

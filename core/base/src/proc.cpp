@@ -69,6 +69,8 @@ std::optional<ProcStatus> parse_proc_status(std::string_view text) {
       found |= 4U;
     } else if (key == "Gid" && parse_pair(value, status.gid, status.egid)) {
       found |= 8U;
+    } else if (key == "VmRSS") {
+      parse_number(value, status.rss_kib);  // "  1234 kB"
     }
   }
   if (found != 15U) return std::nullopt;

@@ -14,15 +14,17 @@
 #include <utility>
 #include <vector>
 
+#include "palisade/base/error.h"
+
 struct guestfs_h;
 struct guestfs_statns;
 
 namespace palisade::hypervisor::inspect {
 
-class GuestfsError : public std::runtime_error {
+class GuestfsError : public EnvironmentError {
  public:
   GuestfsError(const std::string& message, int error_number)
-      : std::runtime_error(message), errno_(error_number) {}
+      : EnvironmentError(message), errno_(error_number) {}
   int error_number() const { return errno_; }  // the guest-side errno when known, else 0
 
  private:

@@ -19,7 +19,7 @@ class Reader {
     std::ostringstream out;
     out << source_ << ':' << (mark.line + 1) << ':' << (mark.column + 1) << ": " << field << ": "
         << problem;
-    throw ConfigError(out.str());
+    throw ConfigurationError(out.str());
   }
 
   // Rejects keys the schema does not know: a typo must not silently keep a default.
@@ -154,7 +154,7 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
     std::ostringstream out;
     out << source_name << ':' << (e.mark.line + 1) << ':' << (e.mark.column + 1)
         << ": YAML syntax error: " << e.msg;
-    throw ConfigError(out.str());
+    throw ConfigurationError(out.str());
   }
   if (!root || root.IsNull()) return c;
   r.known_keys(
@@ -246,7 +246,7 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
     r.read(n, "store", "path", c.store.path);
     uint64_t hours = c.store.max_age_seconds / 3600;
     uint64_t mib = c.store.max_bytes >> 20;
-    r.read_positive<uint64_t>(n, "store", "max_age_hours", hours, 24 * 3650);
+    r.read_positive<uint64_t>(n, "store", "max_age_hours", hours, uint64_t{24} * 3650);
     r.read_positive<uint64_t>(n, "store", "max_size_mib", mib, 1U << 20);
     c.store.max_age_seconds = hours * 3600;
     c.store.max_bytes = mib << 20;
@@ -293,7 +293,7 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
 
 AgentConfig load_config_file(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw ConfigError(path + ": cannot read configuration file");
+  if (!in) throw ConfigurationError(path + ": cannot read configuration file");
   std::stringstream text;
   text << in.rdbuf();
   return apply_config(default_config(), text.str(), path);

@@ -1,10 +1,16 @@
 #include "kubernetes/kubernetes_link.h"
 
+#include <arpa/inet.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
+#include <stop_token>
+#include <thread>
 
+#include "kubernetes/resource_policies.h"
 #include "palisade/k8s/client.h"
 #include "palisade/k8s/config.h"
 #include "palisade/k8s/events.h"
@@ -50,6 +56,64 @@ json json_from_ocsf(std::string_view text) {
 }
 
 }  // namespace
+
+// The link to a real API server.
+class ClusterLink final : public KubernetesLink {
+ public:
+  ClusterLink(const KubernetesConfig& config, std::shared_ptr<ContainerRegistry> registry,
+              std::unique_ptr<k8s::Client> client, std::string source);
+  ~ClusterLink() override;
+  ClusterLink(const ClusterLink&) = delete;
+  ClusterLink& operator=(const ClusterLink&) = delete;
+
+  void start() override;
+  void stop() override;
+  std::optional<std::vector<policies::PolicySource>> take_policy_update() override;
+  void report_policy_result(bool accepted, const std::vector<policies::Diagnostic>& errors,
+                            const std::string& digest) override;
+  void consume(const Event&, std::string_view) override {}
+  void consume_finding(std::string_view ocsf_finding, const Event& trigger) override;
+  nlohmann::json status() const override;
+  bool peer_matches(const policies::PeerSelector& selector, uint16_t family,
+                    const std::array<uint8_t, 16>& addr) const override;
+  std::vector<PeerAddress> peer_addresses(const policies::PeerSelector& selector) const override;
+  uint64_t peers_generation() const override;
+
+ private:
+  std::shared_ptr<const k8s::PeerSnapshot> peers() const;
+  void on_resources(const std::vector<k8s::PolicyResource>& resources);
+
+  KubernetesConfig config_;
+  std::shared_ptr<ContainerRegistry> registry_;
+  std::string source_;  // "in-cluster" or the kubeconfig's path
+  std::unique_ptr<k8s::Client> client_;
+  std::unique_ptr<k8s::PodCache> pods_;
+  std::unique_ptr<k8s::PodWatcher> pod_watcher_;
+  std::unique_ptr<k8s::PolicyWatcher> policy_watcher_;
+  std::unique_ptr<k8s::EventPublisher> publisher_;
+  std::unique_ptr<k8s::PeerDirectory> peers_;
+  std::unique_ptr<k8s::Reflector> peer_reflector_;
+
+  mutable std::mutex mutex_;
+  std::vector<k8s::PolicyResource> resources_;  // the set last delivered
+  std::vector<std::string> resource_errors_;    // shape errors, parallel to resources_
+  std::optional<std::vector<policies::PolicySource>> pending_;
+  std::vector<k8s::PolicyResource> applied_;  // the set behind the last update taken
+  std::vector<std::string> applied_errors_;
+  struct Report {
+    std::vector<k8s::PolicyResource> resources;
+    std::vector<std::string> shape_errors;
+    std::vector<policies::Diagnostic> errors;
+    bool accepted = false;
+    std::string digest;
+  };
+  void report_loop(const std::stop_token& stop);
+  void send_report(const Report& report);
+  std::mutex report_mutex_;
+  std::condition_variable_any report_wake_;
+  std::optional<Report> next_report_;  // the latest result not written yet
+  std::jthread reporter_;              // writes policy status; declared last, stopped first
+};
 
 ResourcePolicies policies_from_resources(const std::vector<k8s::PolicyResource>& resources,
                                          std::vector<std::string>& errors_by_resource) {
@@ -101,23 +165,23 @@ std::unique_ptr<KubernetesLink> KubernetesLink::create(
                                                                config.kubeconfig, config.context);
   auto client = std::make_unique<k8s::Client>(cluster);
   return std::unique_ptr<KubernetesLink>(
-      new KubernetesLink(config, std::move(registry), std::move(client),
-                         config.kubeconfig.empty() ? "in-cluster" : config.kubeconfig));
+      new ClusterLink(config, std::move(registry), std::move(client),
+                      config.kubeconfig.empty() ? "in-cluster" : config.kubeconfig));
 }
 
-KubernetesLink::KubernetesLink(const KubernetesConfig& config,
-                               std::shared_ptr<ContainerRegistry> registry,
-                               std::unique_ptr<k8s::Client> client, std::string source)
+ClusterLink::ClusterLink(const KubernetesConfig& config,
+                         std::shared_ptr<ContainerRegistry> registry,
+                         std::unique_ptr<k8s::Client> client, std::string source)
     : config_(config),
       registry_(std::move(registry)),
       source_(std::move(source)),
       client_(std::move(client)) {}
 
-KubernetesLink::~KubernetesLink() {
+ClusterLink::~ClusterLink() {
   stop();
 }
 
-void KubernetesLink::start() {
+void ClusterLink::start() {
   pods_ = std::make_unique<k8s::PodCache>();
   pods_->set_listener([registry = registry_](k8s::PodChange change, const k8s::PodInfo& pod) {
     if (change == k8s::PodChange::kEvicted) {
@@ -137,7 +201,7 @@ void KubernetesLink::start() {
     policy_watcher_ = std::make_unique<k8s::PolicyWatcher>(
         *client_, [this](const std::vector<k8s::PolicyResource>& r) { on_resources(r); });
     policy_watcher_->start();
-    reporter_ = std::jthread([this](std::stop_token stop) { report_loop(stop); });
+    reporter_ = std::jthread([this](const std::stop_token& stop) { report_loop(stop); });
   }
   if (config_.peers) {
     // All pods of the cluster, for peers named by workload; bounded like every cache.
@@ -155,7 +219,7 @@ void KubernetesLink::start() {
   }
 }
 
-void KubernetesLink::stop() {
+void ClusterLink::stop() {
   if (reporter_.joinable()) {
     reporter_.request_stop();
     reporter_.join();
@@ -167,11 +231,45 @@ void KubernetesLink::stop() {
   if (peer_reflector_) peer_reflector_->stop();
 }
 
-std::shared_ptr<const k8s::PeerSnapshot> KubernetesLink::peers() const {
+std::shared_ptr<const k8s::PeerSnapshot> ClusterLink::peers() const {
   return peers_ ? peers_->snapshot() : nullptr;
 }
 
-void KubernetesLink::on_resources(const std::vector<k8s::PolicyResource>& resources) {
+bool ClusterLink::peer_matches(const policies::PeerSelector& selector, uint16_t family,
+                               const std::array<uint8_t, 16>& addr) const {
+  const auto snapshot = peers();
+  if (!snapshot) return false;
+  char text[INET6_ADDRSTRLEN] = {};
+  if (inet_ntop(family == AF_INET6 ? AF_INET6 : AF_INET, addr.data(), text, sizeof(text)) ==
+      nullptr) {
+    return false;
+  }
+  auto it = snapshot->by_ip.find(text);
+  return it != snapshot->by_ip.end() &&
+         selector.matches(it->second->namespace_name, it->second->labels);
+}
+
+std::vector<PeerAddress> ClusterLink::peer_addresses(const policies::PeerSelector& selector) const {
+  std::vector<PeerAddress> out;
+  const auto snapshot = peers();
+  if (!snapshot) return out;
+  for (const auto& pod : snapshot->pods) {
+    if (!selector.matches(pod->namespace_name, pod->labels)) continue;
+    for (const auto& ip : pod->ips) {
+      PeerAddress a;
+      a.family = ip.find(':') != std::string::npos ? AF_INET6 : AF_INET;
+      if (inet_pton(a.family, ip.c_str(), a.addr.data()) == 1) out.push_back(a);
+    }
+  }
+  return out;
+}
+
+uint64_t ClusterLink::peers_generation() const {
+  const auto snapshot = peers();
+  return snapshot ? snapshot->generation : 0;
+}
+
+void ClusterLink::on_resources(const std::vector<k8s::PolicyResource>& resources) {
   std::vector<std::string> errors;
   ResourcePolicies converted;
   try {
@@ -188,7 +286,7 @@ void KubernetesLink::on_resources(const std::vector<k8s::PolicyResource>& resour
   spdlog::info("kubernetes: {} policy resources", resources.size());
 }
 
-std::optional<std::vector<policies::PolicySource>> KubernetesLink::take_policy_update() {
+std::optional<std::vector<policies::PolicySource>> ClusterLink::take_policy_update() {
   std::lock_guard lock(mutex_);
   if (!pending_) return std::nullopt;
   applied_ = resources_;
@@ -198,9 +296,9 @@ std::optional<std::vector<policies::PolicySource>> KubernetesLink::take_policy_u
   return out;
 }
 
-void KubernetesLink::report_policy_result(bool accepted,
-                                          const std::vector<policies::Diagnostic>& errors,
-                                          const std::string& digest) {
+void ClusterLink::report_policy_result(bool accepted,
+                                       const std::vector<policies::Diagnostic>& errors,
+                                       const std::string& digest) {
   if (!policy_watcher_) return;
   std::vector<k8s::PolicyResource> resources;
   std::vector<std::string> shape_errors;
@@ -218,7 +316,7 @@ void KubernetesLink::report_policy_result(bool accepted,
   report_wake_.notify_one();
 }
 
-void KubernetesLink::report_loop(std::stop_token stop) {
+void ClusterLink::report_loop(const std::stop_token& stop) {
   for (;;) {
     Report report;
     {
@@ -232,7 +330,7 @@ void KubernetesLink::report_loop(std::stop_token stop) {
   }
 }
 
-void KubernetesLink::send_report(const Report& r) {
+void ClusterLink::send_report(const Report& r) {
   for (size_t i = 0; i < r.resources.size(); ++i) {
     const std::string prefix = resource_key(r.resources[i]) + "#";
     k8s::PolicyStatusReport report;
@@ -255,7 +353,7 @@ void KubernetesLink::send_report(const Report& r) {
   }
 }
 
-void KubernetesLink::consume_finding(std::string_view ocsf_finding, const Event& trigger) {
+void ClusterLink::consume_finding(std::string_view ocsf_finding, const Event& trigger) {
   if (!publisher_ || !trigger.container || trigger.container->pod_name.empty()) return;
   const json finding = json_from_ocsf(ocsf_finding);
   const std::string rule =
@@ -266,7 +364,7 @@ void KubernetesLink::consume_finding(std::string_view ocsf_finding, const Event&
                       rule + ": " + message + " (container " + c.name + ")");
 }
 
-json KubernetesLink::status() const {
+json ClusterLink::status() const {
   auto reflector = [](const k8s::ReflectorStats& s) {
     return json{{"connected", s.connected},  {"lists", s.lists},
                 {"watches", s.watches},      {"events", s.events},

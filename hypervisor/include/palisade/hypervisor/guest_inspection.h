@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "palisade/base/error.h"
 #include "palisade/fim/fim.h"
 
 namespace palisade::hypervisor {
@@ -126,9 +127,9 @@ struct GuestInventory {
 
 // What the environment or the guest can make go wrong: no such disk, no OS found, out of time,
 // appliance failure. The message says which disk and why.
-class InspectionError : public std::runtime_error {
+class InspectionError : public EnvironmentError {
  public:
-  using std::runtime_error::runtime_error;
+  using EnvironmentError::EnvironmentError;
 };
 
 // Launches one appliance, inspects the first operating system found on the disks, shuts the

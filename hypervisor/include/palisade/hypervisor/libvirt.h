@@ -9,13 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "palisade/base/error.h"
 #include "palisade/model/vm_view.h"
 
 namespace palisade::hypervisor {
 
-class LibvirtError : public std::runtime_error {
+class LibvirtError : public EnvironmentError {
  public:
-  using std::runtime_error::runtime_error;
+  using EnvironmentError::EnvironmentError;
 };
 
 // "what: libvirt's last error message" (thread-local in libvirt).

@@ -12,12 +12,13 @@
 #include <string>
 #include <string_view>
 
+#include "palisade/base/error.h"
 #include "palisade/k8s/config.h"
 
 namespace palisade::k8s {
 
 // The server answered with an error status; reason and message come from its Status object.
-class ApiError : public std::runtime_error {
+class ApiError : public EnvironmentError {
  public:
   ApiError(int status, std::string reason, const std::string& message);
   int status() const { return status_; }
@@ -29,9 +30,9 @@ class ApiError : public std::runtime_error {
 };
 
 // No answer: connection refused or dropped, TLS failure, timeout.
-class TransportError : public std::runtime_error {
+class TransportError : public EnvironmentError {
  public:
-  using std::runtime_error::runtime_error;
+  using EnvironmentError::EnvironmentError;
 };
 
 inline constexpr const char* kMergePatch = "application/merge-patch+json";
@@ -65,7 +66,7 @@ class Client {
   // nothing arrives for `idle_timeout`. Throws ApiError for a non-200 answer, TransportError when
   // the connection fails (unless stopped).
   StreamEnd stream_lines(const std::string& target, std::chrono::milliseconds idle_timeout,
-                         std::stop_token stop,
+                         const std::stop_token& stop,
                          const std::function<bool(std::string_view line)>& on_line,
                          const std::function<void()>& on_open = {});
 

@@ -7,14 +7,13 @@
 #include <stdexcept>
 #include <string>
 
+#include "palisade/base/error.h"
+
 namespace palisade::k8s {
 
-// A configuration the environment got wrong: the message names the file, line, column and field
-// ("kubeconfig.yaml:7:5: users[0].user.client-key-data: not valid base64").
-class ConfigError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+// A kubeconfig or service-account mount that is wrong is a palisade::ConfigurationError naming
+// the file, line, column and field ("kubeconfig.yaml:7:5: users[0].user.client-key-data: not
+// valid base64").
 
 inline constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -36,7 +35,7 @@ struct ClusterConfig {
   // The token to send as "Authorization: Bearer"; empty for none. A token file is re-read when
   // it changes on disk: kubelet rotates projected (bound) service-account tokens.
   std::string bearer_token() const;
-  void set_token(std::string token);
+  void set_token(const std::string& token);
   void set_token_file(std::filesystem::path path);
 
  private:

@@ -9,6 +9,7 @@
 #include "palisade/agent/enforcer.h"
 #include "palisade/agent/process_table.h"
 #include "palisade/agent/sensor.h"
+#include "palisade/base/error.h"
 #include "palisade/runtime/event_store.h"
 
 namespace palisade::agent {
@@ -91,12 +92,8 @@ struct AgentConfig {
   HypervisorConfig hypervisor;
 };
 
-// A configuration error, already formatted as "FILE:LINE:COLUMN: FIELD: problem".
-class ConfigError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
+// Errors in the configuration are palisade::ConfigurationError, formatted as
+// "FILE:LINE:COLUMN: FIELD: problem".
 std::string_view default_config_yaml();
 AgentConfig default_config();
 // Applies the YAML text on top of `base`; `source_name` names it in errors.

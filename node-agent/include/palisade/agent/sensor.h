@@ -9,6 +9,7 @@
 
 #include "palisade/agent/pipeline.h"
 #include "palisade/agent/source.h"
+#include "palisade/base/error.h"
 
 namespace palisade::agent {
 
@@ -43,9 +44,9 @@ struct CapabilityReport {
 };
 
 // An essential kernel feature is missing; the message names it.
-class SensorError : public std::runtime_error {
+class SensorError : public EnvironmentError {
  public:
-  using std::runtime_error::runtime_error;
+  using EnvironmentError::EnvironmentError;
 };
 
 class LiveSensor : public Source {

@@ -31,4 +31,18 @@ class EnvironmentError : public Error {
       : Error(ErrorCategory::kEnvironment, message) {}
 };
 
+// A configuration or document is wrong; the message names the file, line, column and field
+// ("agent.yaml:7:5: store.max_bytes: expected a size").
+class ConfigurationError : public Error {
+ public:
+  explicit ConfigurationError(const std::string& message)
+      : Error(ErrorCategory::kConfiguration, message) {}
+};
+
+// palisade broke one of its own rules: a bug, reported loudly rather than worked around.
+class InvariantError : public Error {
+ public:
+  explicit InvariantError(const std::string& message) : Error(ErrorCategory::kInvariant, message) {}
+};
+
 }  // namespace palisade

@@ -25,6 +25,7 @@ struct ProcStatus {
   uint32_t euid = 0;
   uint32_t gid = 0;  // real
   uint32_t egid = 0;
+  uint64_t rss_kib = 0;  // VmRSS; 0 for kernel threads, which have none
 };
 // nullopt unless the text has the Tgid, PPid, Uid and Gid lines.
 std::optional<ProcStatus> parse_proc_status(std::string_view text);

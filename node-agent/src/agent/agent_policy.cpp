@@ -1,0 +1,121 @@
+#include <spdlog/spdlog.h>
+
+#include "agent/agent_impl.h"
+
+namespace palisade::agent {
+
+// What a compiled policy needs from the agent: the host name, and the pods' addresses for rules
+// that name peers by workload (from the Kubernetes API; without it such rules match nothing).
+void Agent::prepare_policy(policies::PolicySet& set) const {
+  set.set_hostname(formatter_->host().hostname);
+  if (!kubernetes_) return;
+  set.set_peer_lookup([link = kubernetes_.get()](const policies::PeerSelector& selector,
+                                                 uint16_t family,
+                                                 const std::array<uint8_t, 16>& addr) {
+    return link->peer_matches(selector, family, addr);
+  });
+}
+
+std::vector<PeerAddress> Agent::peer_addresses(const policies::PeerSelector& selector) const {
+  return kubernetes_ ? kubernetes_->peer_addresses(selector) : std::vector<PeerAddress>{};
+}
+
+std::shared_ptr<policies::PolicySet> Agent::compile_policy(
+    std::string& errors, std::vector<policies::Diagnostic>& resource_errors) const {
+  std::vector<policies::Diagnostic> diagnostics;
+  std::shared_ptr<policies::PolicySet> set;
+  try {
+    std::vector<policies::PolicySource> sources =
+        runtime::agent_policy_sources(config_.policy_directory, config_.default_rules);
+    // Documents from custom resources, one resource at a time on top of what was accepted so
+    // far: a resource that does not compile there (its own mistake, or a name another resource
+    // already took) is left out and its status says why. One team's mistake cannot hold back the
+    // others'. (A bad local file rejects the whole set, as before.)
+    std::map<std::string, std::vector<policies::PolicySource>> by_resource;
+    for (const auto& source : resource_sources_) {
+      by_resource[source.name.substr(0, source.name.find('#'))].push_back(source);
+    }
+    for (const auto& [key, docs] : by_resource) {
+      std::vector<policies::PolicySource> trial = sources;
+      trial.insert(trial.end(), docs.begin(), docs.end());
+      std::vector<policies::Diagnostic> trial_errors;
+      if (auto accepted = policies::PolicySet::compile(trial, trial_errors)) {
+        sources = std::move(trial);
+        set = std::move(accepted);  // the set with everything accepted so far
+      } else {
+        // Errors in the node's own documents are the final compile's to report; a resource
+        // refused without an error of its own is told so.
+        bool named = false;
+        for (auto& d : trial_errors) {
+          if (d.source.rfind(key + "#", 0) != 0) continue;
+          named = true;
+          resource_errors.push_back(std::move(d));
+        }
+        if (!named) {
+          resource_errors.push_back(policies::Diagnostic{
+              key + "#", 0, 0, "documents", "not loaded: the node's policy documents have errors"});
+        }
+      }
+    }
+    // The last accepted trial already is the whole set; without one, compile the node's own.
+    if (!set) set = policies::PolicySet::compile(sources, diagnostics);
+  } catch (const std::exception& e) {
+    errors = e.what();
+    return nullptr;
+  }
+  for (const auto& d : diagnostics) {
+    errors += (errors.empty() ? "" : "\n") + d.to_string();
+    if (d.source.find('#') != std::string::npos) resource_errors.push_back(d);
+  }
+  return set;
+}
+
+void Agent::reload() {
+  if (options_.config_path.empty()) {
+    spdlog::info("SIGHUP: no --config file; re-reading the policies only");
+    reload_policy();
+    return;
+  }
+  try {
+    AgentConfig next = load_config_file(options_.config_path);
+    // Reloadable live: path rules, status cadence, log level, and the JSON file (reopened, which
+    // also serves log rotation). Buffer sizes and the store path need a restart.
+    config_.sensor.file_rules = next.sensor.file_rules;
+    config_.status_interval_seconds = next.status_interval_seconds;
+    config_.log_level = next.log_level;
+    spdlog::set_level(spdlog::level::from_str(config_.log_level));
+    pipeline_->set_path_rules(config_.sensor.file_rules);
+    if (live_ != nullptr) live_->set_file_rules(config_.sensor.file_rules);
+    config_.policy_directory = next.policy_directory;
+    config_.default_rules = next.default_rules;
+    if (file_sink_) file_sink_->flush();
+    spdlog::info("configuration reloaded from {}", options_.config_path);
+  } catch (const std::exception& e) {
+    spdlog::error("configuration reload rejected, keeping the previous one: {}", e.what());
+  }
+  reload_policy();
+}
+
+void Agent::reload_policy() {
+  std::string errors;
+  std::vector<policies::Diagnostic> resource_errors;
+  auto set = compile_policy(errors, resource_errors);
+  if (!set) {
+    policy_error_ = errors;
+    spdlog::error("policy reload rejected, keeping policy {}:\n{}", detector_->policy()->digest(),
+                  errors);
+  } else {
+    policy_error_.clear();
+    prepare_policy(*set);
+    detector_->set_policy(set);
+    spdlog::info("policy {} loaded: {} rules", set->digest(), set->rules().size());
+    bind_enforcement(true);
+    if (options_.replay_path.empty()) fim_->protect(*set);
+  }
+  if (kubernetes_) {
+    kubernetes_->report_policy_result(set != nullptr, resource_errors,
+                                      detector_->policy()->digest());
+  }
+}
+
+}  // namespace palisade::agent
