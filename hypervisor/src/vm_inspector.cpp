@@ -78,6 +78,18 @@ bool wait_for_job(virDomainPtr domain, const std::string& target, bool until_rea
   return false;
 }
 
+// Makes the image below the overlay active again. libvirt accepts the pivot only once QEMU has
+// reported the commit job ready, which can come a moment after the job's progress reads complete
+// (seen on a loaded host): until then the pivot is refused, so it is retried up to the limit.
+bool pivot(virDomainPtr domain, const char* disk, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (virDomainBlockJobAbort(domain, disk, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) != 0) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return true;
+}
+
 // Writes what the VM wrote to one overlay back into the image right below it (a shallow active
 // commit: never deeper, so a shared base image or a forensic snapshot's frozen image below stays
 // untouched) and makes that image active again. Only when the live chain is still exactly ours:
@@ -98,7 +110,7 @@ std::string merge_back(virDomainPtr domain, const Overlay& o) {
     virDomainBlockJobAbort(domain, disk, 0);  // leaves the VM on the overlay, consistent
     return error;
   }
-  if (virDomainBlockJobAbort(domain, disk, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) != 0 ||
+  if (!pivot(domain, disk, std::chrono::seconds(60)) ||
       !wait_for_job(domain, o.target, false, std::chrono::seconds(60))) {
     return "pivot: " + last_libvirt_error();
   }
