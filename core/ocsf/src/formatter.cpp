@@ -594,6 +594,16 @@ void write_finding_body(JsonWriter& w, Writer& ow, const HostInfo& host, const F
   w.end_object();
 }
 
+// Opens metadata with what every record's carries: the OCSF version and the product. The caller
+// adds the record's own members and closes it.
+void begin_metadata(JsonWriter& w) {
+  w.key("metadata").begin_object();
+  w.field("version", kVersion);
+  w.key("product").begin_object();
+  w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
+  w.end_object();
+}
+
 // The profiles used, in the declaration's order.
 void write_profiles(JsonWriter& w, const ProfileSet& used) {
   w.key("profiles").begin_array();
@@ -646,11 +656,7 @@ void Formatter::format(const Event& e, std::string& out) {
     w.field("status_detail", strerror(static_cast<int>(-e.result)));
   }
 
-  w.key("metadata").begin_object();
-  w.field("version", kVersion);
-  w.key("product").begin_object();
-  w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
-  w.end_object();
+  begin_metadata(w);
   write_profiles(w, used);
   w.field("sequence", e.seq);
   w.key("uid");
@@ -684,11 +690,7 @@ void Formatter::format_finding(const FindingView& finding, const Event& e,
   w.field("message", finding.message);
   w.field("status_id", 1).field("status", "New");
 
-  w.key("metadata").begin_object();
-  w.field("version", kVersion);
-  w.key("product").begin_object();
-  w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
-  w.end_object();
+  begin_metadata(w);
   write_profiles(w, used);
   w.end_object();
 
@@ -716,11 +718,7 @@ void Formatter::format_vm(const Event& e, std::string& out) {
   w.field("status_id", failed || lost ? 2 : 1)
       .field("status", failed || lost ? "Failure" : "Success");
   if (!e.vm_activity.message.empty()) w.field("message", e.vm_activity.message);
-  w.key("metadata").begin_object();
-  w.field("version", kVersion);
-  w.key("product").begin_object();
-  w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
-  w.end_object();
+  begin_metadata(w);
   w.field("sequence", e.seq);
   w.key("uid");
   write_event_uid(w, host_.run_id, e);
@@ -747,10 +745,8 @@ void Formatter::format_agent_event(std::string_view message, uint64_t wall_ns,
   w.field("activity_id", 99).field("activity_name", "Other").field("type_uid", 99);
   w.field("severity_id", 1).field("severity", "Informational");
   w.field("time", wall_ns / 1'000'000ULL).field("message", message);
-  w.key("metadata").begin_object().field("version", kVersion);
-  w.key("product").begin_object();
-  w.field("name", "palisade").field("vendor_name", "palisade").field("version", PALISADE_VERSION);
-  w.end_object().end_object();
+  begin_metadata(w);
+  w.end_object();
   w.key("device").begin_object().field("hostname", host_.hostname).field("type_id", 1);
   w.end_object();
   w.key("unmapped").begin_object().key("palisade").raw(details_json);
