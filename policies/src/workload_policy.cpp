@@ -64,11 +64,17 @@ bool any_glob(const std::vector<std::string>& globs, const std::string& text) {
 }
 
 bool selects_container(const WorkloadPolicy& policy, const Event& event) {
-  const bool wants_container = !policy.namespaces.empty() || !policy.pod_labels.empty() ||
-                               !policy.containers.empty() || !policy.images.empty();
-  if (!wants_container) return true;
+  if (!has_container_selectors(policy)) return true;
   if (!event.container) return false;  // a host process, or a container not identified yet
-  const ContainerView& c = *event.container;
+  return container_matches(policy, *event.container);
+}
+
+bool has_container_selectors(const WorkloadPolicy& policy) {
+  return !policy.namespaces.empty() || !policy.pod_labels.empty() || !policy.containers.empty() ||
+         !policy.images.empty();
+}
+
+bool container_matches(const WorkloadPolicy& policy, const ContainerView& c) {
   if (!policy.namespaces.empty() && !any_glob(policy.namespaces, c.pod_namespace)) return false;
   if (!policy.containers.empty() && !any_glob(policy.containers, c.name)) return false;
   if (!policy.images.empty() && !any_glob(policy.images, c.image)) return false;

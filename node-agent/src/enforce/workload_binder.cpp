@@ -16,8 +16,7 @@ namespace fs = std::filesystem;
 
 bool enforceable(const policies::WorkloadPolicy& policy) {
   const bool by_cgroup = !policy.cgroups.empty();
-  const bool by_container = !policy.namespaces.empty() || !policy.pod_labels.empty() ||
-                            !policy.containers.empty() || !policy.images.empty();
+  const bool by_container = policies::has_container_selectors(policy);
   const bool exec = policy.has_process && policy.process_mode == policies::Mode::kEnforce;
   const bool files =
       policy.files_mode == policies::Mode::kEnforce && !policy.files.read_only.empty();
@@ -43,20 +42,7 @@ namespace {
 
 // A container matches when every container and Kubernetes selector the policy gives matches.
 bool selects_container(const policies::WorkloadPolicy& policy, const ContainerView& c) {
-  auto any = [](const std::vector<std::string>& globs, const std::string& text) {
-    return std::any_of(globs.begin(), globs.end(),
-                       [&](const std::string& g) { return policies::path_glob_matches(g, text); });
-  };
-  if (!policy.namespaces.empty() && !any(policy.namespaces, c.pod_namespace)) return false;
-  if (!policy.containers.empty() && !any(policy.containers, c.name)) return false;
-  if (!policy.images.empty() && !any(policy.images, c.image)) return false;
-  for (const auto& [key, value] : policy.pod_labels) {
-    auto it = c.pod_labels.find(key);
-    if (it == c.pod_labels.end() || it->second != value) return false;
-  }
-  return policy.namespaces.size() + policy.containers.size() + policy.images.size() +
-             policy.pod_labels.size() >
-         0;
+  return policies::has_container_selectors(policy) && policies::container_matches(policy, c);
 }
 
 std::string describe_container(const ContainerView& c) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "palisade/model/container_view.h"
 #include "palisade/policies/field.h"
 
 namespace palisade::policies {
@@ -137,6 +138,12 @@ struct Decision {
 
 // The policies' glob: fnmatch without flags, so '*' also crosses '/'.
 bool path_glob_matches(const std::string& pattern, const std::string& text);
+
+// Whether the policy selects by container (namespace, podLabels, container or image given).
+bool has_container_selectors(const WorkloadPolicy& policy);
+// Whether a container matches every container selector the policy gives (true when none is).
+// The detector uses it for events, the enforcer's workload binder for the containers it binds.
+bool container_matches(const WorkloadPolicy& policy, const ContainerView& container);
 
 // Whether the event's process belongs to the policy's workload (the container, Kubernetes and
 // processes selectors).
