@@ -17,8 +17,7 @@
 #include "palisade/ocsf/remediation.h"
 #include "palisade/runtime/control_signals.h"
 #include "palisade/runtime/detector.h"
-#include "palisade/runtime/event_store.h"
-#include "palisade/runtime/json_lines_sink.h"
+#include "palisade/runtime/outputs.h"
 
 namespace palisade::cli {
 namespace {
@@ -52,10 +51,10 @@ agent::AgentConfig load(const HvFlags& f) {
       f.config.empty() ? agent::default_config() : agent::load_config_file(f.config);
   auto& h = c.hypervisor;
   if (!f.connect.empty()) h.connect = f.connect;
-  if (!f.json_file.empty()) c.json_file = f.json_file;
+  if (!f.json_file.empty()) c.outputs.json_file = f.json_file;
   if (!f.store.empty()) h.store_path = f.store;
-  if (f.no_stdout) c.stdout_output = false;
-  if (f.no_store) c.store_enabled = false;
+  if (f.no_stdout) c.outputs.stdout_enabled = false;
+  if (f.no_store) c.outputs.store_enabled = false;
   if (!f.policy_dir.empty()) c.policy_directory = f.policy_dir;
   if (f.no_default_rules) c.default_rules = false;
   if (f.stats_interval != 0) h.stats_interval_seconds = f.stats_interval;
@@ -90,47 +89,13 @@ std::shared_ptr<policies::PolicySet> compile_policies(const agent::AgentConfig& 
   return set;
 }
 
-// The outputs every hv command writes to: stdout and/or a JSON-lines file, and the store.
-struct Outputs {
-  std::shared_ptr<ocsf::Formatter> formatter =
-      std::make_shared<ocsf::Formatter>(ocsf::HostInfo::detect());
-  std::unique_ptr<runtime::JsonLinesSink> stdout_sink;
-  std::unique_ptr<runtime::JsonLinesSink> file_sink;
-  std::unique_ptr<runtime::EventStore> store;
-
-  explicit Outputs(const agent::AgentConfig& c) {
-    if (c.stdout_output) stdout_sink = std::make_unique<runtime::JsonLinesSink>(stdout, formatter);
-    if (!c.json_file.empty()) file_sink = runtime::JsonLinesSink::open_file(c.json_file, formatter);
-    if (c.store_enabled) {
-      runtime::StoreOptions options = c.store;
-      options.path = c.hypervisor.store_path;
-      store = std::make_unique<runtime::EventStore>(options, formatter);
-    }
-  }
-
-  std::vector<runtime::EventSink*> sinks() const {
-    std::vector<runtime::EventSink*> out;
-    if (stdout_sink) out.push_back(stdout_sink.get());
-    if (file_sink) out.push_back(file_sink.get());
-    if (store) out.push_back(store.get());
-    return out;
-  }
-
-  void audit(const json& record) {
-    const std::string line = record.dump();
-    if (stdout_sink) stdout_sink->write_line(line);
-    if (file_sink) file_sink->write_line(line);
-    if (store) {
-      store->consume_audit(record.value("class_uid", 0), record.value("time", int64_t{0}), 0, "",
-                           getuid(), line);
-    }
-    flush();
-  }
-
-  void flush() {
-    for (auto* s : sinks()) s->flush();
-  }
-};
+// The outputs every hv command writes to: the agent's output settings with hv's own store.
+std::unique_ptr<runtime::Outputs> open_outputs(const agent::AgentConfig& c) {
+  runtime::OutputSettings settings = c.outputs;
+  settings.store.path = c.hypervisor.store_path;
+  return std::make_unique<runtime::Outputs>(
+      settings, std::make_shared<ocsf::Formatter>(ocsf::HostInfo::detect()));
+}
 
 int run_monitor(const HvFlags& f) {
   runtime::ControlSignals::install();  // before any thread starts
@@ -143,7 +108,7 @@ int run_monitor(const HvFlags& f) {
   }
   auto policy = compile_policies(c);
   if (!policy) return 2;
-  Outputs outputs(c);
+  auto outputs = open_outputs(c);
   hv::MonitorOptions options;
   options.uris = h.connect;
   options.read_only = h.read_only;
@@ -157,8 +122,8 @@ int run_monitor(const HvFlags& f) {
   options.inspection = inspection_settings(h);
   options.status_file = h.status_file;
   hv::Monitor monitor(
-      options, outputs.formatter,
-      hv::MonitorOutputs{outputs.sinks(), [&](const json& r) { outputs.audit(r); }});
+      options, outputs->formatter(),
+      hv::MonitorOutputs{outputs->sinks(), [&](const json& r) { outputs->write_audit(r); }});
   monitor.set_policy(policy);
   {
     runtime::ReloadThread reloader([&] {
@@ -173,7 +138,7 @@ int run_monitor(const HvFlags& f) {
     spdlog::info("hv: following {} host(s)", h.connect.size());
     monitor.run(runtime::ControlSignals::stop_flag());
   }
-  if (outputs.store) outputs.store->drain();
+  outputs->drain();
   return 0;
 }
 
@@ -253,8 +218,8 @@ int inspect_command(const HvFlags& f, const InspectFlags& i) {
   if (!single_uri(h, "inspect")) return 2;
   auto policy = compile_policies(c);
   if (!policy) return 2;
-  Outputs outputs(c);
-  runtime::Detector detector(outputs.formatter, outputs.sinks());
+  auto outputs = open_outputs(c);
+  runtime::Detector detector(outputs->formatter(), outputs->sinks());
   detector.set_policy(policy);
   policies::VmInspectionSpec spec;
   spec.enabled = true;
@@ -276,10 +241,10 @@ int inspect_command(const HvFlags& f, const InspectFlags& i) {
     std::cerr << "palisade hv inspect: " << e.what() << '\n';
     rc = 1;
   }
-  hv::VmEventEmitter emitter(outputs.formatter, outputs.sinks(), &detector);
+  hv::VmEventEmitter emitter(outputs->formatter(), outputs->sinks(), &detector);
   for (auto& e : events) emitter.emit(e);
-  outputs.flush();
-  if (outputs.store) outputs.store->drain();
+  outputs->flush();
+  outputs->drain();
   return rc;
 }
 
@@ -295,8 +260,8 @@ int respond_command(const HvFlags& f, const std::string& action_text, const std:
   if (!single_uri(h, "respond")) return 2;
   // The audit record goes to stdout whatever --no-stdout says: it is the command's answer. The
   // outputs open before anything is done, so that no action goes unrecorded.
-  c.stdout_output = true;
-  Outputs outputs(c);
+  c.outputs.stdout_enabled = true;
+  auto outputs = open_outputs(c);
   auto conn = hv::Connection::open(h.connect[0], false);
   hv::DomainHandle domain = conn->find_domain(vm_name);
   const VmView vm = hv::describe_domain(domain.get(), h.connect[0], conn->hypervisor_type());
@@ -306,8 +271,8 @@ int respond_command(const HvFlags& f, const std::string& action_text, const std:
   const hv::ActionOutcome outcome = hv::carry_out(*conn, domain.get(), *action, options);
   const json record = hv::vm_remediation_record(*action, vm, outcome,
                                                 ocsf::requester("palisade hv respond", reason));
-  outputs.audit(record);
-  if (outputs.store) outputs.store->drain();
+  outputs->write_audit(record);
+  outputs->drain();
   return outcome.ok ? 0 : 1;
 }
 

@@ -79,10 +79,10 @@ int run_agent_command(const AgentFlags& f) {
     c.enforcement.canary_interval_seconds = static_cast<uint32_t>(f.canary_interval);
   }
   if (f.uninstall) return uninstall_command(c.enforcement.options.pin_root);
-  if (!f.json_file.empty()) c.json_file = f.json_file;
-  if (!f.store.empty()) c.store.path = f.store;
-  if (f.no_stdout) c.stdout_output = false;
-  if (f.no_store) c.store_enabled = false;
+  if (!f.json_file.empty()) c.outputs.json_file = f.json_file;
+  if (!f.store.empty()) c.outputs.store.path = f.store;
+  if (f.no_stdout) c.outputs.stdout_enabled = false;
+  if (f.no_store) c.outputs.store_enabled = false;
   if (!f.log_level.empty()) c.log_level = f.log_level;
   if (!f.status_file.empty()) c.status_file = f.status_file;
   if (f.status_interval > 0) c.status_interval_seconds = f.status_interval;

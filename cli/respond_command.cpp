@@ -17,7 +17,7 @@
 #include "palisade/base/proc.h"
 #include "palisade/ocsf/formatter.h"
 #include "palisade/ocsf/remediation.h"
-#include "palisade/runtime/event_store.h"
+#include "palisade/runtime/outputs.h"
 
 namespace palisade::cli {
 namespace {
@@ -41,13 +41,13 @@ json requester(const std::string& reason) {
 }
 
 int record(const RespondOptions& o, json event, uint32_t pid, const std::string& exe) {
-  std::cout << event.dump() << '\n';
-  if (o.no_store) return event["status_id"] == 1 ? 0 : 1;
-  runtime::StoreOptions store;
-  store.path = o.db;
-  runtime::EventStore writer(store, nullptr);
-  writer.consume_audit(event["class_uid"], event["time"], pid, exe, getuid(), event.dump());
-  writer.drain();
+  // The record is the command's answer on stdout, and kept in the store like the agent's.
+  runtime::OutputSettings settings;
+  settings.store_enabled = !o.no_store;
+  settings.store.path = o.db;
+  runtime::Outputs outputs(settings, nullptr);
+  outputs.write_audit(event, pid, exe, getuid());
+  outputs.drain();
   return event["status_id"] == 1 ? 0 : 1;
 }
 

@@ -45,6 +45,9 @@ TEST_F(CliTest, AgentWritesJsonStoreAndStatusAndFlushesOnSigterm) {
             0);
   EXPECT_NE(status_text.find("state:      running"), std::string::npos) << status_text;
   EXPECT_NE(status_text.find("file"), std::string::npos);
+  EXPECT_NE(status_text.find("output:     store " + (dir / "events.db").string()),
+            std::string::npos)
+      << status_text;
 
   ASSERT_EQ(stop_agent(), 0) << slurp(dir / "agent.log");
 

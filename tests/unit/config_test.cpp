@@ -7,11 +7,11 @@ namespace {
 
 TEST(Config, BuiltInDefaultsParse) {
   AgentConfig c = default_config();
-  EXPECT_TRUE(c.stdout_output);
+  EXPECT_TRUE(c.outputs.stdout_enabled);
   EXPECT_EQ(c.sensor.ring_buffer_bytes, 16U << 20);
   EXPECT_EQ(c.sensor.argv_max_bytes, 4096U);
-  EXPECT_EQ(c.store.path, "/var/lib/palisade/events.db");
-  EXPECT_EQ(c.store.max_age_seconds, 168U * 3600);
+  EXPECT_EQ(c.outputs.store.path, "/var/lib/palisade/events.db");
+  EXPECT_EQ(c.outputs.store.max_age_seconds, 168U * 3600);
   EXPECT_FALSE(c.sensor.file_rules.exclude.empty());
   EXPECT_EQ(c.status_interval_seconds, 30U);
 }

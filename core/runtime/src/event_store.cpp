@@ -111,6 +111,7 @@ class EventStore::Writer {
 
   void drain() { queue_.wait_idle(); }
 
+  const std::string& path() const { return options_.path; }
   StoreStats stats() const {
     StoreStats out;
     {
@@ -212,17 +213,23 @@ void EventStore::consume_finding(std::string_view ocsf_finding, const Event& tri
   writer_->enqueue(std::move(row));
 }
 
-void EventStore::consume_audit(int class_uid, int64_t time_ms, uint32_t pid, const std::string& exe,
-                               uint32_t uid, std::string ocsf_json) {
+void EventStore::write_record(const OutOfBandRecord& record) {
+  if (record.kind != OutOfBandRecord::Kind::kAudit) return;
   StoreRow row;
-  row.time_ms = time_ms;
-  row.class_uid = class_uid;
+  row.time_ms = record.time_ms;
+  row.class_uid = record.class_uid;
   row.kind = "remediation";
-  row.pid = pid;
-  row.exe = exe;
-  row.uid = uid;
-  row.json = std::move(ocsf_json);
+  row.pid = record.pid;
+  row.exe = record.exe;
+  row.uid = record.uid;
+  row.json = record.json;
   writer_->enqueue(std::move(row));
+}
+
+nlohmann::json EventStore::status() const {
+  const StoreStats s = stats();
+  return {{"path", writer_->path()},      {"written", s.written}, {"not_written", s.not_written},
+          {"queue_waits", s.queue_waits}, {"pruned", s.pruned},   {"write_errors", s.write_errors}};
 }
 
 bool EventStore::Writer::write_batch(const std::vector<StoreRow>& rows) {

@@ -4,13 +4,17 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "palisade/base/errno_text.h"
+#include "palisade/base/error.h"
+
 namespace palisade::runtime {
 namespace {
 constexpr size_t kFlushThreshold = 1U << 16;
 }
 
-JsonLinesSink::JsonLinesSink(std::FILE* file, std::shared_ptr<ocsf::Formatter> formatter)
-    : file_(file), formatter_(std::move(formatter)) {
+JsonLinesSink::JsonLinesSink(std::FILE* file, std::shared_ptr<ocsf::Formatter> formatter,
+                             std::string path)
+    : file_(file), path_(std::move(path)), formatter_(std::move(formatter)) {
   buffer_.reserve(kFlushThreshold * 2);
 }
 
@@ -19,13 +23,19 @@ JsonLinesSink::~JsonLinesSink() {
   if (file_ != stdout && file_ != nullptr) std::fclose(file_);
 }
 
-std::unique_ptr<JsonLinesSink> JsonLinesSink::open_file(
-    const std::string& path, std::shared_ptr<ocsf::Formatter> formatter) {
+namespace {
+std::FILE* open_for_append(const std::string& path) {
   std::FILE* file = std::fopen(path.c_str(), "ae");
   if (file == nullptr) {
-    throw std::runtime_error("cannot open JSON output " + path + ": " + std::strerror(errno));
+    throw EnvironmentError("cannot open JSON output " + path + ": " + base::errno_text(errno));
   }
-  return std::make_unique<JsonLinesSink>(file, std::move(formatter));
+  return file;
+}
+}  // namespace
+
+std::unique_ptr<JsonLinesSink> JsonLinesSink::open_file(
+    const std::string& path, std::shared_ptr<ocsf::Formatter> formatter) {
+  return std::make_unique<JsonLinesSink>(open_for_append(path), std::move(formatter), path);
 }
 
 void JsonLinesSink::consume(const Event& event, std::string_view ocsf) {
@@ -40,17 +50,34 @@ void JsonLinesSink::consume(const Event& event, std::string_view ocsf) {
 }
 
 void JsonLinesSink::consume_finding(std::string_view ocsf_finding, const Event&) {
-  buffer_.append(ocsf_finding);
-  buffer_ += '\n';
-  lines_++;
+  append(ocsf_finding);
   if (buffer_.size() >= kFlushThreshold) flush();
 }
 
-void JsonLinesSink::write_line(std::string_view json) {
+// Out-of-band records are rare and often the answer to an operator: written at once.
+void JsonLinesSink::write_record(const OutOfBandRecord& record) {
+  append(record.json);
+  flush();
+}
+
+void JsonLinesSink::append(std::string_view json) {
   buffer_.append(json);
   buffer_ += '\n';
   lines_++;
+}
+
+nlohmann::json JsonLinesSink::status() const {
+  return {{"path", path_.empty() ? "<stdout>" : path_}, {"lines", lines_}};
+}
+
+// A rotated file (renamed away) is let go and the path opened afresh; if that fails the old
+// file stays in use, so no line is lost to a failed reopen.
+void JsonLinesSink::reopen() {
+  if (path_.empty()) return;
   flush();
+  std::FILE* next = open_for_append(path_);
+  std::fclose(file_);
+  file_ = next;
 }
 
 void JsonLinesSink::flush() {

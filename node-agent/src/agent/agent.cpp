@@ -29,7 +29,6 @@
 #include "palisade/ocsf/remediation.h"
 #include "palisade/runtime/control_signals.h"
 #include "palisade/runtime/detector.h"
-#include "palisade/runtime/json_lines_sink.h"
 #include "palisade/runtime/responder.h"
 #include "palisade/runtime/status_file.h"
 namespace palisade::agent {
@@ -48,19 +47,8 @@ class FileIntegritySink : public runtime::EventSink {
 }  // namespace
 
 void Agent::open_outputs() {
-  std::vector<runtime::EventSink*> sinks;
-  if (config_.stdout_output) {
-    stdout_sink_ = std::make_unique<runtime::JsonLinesSink>(stdout, formatter_);
-    sinks.push_back(stdout_sink_.get());
-  }
-  if (!config_.json_file.empty()) {
-    file_sink_ = runtime::JsonLinesSink::open_file(config_.json_file, formatter_);
-    sinks.push_back(file_sink_.get());
-  }
-  if (config_.store_enabled) {
-    store_ = std::make_unique<runtime::EventStore>(config_.store, formatter_);
-    sinks.push_back(store_.get());
-  }
+  outputs_ = std::make_unique<runtime::Outputs>(config_.outputs, formatter_);
+  std::vector<runtime::EventSink*> sinks = outputs_->sinks();
   containers_ = std::make_shared<ContainerRegistry>(config_.containers.max_containers);
   if (options_.replay_path.empty()) {
     kubernetes_ = KubernetesLink::create(config_.kubernetes, containers_);
@@ -294,7 +282,7 @@ int Agent::run() {
   if (live_ != nullptr) source_->poll(std::chrono::milliseconds(0), deliver);
   if (enforcer_) enforcer_->poll(deliver);
   pipeline_->flush();
-  if (store_) store_->drain();
+  outputs_->drain();
   if (containerd_) containerd_->stop();
   if (kubernetes_) kubernetes_->stop();
   emit_status("stopped", "palisade agent stopped");

@@ -18,8 +18,7 @@
 #include "palisade/agent/container.h"
 #include "palisade/agent/enforcer.h"
 #include "palisade/runtime/detector.h"
-#include "palisade/runtime/event_store.h"
-#include "palisade/runtime/json_lines_sink.h"
+#include "palisade/runtime/outputs.h"
 #include "palisade/runtime/responder.h"
 
 namespace palisade::agent {
@@ -57,9 +56,7 @@ class Agent {
   LiveSensor* live_ = nullptr;
   std::shared_ptr<ocsf::Formatter> formatter_;
   std::unique_ptr<ProcessTable> table_;
-  std::unique_ptr<runtime::JsonLinesSink> stdout_sink_;
-  std::unique_ptr<runtime::JsonLinesSink> file_sink_;
-  std::unique_ptr<runtime::EventStore> store_;
+  std::unique_ptr<runtime::Outputs> outputs_;
   std::unique_ptr<CaptureWriter> capture_;
   std::unique_ptr<runtime::Detector> detector_;
   std::string policy_error_;  // the last rejected reload, for the status

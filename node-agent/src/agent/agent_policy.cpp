@@ -78,8 +78,8 @@ void Agent::reload() {
   }
   try {
     AgentConfig next = load_config_file(options_.config_path);
-    // Reloadable live: path rules, status cadence, log level, and the JSON file (reopened, which
-    // also serves log rotation). Buffer sizes and the store path need a restart.
+    // Reloadable live: path rules, status cadence, log level, and the JSON file (reopened at its
+    // path, which serves log rotation). Buffer sizes and output paths need a restart.
     config_.sensor.file_rules = next.sensor.file_rules;
     config_.status_interval_seconds = next.status_interval_seconds;
     config_.log_level = next.log_level;
@@ -88,7 +88,7 @@ void Agent::reload() {
     if (live_ != nullptr) live_->set_file_rules(config_.sensor.file_rules);
     config_.policy_directory = next.policy_directory;
     config_.default_rules = next.default_rules;
-    if (file_sink_) file_sink_->flush();
+    outputs_->reopen();
     spdlog::info("configuration reloaded from {}", options_.config_path);
   } catch (const std::exception& e) {
     spdlog::error("configuration reload rejected, keeping the previous one: {}", e.what());

@@ -9,13 +9,7 @@
 namespace palisade::agent {
 
 void Agent::emit_remediation(const nlohmann::json& record, uint32_t pid, const std::string& exe) {
-  const std::string line = record.dump();
-  if (stdout_sink_) stdout_sink_->write_line(line);
-  if (file_sink_) file_sink_->write_line(line);
-  if (store_) {
-    store_->consume_audit(record.value("class_uid", 0), record.value("time", int64_t{0}), pid, exe,
-                          0, line);
-  }
+  outputs_->write_audit(record, pid, exe);
 }
 
 // Carries out one response; returns what was done (or why not) and fills the acted-on object.

@@ -56,12 +56,7 @@ nlohmann::json Agent::status_json(const char* state) {
         {"evicted_exited", t.evicted_exited},
         {"evicted_forced", t.evicted_forced}}},
   };
-  if (store_) {
-    runtime::StoreStats s = store_->stats();
-    status["store"] = {{"path", config_.store.path},   {"written", s.written},
-                       {"not_written", s.not_written}, {"queue_waits", s.queue_waits},
-                       {"pruned", s.pruned},           {"write_errors", s.write_errors}};
-  }
+  status["outputs"] = outputs_->status();  // each output's counters under its kind's name
   if (live_ != nullptr) status["capabilities"] = json::parse(live_->capabilities().to_json());
   const auto& policy = detector_->policy();
   status["policy"] = {{"digest", policy ? policy->digest() : ""},
@@ -124,8 +119,10 @@ void Agent::emit_status(const char* state, const char* message) {
   runtime::write_status_file(config_.status_file, status);
   std::string line;
   formatter_->format_agent_event(message, base::wall_now_ns(), status.dump(), line);
-  if (stdout_sink_) stdout_sink_->write_line(line);
-  if (file_sink_) file_sink_->write_line(line);
+  runtime::OutOfBandRecord record;
+  record.kind = runtime::OutOfBandRecord::Kind::kStatus;
+  record.json = line;
+  outputs_->write_record(record);
   uint64_t lost = 0;
   for (const auto& c : pipeline_->stats().classes) lost += c.lost;
   if (lost > 0) spdlog::warn("{} kernel events lost so far (see status)", lost);
@@ -161,6 +158,17 @@ int print_agent_status(const std::string& status_file, bool json) {
   std::cout << "delivered:  " << status.value("delivered", 0) << " events ("
             << status.value("filtered", 0) << " filtered)\n";
   std::cout << "memory:     " << status.value("resident_kib", 0) << " KiB resident\n";
+  const nlohmann::json outputs = status.value("outputs", nlohmann::json::object());
+  for (const auto& [name, o] : outputs.items()) {
+    std::cout << "output:     " << name << " " << o.value("path", "");
+    if (o.contains("written")) {
+      std::cout << ": " << o.value("written", 0) << " written, " << o.value("not_written", 0)
+                << " not written, " << o.value("write_errors", 0) << " failed batches";
+    } else {
+      std::cout << ": " << o.value("lines", 0) << " lines";
+    }
+    std::cout << '\n';
+  }
   std::cout << "class        received       lost  kernel_drops\n";
   for (const auto& [name, c] : status["events"].items()) {
     std::printf("%-10s %10llu %10llu %13llu\n", name.c_str(),

@@ -237,19 +237,19 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
 
   if (auto n = root["output"]) {
     r.known_keys(n, "output", {"stdout", "json_file"});
-    r.read(n, "output", "stdout", c.stdout_output);
-    r.read(n, "output", "json_file", c.json_file);
+    r.read(n, "output", "stdout", c.outputs.stdout_enabled);
+    r.read(n, "output", "json_file", c.outputs.json_file);
   }
   if (auto n = root["store"]) {
     r.known_keys(n, "store", {"enabled", "path", "max_age_hours", "max_size_mib"});
-    r.read(n, "store", "enabled", c.store_enabled);
-    r.read(n, "store", "path", c.store.path);
-    uint64_t hours = c.store.max_age_seconds / 3600;
-    uint64_t mib = c.store.max_bytes >> 20;
+    r.read(n, "store", "enabled", c.outputs.store_enabled);
+    r.read(n, "store", "path", c.outputs.store.path);
+    uint64_t hours = c.outputs.store.max_age_seconds / 3600;
+    uint64_t mib = c.outputs.store.max_bytes >> 20;
     r.read_positive<uint64_t>(n, "store", "max_age_hours", hours, uint64_t{24} * 3650);
     r.read_positive<uint64_t>(n, "store", "max_size_mib", mib, 1U << 20);
-    c.store.max_age_seconds = hours * 3600;
-    c.store.max_bytes = mib << 20;
+    c.outputs.store.max_age_seconds = hours * 3600;
+    c.outputs.store.max_bytes = mib << 20;
   }
   if (auto n = root["sensor"]) {
     r.known_keys(n, "sensor",

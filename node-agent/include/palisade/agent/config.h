@@ -10,7 +10,7 @@
 #include "palisade/agent/process_table.h"
 #include "palisade/agent/sensor.h"
 #include "palisade/base/error.h"
-#include "palisade/runtime/event_store.h"
+#include "palisade/runtime/outputs.h"
 
 namespace palisade::agent {
 
@@ -68,10 +68,7 @@ struct HypervisorConfig {
 };
 
 struct AgentConfig {
-  bool stdout_output = true;
-  std::string json_file;
-  bool store_enabled = true;
-  runtime::StoreOptions store;
+  runtime::OutputSettings outputs;  // the `output` and `store` sections
   SensorOptions sensor;
   ProcessTableLimits process_table;
   uint32_t status_interval_seconds = 30;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "palisade/ocsf/formatter.h"
-#include "palisade/runtime/event_sink.h"
+#include "palisade/runtime/output.h"
 
 struct sqlite3;
 
@@ -33,7 +33,7 @@ struct StoreStats {
   uint64_t write_errors = 0;  // failed batches
 };
 
-class EventStore : public EventSink {
+class EventStore : public Output {
  public:
   EventStore(StoreOptions options, std::shared_ptr<ocsf::Formatter> formatter);
   ~EventStore() override;  // drains the queue: accepted events are never lost on shutdown
@@ -42,11 +42,11 @@ class EventStore : public EventSink {
 
   void consume(const Event& event, std::string_view ocsf) override;
   void consume_finding(std::string_view ocsf_finding, const Event& trigger) override;
-  // An event that did not come through the pipeline: a response action's audit record.
-  void consume_audit(int class_uid, int64_t time_ms, uint32_t pid, const std::string& exe,
-                     uint32_t uid, std::string ocsf_json);
+  // Audit records are kept with the events; status events are not.
+  void write_record(const OutOfBandRecord& record) override;
   void flush() override {}
-  void drain();  // blocks until everything accepted so far is committed
+  void drain() override;  // blocks until everything accepted so far is committed
+  nlohmann::json status() const override;
   StoreStats stats() const;
 
  private:

@@ -6,16 +6,16 @@
 #include <string>
 
 #include "palisade/ocsf/formatter.h"
-#include "palisade/runtime/event_sink.h"
+#include "palisade/runtime/output.h"
 
 namespace palisade::runtime {
 
 // Writes one OCSF object per line. Output is buffered and flushed by flush() (the agent calls it
 // after each batch of records and on shutdown), so a burst costs few write(2) calls.
-class JsonLinesSink : public EventSink {
+class JsonLinesSink : public Output {
  public:
-  // Takes ownership of `file` unless it is stdout.
-  JsonLinesSink(std::FILE* file, std::shared_ptr<ocsf::Formatter> formatter);
+  // Takes ownership of `file` unless it is stdout; `path` is what reopen() opens again.
+  JsonLinesSink(std::FILE* file, std::shared_ptr<ocsf::Formatter> formatter, std::string path = {});
   ~JsonLinesSink() override;
   JsonLinesSink(const JsonLinesSink&) = delete;
   JsonLinesSink& operator=(const JsonLinesSink&) = delete;
@@ -26,11 +26,16 @@ class JsonLinesSink : public EventSink {
   void consume(const Event& event, std::string_view ocsf) override;
   void consume_finding(std::string_view ocsf_finding, const Event& trigger) override;
   void flush() override;
-  void write_line(std::string_view json);
+  void write_record(const OutOfBandRecord& record) override;
+  nlohmann::json status() const override;
+  void reopen() override;
   uint64_t lines() const { return lines_; }
 
  private:
+  void append(std::string_view json);
+
   std::FILE* file_;
+  std::string path_;
   std::shared_ptr<ocsf::Formatter> formatter_;
   std::string buffer_;
   uint64_t lines_ = 0;
