@@ -154,19 +154,21 @@ spec:
   mode: enforce
   selector: {labels: {tier: test}}
   detections:
-    cpuSaturation: {percent: 60, for: 4s, response: suspend}
+    cpuSaturation: {percent: 30, for: 4s, response: suspend}
 )";
+  // An idle guest measures about 1 %, a burning one 95-100 % on an idle host. The threshold is
+  // low enough for a burn to cross it when other tests share the host's two cores with QEMU.
   start_monitor({"--stats-interval", "1", "--emit-stats"});
   auto cpu_of = [](const json& e) {
     return e["unmapped"]["palisade"]["stats"]["cpu_percent"].get<int>();
   };
   ASSERT_TRUE(wait_until([&] { return vm_events("vm_stats").size() >= 3; }));
-  for (const auto& s : vm_events("vm_stats")) EXPECT_LT(cpu_of(s), 60) << s.dump();
+  for (const auto& s : vm_events("vm_stats")) EXPECT_LT(cpu_of(s), 30) << s.dump();
   console().start_cpu_burn(std::chrono::seconds(40));
   ASSERT_TRUE(wait_until(
       [&] {
         for (const auto& s : vm_events("vm_stats")) {
-          if (cpu_of(s) >= 90) return true;
+          if (cpu_of(s) >= 30) return true;
         }
         return false;
       },
