@@ -1,6 +1,7 @@
 #include "palisade/ocsf/mapping.h"
 
 #include <array>
+#include <cerrno>
 
 namespace palisade::ocsf {
 namespace {
@@ -75,6 +76,21 @@ const KindMapping* mapping_of(EventKind kind) {
   }();
   const auto index = static_cast<size_t>(kind);
   return index < kByKind.size() ? kByKind[index] : nullptr;
+}
+
+Classification classify(const Event& event) {
+  const KindMapping* m = mapping_of(event.kind);
+  if (m == nullptr) return Classification{0, "Base Event", 0, "Uncategorized", 0, "Unknown"};
+  const OcsfClass& k = *m->ocsf_class;
+  Classification c{k.class_uid,     k.class_name,   k.category_uid,
+                   k.category_name, m->activity_id, m->activity_name};
+  // The one activity that depends on the outcome (the declaration's note says so).
+  if (event.kind == EventKind::kNetConnect && event.result != 0 && event.result != -EINPROGRESS) {
+    const bool refused = event.result == -ECONNREFUSED;
+    c.activity_id = refused ? 5 : 4;
+    c.activity_name = refused ? "Refuse" : "Fail";
+  }
+  return c;
 }
 
 std::span<const ProfileDeclaration> profile_declarations() {

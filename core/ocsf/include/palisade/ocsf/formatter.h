@@ -9,6 +9,7 @@
 
 #include "palisade/model/event.h"
 #include "palisade/model/finding.h"
+#include "palisade/ocsf/mapping.h"  // classify()
 
 namespace palisade::ocsf {
 
@@ -22,17 +23,6 @@ struct HostInfo {
   std::string run_id;               // distinguishes this agent run in event uids
   static HostInfo detect();
 };
-
-struct Classification {
-  int class_uid = 0;
-  std::string_view class_name;
-  int category_uid = 0;
-  std::string_view category_name;
-  int activity_id = 0;
-  std::string_view activity_name;
-};
-
-Classification classify(const Event& event);
 
 class JsonWriter;
 

@@ -34,6 +34,19 @@ std::span<const KindMapping> kind_mappings();
 // Null for kUnknown.
 const KindMapping* mapping_of(EventKind kind);
 
+// An event's class and activity: the kind's mapping, with the one activity that depends on the
+// outcome (a failed or refused connect) applied. Unknown kinds are Base Events.
+struct Classification {
+  int class_uid = 0;
+  std::string_view class_name;
+  int category_uid = 0;
+  std::string_view category_name;
+  int activity_id = 0;
+  std::string_view activity_name;
+};
+
+Classification classify(const Event& event);
+
 enum class Profile : uint8_t { kHost, kLinuxUsers, kContainer, kSecurityControl };
 
 struct ProfileDeclaration {
