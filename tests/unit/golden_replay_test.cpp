@@ -15,6 +15,7 @@
 #include "palisade/agent/pipeline.h"
 #include "palisade/agent/process_table.h"
 #include "palisade/ocsf/formatter.h"
+#include "palisade/ocsf/reader.h"
 #include "palisade/runtime/detector.h"
 
 namespace palisade::agent {
@@ -77,17 +78,31 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
-TEST(GoldenReplay, RecordedCaptureGivesTheSameOcsfOutput) {
-  const std::string actual = replay(kGoldenDir + "/workload.palcap");
-  ASSERT_FALSE(actual.empty());
-  const std::string expected_path = kGoldenDir + "/workload.ocsf.jsonl";
-  if (std::getenv("PALISADE_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(expected_path) << actual;
-    GTEST_SKIP() << "rewrote " << expected_path;
+// The golden events read back (ocsf::event_from_ocsf, driven by the field declaration) and
+// written again: what a replay of a JSON log (`palisade policy test --events`) sees.
+std::string reread(const std::string& ocsf_lines) {
+  ocsf::HostInfo host;
+  host.hostname = "golden-node";
+  host.machine_id = "0123456789abcdef0123456789abcdef";
+  host.kernel_release = "6.18.0-golden";
+  host.run_id = "golden";
+  ocsf::Formatter formatter(host);
+  std::istringstream in(ocsf_lines);
+  std::string line;
+  std::string out;
+  while (std::getline(in, line)) {
+    const std::optional<Event> event = ocsf::event_from_ocsf(nlohmann::json::parse(line));
+    if (!event) continue;
+    formatter.format(*event, out);
+    out.push_back('\n');
   }
+  return out;
+}
+
+// Line by line, so that a difference names the first event that changed.
+void expect_same_lines(const std::string& actual, const std::string& expected_path) {
   const std::string expected = read_file(expected_path);
   ASSERT_FALSE(expected.empty()) << expected_path << " is missing";
-  // Line by line, so that a difference names the first event that changed.
   std::istringstream a(actual);
   std::istringstream e(expected);
   std::string actual_line;
@@ -101,6 +116,30 @@ TEST(GoldenReplay, RecordedCaptureGivesTheSameOcsfOutput) {
     ASSERT_EQ(more_actual, more_expected) << "line " << line << ": one output ends early";
     ASSERT_EQ(actual_line, expected_line) << "line " << line << " of " << expected_path;
   }
+}
+
+TEST(GoldenReplay, RecordedCaptureGivesTheSameOcsfOutput) {
+  const std::string actual = replay(kGoldenDir + "/workload.palcap");
+  ASSERT_FALSE(actual.empty());
+  const std::string expected_path = kGoldenDir + "/workload.ocsf.jsonl";
+  if (std::getenv("PALISADE_UPDATE_GOLDEN") != nullptr) {
+    std::ofstream(expected_path) << actual;
+    GTEST_SKIP() << "rewrote " << expected_path;
+  }
+  expect_same_lines(actual, expected_path);
+}
+
+// Reading the agent's own output back loses only what the reader documents it does not replay;
+// tests/golden/workload.reread.jsonl is the golden output read back and written again.
+TEST(GoldenReplay, TheGoldenOutputReadBackGivesTheSameEvents) {
+  const std::string actual = reread(read_file(kGoldenDir + "/workload.ocsf.jsonl"));
+  ASSERT_FALSE(actual.empty());
+  const std::string expected_path = kGoldenDir + "/workload.reread.jsonl";
+  if (std::getenv("PALISADE_UPDATE_GOLDEN") != nullptr) {
+    std::ofstream(expected_path) << actual;
+    GTEST_SKIP() << "rewrote " << expected_path;
+  }
+  expect_same_lines(actual, expected_path);
 }
 
 // The capture is worth its place only if it exercises every class and trips rules.
