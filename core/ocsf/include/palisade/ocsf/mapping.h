@@ -2,8 +2,9 @@
 // OCSF profile palisade uses: the attributes it adds and when a record carries them. The
 // formatter writes class and activity from the first table and derives metadata.profiles from
 // the profile attributes it actually wrote; the reader checks a record's class against the first
-// table; docs/events.md is generated from both; tests/unit/ocsf_mapping_test.cpp checks both
-// against facts generated from the published schema (scripts/gen-ocsf-facts.py).
+// table; docs/events.md is generated from both (and from the attributes in fields.h);
+// tests/unit/ocsf_mapping_test.cpp checks both against facts generated from the published schema
+// (scripts/gen-ocsf-facts.py).
 #pragma once
 
 #include <cstdint>
