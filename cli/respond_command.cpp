@@ -8,12 +8,14 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "commands.h"
 #include "palisade/agent/container.h"
 #include "palisade/agent/enforcer.h"
 #include "palisade/agent/respond.h"
 #include "palisade/base/cgroup.h"
+#include "palisade/base/error.h"
 #include "palisade/base/proc.h"
 #include "palisade/ocsf/formatter.h"
 #include "palisade/ocsf/remediation.h"
@@ -100,52 +102,53 @@ int quarantine_command(const RespondOptions& o, const std::string& path, bool re
 }
 
 // A workload by cgroup v2 path ("/k8s.io/<id>", or the full path under the cgroup2 mount) or by
-// container id (or a unique prefix of at least 12 characters): the cgroups it names.
-std::vector<agent::CgroupEntry> resolve_workload(const std::string& workload, std::string& error) {
+// container id (or a unique prefix of at least 12 characters): the one cgroup it names. Throws
+// ConfigurationError for the root cgroup or an ambiguous name, EnvironmentError for no match.
+agent::CgroupEntry resolve_workload(const std::string& workload) {
   const std::string mount = base::cgroup2_mount();
   std::string relative = workload;
   if (relative.rfind(mount + "/", 0) == 0) relative = relative.substr(mount.size());
-  std::vector<agent::CgroupEntry> out;
   if (relative == "/" || relative.empty()) {
-    error = "refused: isolating the root cgroup would cut off the whole host";
-    return out;
+    throw ConfigurationError("refused: isolating the root cgroup would cut off the whole host");
   }
+  std::vector<agent::CgroupEntry> out;
   for (const auto& cg : agent::scan_cgroups()) {
-    if (cg.path == relative) return {cg};
+    if (cg.path == relative) return cg;
     // A container's cgroup is named after its id: "<id>", "cri-containerd-<id>.scope", ...
     const std::string name = cg.path.substr(cg.path.rfind('/') + 1);
     const size_t at = name.find(workload);
     const bool id_prefix = at != std::string::npos && (at == 0 || name[at - 1] == '-');
     if (workload[0] != '/' && workload.size() >= 12 && id_prefix) out.push_back(cg);
   }
-  if (out.empty()) {
-    error = "no cgroup or container matches '" + workload + "'";
-  } else if (out.size() > 1) {
-    error = "'" + workload + "' matches " + std::to_string(out.size()) +
-            " cgroups; give the cgroup path or a longer container id";
-    out.clear();
+  if (out.empty()) throw EnvironmentError("no cgroup or container matches '" + workload + "'");
+  if (out.size() > 1) {
+    throw ConfigurationError("'" + workload + "' matches " + std::to_string(out.size()) +
+                             " cgroups; give the cgroup path or a longer container id");
   }
-  return out;
+  return out[0];
 }
 
 // OCSF 1.3 Network Remediation Activity: activity 1 Isolate, 3 Restore.
 int isolate_command(const RespondOptions& o, const std::string& workload, bool isolate) {
-  std::string error;
-  const auto cgroups = resolve_workload(workload, error);
-  bool ok = !cgroups.empty();
-  if (ok) ok = agent::set_isolation(o.pin_root, cgroups[0].id, isolate, error);
-  std::string detail = error;
-  if (ok) {
+  std::optional<agent::CgroupEntry> cgroup;
+  bool ok = false;
+  std::string detail;
+  try {
+    cgroup = resolve_workload(workload);
+    agent::set_isolation(o.pin_root, cgroup->id, isolate);
+    ok = true;
     detail = std::string(isolate ? "network cut off but for the policy's management rules: "
                                  : "network restored: ") +
-             "cgroup " + cgroups[0].path;
+             "cgroup " + cgroup->path;
+  } catch (const Error& e) {
+    detail = e.what();
   }
   json event = ocsf::remediation_event(ocsf::RemediationClass::kNetwork, restore_activity(!isolate),
                                        ok, detail, requester(o.reason));
   event["unmapped"]["palisade"]["workload"] = workload;
-  if (!cgroups.empty()) {
-    event["unmapped"]["palisade"]["cgroup"] = cgroups[0].path;
-    event["unmapped"]["palisade"]["cgroup_id"] = cgroups[0].id;
+  if (cgroup) {
+    event["unmapped"]["palisade"]["cgroup"] = cgroup->path;
+    event["unmapped"]["palisade"]["cgroup_id"] = cgroup->id;
   }
   return record(o, std::move(event), static_cast<uint32_t>(getpid()), "");
 }

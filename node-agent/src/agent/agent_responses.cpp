@@ -4,6 +4,7 @@
 #include "palisade/agent/respond.h"
 #include "palisade/base/cgroup.h"
 #include "palisade/base/clock.h"
+#include "palisade/base/error.h"
 #include "palisade/ocsf/remediation.h"
 
 namespace palisade::agent {
@@ -36,7 +37,12 @@ std::string Agent::carry_out(policies::Response response, const Event& event,
       if (cgroup == 0 || cgroup == base::cgroup_id_of_path("/") || cgroup == own) {
         error = "refused: the event's cgroup is the host's root cgroup or the agent's own";
       } else if (enforcer_) {
-        ok = set_isolation(config_.enforcement.options.pin_root, cgroup, true, error);
+        try {
+          set_isolation(config_.enforcement.options.pin_root, cgroup, true);
+          ok = true;
+        } catch (const Error& e) {
+          error = e.what();
+        }
       }
       return ok ? "cgroup " + std::to_string(cgroup) + " cut off the network" : error;
     }

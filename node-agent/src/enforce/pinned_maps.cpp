@@ -13,6 +13,7 @@
 #include "enforce/kernel_rules.h"
 #include "palisade/agent/enforcer.h"
 #include "palisade/base/errno_text.h"
+#include "palisade/base/error.h"
 
 namespace palisade::agent {
 
@@ -54,14 +55,12 @@ std::vector<std::string> uninstall_enforcement(const std::string& pin_root) {
   return removed;
 }
 
-bool set_isolation(const std::string& pin_root, uint64_t cgroup_id, bool isolated,
-                   std::string& error) {
+void set_isolation(const std::string& pin_root, uint64_t cgroup_id, bool isolated) {
   const std::string path = pin_directory(pin_root) + "/pal_workloads";
   const int fd = bpf_obj_get(path.c_str());
   if (fd < 0) {
-    error = "the enforcement programs are not installed (" + path + ": " + base::errno_text(errno) +
-            "): start the agent first";
-    return false;
+    throw EnvironmentError("the enforcement programs are not installed (" + path + ": " +
+                           base::errno_text(errno) + "): start the agent first");
   }
   pal_workload value{kUnboundSlot, 0};
   const bool known = bpf_map_lookup_elem(fd, &cgroup_id, &value) == 0;
@@ -76,11 +75,7 @@ bool set_isolation(const std::string& pin_root, uint64_t cgroup_id, bool isolate
     err = bpf_map_update_elem(fd, &cgroup_id, &value, BPF_ANY);
   }
   close(fd);
-  if (err != 0) {
-    error = "cannot update " + path + ": " + base::errno_text(err);
-    return false;
-  }
-  return true;
+  if (err != 0) throw EnvironmentError("cannot update " + path + ": " + base::errno_text(err));
 }
 
 }  // namespace palisade::agent

@@ -142,9 +142,8 @@ class Enforcer : public CgroupNames {
 std::vector<std::string> uninstall_enforcement(const std::string& pin_root);
 
 // Cuts a cgroup off the network (all but its policy's management rules), or lifts that, through
-// the pinned maps: works with or without a running agent. Returns false and says why when the
-// enforcement programs are not installed.
-bool set_isolation(const std::string& pin_root, uint64_t cgroup_id, bool isolated,
-                   std::string& error);
+// the pinned maps: works with or without a running agent. Throws EnvironmentError saying why
+// when the enforcement programs are not installed or the map refuses the update.
+void set_isolation(const std::string& pin_root, uint64_t cgroup_id, bool isolated);
 
 }  // namespace palisade::agent
