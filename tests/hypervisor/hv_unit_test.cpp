@@ -5,7 +5,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "palisade/agent/config.h"
 #include "palisade/hypervisor/behaviour.h"
 #include "palisade/hypervisor/domain_xml.h"
 #include "palisade/hypervisor/lifecycle.h"
@@ -383,27 +382,6 @@ TEST(VmOcsf, FindingsOnVmEventsNameTheVm) {
   EXPECT_EQ(j["device"]["name"], "web-1");
   EXPECT_EQ(j["evidences"][0]["device"]["uid"], "6a1a7c1e-ed00-4000-8000-000000000001");
   EXPECT_FALSE(j.contains("actor"));
-}
-
-TEST(HvConfig, HypervisorSectionIsReadAndChecked) {
-  auto c = agent::apply_config(agent::default_config(), R"(hypervisor:
-  connect: [test:///default, "qemu+ssh://h2/system"]
-  stats_interval_seconds: 5
-  inspection: {parallelism: 2, backend_settings: [force_tcg]}
-)",
-                               "hv.yaml");
-  EXPECT_EQ(c.hypervisor.connect.size(), 2U);
-  EXPECT_EQ(c.hypervisor.stats_interval_seconds, 5U);
-  EXPECT_EQ(c.hypervisor.inspection_parallelism, 2U);
-  EXPECT_EQ(c.hypervisor.inspection_backend_settings, std::vector<std::string>{"force_tcg"});
-  try {
-    agent::apply_config(agent::default_config(), "hypervisor:\n  stats_interval: 5\n", "hv.yaml");
-    FAIL() << "unknown key accepted";
-  } catch (const ConfigurationError& e) {
-    EXPECT_NE(std::string(e.what()).find("hv.yaml:2:3: hypervisor.stats_interval"),
-              std::string::npos)
-        << e.what();
-  }
 }
 
 }  // namespace

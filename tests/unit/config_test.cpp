@@ -42,5 +42,27 @@ TEST(Config, ErrorsNameFileLineColumnAndField) {
   expect_error("log_level: loud\n", "log_level: unknown level");
 }
 
+// The hypervisor section is part of the same file (palisade hv reads it).
+TEST(Config, HypervisorSectionIsReadAndChecked) {
+  auto c = apply_config(default_config(), R"(hypervisor:
+  connect: [test:///default, "qemu+ssh://h2/system"]
+  stats_interval_seconds: 5
+  inspection: {parallelism: 2, backend_settings: [force_tcg]}
+)",
+                        "hv.yaml");
+  EXPECT_EQ(c.hypervisor.connect.size(), 2U);
+  EXPECT_EQ(c.hypervisor.stats_interval_seconds, 5U);
+  EXPECT_EQ(c.hypervisor.inspection_parallelism, 2U);
+  EXPECT_EQ(c.hypervisor.inspection_backend_settings, std::vector<std::string>{"force_tcg"});
+  try {
+    apply_config(default_config(), "hypervisor:\n  stats_interval: 5\n", "hv.yaml");
+    FAIL() << "unknown key accepted";
+  } catch (const ConfigurationError& e) {
+    EXPECT_NE(std::string(e.what()).find("hv.yaml:2:3: hypervisor.stats_interval"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace palisade::agent
