@@ -268,15 +268,9 @@ void Formatter::format(const Event& e, std::string& out) {
 
   // The body goes first into its own buffer: metadata.profiles, which precedes it, lists the
   // profiles of the attributes the body actually carries.
-  ProfileSet used;
-  body_.clear();
-  {
-    JsonWriter w(body_);
-    ObjectWriter ow{w, *this, host_, [](Formatter& f, uint32_t uid) { return f.user_name(uid); },
-                    &used};
-    w.begin_object();
-    write_body(w, ow, host_, e, c, used);
-  }
+  ProfileSet used = render_body([&](JsonWriter& w, ObjectWriter& ow, ProfileSet& profiles) {
+    write_body(w, ow, host_, e, c, profiles);
+  });
   JsonWriter w(out);
   w.begin_object();
   w.field("class_uid", c.class_uid).field("class_name", c.class_name);
@@ -302,9 +296,7 @@ void Formatter::format(const Event& e, std::string& out) {
   write_event_uid(w, host_.run_id, e);
   w.end_object();
 
-  // The body's members (without its braces) close the record.
-  w.raw(std::string_view(body_).substr(1, body_.size() - 2));
-  w.end_object();
+  append_body(w);
 }
 
 }  // namespace palisade::ocsf

@@ -90,15 +90,9 @@ void Formatter::format_finding(const FindingView& finding, const Event& e,
                                std::string_view trigger_json, std::string_view policy_digest,
                                std::string& out) {
   // As for events: the body first, so that metadata.profiles can list what it carries.
-  ProfileSet used;
-  body_.clear();
-  {
-    JsonWriter w(body_);
-    ObjectWriter ow{w, *this, host_, [](Formatter& f, uint32_t uid) { return f.user_name(uid); },
-                    &used};
-    w.begin_object();
-    write_finding_body(w, ow, host_, finding, e, trigger_json, policy_digest, used);
-  }
+  const ProfileSet used = render_body([&](JsonWriter& w, ObjectWriter& ow, ProfileSet& profiles) {
+    write_finding_body(w, ow, host_, finding, e, trigger_json, policy_digest, profiles);
+  });
   JsonWriter w(out);
   w.begin_object();
   w.field("class_uid", 2004).field("class_name", "Detection Finding");
@@ -113,8 +107,7 @@ void Formatter::format_finding(const FindingView& finding, const Event& e,
   write_profiles(w, used);
   w.end_object();
 
-  w.raw(std::string_view(body_).substr(1, body_.size() - 2));
-  w.end_object();
+  append_body(w);
 }
 
 }  // namespace palisade::ocsf

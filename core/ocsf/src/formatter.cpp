@@ -15,6 +15,11 @@ constexpr size_t kMaxUserNames = 4096;
 
 Formatter::Formatter(HostInfo host) : host_(std::move(host)) {}
 
+void Formatter::append_body(JsonWriter& w) const {
+  w.raw(std::string_view(body_).substr(1, body_.size() - 2));
+  w.end_object();
+}
+
 std::string_view Formatter::user_name(uint32_t uid) {
   auto it = user_names_.find(uid);
   if (it != user_names_.end()) return it->second;

@@ -144,6 +144,20 @@ struct ObjectWriter {
   }
 };
 
+template <typename WriteBody>
+ProfileSet Formatter::render_body(WriteBody&& write_body) {
+  ProfileSet used;
+  body_.clear();
+  {
+    JsonWriter w(body_);
+    ObjectWriter ow{w, *this, host_, [](Formatter& f, uint32_t uid) { return f.user_name(uid); },
+                    &used};
+    w.begin_object();
+    write_body(w, ow, used);
+  }
+  return used;
+}
+
 // run.cpu.class.seq: unique across the agent's runs on a host; findings link to events by it.
 void write_event_uid(JsonWriter& w, const std::string& run_id, const Event& e);
 // The host as an OCSF device under `key` ("device", or "observer" when the device is a VM).

@@ -48,6 +48,14 @@ class Formatter {
  private:
   std::string_view user_name(uint32_t uid);
   void format_vm(const Event& event, std::string& out);
+  // A record's body (everything after metadata) is written first, into body_, so that
+  // metadata.profiles, which precedes it, lists the profiles of what the body carries. The
+  // body writer is called as write_body(JsonWriter&, ObjectWriter&, ProfileSet& used); the
+  // template is defined in the formatter's internal record_parts.h.
+  template <typename WriteBody>
+  ProfileSet render_body(WriteBody&& write_body);
+  // Appends the rendered body's members to the record `w` has open, and closes it.
+  void append_body(JsonWriter& w) const;
 
   HostInfo host_;
   std::unordered_map<uint32_t, std::string> user_names_;  // bounded: cleared at kMaxUserNames
