@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 
 #include "agent_harness.h"
 #include "fake_apiserver.h"
@@ -285,6 +286,23 @@ class ContainerDriftTest : public ContainerTest {
         },
         60s))
         << slurp(dir / "status.json") << slurp(dir / "agent.log");
+    // The cgroup (and so the binding) exists from runc's create; an exec before the task has
+    // started ran nothing and printed nothing (seen under the load of the parallel suites).
+    EXPECT_TRUE(wait_until(
+        [&] {
+          std::string tasks;
+          run_capture({"/usr/bin/ctr", "-n", "k8s.io", "task", "ls"}, tasks);
+          std::istringstream lines(tasks);
+          std::string line;
+          while (std::getline(lines, line)) {
+            if (line.rfind(container_id, 0) == 0 && line.find("RUNNING") != std::string::npos) {
+              return true;
+            }
+          }
+          return false;
+        },
+        60s))
+        << container_id << " never reached RUNNING";
     return container_id;
   }
 
