@@ -255,6 +255,16 @@ TEST_F(CliTest, PolicyLintReportsCompilerStyleErrors) {
   std::string out;
   EXPECT_EQ(run_capture({kCli, "policy", "test"}, out), 0);
   EXPECT_NE(out.find(" passed, 0 failed"), std::string::npos) << out;
+  // README's example: the shipped rules given as files are tested in place of the built-in copy,
+  // not beside it (which defined every rule twice).
+  out.clear();
+  EXPECT_EQ(
+      run_capture({kCli, "policy", "test", std::string(PALISADE_SOURCE_DIR) + "/policies/rules/"},
+                  out),
+      0)
+      << out;
+  EXPECT_NE(out.find(" passed, 0 failed"), std::string::npos) << out;
+  EXPECT_EQ(out.find("duplicate"), std::string::npos) << out;
 }
 
 }  // namespace

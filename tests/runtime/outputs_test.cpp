@@ -1,6 +1,7 @@
 #include "palisade/runtime/outputs.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -76,6 +77,9 @@ TEST_F(OutputsTest, AuditRecordsGoEverywhereAndStatusEventsAreNotStored) {
     EXPECT_EQ(counters["store"]["written"], 1);
     EXPECT_EQ(counters["store"]["path"], settings.store.path);
   }
+  struct stat st {};
+  ASSERT_EQ(stat(settings.json_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600U) << "the stream holds every command line on the host";
   const std::string lines = read(settings.json_file);
   EXPECT_NE(lines.find("\"class_uid\":7003"), std::string::npos);
   EXPECT_NE(lines.find("\"class_uid\":6002"), std::string::npos);

@@ -1,5 +1,6 @@
 #include "palisade/runtime/event_store.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
@@ -13,6 +14,8 @@
 
 #include "palisade/base/bounded_queue.h"
 #include "palisade/base/clock.h"
+#include "palisade/base/errno_text.h"
+#include "palisade/base/error.h"
 #include "palisade/base/sqlite_statement.h"
 
 namespace palisade::runtime {
@@ -48,6 +51,27 @@ CREATE INDEX IF NOT EXISTS processes_ppid ON processes(ppid);
 
 constexpr int kWriterNice = 10;
 
+// SQLite's quick check: "" when the database is sound, else its first complaint.
+std::string integrity_problem(sqlite3* db) {
+  base::SqliteStatement check(db, "PRAGMA quick_check(1)");
+  if (check.step() != SQLITE_ROW) return sqlite3_errmsg(db);
+  const std::string verdict = check.text_at(0);
+  return verdict == "ok" ? std::string() : verdict;
+}
+
+// Renames the store and its WAL files to PATH.damaged-<unix seconds>; returns the new name.
+std::string move_aside(const std::string& path) {
+  std::string target = path + ".damaged-" + std::to_string(base::wall_now_ns() / 1'000'000'000ULL);
+  if (::rename(path.c_str(), target.c_str()) != 0) {
+    throw EnvironmentError("event store " + path +
+                           " is damaged and cannot be moved aside: " + base::errno_text(errno));
+  }
+  for (const char* suffix : {"-wal", "-shm"}) {
+    ::rename((path + suffix).c_str(), (target + suffix).c_str());
+  }
+  return target;
+}
+
 // One row of the events table, with the process lifecycle columns (exec/fork/snapshot/exit).
 struct StoreRow {
   int64_t time_ms = 0;
@@ -81,16 +105,21 @@ class EventStore::Writer {
     std::error_code ec;
     auto parent = std::filesystem::path(options_.path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-    if (sqlite3_open_v2(options_.path.c_str(), &db_,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        nullptr) != SQLITE_OK) {
-      std::string message = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
+    std::string problem = open_checked();
+    if (!problem.empty()) {
+      // Never half-read, never silently reused: the damaged file is kept for the operator and
+      // a fresh store takes its place.
       sqlite3_close(db_);
-      throw std::runtime_error("cannot open event store " + options_.path + ": " + message);
+      db_ = nullptr;
+      recovered_from_ = move_aside(options_.path);
+      spdlog::error("event store {} is damaged ({}): moved to {}, starting a fresh store",
+                    options_.path, problem, recovered_from_);
+      problem = open_checked();
+      if (!problem.empty()) {
+        sqlite3_close(db_);
+        throw EnvironmentError("cannot open event store " + options_.path + ": " + problem);
+      }
     }
-    // Incremental auto-vacuum lets pruning give space back, so the size bound holds on disk.
-    base::exec_sql(db_, "PRAGMA auto_vacuum=INCREMENTAL;");
-    base::exec_sql(db_, kSchema);
     thread_ = std::thread([this] { run(); });
   }
 
@@ -112,6 +141,7 @@ class EventStore::Writer {
   void drain() { queue_.wait_idle(); }
 
   const std::string& path() const { return options_.path; }
+  const std::string& recovered_from() const { return recovered_from_; }
   StoreStats stats() const {
     StoreStats out;
     {
@@ -153,6 +183,40 @@ class EventStore::Writer {
 
   bool write_batch(const std::vector<StoreRow>& rows);
   void prune();
+
+  // Opens (creating it 0600: it holds every command line on the host), checks and prepares the
+  // database; returns what is wrong with it, "" when it is usable. Errors the file's content
+  // cannot cause (no directory, no permission, a full disk) are thrown, naming the file.
+  std::string open_checked() {
+    const int fd = ::open(options_.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      throw EnvironmentError("cannot open event store " + options_.path + ": " +
+                             base::errno_text(errno));
+    }
+    ::close(fd);
+    if (sqlite3_open_v2(options_.path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+      std::string message = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw EnvironmentError("cannot open event store " + options_.path + ": " + message);
+    }
+    try {
+      std::string check = integrity_problem(db_);
+      if (!check.empty()) return check;
+      // Incremental auto-vacuum lets pruning give space back, so the size bound holds on disk.
+      base::exec_sql(db_, "PRAGMA auto_vacuum=INCREMENTAL;");
+      base::exec_sql(db_, kSchema);
+    } catch (const std::exception& e) {
+      const int code = sqlite3_errcode(db_);
+      if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) return e.what();
+      throw EnvironmentError("event store " + options_.path + ": " + e.what());
+    }
+    return {};
+  }
+
+  std::string recovered_from_;  // where a damaged store found at open was moved
 
   StoreOptions options_;
   std::shared_ptr<ocsf::Formatter> formatter_;
@@ -228,8 +292,11 @@ void EventStore::write_record(const OutOfBandRecord& record) {
 
 nlohmann::json EventStore::status() const {
   const StoreStats s = stats();
-  return {{"path", writer_->path()},      {"written", s.written}, {"not_written", s.not_written},
-          {"queue_waits", s.queue_waits}, {"pruned", s.pruned},   {"write_errors", s.write_errors}};
+  nlohmann::json out = {{"path", writer_->path()},      {"written", s.written},
+                        {"not_written", s.not_written}, {"queue_waits", s.queue_waits},
+                        {"pruned", s.pruned},           {"write_errors", s.write_errors}};
+  if (!writer_->recovered_from().empty()) out["damaged_store_moved_to"] = writer_->recovered_from();
+  return out;
 }
 
 bool EventStore::Writer::write_batch(const std::vector<StoreRow>& rows) {
@@ -312,14 +379,33 @@ void EventStore::Writer::prune() {
   }
 }
 
-EventReader::EventReader(const std::string& path) {
-  if (!std::filesystem::exists(path)) throw std::runtime_error("no event store at " + path);
+EventReader::EventReader(const std::string& path) : path_(path) {
+  if (!std::filesystem::exists(path)) throw EnvironmentError("no event store at " + path);
   if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
     std::string message = sqlite3_errmsg(db_);
     sqlite3_close(db_);
-    throw std::runtime_error("cannot open event store " + path + ": " + message);
+    throw EnvironmentError("cannot open event store " + path + ": " + message);
   }
   sqlite3_busy_timeout(db_, 2000);
+  // A damaged store is refused, not half-read: an answer from it could miss any event.
+  std::string problem;
+  try {
+    problem = integrity_problem(db_);
+  } catch (const std::exception& e) {
+    problem = e.what();
+  }
+  if (!problem.empty()) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw EnvironmentError("event store " + path + " is damaged: " + problem);
+  }
+}
+
+// Every row, or an error naming the file: a query that stops early must not look complete.
+void EventReader::check_done(int rc) const {
+  if (rc != SQLITE_DONE) {
+    throw EnvironmentError("reading event store " + path_ + ": " + sqlite3_errmsg(db_));
+  }
 }
 
 EventReader::~EventReader() {
@@ -346,7 +432,9 @@ std::vector<std::string> EventReader::events(const EventQuery& q) {
   if (q.class_uid) bind(":class", static_cast<int64_t>(*q.class_uid));
   bind(":limit", static_cast<int64_t>(q.limit));
   std::vector<std::string> out;
-  while (stmt.step() == SQLITE_ROW) out.push_back(stmt.text_at(0));
+  int rc = 0;
+  while ((rc = stmt.step()) == SQLITE_ROW) out.push_back(stmt.text_at(0));
+  check_done(rc);
   return out;
 }
 

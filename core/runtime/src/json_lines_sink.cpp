@@ -1,5 +1,8 @@
 #include "palisade/runtime/json_lines_sink.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -24,10 +27,15 @@ JsonLinesSink::~JsonLinesSink() {
 }
 
 namespace {
+// Created 0600: the stream holds every command line on the host. An existing file keeps the
+// mode its owner gave it.
 std::FILE* open_for_append(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "ae");
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  std::FILE* file = fd < 0 ? nullptr : ::fdopen(fd, "a");
   if (file == nullptr) {
-    throw EnvironmentError("cannot open JSON output " + path + ": " + base::errno_text(errno));
+    const int error = errno;
+    if (fd >= 0) ::close(fd);
+    throw EnvironmentError("cannot open JSON output " + path + ": " + base::errno_text(error));
   }
   return file;
 }

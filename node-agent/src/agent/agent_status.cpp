@@ -164,6 +164,10 @@ int print_agent_status(const std::string& status_file, bool json) {
     if (o.contains("written")) {
       std::cout << ": " << o.value("written", 0) << " written, " << o.value("not_written", 0)
                 << " not written, " << o.value("write_errors", 0) << " failed batches";
+      if (o.contains("damaged_store_moved_to")) {
+        std::cout << "; the damaged store found at start was moved to "
+                  << o.value("damaged_store_moved_to", "");
+      }
     } else {
       std::cout << ": " << o.value("lines", 0) << " lines";
     }

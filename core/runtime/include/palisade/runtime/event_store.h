@@ -77,7 +77,9 @@ struct StoredProcess {
 
 class EventReader {
  public:
-  explicit EventReader(const std::string& path);  // read-only; throws when the store is missing
+  // Read-only. Throws EnvironmentError naming the file when it is missing or damaged (SQLite's
+  // quick check), and when a query cannot read every row.
+  explicit EventReader(const std::string& path);
   ~EventReader();
   EventReader(const EventReader&) = delete;
   EventReader& operator=(const EventReader&) = delete;
@@ -88,6 +90,8 @@ class EventReader {
 
  private:
   std::optional<StoredProcess> latest(uint32_t pid, uint64_t not_after_ns);
+  void check_done(int rc) const;
+  std::string path_;
   sqlite3* db_ = nullptr;
 };
 
