@@ -271,6 +271,9 @@ TEST_F(PodWatcherTest, Http410OnWatchRelists) {
 TEST_F(PodWatcherTest, BadTokenIsReportedAndRetriedWithBackoff) {
   start("not-the-token");
   EXPECT_FALSE(watcher_->wait_for_sync(1500ms));
+  // Stopped before counting: a retry in flight would otherwise reach the server between the
+  // two reads (seen under the load of the parallel suites).
+  watcher_->stop();
   const auto s = watcher_->stats();
   EXPECT_GE(s.errors, 2u);
   EXPECT_EQ(s.last_http_status, 401);
@@ -279,7 +282,9 @@ TEST_F(PodWatcherTest, BadTokenIsReportedAndRetriedWithBackoff) {
   EXPECT_FALSE(s.connected);
   // 50 ms doubling to 400 ms: a handful of attempts in 1.5 s, not a hot loop.
   EXPECT_LE(server_.requests().size(), 9u);
-  EXPECT_EQ(server_.requests().size(), s.errors);
+  // Each attempt is counted; one aborted by the stop may have reached the server uncounted.
+  EXPECT_GE(server_.requests().size(), s.errors);
+  EXPECT_LE(server_.requests().size(), s.errors + 1);
 }
 
 TEST_F(PodWatcherTest, ReconnectsWithBackoffWhenTheServerComesBack) {
