@@ -86,7 +86,8 @@ void JsonWriter::put_string(std::string_view text) {
   ensure(text.size() * 6 + 3);  // worst case: every byte becomes \u00XX
   char* out = cur_;
   *out++ = '"';
-  const char* in = text.data();
+  // An empty view may carry a null pointer (a default string_view), which memcpy must not see.
+  const char* in = text.empty() ? "" : text.data();
   const size_t size = text.size();
   size_t done = 0;
   // Clean text (the common case) moves a word at a time; the last partial word is checked by
