@@ -99,8 +99,13 @@ std::string reread(const std::string& ocsf_lines) {
   return out;
 }
 
-// Line by line, so that a difference names the first event that changed.
-void expect_same_lines(const std::string& actual, const std::string& expected_path) {
+// Line by line, so that a difference names the first event that changed. With
+// PALISADE_UPDATE_GOLDEN set, rewrites the expected file instead and skips the test.
+void expect_golden(const std::string& actual, const std::string& expected_path) {
+  if (std::getenv("PALISADE_UPDATE_GOLDEN") != nullptr) {
+    std::ofstream(expected_path) << actual;
+    GTEST_SKIP() << "rewrote " << expected_path;
+  }
   const std::string expected = read_file(expected_path);
   ASSERT_FALSE(expected.empty()) << expected_path << " is missing";
   std::istringstream a(actual);
@@ -122,11 +127,7 @@ TEST(GoldenReplay, RecordedCaptureGivesTheSameOcsfOutput) {
   const std::string actual = replay(kGoldenDir + "/workload.palcap");
   ASSERT_FALSE(actual.empty());
   const std::string expected_path = kGoldenDir + "/workload.ocsf.jsonl";
-  if (std::getenv("PALISADE_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(expected_path) << actual;
-    GTEST_SKIP() << "rewrote " << expected_path;
-  }
-  expect_same_lines(actual, expected_path);
+  expect_golden(actual, expected_path);
 }
 
 // Reading the agent's own output back loses only what the reader documents it does not replay;
@@ -135,11 +136,7 @@ TEST(GoldenReplay, TheGoldenOutputReadBackGivesTheSameEvents) {
   const std::string actual = reread(read_file(kGoldenDir + "/workload.ocsf.jsonl"));
   ASSERT_FALSE(actual.empty());
   const std::string expected_path = kGoldenDir + "/workload.reread.jsonl";
-  if (std::getenv("PALISADE_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(expected_path) << actual;
-    GTEST_SKIP() << "rewrote " << expected_path;
-  }
-  expect_same_lines(actual, expected_path);
+  expect_golden(actual, expected_path);
 }
 
 // The capture is worth its place only if it exercises every class and trips rules.

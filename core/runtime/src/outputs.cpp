@@ -104,8 +104,7 @@ void Outputs::write_audit(const nlohmann::json& record, uint32_t pid, std::strin
   r.pid = pid;
   r.exe = exe;
   r.uid = uid;
-  write_record(r);
-  flush();
+  write_record(r);  // each output writes an out-of-band record at once
 }
 
 void Outputs::flush() {

@@ -26,6 +26,8 @@ struct OutOfBandRecord {
 // One output: an event sink that also takes out-of-band records and reports its counters.
 class Output : public EventSink {
  public:
+  // Written at once, not held for the next flush(): such records are rare and are often the
+  // answer an operator is waiting for.
   virtual void write_record(const OutOfBandRecord& record) = 0;
   // Counters for the status; null when the output has none.
   virtual nlohmann::json status() const { return nullptr; }

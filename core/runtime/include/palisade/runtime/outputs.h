@@ -52,7 +52,7 @@ class Outputs {
   std::vector<EventSink*> sinks() const;
   std::vector<std::string> names() const;
   void write_record(const OutOfBandRecord& record);
-  // Writes an audit record (class_uid and time read from it) to every output and flushes.
+  // Writes an audit record (class_uid and time read from it) to every output, at once.
   void write_audit(const nlohmann::json& record, uint32_t pid = 0, std::string_view exe = {},
                    uint32_t uid = 0);
   void flush();
