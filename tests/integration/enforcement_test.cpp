@@ -338,6 +338,76 @@ TEST_F(EnforcementTest, NetworkDenialSurvivesAgentKillAndIsAdoptedThenUninstalle
   EXPECT_EQ(connect_from(locked, 18082), 0);
 }
 
+// The longest of `count` host execs of /usr/bin/true (from this test's cgroup, not locked).
+std::chrono::milliseconds longest_host_exec(int count) {
+  std::chrono::milliseconds longest{};
+  for (int i = 0; i < count; ++i) {
+    const auto begin = std::chrono::steady_clock::now();
+    std::string out;
+    EXPECT_EQ(run_capture({"/usr/bin/true"}, out), 0);
+    longest = std::max(longest, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - begin));
+  }
+  return longest;
+}
+
+// The fanotify decision timeout (250 ms by default) and what a loaded CI machine adds to it.
+constexpr auto kExecBound = 250ms + 750ms;
+
+TEST_F(EnforcementTest, StoppedOrKilledAgentNeverHoldsAnExecPastTheTimeout) {
+  const std::string cg = make_cgroup("stall");
+  write_policy("stall", lockdown_policy("stall", cg, "enforce", 9, 9));
+  const fs::path config = dir / "fail-open.yaml";
+  std::ofstream(config) << "enforcement:\n  exec_mechanism: fanotify\n";
+  start({"--config", config.string()});
+  const fs::path outside = copy_of_true("not-allowlisted");
+  ASSERT_EQ(WEXITSTATUS(exec_in(cg, {outside.string()})), 126) << slurp(dir / "agent.log");
+  ASSERT_TRUE(status()["enforcement"]["exec_guard"]["warden"].value("running", false));
+
+  ASSERT_EQ(kill(agent, SIGSTOP), 0);
+  EXPECT_LT(longest_host_exec(10), kExecBound) << "a stopped agent held the host's execs";
+  EXPECT_EQ(WEXITSTATUS(exec_in(cg, {outside.string()})), 0)
+      << "failing open (the default), the warden allows while the agent cannot judge";
+  ASSERT_EQ(kill(agent, SIGCONT), 0);
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const json warden = status()["enforcement"]["exec_guard"]["warden"];
+        return warden.value("takeovers", 0) >= 1 && warden.value("handbacks", 0) >= 1;
+      },
+      15s))
+      << "the takeover is counted and reported once the agent is back";
+  EXPECT_TRUE(wait_until([&] { return WEXITSTATUS(exec_in(cg, {outside.string()})) == 126; }, 10s))
+      << "the agent judges again";
+
+  ASSERT_EQ(kill(agent, SIGKILL), 0);
+  waitpid(agent, nullptr, 0);
+  agent = -1;
+  EXPECT_LT(longest_host_exec(10), kExecBound) << "a killed agent held the host's execs";
+}
+
+TEST_F(EnforcementTest, StoppedAgentFailingClosedRefusesTheLockedWorkloadOnly) {
+  const std::string cg = make_cgroup("stall-closed");
+  write_policy("stall", lockdown_policy("stall", cg, "enforce", 9, 9));
+  const fs::path config = dir / "fail-closed.yaml";
+  std::ofstream(config) << "enforcement:\n  exec_mechanism: fanotify\n  fanotify:\n"
+                           "    on_timeout: deny\n";
+  start({"--config", config.string()});
+  ASSERT_EQ(WEXITSTATUS(exec_in(cg, {"/usr/bin/true"})), 0) << slurp(dir / "agent.log");
+
+  ASSERT_EQ(kill(agent, SIGSTOP), 0);
+  EXPECT_LT(longest_host_exec(10), kExecBound);
+  EXPECT_EQ(WEXITSTATUS(exec_in(cg, {"/usr/bin/true"})), 126)
+      << "failing closed, nothing runs in the locked workload while nobody can judge it";
+  ASSERT_EQ(kill(agent, SIGCONT), 0);
+  EXPECT_TRUE(wait_until([&] { return WEXITSTATUS(exec_in(cg, {"/usr/bin/true"})) == 0; }, 10s))
+      << "allowlisted programs run again once the agent is back";
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return status()["enforcement"]["exec_guard"]["warden"].value("answered_deny", 0) >= 1;
+      },
+      15s));
+}
+
 TEST_F(EnforcementTest, KillMechanismKillsExecOutsideAllowlist) {
   const std::string locked = make_cgroup("kill");
   write_policy("locked", lockdown_policy("locked", locked, "enforce", 18081, 18091));

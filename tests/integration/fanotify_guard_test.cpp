@@ -10,12 +10,14 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -25,6 +27,7 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -230,6 +233,8 @@ class FanotifyGuardTest : public ::testing::Test {
     guard_ = FanotifyExecGuard::start(
         options, std::move(decider),
         [this](const ExecRequest& r, const ExecDecision& d, bool t) { recorder_.add(r, d, t); });
+    // Failing closed refuses the locked workloads only: here, the test's own children.
+    guard_->set_locked_cgroups({base::cgroup_id_of_process(static_cast<uint32_t>(getpid()))});
   }
 
   // Denies the file named "denied", reported; allows the rest, unreported. Counts its calls.
@@ -583,6 +588,257 @@ TEST_F(FanotifyGuardTest, StartWithoutCapSysAdminSaysWhatItNeeds) {
   EXPECT_NE(message.find("fanotify_init"), std::string::npos) << message;
   EXPECT_NE(message.find(std::strerror(EPERM)), std::string::npos) << message;
   EXPECT_NE(message.find("CAP_SYS_ADMIN"), std::string::npos) << message;
+}
+
+// ---- No state of the guard's process stalls the host: its warden answers in its place.
+
+constexpr auto kStallTimeout = 250ms;
+// What a loaded two-core CI machine may add to the timeout before an exec is answered.
+constexpr auto kSchedulingSlack = 750ms;
+
+// A guard in a child process, so that a test can stop or kill the process that owns it. It
+// denies the file named "denied" and allows the rest; failing closed, `locked` are the locked
+// cgroups.
+class GuardProcess {
+ public:
+  GuardProcess(const std::string& dir, ExecVerdict on_timeout, uint64_t locked) {
+    int ready[2];
+    int commands[2];
+    if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(commands, O_CLOEXEC) != 0) return;
+    pid = fork();
+    if (pid == 0) {
+      close(ready[0]);
+      close(commands[1]);
+      serve(dir, on_timeout, locked, ready[1], commands[0]);
+    }
+    close(ready[1]);
+    close(commands[0]);
+    replies_ = ready[0];
+    commands_ = commands[1];
+    const std::string line = read_line();
+    warden = line.empty() ? 0 : std::stoi(line);
+  }
+
+  ~GuardProcess() {
+    if (commands_ >= 0) close(commands_);
+    if (replies_ >= 0) close(replies_);
+    if (pid > 0) {
+      kill(pid, SIGCONT);
+      wait_exit(pid);
+    }
+  }
+
+  // "takeovers handbacks allow deny unattributed answered_by_warden requests"
+  std::vector<uint64_t> stats() {
+    if (write(commands_, "s", 1) != 1) return {};
+    std::istringstream in(read_line());
+    std::vector<uint64_t> out;
+    for (uint64_t value = 0; in >> value;) out.push_back(value);
+    return out;
+  }
+
+  pid_t pid = -1;
+  pid_t warden = 0;  // the guard's warden, as the guard reports it once it runs
+
+ private:
+  [[noreturn]] static void serve(const std::string& dir, ExecVerdict on_timeout, uint64_t locked,
+                                 int reply, int commands) {
+    FanotifyGuardOptions options;
+    options.mounts = {dir};
+    options.decision_timeout = kStallTimeout;
+    options.on_timeout = on_timeout;
+    std::unique_ptr<FanotifyExecGuard> guard;
+    try {
+      guard = FanotifyExecGuard::start(
+          options,
+          [](const ExecRequest& request) {
+            ExecDecision decision;
+            if (fs::path(request.path).filename() == "denied") {
+              decision.verdict = ExecVerdict::kDeny;
+            }
+            return decision;
+          },
+          nullptr);
+      guard->set_locked_cgroups({locked});
+    } catch (const std::exception&) {
+      _exit(3);
+    }
+    const std::string hello = std::to_string(guard->stats().warden.pid) + "\n";
+    if (write(reply, hello.data(), hello.size()) < 0) _exit(4);
+    for (char command = 0; read(commands, &command, 1) == 1;) {
+      const FanotifyGuardStats s = guard->stats();
+      const std::string line =
+          std::to_string(s.warden.takeovers) + " " + std::to_string(s.warden.handbacks) + " " +
+          std::to_string(s.warden.answered_allow) + " " + std::to_string(s.warden.answered_deny) +
+          " " + std::to_string(s.warden.answered_unattributed) + " " +
+          std::to_string(s.answered_by_warden) + " " + std::to_string(s.requests) + "\n";
+      if (write(reply, line.data(), line.size()) < 0) break;
+    }
+    guard.reset();
+    _exit(0);
+  }
+
+  std::string read_line() {
+    std::string line;
+    char c = 0;
+    while (read(replies_, &c, 1) == 1 && c != '\n') line.push_back(c);
+    return line;
+  }
+
+  int replies_ = -1;
+  int commands_ = -1;
+};
+
+// A throwaway cgroup v2 directory below the test's own: the "locked workload".
+class LockedCgroup {
+ public:
+  LockedCgroup() {
+    const std::string mount = base::cgroup2_mount();
+    if (mount.empty()) return;
+    path = mount + "/palisade-guard-test-" + std::to_string(getpid());
+    if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) path.clear();
+    if (!path.empty()) id = stat_of(path).st_ino;
+  }
+  ~LockedCgroup() {
+    if (!path.empty()) rmdir(path.c_str());
+  }
+  std::string procs() const { return path + "/cgroup.procs"; }
+  std::string path;
+  uint64_t id = 0;
+};
+
+// Execs `path` `count` times one after another; every exit code, and the longest wait for one.
+struct ExecLoop {
+  std::vector<int> exit_codes;
+  std::chrono::milliseconds longest{};
+};
+ExecLoop exec_loop(const std::string& path, int count, const std::string& cgroup_procs = {}) {
+  ExecLoop loop;
+  for (int i = 0; i < count; ++i) {
+    const ChildRun child = run(path, cgroup_procs);
+    loop.exit_codes.push_back(child.exit_code);
+    loop.longest = std::max(loop.longest, child.elapsed);
+  }
+  return loop;
+}
+
+// Orphans (a killed guard's warden) come to this process, which can then see them exit.
+class Subreaper {
+ public:
+  Subreaper() { EXPECT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0) << std::strerror(errno); }
+  ~Subreaper() { prctl(PR_SET_CHILD_SUBREAPER, 0); }
+};
+
+bool all_equal(const std::vector<int>& codes, int expected) {
+  return !codes.empty() &&
+         std::all_of(codes.begin(), codes.end(), [&](int code) { return code == expected; });
+}
+
+TEST_F(FanotifyGuardTest, StoppedGuardProcessIsAnsweredByItsWardenFailingOpen) {
+  GuardProcess guard(dir_, ExecVerdict::kAllow, 0);
+  ASSERT_GT(guard.warden, 0) << "the guard did not start, or without its warden";
+  ASSERT_EQ(run(denied_).exit_code, kDeniedExit) << "the guard decides while it runs";
+
+  ASSERT_EQ(kill(guard.pid, SIGSTOP), 0);
+  const ExecLoop allowed = exec_loop(allowed_, 10);
+  const ExecLoop denied = exec_loop(denied_, 10);
+  EXPECT_TRUE(all_equal(allowed.exit_codes, 0));
+  EXPECT_TRUE(all_equal(denied.exit_codes, 0)) << "failing open, the warden allows";
+  EXPECT_LT(std::max(allowed.longest, denied.longest), kStallTimeout + kSchedulingSlack);
+
+  ASSERT_EQ(kill(guard.pid, SIGCONT), 0);
+  EXPECT_TRUE(eventually([&] { return run(denied_).exit_code == kDeniedExit; }))
+      << "the guard never took its group back";
+  const std::vector<uint64_t> stats = guard.stats();
+  ASSERT_EQ(stats.size(), 7u);
+  EXPECT_GE(stats[0], 1u) << "takeovers";
+  EXPECT_GE(stats[1], 1u) << "handbacks";
+  EXPECT_GE(stats[2] + stats[4], 20u) << "every exec during the stop was answered by the warden";
+  EXPECT_EQ(stats[3], 0u) << "failing open, the warden refuses nothing";
+}
+
+TEST_F(FanotifyGuardTest, StoppedGuardProcessFailingClosedRefusesOnlyTheLockedCgroup) {
+  const LockedCgroup locked;
+  ASSERT_NE(locked.id, 0u) << "no cgroup v2 hierarchy to make a locked workload in";
+  GuardProcess guard(dir_, ExecVerdict::kDeny, locked.id);
+  ASSERT_GT(guard.warden, 0);
+  ASSERT_EQ(run(allowed_, locked.procs()).exit_code, 0) << "the guard decides while it runs";
+
+  ASSERT_EQ(kill(guard.pid, SIGSTOP), 0);
+  const ExecLoop host = exec_loop(allowed_, 10);
+  const ExecLoop workload = exec_loop(allowed_, 10, locked.procs());
+  EXPECT_TRUE(all_equal(host.exit_codes, 0)) << "the host is never refused for a slow guard";
+  EXPECT_TRUE(all_equal(workload.exit_codes, kDeniedExit))
+      << "failing closed, nothing runs in the locked workload while nobody can judge it";
+  EXPECT_LT(std::max(host.longest, workload.longest), kStallTimeout + kSchedulingSlack);
+
+  ASSERT_EQ(kill(guard.pid, SIGCONT), 0);
+  EXPECT_TRUE(eventually([&] { return run(allowed_, locked.procs()).exit_code == 0; }));
+  const std::vector<uint64_t> stats = guard.stats();
+  ASSERT_EQ(stats.size(), 7u);
+  EXPECT_GE(stats[3], 10u) << "the warden's refusals are counted";
+}
+
+TEST_F(FanotifyGuardTest, KilledGuardProcessLeavesNoExecWaiting) {
+  const Subreaper subreaper;
+  auto guard = std::make_unique<GuardProcess>(dir_, ExecVerdict::kAllow, 0);
+  ASSERT_GT(guard->warden, 0);
+  // Stopped first, with an exec held, then killed: the held exec must not outlive it either.
+  ASSERT_EQ(kill(guard->pid, SIGSTOP), 0);
+  const pid_t held = spawn(denied_);
+  ASSERT_EQ(kill(guard->pid, SIGKILL), 0);
+  EXPECT_EQ(wait_exit(held, kStallTimeout + kSchedulingSlack), 0);
+  const ExecLoop after = exec_loop(denied_, 10);
+  EXPECT_TRUE(all_equal(after.exit_codes, 0)) << "failing open, with no guard nothing is refused";
+  EXPECT_LT(after.longest, kStallTimeout + kSchedulingSlack);
+  EXPECT_EQ(wait_exit(guard->warden, 5s), 0) << "failing open, the warden leaves with its agent";
+}
+
+TEST_F(FanotifyGuardTest, KilledGuardFailingClosedLeavesAWardenUntilANewGuardRuns) {
+  const LockedCgroup locked;
+  ASSERT_NE(locked.id, 0u);
+  const Subreaper subreaper;
+  auto guard = std::make_unique<GuardProcess>(dir_, ExecVerdict::kDeny, locked.id);
+  const pid_t warden = guard->warden;
+  ASSERT_GT(warden, 0);
+  ASSERT_EQ(kill(guard->pid, SIGKILL), 0);
+  EXPECT_EQ(wait_exit(guard->pid), 128 + SIGKILL);
+  guard->pid = -1;
+
+  const ExecLoop host = exec_loop(allowed_, 5);
+  const ExecLoop workload = exec_loop(allowed_, 5, locked.procs());
+  EXPECT_TRUE(all_equal(host.exit_codes, 0));
+  EXPECT_TRUE(all_equal(workload.exit_codes, kDeniedExit)) << "the orphaned warden fails closed";
+  EXPECT_LT(std::max(host.longest, workload.longest), kStallTimeout + kSchedulingSlack);
+
+  FanotifyGuardOptions options = quick_options();
+  options.on_timeout = ExecVerdict::kDeny;
+  start(options, allowlist());  // marks its filesystem, then ends the orphan
+  EXPECT_EQ(wait_exit(warden, 5s), 128 + SIGTERM) << "the new guard did not end the orphan";
+  EXPECT_EQ(run(allowed_, locked.procs()).exit_code, 0) << "the new guard decides";
+}
+
+TEST_F(FanotifyGuardTest, WedgedWatchdogIsAnsweredByTheWarden) {
+  // Decisions never come, and the sink the watchdog reports its first timeout to never returns:
+  // nothing in this process answers any more, as in a deadlocked agent.
+  Gate sink_gate;
+  FanotifyGuardOptions options;
+  options.decision_timeout = kStallTimeout;
+  options.mounts = {dir_};
+  guard_ = FanotifyExecGuard::start(
+      options, stalled(), [&](const ExecRequest&, const ExecDecision&, bool) { sink_gate.pass(); });
+  const ChildRun first = run(allowed_);
+  EXPECT_EQ(first.exit_code, 0);
+  ASSERT_TRUE(sink_gate.wait_entered(1)) << "the watchdog never reported the timeout";
+  const ExecLoop wedged = exec_loop(allowed_, 10);
+  EXPECT_TRUE(all_equal(wedged.exit_codes, 0));
+  EXPECT_LT(wedged.longest, kStallTimeout + kSchedulingSlack);
+  EXPECT_GE(guard_->stats().warden.takeovers, 1u);
+  sink_gate.open();
+  gate_.open();
+  EXPECT_TRUE(eventually([&] { return guard_->stats().warden.handbacks >= 1; }))
+      << "takeovers " << guard_->stats().warden.takeovers << ", answering now "
+      << guard_->stats().warden.answering_now;
 }
 
 // Needs no root: reading one's own cgroup is unprivileged.

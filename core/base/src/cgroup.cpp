@@ -49,4 +49,16 @@ uint64_t cgroup_id_of_process(uint32_t pid) {
   return cgroup_id_of_path(cgroup_v2_path_of(pid));
 }
 
+std::vector<uint64_t> cgroup_ancestry_of_process(uint32_t pid, size_t depth) {
+  std::vector<uint64_t> ids;
+  std::string path = cgroup_v2_path_of(pid);
+  while (!path.empty() && ids.size() < depth) {
+    if (const uint64_t id = cgroup_id_of_path(path); id != 0) ids.push_back(id);
+    if (path == "/") break;
+    const size_t slash = path.rfind('/');
+    path = slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+  }
+  return ids;
+}
+
 }  // namespace palisade::base

@@ -131,6 +131,39 @@ void Agent::emit_status(const char* state, const char* message) {
   malloc_trim(0);
 }
 
+namespace {
+
+// A fanotify guard's watched filesystems and its permission warden, for the human status.
+void print_guard(const char* name, const nlohmann::json& guard) {
+  if (!guard.is_object()) return;
+  std::cout << name << ": ";
+  if (guard.contains("watched")) {
+    std::cout << guard["watched"].size() << " filesystem(s) watched, on timeout "
+              << guard.value("on_timeout", "") << '\n';
+    for (const auto& w : guard["watched"]) {
+      std::cout << "            " << w.value("path", "") << " (" << w.value("why", "") << ")\n";
+    }
+  } else {
+    std::cout << guard.value("marked", 0) << " path(s) marked\n";
+  }
+  const auto& warden = guard.value("warden", nlohmann::json());
+  if (!warden.is_object()) return;
+  std::cout << "            warden: ";
+  if (!warden.value("running", false)) {
+    std::cout << "NOT RUNNING" << (warden.contains("error") ? ": " + warden.value("error", "") : "")
+              << '\n';
+    return;
+  }
+  std::cout << "pid " << warden.value("pid", 0)
+            << (warden.value("answering_now", false) ? ", ANSWERING FOR THE AGENT NOW" : "") << ", "
+            << warden.value("takeovers", 0) << " takeover(s), answered "
+            << warden.value("answered_allow", 0) << " allow / " << warden.value("answered_deny", 0)
+            << " deny / " << warden.value("answered_unattributed", 0) << " unattributed, longest "
+            << warden.value("longest_takeover_ms", 0) << " ms\n";
+}
+
+}  // namespace
+
 int print_agent_status(const std::string& status_file, bool json) {
   std::ifstream in(status_file);
   if (!in) {
@@ -163,7 +196,14 @@ int print_agent_status(const std::string& status_file, bool json) {
     std::cout << "output:     " << name << " " << o.value("path", "");
     if (o.contains("written")) {
       std::cout << ": " << o.value("written", 0) << " written, " << o.value("not_written", 0)
-                << " not written, " << o.value("write_errors", 0) << " failed batches";
+                << " not written";
+      const auto reasons = o.value("not_written_by_reason", nlohmann::json::object());
+      if (o.value("not_written", 0) > 0) {
+        std::cout << " (" << reasons.value("database_error", 0) << " database error, "
+                  << reasons.value("low_disk_space", 0) << " low disk space)";
+      }
+      std::cout << ", " << o.value("write_errors", 0) << " failed batches";
+      if (o.contains("paused")) std::cout << "; NOT WRITING: " << o.value("paused", "");
       if (o.contains("damaged_store_moved_to")) {
         std::cout << "; the damaged store found at start was moved to "
                   << o.value("damaged_store_moved_to", "");
@@ -202,6 +242,8 @@ int print_agent_status(const std::string& status_file, bool json) {
         std::cout << "            " << m.value("state", "") << ": " << m.value("mechanism", "")
                   << (m.contains("detail") ? " — " + m.value("detail", "") : "") << '\n';
       }
+      print_guard("exec guard", e.value("exec_guard", nlohmann::json()));
+      print_guard("read-only guard", e.value("write_guard", nlohmann::json()));
       const auto& canary = e.value("canary", nlohmann::json());
       if (canary.is_object()) {
         std::cout << "canary:     " << (canary.value("passed", false) ? "passed" : "FAILED") << " ("

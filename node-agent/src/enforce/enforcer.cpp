@@ -72,6 +72,24 @@ std::shared_ptr<const std::set<std::string>> interpreters_of(const policies::Wor
 
 }  // namespace
 
+// The cgroups whose execs failing closed refuses: locked workloads, and new workloads under the
+// guarded parents while the unidentified posture locks them.
+std::vector<uint64_t> Enforcer::Impl::locked_cgroups(
+    const std::vector<WorkloadBinding>& accepted) const {
+  std::vector<uint64_t> out;
+  for (const auto& b : accepted) {
+    if (b.policy->has_process && b.policy->process_mode == policies::Mode::kEnforce) {
+      out.push_back(b.cgroup_id);
+    }
+  }
+  if (posture_policy.has_process) {
+    for (const auto& parent : options.guarded_parents) {
+      if (const uint64_t id = base::cgroup_id_of_path(parent); id != 0) out.push_back(id);
+    }
+  }
+  return out;
+}
+
 std::optional<ExecLockdown::Target> Enforcer::Impl::posture_target(uint64_t cgroup_id,
                                                                    uint32_t pid) const {
   if (!posture_policy.has_process || guard_paths.empty() || identified.count(cgroup_id) != 0) {
@@ -152,7 +170,8 @@ void Enforcer::Impl::start_write_guard() {
         [this](const WriteRequest& request) { return write_violation(request); },
         [](const WriteRequest& request, const std::string& reason) {
           spdlog::debug("write guard: refused {} (tid {}): {}", request.path, request.tid, reason);
-        });
+        },
+        read_only_warden_label(pin_dir));
     mechanisms.push_back(
         {"files: fanotify FAN_OPEN_PERM on read-only paths (synchronous, from "
          "the agent)",
@@ -431,6 +450,7 @@ std::unique_ptr<Enforcer> Enforcer::start(const EnforcerOptions& options) {
     lockdown.mounts = options.fanotify_mounts;
     lockdown.timeout_ms = options.fanotify_timeout_ms;
     lockdown.fail_closed = options.fanotify_fail_closed;
+    lockdown.warden_label = exec_warden_label(impl->pin_dir);
     Impl* raw = impl.get();
     impl->lockdown = ExecLockdown::start(
         lockdown, [raw](uint64_t cgroup_id, uint32_t pid) -> std::optional<ExecLockdown::Target> {
@@ -597,12 +617,16 @@ void Enforcer::apply(std::shared_ptr<const policies::PolicySet> set,
     for (const auto& b : accepted) {
       if (!b.policy->has_process || b.policy->process_mode != policies::Mode::kEnforce) continue;
       d.lockdown->arm();
-      if (!b.rootfs.empty()) d.lockdown->watch(b.rootfs);
+      if (!b.rootfs.empty()) d.lockdown->watch(b.rootfs, "root filesystem of " + b.workload);
       // Every filesystem the workload can exec from (a tmpfs emptyDir, a volume, /dev/shm),
-      // not only its root: an unmarked filesystem is never asked about.
-      for (const auto& mount : exec_mounts(b.root_pid)) d.lockdown->watch(mount);
+      // not only its root: an unmarked filesystem is never asked about. Pseudo and noexec
+      // filesystems are not marked: nothing is executed from them.
+      for (const auto& mount : exec_mounts(b.root_pid)) {
+        d.lockdown->watch(mount, "exec-capable mount of " + b.workload);
+      }
       d.interpreters[b.cgroup_id] = interpreters_of(*b.policy, b.rootfs);
     }
+    d.lockdown->set_locked_cgroups(d.locked_cgroups(accepted));
     d.lockdown->policy_changed();
   }
   for (const auto& e : d.errors) spdlog::warn("enforcement: {}", e);
@@ -695,7 +719,9 @@ nlohmann::json Enforcer::status() const {
                           {"no_intent", w.no_intent},
                           {"marked", w.marked},
                           {"mark_errors", w.mark_errors},
-                          {"unreported_denials", d.file_denials.stats().rejected_full}};
+                          {"unreported_denials", d.file_denials.stats().rejected_full},
+                          {"answered_by_warden", w.answered_by_warden},
+                          {"warden", warden_status(w.warden)}};
   }
   return out;
 }

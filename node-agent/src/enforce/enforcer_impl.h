@@ -96,6 +96,7 @@ struct Enforcer::Impl {
   void watch_read_only();
   // An unidentified cgroup under a guarded parent gets the posture (mutex held).
   std::optional<ExecLockdown::Target> posture_target(uint64_t cgroup_id, uint32_t pid) const;
+  std::vector<uint64_t> locked_cgroups(const std::vector<WorkloadBinding>& accepted) const;
 };
 
 }  // namespace palisade::agent

@@ -286,6 +286,7 @@ std::unique_ptr<ExecLockdown> ExecLockdown::start(const ExecLockdownOptions& opt
   FanotifyGuardOptions guard;  // no marks yet: arm() adds them when something is locked down
   guard.decision_timeout = std::chrono::milliseconds(options.timeout_ms);
   guard.on_timeout = options.fail_closed ? ExecVerdict::kDeny : ExecVerdict::kAllow;
+  guard.warden_label = options.warden_label;
   self->guard_ = FanotifyExecGuard::start(guard, std::move(decide), std::move(sink));
   return self;
 }
@@ -298,7 +299,12 @@ void ExecLockdown::arm() {
     if (armed_) return;
     armed_ = true;
   }
-  for (const auto& mount : options_.mounts) watch(mount);
+  for (const auto& mount : options_.mounts) watch(mount, "enforcement.fanotify.mounts");
+  guard_->end_orphaned_wardens();
+}
+
+void ExecLockdown::set_locked_cgroups(const std::vector<uint64_t>& cgroup_ids) {
+  guard_->set_locked_cgroups(cgroup_ids);
 }
 
 bool ExecLockdown::armed() const {
@@ -306,12 +312,15 @@ bool ExecLockdown::armed() const {
   return armed_;
 }
 
-void ExecLockdown::watch(const std::string& path) {
+void ExecLockdown::watch(const std::string& path, const std::string& why) {
   std::lock_guard lock(mutex_);
-  if (std::find(marked_.begin(), marked_.end(), path) != marked_.end()) return;
+  if (std::any_of(marked_.begin(), marked_.end(),
+                  [&](const Watched& w) { return w.path == path; })) {
+    return;
+  }
   std::string error;
   if (guard_->mark(path, error)) {
-    marked_.push_back(path);
+    marked_.push_back({path, why});
   } else if (mark_errors_.size() < 32) {
     mark_errors_.push_back(path + ": " + error);
   }
@@ -357,6 +366,27 @@ void ExecLockdown::drain(const RecordSink& deliver) {
   for (const auto& record : queued_.take_all()) deliver(record);
 }
 
+nlohmann::json warden_status(const WardenStats& w) {
+  nlohmann::json out = {{"running", w.running},
+                        {"pid", w.pid},
+                        {"answering_now", w.answering_now},
+                        {"takeovers", w.takeovers},
+                        {"handbacks", w.handbacks},
+                        {"answered_allow", w.answered_allow},
+                        {"answered_deny", w.answered_deny},
+                        {"answered_unattributed", w.answered_unattributed},
+                        {"longest_takeover_ms", w.longest_takeover_ms},
+                        {"restarts", w.restarts}};
+  if (!w.last_error.empty()) out["error"] = w.last_error;
+  return out;
+}
+
+nlohmann::json ExecLockdown::watched_status() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& w : marked_) out.push_back({{"path", w.path}, {"why", w.why}});
+  return out;
+}
+
 nlohmann::json ExecLockdown::status() const {
   const FanotifyGuardStats s = guard_->stats();
   std::lock_guard lock(mutex_);
@@ -373,9 +403,11 @@ nlohmann::json ExecLockdown::status() const {
           {"timeout_ms", options_.timeout_ms},
           {"on_timeout", options_.fail_closed ? "deny (fail closed)" : "allow (fail open)"},
           {"unreported_denials", queued_.stats().rejected_full},
-          {"watched", marked_},
+          {"watched", watched_status()},
           {"watch_errors", mark_errors_},
-          {"drift", layers_->status()}};
+          {"drift", layers_->status()},
+          {"answered_by_warden", s.answered_by_warden},
+          {"warden", warden_status(s.warden)}};
 }
 
 }  // namespace palisade::agent

@@ -48,6 +48,7 @@ std::vector<ExecutableFile> allowlisted_files(const policies::WorkloadPolicy& po
 
 struct ExecLockdownOptions {
   std::vector<std::string> mounts = {"/"};
+  std::string warden_label = "exec";
   uint32_t timeout_ms = 250;
   bool fail_closed = false;
   size_t max_queued_denials = 4096;
@@ -55,6 +56,9 @@ struct ExecLockdownOptions {
 
 class FanotifyExecGuard;
 struct ExecRequest;
+struct WardenStats;
+// The warden part of the exec guard's status (docs/enforcement.md).
+nlohmann::json warden_status(const WardenStats& stats);
 class OverlayLayers;
 
 class ExecLockdown {
@@ -84,8 +88,11 @@ class ExecLockdown {
   // agent with nothing to enforce does not make every exec on the host wait for it.
   void arm();
   bool armed() const;
-  // Checks execs on one more filesystem (a container's root); marks each path once.
-  void watch(const std::string& path);
+  // Checks execs on one more filesystem (a container's root); marks each path once. `why` says
+  // which workload needs it, for the status.
+  void watch(const std::string& path, const std::string& why);
+  // The cgroups whose execs are refused when no verdict comes in time (failing closed).
+  void set_locked_cgroups(const std::vector<uint64_t>& cgroup_ids);
   // Hands the denial records queued since the last call to `deliver` (agent thread).
   void drain(const RecordSink& deliver);
   nlohmann::json status() const;
@@ -111,7 +118,12 @@ class ExecLockdown {
   // Processes whose exec was just allowed: their ELF interpreter's open follows (bounded).
   base::LruMap<uint32_t, std::chrono::steady_clock::time_point> recent_allowed_{4096};
   base::LruMap<uint64_t, Target> decided_{1024};  // by pid and inode
-  std::vector<std::string> marked_;
+  struct Watched {
+    std::string path;
+    std::string why;
+  };
+  nlohmann::json watched_status() const;  // under mutex_
+  std::vector<Watched> marked_;
   bool armed_ = false;
   std::vector<std::string> mark_errors_;
 };

@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <system_error>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 
 #include "palisade/base/cgroup.h"
@@ -75,6 +76,7 @@ struct Pending {
   ExecRequest request;  // request.fd stays -1: the decider gets a copy with the fd
   Clock::time_point deadline;
   uint64_t generation = 0;  // the cache generation when read; a verdict older than it is stale
+  WardenTicket ticket;      // who owned the group when it was read, and its slot for the warden
   bool answered = false;    // guarded by the guard's mutex: exactly one response per event
 };
 
@@ -115,6 +117,17 @@ class FanotifyExecGuard::Impl {
     const int stop = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (stop < 0) throw std::runtime_error("eventfd failed: " + base::errno_text(errno));
     stop_ = base::UniqueFd(stop);
+    if (options_.warden) {
+      WardenOptions warden;
+      warden.executable = options_.warden_executable;
+      warden.label = options_.warden_label;
+      warden.stale_after = options_.decision_timeout / 2;
+      warden.tick = std::clamp<std::chrono::milliseconds>(options_.decision_timeout / 5,
+                                                          std::chrono::milliseconds(5),
+                                                          std::chrono::milliseconds(100));
+      warden.fail_closed = options_.on_timeout == ExecVerdict::kDeny;
+      warden_ = std::make_unique<WardenLink>(group_.get(), warden);
+    }
   }
 
   ~Impl() { stop(); }
@@ -162,11 +175,23 @@ class FanotifyExecGuard::Impl {
     ++generation_;
   }
 
+  void set_locked_cgroups(const std::vector<uint64_t>& cgroup_ids) {
+    std::lock_guard lock(mu_);
+    locked_ = std::unordered_set<uint64_t>(cgroup_ids.begin(), cgroup_ids.end());
+    if (warden_) warden_->set_locked_cgroups(cgroup_ids);
+  }
+
+  void end_orphaned_wardens() const {
+    std::lock_guard lock(mu_);
+    if (warden_) warden_->end_orphans();
+  }
+
   FanotifyGuardStats stats() const {
     std::lock_guard lock(mu_);
     FanotifyGuardStats out = stats_;
     out.cache_size = cache_.size();
     out.cache_evictions = cache_.evictions();
+    if (warden_) out.warden = warden_->stats();
     return out;
   }
 
@@ -186,6 +211,13 @@ class FanotifyExecGuard::Impl {
                     base::errno_text(errno));
     }
     if (reader_.joinable()) reader_.join();
+    // The warden holds a duplicate of the group: it must be gone for the kernel to let go.
+    std::unique_ptr<WardenLink> warden;
+    {
+      std::lock_guard lock(mu_);
+      warden = std::move(warden_);
+    }
+    warden.reset();
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
@@ -218,6 +250,18 @@ class FanotifyExecGuard::Impl {
   // One read per wakeup, so that the stop signal is seen during an exec storm too; poll is
   // level-triggered and comes straight back for what is left.
   void read_events() {
+    uint64_t control = 0;
+    if (warden_ && !warden_->may_read(control)) {
+      // The warden answers for now; it hands the group back at its next tick.
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      return;
+    }
+    if (warden_) warden_->reader_busy(true);
+    read_batch(control);
+    if (warden_) warden_->reader_busy(false);
+  }
+
+  void read_batch(uint64_t control) {
     alignas(fanotify_event_metadata) std::array<char, 8192> buffer{};
     const ssize_t length = read(group_.get(), buffer.data(), buffer.size());
     if (length < 0) {
@@ -248,22 +292,30 @@ class FanotifyExecGuard::Impl {
         continue;
       }
       base::UniqueFd fd(event.fd);
-      if ((event.mask & FAN_OPEN_EXEC_PERM) == 0) continue;
-      handle(static_cast<uint32_t>(event.pid), std::move(fd), read_at + options_.decision_timeout);
+      WardenTicket ticket{control, -1};
+      if (warden_) ticket = warden_->hold(event.fd, static_cast<uint32_t>(event.pid), control);
+      if ((event.mask & FAN_OPEN_EXEC_PERM) == 0) {
+        if (warden_) warden_->release(ticket);
+        continue;
+      }
+      handle(static_cast<uint32_t>(event.pid), std::move(fd), ticket,
+             read_at + options_.decision_timeout);
     }
   }
 
-  void handle(uint32_t pid, base::UniqueFd fd, Clock::time_point deadline) {
+  void handle(uint32_t pid, base::UniqueFd fd, const WardenTicket& ticket,
+              Clock::time_point deadline) {
     // The agent re-executing itself (upgrade, restart) must not depend on its own decider, which
     // may be stalled or may not know the new agent binary yet.
     if (pid == self_pid_) {
       std::lock_guard lock(mu_);
       ++stats_.requests;
-      respond_locked(fd.get(), ExecVerdict::kAllow);
+      respond_locked(fd.get(), ticket, ExecVerdict::kAllow);
       return;
     }
     auto pending = std::make_shared<Pending>();
     pending->fd = std::move(fd);
+    pending->ticket = ticket;
     pending->deadline = deadline;
     ExecRequest& request = pending->request;
     request.pid = pid;
@@ -273,7 +325,7 @@ class FanotifyExecGuard::Impl {
       std::lock_guard lock(mu_);
       ++stats_.requests;
       count_error_locked("fstat of an exec event", error);
-      respond_locked(pending->fd.get(), options_.on_timeout);
+      respond_locked(pending->fd.get(), ticket, fallback_verdict(request));
       return;
     }
     request.dev = st.st_dev;
@@ -290,7 +342,7 @@ class FanotifyExecGuard::Impl {
         ++stats_.cache_hits;
         // Unreported hits, the common case, skip the /proc reads entirely.
         if (!hit->report) {
-          respond_locked(pending->fd.get(), hit->verdict);
+          respond_locked(pending->fd.get(), ticket, hit->verdict);
           return;
         }
         cached = *hit;
@@ -302,12 +354,27 @@ class FanotifyExecGuard::Impl {
     if (cached) {
       {
         std::lock_guard lock(mu_);
-        respond_locked(pending->fd.get(), cached->verdict);
+        respond_locked(pending->fd.get(), ticket, cached->verdict);
       }
       report(request, *cached, false);
       return;
     }
+    if (options_.on_timeout == ExecVerdict::kDeny) request.locked = in_locked_cgroup(pid);
     enqueue(std::move(pending));
+  }
+
+  // Failing closed applies to the locked workloads, and to processes whose cgroup is unknown.
+  bool in_locked_cgroup(uint32_t pid) const {
+    const std::vector<uint64_t> ancestry = base::cgroup_ancestry_of_process(pid);
+    std::lock_guard lock(mu_);
+    if (ancestry.empty()) return true;
+    return std::any_of(ancestry.begin(), ancestry.end(),
+                       [this](uint64_t id) { return locked_.count(id) != 0; });
+  }
+
+  ExecVerdict fallback_verdict(const ExecRequest& request) const {  // needs no lock
+    return options_.on_timeout == ExecVerdict::kDeny && request.locked ? ExecVerdict::kDeny
+                                                                       : ExecVerdict::kAllow;
   }
 
   void enqueue(std::shared_ptr<Pending> pending) {
@@ -320,9 +387,10 @@ class FanotifyExecGuard::Impl {
         return;
       }
       ++stats_.overflow_answers;
-      respond_locked(pending->fd.get(), options_.on_timeout);
+      respond_locked(pending->fd.get(), pending->ticket, fallback_verdict(pending->request));
     }
-    report(pending->request, fallback("more than max_pending execs awaiting a verdict"), true);
+    report(pending->request,
+           fallback(pending->request, "more than max_pending execs awaiting a verdict"), true);
   }
 
   void work_loop() {
@@ -339,7 +407,7 @@ class FanotifyExecGuard::Impl {
       std::erase(deciding_, pending);
       if (!decision) {
         ++stats_.errors;
-        decision = fallback("the decider threw");
+        decision = fallback(pending->request, "the decider threw");
       } else if (decision->cacheable && pending->generation == generation_ &&
                  options_.cache_entries > 0) {
         // Also when the watchdog answered first: the next exec of this file hits.
@@ -373,6 +441,8 @@ class FanotifyExecGuard::Impl {
     std::unique_lock lock(mu_);
     while (!stopping_) {
       const auto now = Clock::now();
+      // The warden takes over when these stop: they say that this process still answers.
+      if (warden_) warden_->heartbeat();
       std::vector<ExecRequest> overdue;
       // The queue is in deadline order: all events share one timeout and arrive in order.
       while (!queue_.empty() && queue_.front()->deadline <= now) {
@@ -391,44 +461,62 @@ class FanotifyExecGuard::Impl {
       }
       if (!overdue.empty()) {
         lock.unlock();
-        const ExecDecision decision = fallback("no verdict within the decision timeout");
-        for (const auto& request : overdue) report(request, decision, true);
+        for (const auto& request : overdue) {
+          report(request, fallback(request, "no verdict within the decision timeout"), true);
+        }
         lock.lock();
         continue;
       }
-      if (next) {
-        watchdog_cv_.wait_until(lock, *next);
-      } else {
-        watchdog_cv_.wait(lock);
-      }
+      const auto tick = now + heartbeat_period();
+      watchdog_cv_.wait_until(lock, next ? std::min(*next, tick) : tick);
     }
+  }
+
+  std::chrono::milliseconds heartbeat_period() const {
+    // Without a warden nobody listens; a long wait keeps an idle agent idle.
+    return warden_ ? std::clamp<std::chrono::milliseconds>(options_.decision_timeout / 5,
+                                                           std::chrono::milliseconds(5),
+                                                           std::chrono::milliseconds(100))
+                   : std::chrono::milliseconds(1000);
   }
 
   void time_out_locked(Pending& pending, std::vector<ExecRequest>& overdue) {
     ++stats_.timeouts;
-    answer_locked(pending, options_.on_timeout);
+    answer_locked(pending, fallback_verdict(pending.request));
     overdue.push_back(pending.request);
   }
 
   void answer_locked(Pending& pending, ExecVerdict verdict) {
     pending.answered = true;
-    respond_locked(pending.fd.get(), verdict);
+    respond_locked(pending.fd.get(), pending.ticket, verdict);
   }
 
-  void respond_locked(int event_fd, ExecVerdict verdict) {
+  void respond_locked(int event_fd, const WardenTicket& ticket, ExecVerdict verdict) {
     if (group_.get() < 0) return;  // stopped: the kernel has allowed it already
+    if (warden_ && !warden_->may_answer(ticket)) {
+      // The warden took the group over after this event was read: it has answered it, or will.
+      ++stats_.answered_by_warden;
+      warden_->release(ticket);
+      return;
+    }
     fanotify_response response{};
     response.fd = event_fd;
     response.response = verdict == ExecVerdict::kAllow ? FAN_ALLOW : FAN_DENY;
     if (write(group_.get(), &response, sizeof response) != sizeof response) {
-      count_error_locked("fanotify response write", errno);
+      if (errno == ENOENT && warden_ && !warden_->may_answer(ticket)) {
+        ++stats_.answered_by_warden;  // it took over while this write was on its way
+      } else {
+        count_error_locked("fanotify response write", errno);
+      }
+    } else {
+      ++(verdict == ExecVerdict::kAllow ? stats_.allowed : stats_.denied);
     }
-    ++(verdict == ExecVerdict::kAllow ? stats_.allowed : stats_.denied);
+    if (warden_) warden_->release(ticket);
   }
 
-  ExecDecision fallback(std::string reason) const {
+  ExecDecision fallback(const ExecRequest& request, std::string reason) const {
     ExecDecision decision;
-    decision.verdict = options_.on_timeout;
+    decision.verdict = fallback_verdict(request);
     decision.cacheable = false;
     decision.report = true;
     decision.reason = std::move(reason);
@@ -468,6 +556,7 @@ class FanotifyExecGuard::Impl {
   const uint32_t self_pid_;
   base::UniqueFd group_;
   base::UniqueFd stop_;
+  std::unique_ptr<WardenLink> warden_;  // after group_: it holds a duplicate of the group
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;
@@ -477,7 +566,8 @@ class FanotifyExecGuard::Impl {
   std::deque<std::shared_ptr<Pending>> queue_;      // not yet with a decider, oldest first
   std::vector<std::shared_ptr<Pending>> deciding_;  // at most decider_threads
   base::LruMap<CacheKey, ExecDecision, CacheKeyHash> cache_;
-  uint64_t generation_ = 0;  // bumped by clear_cache() and invalidate()
+  uint64_t generation_ = 0;              // bumped by clear_cache() and invalidate()
+  std::unordered_set<uint64_t> locked_;  // failing closed, these cgroups' execs are refused
   bool stopping_ = false;
   FanotifyGuardStats stats_;
 
@@ -504,6 +594,7 @@ std::unique_ptr<FanotifyExecGuard> FanotifyExecGuard::start(const FanotifyGuardO
     std::string error;
     if (!impl->mark(path, error)) throw std::runtime_error(error);
   }
+  if (!options.mounts.empty()) impl->end_orphaned_wardens();
   return std::unique_ptr<FanotifyExecGuard>(new FanotifyExecGuard(std::move(impl)));
 }
 
@@ -518,6 +609,12 @@ void FanotifyExecGuard::clear_cache() {
 }
 void FanotifyExecGuard::invalidate(uint64_t dev, uint64_t ino) {
   impl_->invalidate(dev, ino);
+}
+void FanotifyExecGuard::end_orphaned_wardens() {
+  impl_->end_orphaned_wardens();
+}
+void FanotifyExecGuard::set_locked_cgroups(const std::vector<uint64_t>& cgroup_ids) {
+  impl_->set_locked_cgroups(cgroup_ids);
 }
 FanotifyGuardStats FanotifyExecGuard::stats() const {
   return impl_->stats();

@@ -1,7 +1,8 @@
 // Application lockdown, mechanism 2 (the fapolicyd way): every execve of a file on a marked
 // filesystem waits in the kernel until this guard writes allow or deny. Unlike the eBPF sensor it
-// can stop an exec before the first instruction runs, but only while the agent lives: once the
-// fanotify group is closed the kernel allows everything again (see docs/enforcement.md).
+// can stop an exec before the first instruction runs. A permission warden (warden_link.h), a
+// separate small process, answers in the guard's place when the guard's process cannot (stopped,
+// hung, gone), so that no exec ever waits on it for long (docs/enforcement.md).
 #pragma once
 
 #include <chrono>
@@ -11,6 +12,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "enforce/warden_link.h"
 
 namespace palisade::agent {
 
@@ -24,6 +27,8 @@ struct ExecRequest {
   uint64_t cgroup_id = 0;  // cgroup v2 id of pid (inode of its cgroup v2 directory), 0 if unknown
   uint32_t uid = kUnknownUid;  // real uid of pid (/proc/<pid>/status)
   std::string parent_exe;      // readlink /proc/<pid>/exe: the image calling execve
+  // Failing closed: the process is in a locked cgroup or below one, so on_timeout applies to it.
+  bool locked = false;
   int fd = -1;  // the event's fd, valid only during the decider call (e.g. to hash the content)
 };
 
@@ -51,9 +56,16 @@ struct FanotifyGuardOptions {
   // Paths whose filesystems are marked (FAN_MARK_FILESYSTEM, falling back to FAN_MARK_MOUNT).
   std::vector<std::string> mounts;
   std::chrono::milliseconds decision_timeout{250};
-  // Fail-open or fail-closed when the decider stalls, throws or the guard is overloaded.
+  // Fail-open or fail-closed when the decider stalls, throws or the guard is overloaded. Deny
+  // applies to the processes of the locked cgroups (set_locked_cgroups()) only: nothing else on
+  // the host is refused because the guard is slow.
   ExecVerdict on_timeout = ExecVerdict::kAllow;
-  size_t cache_entries = 16384;  // bounded LRU; key: cgroup_id, dev, ino, ctime_ns
+  // The permission warden: on unless a test turns it off. "" = palisade-warden beside this
+  // process's executable.
+  bool warden = true;
+  std::string warden_executable;
+  std::string warden_label = "exec";  // a restarted agent ends orphaned wardens of its label
+  size_t cache_entries = 16384;       // bounded LRU; key: cgroup_id, dev, ino, ctime_ns
   // Permission events queued or being decided; beyond it: answered with on_timeout at once.
   size_t max_pending = 1024;
   size_t decider_threads = 2;  // how many decisions may run (or stall) at the same time
@@ -73,6 +85,9 @@ struct FanotifyGuardStats {
   uint64_t errors = 0;
   size_t cache_size = 0;
   size_t marked_filesystems = 0;  // successful marks (a filesystem or, as fallback, a mount)
+  // Responses the guard did not write because its warden had answered the event meanwhile.
+  uint64_t answered_by_warden = 0;
+  WardenStats warden;
 };
 
 class FanotifyExecGuard {
@@ -92,6 +107,13 @@ class FanotifyExecGuard {
   bool mark(const std::string& path, std::string& error);
   void clear_cache();                           // policy changed
   void invalidate(uint64_t dev, uint64_t ino);  // the file was written: forget all its verdicts
+  // The cgroups of locked workloads: failing closed, only their execs (and those of cgroups below
+  // them) are refused when no verdict comes in time, by the guard or its warden.
+  void set_locked_cgroups(const std::vector<uint64_t>& cgroup_ids);
+  // Once this guard's marks are in place: ends the wardens an agent that died left (failing
+  // closed, they keep refusing the locked cgroups' execs until then). start() does it when
+  // options.mounts is not empty.
+  void end_orphaned_wardens();
   FanotifyGuardStats stats() const;
 
  private:

@@ -11,6 +11,7 @@
 
 #include "enforce/enforce_abi.h"
 #include "enforce/kernel_rules.h"
+#include "enforce/warden_link.h"
 #include "palisade/agent/enforcer.h"
 #include "palisade/base/errno_text.h"
 #include "palisade/base/error.h"
@@ -37,9 +38,20 @@ void ensure_bpffs(const std::string& pin_root) {
 
 // ---- used by the CLI, without an agent
 
+std::string exec_warden_label(const std::string& pin_dir) {
+  return "exec:" + pin_dir;
+}
+
+std::string read_only_warden_label(const std::string& pin_dir) {
+  return "read-only:" + pin_dir;
+}
+
 std::vector<std::string> uninstall_enforcement(const std::string& pin_root) {
   std::vector<std::string> removed;
   const std::string dir = pin_directory(pin_root);
+  // Wardens an agent that died failing closed left keep refusing its locked workloads' execs.
+  end_orphaned_wardens(exec_warden_label(dir));
+  end_orphaned_wardens(read_only_warden_label(dir));
   std::error_code ec;
   if (!fs::exists(dir, ec)) return removed;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {

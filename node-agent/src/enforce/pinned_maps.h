@@ -13,6 +13,10 @@ namespace palisade::agent {
 // <pin_root>/enforce-v<ABI>.
 std::string pin_directory(const std::string& pin_root);
 
+// The labels of the permission wardens of the agent pinning under pin_dir (warden_link.h).
+std::string exec_warden_label(const std::string& pin_dir);
+std::string read_only_warden_label(const std::string& pin_dir);
+
 // Mounts bpffs at pin_root's parent when it is not; throws when that fails.
 void ensure_bpffs(const std::string& pin_root);
 

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
 namespace palisade::agent {
 namespace {
@@ -35,7 +36,8 @@ bool write_intent(uint32_t open_flags) {
   return (open_flags & O_ACCMODE) != O_RDONLY || (open_flags & O_TRUNC) != 0;
 }
 
-std::unique_ptr<WriteGuard> WriteGuard::start(int intent_map_fd, Decide decide, Sink sink) {
+std::unique_ptr<WriteGuard> WriteGuard::start(int intent_map_fd, Decide decide, Sink sink,
+                                              const std::string& warden_label) {
   std::unique_ptr<WriteGuard> self(new WriteGuard());
   // FAN_REPORT_TID: the event names the thread, whose open flags the eBPF map keeps.
   self->fanotify_fd_ =
@@ -45,6 +47,11 @@ std::unique_ptr<WriteGuard> WriteGuard::start(int intent_map_fd, Decide decide, 
     throw std::runtime_error(std::string("fanotify_init for the write guard: ") +
                              std::strerror(errno));
   }
+  // A write-open waiting here must not wait on an agent that cannot run: the warden answers
+  // (allow: these marks fail open) when this thread stops ticking.
+  WardenOptions warden;
+  warden.label = warden_label;
+  self->warden_ = std::make_unique<WardenLink>(self->fanotify_fd_, warden);
   self->stop_fd_ = eventfd(0, EFD_CLOEXEC);
   self->intent_fd_ = intent_map_fd;
   self->decide_ = std::move(decide);
@@ -60,7 +67,8 @@ WriteGuard::~WriteGuard() {
     if (write(stop_fd_, &one, sizeof(one)) != sizeof(one)) spdlog::debug("write guard stop");
   }
   if (thread_.joinable()) thread_.join();
-  // Closing the group allows whatever is still pending.
+  // Closing the group allows whatever is still pending, once the warden's copy is closed too.
+  warden_.reset();
   if (fanotify_fd_ >= 0) close(fanotify_fd_);
   if (stop_fd_ >= 0) close(stop_fd_);
 }
@@ -97,24 +105,47 @@ void WriteGuard::watch(const std::vector<std::string>& paths) {
   }
 }
 
-void WriteGuard::answer(int fd, int event_fd, uint32_t response) {
-  fanotify_response r{event_fd, response};
-  if (write(fd, &r, sizeof(r)) != sizeof(r)) spdlog::debug("write guard: response failed");
+void WriteGuard::answer(int event_fd, const WardenTicket& ticket, uint32_t response) {
+  if (!warden_->may_answer(ticket)) {
+    answered_by_warden_++;  // it took the group over after this event was read
+  } else if (fanotify_response r{event_fd, response};
+             write(fanotify_fd_, &r, sizeof(r)) != sizeof(r)) {
+    spdlog::debug("write guard: response failed: {}", std::strerror(errno));
+  }
+  warden_->release(ticket);
 }
 
 void WriteGuard::run() {
-  alignas(fanotify_event_metadata) char buffer[8192];
-  const auto self = static_cast<uint32_t>(getpid());
   while (true) {
     pollfd fds[2] = {{fanotify_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+    // Wakes every tick to say to the warden that this thread still answers.
+    if (poll(fds, 2, 25) < 0 && errno != EINTR) break;
     if ((fds[1].revents & POLLIN) != 0) break;
+    warden_->heartbeat();
+    if ((fds[0].revents & POLLIN) == 0) continue;
+    uint64_t control = 0;
+    if (!warden_->may_read(control)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the warden answers for now
+      continue;
+    }
+    warden_->reader_busy(true);
+    read_batch(control);
+    warden_->reader_busy(false);
+  }
+}
+
+void WriteGuard::read_batch(uint64_t control) {
+  alignas(fanotify_event_metadata) char buffer[8192];
+  const auto self = static_cast<uint32_t>(getpid());
+  {
     const ssize_t n = read(fanotify_fd_, buffer, sizeof(buffer));
-    if (n <= 0) continue;
+    if (n <= 0) return;
     auto* meta = reinterpret_cast<fanotify_event_metadata*>(buffer);
     ssize_t left = n;
     for (; FAN_EVENT_OK(meta, left); meta = FAN_EVENT_NEXT(meta, left)) {
       if (meta->fd < 0) continue;
+      const WardenTicket ticket =
+          warden_->hold(meta->fd, static_cast<uint32_t>(meta->pid), control);
       requests_++;
       uint32_t response = FAN_ALLOW;
       WriteRequest request;
@@ -134,7 +165,7 @@ void WriteGuard::run() {
       } else {
         no_intent_++;
       }
-      answer(fanotify_fd_, meta->fd, response);
+      answer(meta->fd, ticket, response);
       close(meta->fd);
     }
   }
@@ -147,6 +178,8 @@ WriteGuardStats WriteGuard::stats() const {
   s.no_intent = no_intent_;
   s.marked = marked_.size();
   s.mark_errors = mark_errors_;
+  s.answered_by_warden = answered_by_warden_;
+  s.warden = warden_->stats();
   return s;
 }
 
