@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -105,6 +106,16 @@ class EventStore::Writer {
     std::error_code ec;
     auto parent = std::filesystem::path(options_.path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    // A full disk at start is not fatal: the store waits for space, counting what it cannot keep.
+    if (const std::string low = low_space(); !low.empty()) {
+      pause(low);
+    } else {
+      open_or_recover();
+    }
+    thread_ = std::thread([this] { run(); });
+  }
+
+  void open_or_recover() {
     std::string problem = open_checked();
     if (!problem.empty()) {
       // Never half-read, never silently reused: the damaged file is kept for the operator and
@@ -120,7 +131,6 @@ class EventStore::Writer {
         throw EnvironmentError("cannot open event store " + options_.path + ": " + problem);
       }
     }
-    thread_ = std::thread([this] { run(); });
   }
 
   ~Writer() {
@@ -151,6 +161,11 @@ class EventStore::Writer {
     out.queue_waits = queue_.stats().full_waits;
     return out;
   }
+  // Why the store is not writing now; "" while it writes.
+  std::string paused() const {
+    std::lock_guard lock(mutex_);
+    return paused_;
+  }
 
  private:
   void run() {
@@ -167,14 +182,16 @@ class EventStore::Writer {
         if (queue_.closed()) return;
         continue;
       }
-      const bool ok = write_batch(batch);
+      const bool ready = ready_to_write();
+      const bool ok = ready && write_batch(batch);
       {
         std::lock_guard lock(mutex_);
         (ok ? stats_.written : stats_.not_written) += batch.size();
+        if (!ready) stats_.dropped_low_space += batch.size();
       }
       queue_.done(batch.size());
-      if (std::chrono::steady_clock::now() - last_prune >=
-          std::chrono::milliseconds(options_.prune_interval_ms)) {
+      if (db_ != nullptr && std::chrono::steady_clock::now() - last_prune >=
+                                std::chrono::milliseconds(options_.prune_interval_ms)) {
         prune();
         last_prune = std::chrono::steady_clock::now();
       }
@@ -183,6 +200,53 @@ class EventStore::Writer {
 
   bool write_batch(const std::vector<StoreRow>& rows);
   void prune();
+
+  // SQLite maps its WAL index: on a filesystem with no space left, a page it touches there can
+  // kill the whole agent with SIGBUS instead of returning an error. So the store stops writing
+  // while its filesystem has less than min_free_bytes, before SQLite gets there.
+  std::string low_space() const {
+    const auto parent = std::filesystem::path(options_.path).parent_path();
+    struct statvfs fs {};
+    if (statvfs(parent.empty() ? "." : parent.c_str(), &fs) != 0) return {};
+    const uint64_t free = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+    if (free >= options_.min_free_bytes) return {};
+    return std::to_string(free) + " bytes free on its filesystem, below the " +
+           std::to_string(options_.min_free_bytes) + " it keeps free (store.min_free_mib)";
+  }
+
+  bool ready_to_write() {
+    if (std::string low = low_space(); !low.empty()) {
+      pause(low);
+      return false;
+    }
+    if (db_ == nullptr) {
+      try {
+        open_or_recover();
+      } catch (const std::exception& e) {
+        pause(e.what());
+        return false;
+      }
+    }
+    std::lock_guard lock(mutex_);
+    if (!paused_.empty()) {
+      spdlog::info("event store {}: writing again ({} events were not written meanwhile)",
+                   options_.path, stats_.dropped_low_space);
+      paused_.clear();
+    }
+    return true;
+  }
+
+  void pause(const std::string& why) {
+    std::lock_guard lock(mutex_);
+    if (paused_ == why || (!paused_.empty() && why.find("bytes free") != std::string::npos &&
+                           paused_.find("bytes free") != std::string::npos)) {
+      paused_ = why;
+      return;
+    }
+    paused_ = why;
+    spdlog::error("event store {}: not writing, events are counted as not written: {}",
+                  options_.path, why);
+  }
 
   // Opens (creating it 0600: it holds every command line on the host), checks and prepares the
   // database; returns what is wrong with it, "" when it is usable. Errors the file's content
@@ -217,6 +281,9 @@ class EventStore::Writer {
   }
 
   std::string recovered_from_;  // where a damaged store found at open was moved
+  std::string paused_;          // why the store is not writing now; "" while it writes
+  std::chrono::steady_clock::time_point last_error_log_{};
+  uint64_t unlogged_failures_ = 0;
 
   StoreOptions options_;
   std::shared_ptr<ocsf::Formatter> formatter_;
@@ -292,9 +359,16 @@ void EventStore::write_record(const OutOfBandRecord& record) {
 
 nlohmann::json EventStore::status() const {
   const StoreStats s = stats();
-  nlohmann::json out = {{"path", writer_->path()},      {"written", s.written},
-                        {"not_written", s.not_written}, {"queue_waits", s.queue_waits},
-                        {"pruned", s.pruned},           {"write_errors", s.write_errors}};
+  nlohmann::json out = {{"path", writer_->path()},
+                        {"written", s.written},
+                        {"not_written", s.not_written},
+                        {"not_written_by_reason",
+                         {{"database_error", s.not_written - s.dropped_low_space},
+                          {"low_disk_space", s.dropped_low_space}}},
+                        {"queue_waits", s.queue_waits},
+                        {"pruned", s.pruned},
+                        {"write_errors", s.write_errors}};
+  if (const std::string paused = writer_->paused(); !paused.empty()) out["paused"] = paused;
   if (!writer_->recovered_from().empty()) out["damaged_store_moved_to"] = writer_->recovered_from();
   return out;
 }
@@ -340,8 +414,18 @@ bool EventStore::Writer::write_batch(const std::vector<StoreRow>& rows) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     std::lock_guard lock(mutex_);
     stats_.write_errors++;
-    spdlog::error("event store {}: batch of {} events not written: {}", options_.path, rows.size(),
-                  e.what());
+    // Once a minute at most: a failing disk must not also flood the log.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_error_log_ >= std::chrono::minutes(1)) {
+      spdlog::error(
+          "event store {}: batch of {} events not written: {} ({} more failed batches "
+          "since the last message)",
+          options_.path, rows.size(), e.what(), unlogged_failures_);
+      last_error_log_ = now;
+      unlogged_failures_ = 0;
+    } else {
+      ++unlogged_failures_;
+    }
     return false;
   }
 }

@@ -241,7 +241,7 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
     r.read(n, "output", "json_file", c.outputs.json_file);
   }
   if (auto n = root["store"]) {
-    r.known_keys(n, "store", {"enabled", "path", "max_age_hours", "max_size_mib"});
+    r.known_keys(n, "store", {"enabled", "path", "max_age_hours", "max_size_mib", "min_free_mib"});
     r.read(n, "store", "enabled", c.outputs.store_enabled);
     r.read(n, "store", "path", c.outputs.store.path);
     uint64_t hours = c.outputs.store.max_age_seconds / 3600;
@@ -250,6 +250,9 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
     r.read_positive<uint64_t>(n, "store", "max_size_mib", mib, 1U << 20);
     c.outputs.store.max_age_seconds = hours * 3600;
     c.outputs.store.max_bytes = mib << 20;
+    uint64_t free_mib = c.outputs.store.min_free_bytes >> 20;
+    r.read(n, "store", "min_free_mib", free_mib);
+    c.outputs.store.min_free_bytes = free_mib << 20;
   }
   if (auto n = root["sensor"]) {
     r.known_keys(n, "sensor",

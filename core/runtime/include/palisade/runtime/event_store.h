@@ -23,6 +23,9 @@ struct StoreOptions {
   size_t queue_max_bytes = 8U << 20;  // when either bound is reached
   size_t batch_size = 2048;
   uint64_t prune_interval_ms = 30'000;  // how often retention runs
+  // Below this much free space on its filesystem the store writes nothing (counted), so that
+  // SQLite never meets a full disk (which can end in SIGBUS on its mapped WAL index).
+  uint64_t min_free_bytes = 64ULL << 20;
 };
 
 struct StoreStats {
@@ -30,7 +33,8 @@ struct StoreStats {
   uint64_t not_written = 0;  // in batches the database refused (counted lost, never retried)
   uint64_t queue_waits = 0;  // times the pipeline waited for the writer
   uint64_t pruned = 0;
-  uint64_t write_errors = 0;  // failed batches
+  uint64_t write_errors = 0;       // failed batches
+  uint64_t dropped_low_space = 0;  // of not_written: the filesystem was below min_free_bytes
 };
 
 class EventStore : public Output {
