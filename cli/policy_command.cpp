@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "learn.h"
 #include "palisade/agent/capture.h"
+#include "palisade/base/bounded_read.h"
 #include "palisade/ocsf/reader.h"
 #include "palisade/policies/policy_set.h"
 #include "palisade/runtime/detector.h"
@@ -28,11 +29,8 @@ std::vector<PolicySource> read_sources(const std::vector<std::string>& paths) {
       sources.insert(sources.end(), more.begin(), more.end());
       continue;
     }
-    std::ifstream in(path);
-    if (!in) throw std::runtime_error(path + ": cannot read");
-    std::stringstream text;
-    text << in.rdbuf();
-    sources.push_back(PolicySource{path, text.str()});
+    sources.push_back(
+        PolicySource{path, base::read_file_prefix(path, policies::kMaxPolicySourceBytes)});
   }
   return sources;
 }

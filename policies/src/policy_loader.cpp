@@ -108,7 +108,25 @@ std::shared_ptr<PolicySet> PolicySet::compile(const std::vector<PolicySource>& s
 
   // Pass 1: parse every document, collect lists and macros (visible to all rules).
   for (const auto& source : sources) {
-    for (const auto& piece : split_documents(source.text)) {
+    if (source.text.size() > kMaxPolicySourceBytes) {
+      errors.push_back(Diagnostic{source.name, 1, 1, "(file)",
+                                  std::to_string(source.text.size()) +
+                                      " bytes or more, more than the " +
+                                      std::to_string(kMaxPolicySourceBytes) +
+                                      " a policy source may have; nothing in it was read"});
+      continue;
+    }
+    std::vector<DocumentText> pieces = split_documents(source.text);
+    std::erase_if(pieces, [](const DocumentText& piece) { return only_comments(piece.text); });
+    if (pieces.size() > kMaxDocumentsPerSource) {
+      errors.push_back(Diagnostic{
+          source.name, pieces[kMaxDocumentsPerSource].first_line + 1, 1, "(file)",
+          std::to_string(pieces.size()) + " documents, more than the " +
+              std::to_string(kMaxDocumentsPerSource) +
+              " a policy source may have (this is the first one over); nothing in it was read"});
+      continue;
+    }
+    for (const auto& piece : pieces) {
       if (only_comments(piece.text)) continue;
       DocumentReader r(source.name, piece.first_line);
       try {

@@ -67,6 +67,28 @@ spec:
   EXPECT_EQ(errors[0].field, "(yaml)");
 }
 
+TEST(PolicySet, OversizedSourcesAreRefusedBeforeParsing) {
+  const std::string rule =
+      "apiVersion: palisade.dev/v1\nkind: List\nmetadata: {name: l}\nspec: {items: [a]}\n";
+  std::string big = rule + "# " + std::string(kMaxPolicySourceBytes, 'x') + "\n";
+  auto errors = compile_errors(big);
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_EQ(errors[0].field, "(file)");
+  EXPECT_NE(errors[0].message.find("more than the 4194304"), std::string::npos)
+      << errors[0].to_string();
+
+  std::string many;
+  for (size_t i = 0; i <= kMaxDocumentsPerSource; ++i) {
+    many += "---\napiVersion: palisade.dev/v1\nkind: List\nmetadata: {name: l" + std::to_string(i) +
+            "}\nspec: {items: [a]}\n";
+  }
+  errors = compile_errors(many);
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_EQ(errors[0].field, "(file)");
+  EXPECT_EQ(errors[0].line, static_cast<int>(5 * kMaxDocumentsPerSource + 2))
+      << "the line of the first document over the limit: " << errors[0].to_string();
+}
+
 TEST(PolicySet, EveryBadDocumentIsReportedInOneRun) {
   auto errors = compile_errors(R"(apiVersion: palisade.dev/v1
 kind: DetectionRule

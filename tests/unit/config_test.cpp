@@ -43,6 +43,25 @@ TEST(Config, ErrorsNameFileLineColumnAndField) {
 }
 
 // The hypervisor section is part of the same file (palisade hv reads it).
+TEST(Config, OversizedOrMultiDocumentConfigurationIsRefusedBeforeParsing) {
+  const std::string big = "log_level: info\n# " + std::string(kMaxConfigBytes, 'x') + "\n";
+  try {
+    apply_config(default_config(), big, "big.yaml");
+    FAIL() << "a configuration over the limit was read";
+  } catch (const ConfigurationError& e) {
+    EXPECT_NE(std::string(e.what()).find("big.yaml:1:1:"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("more than the 1048576"), std::string::npos) << e.what();
+  }
+  try {
+    apply_config(default_config(), "---\nlog_level: info\n---\nlog_level: debug\n", "two.yaml");
+    FAIL() << "a second document was accepted";
+  } catch (const ConfigurationError& e) {
+    EXPECT_NE(std::string(e.what()).find("two.yaml:3:1:"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(apply_config(default_config(), "---\nlog_level: debug\n", "one.yaml").log_level,
+            "debug");
+}
+
 TEST(Config, HypervisorSectionIsReadAndChecked) {
   auto c = apply_config(default_config(), R"(hypervisor:
   connect: [test:///default, "qemu+ssh://h2/system"]

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "palisade/base/bounded_read.h"
 #include "palisade/base/proc.h"
 
 namespace palisade::runtime {
@@ -71,11 +72,9 @@ std::vector<policies::PolicySource> read_policy_directory(const std::string& dir
   }
   std::sort(files.begin(), files.end());
   for (const auto& file : files) {
-    std::ifstream in(file);
-    if (!in) throw std::runtime_error(file.string() + ": cannot read policy file");
-    std::stringstream text;
-    text << in.rdbuf();
-    sources.push_back(policies::PolicySource{file.string(), text.str()});
+    // Bounded: PolicySet::compile refuses a source over the limit without parsing it.
+    sources.push_back(policies::PolicySource{
+        file.string(), base::read_file_prefix(file.string(), policies::kMaxPolicySourceBytes)});
   }
   return sources;
 }

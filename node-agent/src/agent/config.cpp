@@ -2,9 +2,11 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
+#include <cctype>
 #include <set>
 #include <sstream>
+
+#include "palisade/base/bounded_read.h"
 
 namespace palisade::agent {
 namespace {
@@ -139,6 +141,33 @@ void read_hypervisor(const Reader& r, const YAML::Node& n, HypervisorConfig& h) 
   }
 }
 
+namespace {
+
+// Before any parsing: one document, at most kMaxConfigBytes.
+void check_config_limits(const std::string& yaml_text, const std::string& source_name) {
+  if (yaml_text.size() > kMaxConfigBytes) {
+    throw ConfigurationError(source_name + ":1:1: " + std::to_string(yaml_text.size()) +
+                             " bytes or more, more than the " + std::to_string(kMaxConfigBytes) +
+                             " a configuration file may have");
+  }
+  bool content = false;
+  int line_no = 0;
+  std::istringstream lines(yaml_text);
+  for (std::string line; std::getline(lines, line); ++line_no) {
+    const bool separator = line.rfind("---", 0) == 0 &&
+                           (line.size() == 3 || std::isspace(static_cast<unsigned char>(line[3])));
+    if (separator && content) {
+      throw ConfigurationError(source_name + ":" + std::to_string(line_no + 1) +
+                               ":1: a second YAML document starts here; a configuration file "
+                               "holds one");
+    }
+    const size_t first = line.find_first_not_of(" \t\r");
+    if (!separator && first != std::string::npos && line[first] != '#') content = true;
+  }
+}
+
+}  // namespace
+
 AgentConfig default_config() {
   return apply_config(AgentConfig{}, std::string(default_config_yaml()), "<built-in defaults>");
 }
@@ -147,6 +176,7 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
                          const std::string& source_name) {
   AgentConfig c = base;
   Reader r(source_name);
+  check_config_limits(yaml_text, source_name);
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -295,11 +325,13 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
 }
 
 AgentConfig load_config_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigurationError(path + ": cannot read configuration file");
-  std::stringstream text;
-  text << in.rdbuf();
-  return apply_config(default_config(), text.str(), path);
+  std::string text;
+  try {
+    text = base::read_file_prefix(path, kMaxConfigBytes);
+  } catch (const EnvironmentError& e) {
+    throw ConfigurationError(std::string(e.what()) + " (the configuration file)");
+  }
+  return apply_config(default_config(), text, path);
 }
 
 }  // namespace palisade::agent

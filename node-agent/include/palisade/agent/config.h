@@ -96,6 +96,8 @@ AgentConfig default_config();
 // Applies the YAML text on top of `base`; `source_name` names it in errors.
 AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
                          const std::string& source_name);
+// A configuration is one YAML document of at most this size, checked before it is parsed.
+inline constexpr size_t kMaxConfigBytes = 1U << 20;
 AgentConfig load_config_file(const std::string& path);  // defaults + file
 
 }  // namespace palisade::agent

@@ -22,6 +22,12 @@ struct PolicySource {
   std::string text;
 };
 
+// Limits on one policy source (a file or a resource), enforced before any of it is parsed: a
+// larger one is refused with a diagnostic, so that a runaway file cannot take the agent's memory
+// on a reload. Readers of policy files read at most kMaxPolicySourceBytes + 1 bytes.
+inline constexpr size_t kMaxPolicySourceBytes = 4U << 20;
+inline constexpr size_t kMaxDocumentsPerSource = 1000;
+
 // An error (or warning) in a policy document, formatted compiler-style.
 struct Diagnostic {
   std::string source;
