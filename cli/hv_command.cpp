@@ -18,6 +18,7 @@
 #include "palisade/runtime/control_signals.h"
 #include "palisade/runtime/detector.h"
 #include "palisade/runtime/outputs.h"
+#include "palisade/runtime/status_file.h"
 
 namespace palisade::cli {
 namespace {
@@ -121,6 +122,7 @@ int run_monitor(const HvFlags& f) {
   options.response.evidence_directory = h.evidence_directory;
   options.inspection = inspection_settings(h);
   options.status_file = h.status_file;
+  runtime::check_status_file_path(options.status_file);
   hv::Monitor monitor(
       options, outputs->formatter(),
       hv::MonitorOutputs{outputs->sinks(), [&](const json& r) { outputs->write_audit(r); }});

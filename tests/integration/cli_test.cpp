@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -96,6 +97,67 @@ TEST_F(CliTest, AgentWritesJsonStoreAndStatusAndFlushesOnSigterm) {
     }
   }
   EXPECT_EQ(replayed_unlinks, 20U);
+}
+
+// Once the agent says it runs (status "running"), nothing is missed: a storm started at that
+// very moment is delivered from its first file (reported once with the first ~20 missing).
+TEST_F(CliTest, AStormStartedTheMomentTheAgentRunsIsDeliveredFromItsFirstFile) {
+  const fs::path storm = dir / "storm";
+  fs::create_directories(storm);
+  start_agent({"--no-store"});
+  std::string ignored;
+  constexpr int kFiles = 300;
+  run_capture({"/bin/sh", "-c",
+               "cd " + storm.string() + " && i=0; while [ $i -lt " + std::to_string(kFiles) +
+                   " ]; do : > f$i; i=$((i+1)); done"},
+              ignored);
+  ASSERT_EQ(stop_agent(), 0) << slurp(dir / "agent.log");
+  std::set<std::string> opened;
+  uint64_t lost = 0;
+  for (const auto& e : json_lines(dir / "events.jsonl")) {
+    if (e["class_uid"] == 1001 && e["activity_id"] == 14 &&
+        e["file"]["path"].get<std::string>().rfind(storm.string() + "/f", 0) == 0) {
+      opened.insert(e["file"]["path"].get<std::string>());
+    }
+    if (e["class_uid"] == 0 && e.value("message", "") == "palisade agent stopped") {
+      for (const auto& [cls, counters] : e["unmapped"]["palisade"]["events"].items()) {
+        lost += counters.value("lost", 0U);
+      }
+    }
+  }
+  EXPECT_EQ(lost, 0U);
+  EXPECT_EQ(opened.size(), static_cast<size_t>(kFiles));
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(opened.count((storm / ("f" + std::to_string(i))).string()), 1U) << "f" << i;
+  }
+}
+
+// Start-up refuses what would only fail quietly later, and says which privilege it lacks.
+TEST_F(CliTest, AgentRefusesADirectoryStatusFileAndNamesMissingPrivileges) {
+  const fs::path status_dir = dir / "status-dir";
+  fs::create_directories(status_dir);
+  pid_t pid = spawn(
+      {kCli, "agent", "--no-stdout", "--no-store", "--status-file", status_dir.string() + "/"},
+      dir / "dir.log");
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  EXPECT_NE(slurp(dir / "dir.log").find("is a directory"), std::string::npos)
+      << slurp(dir / "dir.log");
+  EXPECT_TRUE(fs::is_empty(status_dir)) << "it left a temporary file behind";
+
+  // As an unprivileged user (setpriv, util-linux): every missing capability named at once.
+  pid = spawn({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+               "--inh-caps=-all", kCli, "agent", "--no-stdout", "--no-store", "--status-file",
+               "/tmp/palisade-nobody-status.json"},
+              dir / "nobody.log");
+  waitpid(pid, &status, 0);
+  const std::string log = slurp(dir / "nobody.log");
+  EXPECT_EQ(WEXITSTATUS(status), 2) << log;
+  EXPECT_NE(log.find("lacks:"), std::string::npos) << log;
+  EXPECT_NE(log.find("CAP_BPF"), std::string::npos) << log;
+  EXPECT_NE(log.find("CAP_SYS_ADMIN"), std::string::npos) << log;
+  EXPECT_EQ(log.find("filesystem error"), std::string::npos) << log;
 }
 
 TEST_F(CliTest, BadConfigurationFailsWithFileLineAndField) {

@@ -1,6 +1,7 @@
 #include "palisade/agent/agent.h"
 
 #include <arpa/inet.h>
+#include <linux/capability.h>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -23,6 +24,7 @@
 #include "palisade/agent/container.h"
 #include "palisade/agent/enforcer.h"
 #include "palisade/agent/respond.h"
+#include "palisade/base/capabilities.h"
 #include "palisade/base/cgroup.h"
 #include "palisade/base/clock.h"
 #include "palisade/base/proc.h"
@@ -177,6 +179,30 @@ void Agent::run_canary() {
   detector_->raise(canary_rule(), message, trigger);
 }
 
+namespace {
+
+// Said at start, by name, rather than as a raw EPERM from whichever call comes first.
+void check_live_privileges(bool enforcement) {
+  std::vector<std::pair<int, std::string>> needed = {
+      {CAP_BPF, "CAP_BPF (load the eBPF programs)"},
+      {CAP_PERFMON, "CAP_PERFMON (attach them to tracepoints)"},
+      {CAP_SYS_ADMIN, "CAP_SYS_ADMIN (fanotify, mounting tracefs and bpffs)"},
+      {CAP_SYS_PTRACE, "CAP_SYS_PTRACE (read every process's /proc entries)"},
+      {CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH (hash and inspect any file)"}};
+  if (enforcement) needed.emplace_back(CAP_NET_ADMIN, "CAP_NET_ADMIN (cgroup network programs)");
+  const std::vector<std::string> missing = base::missing_capabilities(needed);
+  if (missing.empty()) return;
+  std::string message =
+      "palisade agent runs as root or with these capabilities; this process "
+      "(uid " +
+      std::to_string(geteuid()) + ") lacks:";
+  for (const auto& m : missing) message += "\n  " + m;
+  message += "\n(run it as root; --replay needs none of them)";
+  throw SensorError(message);
+}
+
+}  // namespace
+
 int Agent::run() {
   table_ = std::make_unique<ProcessTable>(config_.process_table);
   ocsf::HostInfo host = ocsf::HostInfo::detect();
@@ -293,6 +319,9 @@ int Agent::run() {
 int run_agent(const AgentOptions& options) {
   runtime::ControlSignals::install();
   try {
+    // Before anything touches the filesystem or the kernel: what is wrong is said by name.
+    runtime::check_status_file_path(options.config.status_file);
+    if (options.replay_path.empty()) check_live_privileges(options.config.enforcement.enabled);
     Agent agent(options);
     return agent.run();
   } catch (const SensorError& e) {

@@ -8,6 +8,10 @@
 
 namespace palisade::runtime {
 
+// Throws ConfigurationError when the path cannot be a status file (a directory, or a path
+// ending in '/'): checked at start, since a failed write later is only logged.
+void check_status_file_path(const std::string& path);
+
 // False (and logged) when it could not be written; an empty path writes nothing.
 bool write_status_file(const std::string& path, const nlohmann::json& status);
 
