@@ -36,26 +36,39 @@ if [[ $(id -u) -eq 0 ]]; then
   vm_setup=$!
 fi
 
-# Fuzzing first, so that ctest's summary closes the output. Any crash fails the run.
+# Fuzzing first, so that ctest's summary closes the output. Any crash fails the run. Every parser
+# of outside input has a target (tests/fuzz/); the policy parser and the condition compiler get
+# the longest share, the others run two at a time. scripts/fuzz-long.sh is the long run.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+FUZZ_SHORT_SECONDS=${FUZZ_SHORT_SECONDS:-10}
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$(nproc)" --target policy_parser_fuzzer expression_fuzzer
-for target in policy_parser_fuzzer expression_fuzzer; do
-  case $target in
-    policy_parser_fuzzer) seeds=tests/fuzz/corpus/policy ;;
-    *) seeds=tests/fuzz/corpus/expression ;;
-  esac
+cmake --build --preset fuzz -j "$(nproc)"
+fuzz() {  # target seeds seconds
+  local corpus
   corpus=$(mktemp -d)
-  echo "fuzzing $target for ${FUZZ_SECONDS}s" >&2
-  if ! "build-fuzz/tests/fuzz/$target" -max_total_time="$FUZZ_SECONDS" -timeout=10 \
-      -rss_limit_mb=2048 "$corpus" "$seeds" 2>"$corpus.log"; then
+  echo "fuzzing $1 for ${3}s" >&2
+  if ! "build-fuzz/tests/fuzz/$1" -max_total_time="$3" -timeout=10 -max_len=4096 \
+      -rss_limit_mb=2048 "$corpus" "tests/fuzz/corpus/$2" 2>"$corpus.log"; then
     tail -50 "$corpus.log" >&2
-    echo "$target found a crash" >&2
-    exit 1
+    echo "$1 found a crash" >&2
+    return 1
   fi
-  tail -1 "$corpus.log" >&2
+  echo "$1: $(tail -1 "$corpus.log")" >&2
   rm -rf "$corpus" "$corpus.log"
+}
+fuzz policy_parser_fuzzer policy "$FUZZ_SECONDS"
+fuzz expression_fuzzer expression "$FUZZ_SECONDS"
+fuzz_failed=0
+for pair in "ocsf_reader_fuzzer:ocsf guest_files_fuzzer:guest" \
+    "domain_xml_fuzzer:domain_xml k8s_objects_fuzzer:k8s" "capture_fuzzer:capture"; do
+  pids=()
+  for entry in $pair; do
+    fuzz "${entry%%:*}" "${entry##*:}" "$FUZZ_SHORT_SECONDS" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || fuzz_failed=1; done
 done
+[[ $fuzz_failed -eq 0 ]] || exit 1
 phase fuzz
 
 # The container tests need a running containerd and the locally built test image.

@@ -12,6 +12,7 @@
 
 #include "palisade/ocsf/fields.h"
 #include "palisade/ocsf/formatter.h"
+#include "palisade/ocsf/reader.h"
 
 namespace palisade::ocsf {
 namespace {
@@ -65,6 +66,20 @@ std::string check_against_declaration(const json& record) {
     }
   }
   return problems;
+}
+
+// Found by tests/fuzz/ocsf_reader_fuzzer: a malformed field escaped the reader as
+// std::invalid_argument (from stoull) or a JSON type error, not as the documented runtime_error.
+TEST(OcsfFields, AMalformedRecordIsARuntimeErrorOrReadWithDefaults) {
+  json record = json::parse(R"({"class_uid":1007,"activity_id":1,
+    "unmapped":{"palisade":{"event":"exec"}},
+    "process":{"pid":7,"uid":"x-notanumber","user":{"uid":"root"}}})");
+  std::optional<Event> event;
+  EXPECT_NO_THROW(event = event_from_ocsf(record));
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(event->task.start_ns, 0U);
+  record["process"]["pid"] = "seven";
+  EXPECT_THROW(event_from_ocsf(record), std::runtime_error);
 }
 
 TEST(OcsfFields, TheGoldenRecordsCarryExactlyTheDeclaredAttributes) {

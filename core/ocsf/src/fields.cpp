@@ -3,6 +3,9 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <charconv>
+#include <string_view>
+
 #include "palisade/ocsf/container_object.h"
 #include "palisade/ocsf/mapping.h"
 
@@ -17,6 +20,14 @@ T get_or(const json& j, const char* key, T fallback) {
   if (!j.is_object()) return fallback;
   auto it = j.find(key);
   return it == j.end() || it->is_null() ? fallback : it->get<T>();
+}
+
+// A decimal number in a string ("1000", the uid part "...-12345"); the fallback when it is not one.
+template <typename T>
+T number_or(std::string_view text, T fallback) {
+  T value{};
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return error == std::errc() && end == text.data() + text.size() ? value : fallback;
 }
 
 template <typename T>
@@ -53,11 +64,13 @@ ProcessRef view_from(const json& p) {
   view->cmdline = get_or<std::string>(p, "cmd_line", "");
   view->comm = get_or<std::string>(p, "name", "");
   if (p.contains("user"))
-    view->uid = static_cast<uint32_t>(std::stoul(get_or<std::string>(p["user"], "uid", "0")));
+    view->uid = number_or<uint32_t>(get_or<std::string>(p["user"], "uid", "0"), 0);
   view->auid = get_or<uint32_t>(p, "auid", TaskIdentity::kNoLoginUid);
   const std::string uid = get_or<std::string>(p, "uid", "");
   const auto dash = uid.find('-');
-  if (dash != std::string::npos) view->start_ns = std::stoull(uid.substr(dash + 1));
+  if (dash != std::string::npos) {
+    view->start_ns = number_or<uint64_t>(std::string_view(uid).substr(dash + 1), 0);
+  }
   return view;
 }
 

@@ -15,9 +15,22 @@ EventKind kind_from(const std::string& name) {
   throw std::runtime_error("unknown event kind '" + name + "'");
 }
 
+std::optional<Event> read_event(const json& j);
+
 }  // namespace
 
 std::optional<Event> event_from_ocsf(const json& j) {
+  try {
+    return read_event(j);
+  } catch (const json::exception& e) {
+    // A field of the wrong type (a string where a number belongs): malformed, as documented.
+    throw std::runtime_error(std::string("malformed palisade event: ") + e.what());
+  }
+}
+
+namespace {
+
+std::optional<Event> read_event(const json& j) {
   if (!j.is_object()) return std::nullopt;
   const int class_uid = j.value("class_uid", 0);
   if (class_uid == 0 || class_uid == 2004) return std::nullopt;
@@ -38,5 +51,7 @@ std::optional<Event> event_from_ocsf(const json& j) {
   if (class_of(e.kind) == EventClass::kVirtualMachine && !e.vm) e.vm = std::make_shared<VmView>();
   return e;
 }
+
+}  // namespace
 
 }  // namespace palisade::ocsf

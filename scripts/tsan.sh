@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# ThreadSanitizer over the threaded parts (not in CI: the build alone takes longer than CI's
+# margin; docs/fuzzing.md has the last result): the store writer (runtime_tests), the fanotify
+# guard and its warden protocol (fanotify_guard_tests, root), the Kubernetes reflector and
+# watchers against the local API server (k8s_tests), the hypervisor monitor on libvirt's test
+# driver (hv_unit_tests). A reported race fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+suites=(runtime_tests fanotify_guard_tests k8s_tests hv_unit_tests)
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan -j "$(nproc)" --target "${suites[@]}"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+for suite in "${suites[@]}"; do
+  binary=$(find build-tsan/tests -name "$suite" -type f -executable | head -1)
+  echo "tsan: $suite" >&2
+  "$binary" --gtest_brief=1
+done
+echo "tsan: no data race in ${suites[*]}" >&2
