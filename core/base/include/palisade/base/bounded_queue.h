@@ -184,10 +184,11 @@ class BoundedQueue {
     bytes_ += bytes;
     stats_.pushed++;
     stats_.high_water = std::max(stats_.high_water, items_.size());
-    const size_t depth = items_.size();
+    // Wake a batching consumer only once its batch is complete; a single-item one at once. Read
+    // under the lock: the consumer sets wake_at_ while it holds it (found by scripts/tsan.sh).
+    const bool wake = items_.size() == 1 || items_.size() >= wake_at_;
     lock.unlock();
-    // Wake a batching consumer only once its batch is complete; a single-item one at once.
-    if (depth == 1 || depth >= wake_at_) not_empty_.notify_one();
+    if (wake) not_empty_.notify_one();
     return PushResult::kQueued;
   }
 
