@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "palisade/agent/config.h"
 #include "palisade/agent/respond.h"
+#include "palisade/base/private_files.h"
 #include "palisade/hypervisor/monitor.h"
 #include "palisade/hypervisor/vm_inspector.h"
 #include "palisade/hypervisor/vm_responses.h"
@@ -123,6 +124,7 @@ int run_monitor(const HvFlags& f) {
   options.inspection = inspection_settings(h);
   options.status_file = h.status_file;
   runtime::check_status_file_path(options.status_file);
+  if (!c.file_group.empty()) base::set_reader_group(base::group_id(c.file_group, "file_group"));
   hv::Monitor monitor(
       options, outputs->formatter(),
       hv::MonitorOutputs{outputs->sinks(), [&](const json& r) { outputs->write_audit(r); }});

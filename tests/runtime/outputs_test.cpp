@@ -9,6 +9,9 @@
 #include <sstream>
 
 #include "palisade/base/error.h"
+#include "palisade/base/private_files.h"
+#include "palisade/runtime/json_lines_sink.h"
+#include "palisade/runtime/status_file.h"
 
 namespace palisade::runtime {
 namespace {
@@ -87,6 +90,43 @@ TEST_F(OutputsTest, AuditRecordsGoEverywhereAndStatusEventsAreNotStored) {
   const std::vector<std::string> stored = reader.events(EventQuery{});
   ASSERT_EQ(stored.size(), 1U);
   EXPECT_NE(stored[0].find("\"class_uid\":7003"), std::string::npos);
+}
+
+// With a reader group (file_group), what the agent creates is 0640 and that group's; the
+// status file too. Without one (above), 0600.
+TEST_F(OutputsTest, FilesAreSharedWithTheReaderGroupOnlyWhenOneIsNamed) {
+  const gid_t group = base::group_id("daemon", "test");
+  base::set_reader_group(group);
+  const OutputSettings settings = file_and_store();
+  {
+    Outputs outputs(settings, nullptr);
+    outputs.write_audit({{"class_uid", 7001}, {"n", 1}});
+    outputs.drain();
+  }
+  const std::string status = (dir_ / "status.json").string();
+  ASSERT_TRUE(write_status_file(status, {{"state", "running"}}));
+  base::set_reader_group(std::nullopt);
+  for (const std::string& path : {settings.json_file, settings.store.path, status}) {
+    struct stat st {};
+    ASSERT_EQ(stat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 0777, 0640U) << path;
+    EXPECT_EQ(st.st_gid, group) << path;
+  }
+  EXPECT_THROW(base::group_id("no-such-group-palisade", "file_group"), ConfigurationError);
+}
+
+// A JSON output whose writes fail (/dev/full: ENOSPC on every write) counts the lines it lost.
+TEST_F(OutputsTest, LinesAFailedWriteLostAreCounted) {
+  auto sink = JsonLinesSink::open_file("/dev/full", nullptr);
+  for (int i = 0; i < 3; ++i) {
+    OutOfBandRecord record;
+    record.json = R"({"class_uid":7001})";
+    sink->write_record(record);
+  }
+  const nlohmann::json status = sink->status();
+  EXPECT_EQ(status["lines"], 3);
+  EXPECT_EQ(status["not_written"], 3);
+  EXPECT_EQ(status["write_errors"], 3);
 }
 
 TEST_F(OutputsTest, ReopenFollowsARotatedFileAndKeepsTheOldOneWhenThePathIsGone) {

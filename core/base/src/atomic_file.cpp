@@ -29,7 +29,8 @@ void write_all(int fd, std::string_view text, const std::string& path) {
 
 }  // namespace
 
-void write_file_atomically(const std::string& path, std::string_view text, mode_t mode) {
+void write_file_atomically(const std::string& path, std::string_view text, mode_t mode,
+                           std::optional<gid_t> group) {
   namespace fs = std::filesystem;
   const fs::path target(path);
   if (path.empty() || !target.has_filename()) {
@@ -47,6 +48,9 @@ void write_file_atomically(const std::string& path, std::string_view text, mode_
   if (!fd) fail(path, "create " + tmp, errno);
   try {
     write_all(fd.get(), text, path);
+    if (group && ::fchown(fd.get(), static_cast<uid_t>(-1), *group) != 0) {
+      fail(path, "chown", errno);
+    }
     if (::fchmod(fd.get(), mode) != 0) fail(path, "chmod", errno);
     if (::fsync(fd.get()) != 0) fail(path, "fsync", errno);
     if (::rename(tmp.c_str(), path.c_str()) != 0) fail(path, "rename", errno);

@@ -17,7 +17,9 @@
 #include "palisade/base/clock.h"
 #include "palisade/base/errno_text.h"
 #include "palisade/base/error.h"
+#include "palisade/base/private_files.h"
 #include "palisade/base/sqlite_statement.h"
+#include "palisade/base/unique_fd.h"
 
 namespace palisade::runtime {
 namespace {
@@ -252,12 +254,16 @@ class EventStore::Writer {
   // database; returns what is wrong with it, "" when it is usable. Errors the file's content
   // cannot cause (no directory, no permission, a full disk) are thrown, naming the file.
   std::string open_checked() {
-    const int fd = ::open(options_.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    // SQLite gives its -wal and -shm files the database file's mode and owners.
+    const int created = ::open(options_.path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+                               base::private_file_mode());
+    const int fd = created >= 0 ? created : ::open(options_.path.c_str(), O_RDWR | O_CLOEXEC);
     if (fd < 0) {
       throw EnvironmentError("cannot open event store " + options_.path + ": " +
                              base::errno_text(errno));
     }
-    ::close(fd);
+    const base::UniqueFd file(fd);
+    if (created >= 0) base::share_with_reader_group(fd, options_.path);
     if (sqlite3_open_v2(options_.path.c_str(), &db_,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK) {

@@ -1,6 +1,7 @@
 #include "palisade/runtime/json_lines_sink.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +10,7 @@
 
 #include "palisade/base/errno_text.h"
 #include "palisade/base/error.h"
+#include "palisade/base/private_files.h"
 
 namespace palisade::runtime {
 namespace {
@@ -27,10 +29,20 @@ JsonLinesSink::~JsonLinesSink() {
 }
 
 namespace {
-// Created 0600: the stream holds every command line on the host. An existing file keeps the
-// mode its owner gave it.
+// Created 0600 (0640 for the reader group): the stream holds every command line on the host. An
+// existing file keeps the mode its owner gave it.
 std::FILE* open_for_append(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  const int created = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC,
+                             base::private_file_mode());
+  if (created >= 0) {
+    try {
+      base::share_with_reader_group(created, path);
+    } catch (...) {
+      ::close(created);
+      throw;
+    }
+  }
+  const int fd = created >= 0 ? created : ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   std::FILE* file = fd < 0 ? nullptr : ::fdopen(fd, "a");
   if (file == nullptr) {
     const int error = errno;
@@ -54,6 +66,7 @@ void JsonLinesSink::consume(const Event& event, std::string_view ocsf) {
   }
   buffer_ += '\n';
   lines_++;
+  buffered_lines_++;
   if (buffer_.size() >= kFlushThreshold) flush();
 }
 
@@ -72,10 +85,14 @@ void JsonLinesSink::append(std::string_view json) {
   buffer_.append(json);
   buffer_ += '\n';
   lines_++;
+  buffered_lines_++;
 }
 
 nlohmann::json JsonLinesSink::status() const {
-  return {{"path", path_.empty() ? "<stdout>" : path_}, {"lines", lines_}};
+  return {{"path", path_.empty() ? "<stdout>" : path_},
+          {"lines", lines_},
+          {"not_written", not_written_},
+          {"write_errors", write_errors_}};
 }
 
 // A rotated file (renamed away) is let go and the path opened afresh; if that fails the old
@@ -88,12 +105,31 @@ void JsonLinesSink::reopen() {
   file_ = next;
 }
 
+// A failed write (a full disk, a closed pipe) loses the buffered lines: counted, never silent,
+// and logged at most once a minute.
 void JsonLinesSink::flush() {
+  bool ok = true;
   if (!buffer_.empty()) {
-    std::fwrite(buffer_.data(), 1, buffer_.size(), file_);
+    ok = std::fwrite(buffer_.data(), 1, buffer_.size(), file_) == buffer_.size();
     buffer_.clear();
   }
-  std::fflush(file_);
+  ok = std::fflush(file_) == 0 && ok;
+  if (ok) {
+    buffered_lines_ = 0;
+    return;
+  }
+  const int error = errno;
+  std::clearerr(file_);
+  not_written_ += buffered_lines_;
+  write_errors_++;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_error_log_ >= std::chrono::minutes(1)) {
+    spdlog::error("JSON output {}: {} lines not written: {} ({} failed writes so far)",
+                  path_.empty() ? "<stdout>" : path_, buffered_lines_, base::errno_text(error),
+                  write_errors_);
+    last_error_log_ = now;
+  }
+  buffered_lines_ = 0;
 }
 
 }  // namespace palisade::runtime

@@ -6,6 +6,7 @@
 
 #include "palisade/base/atomic_file.h"
 #include "palisade/base/error.h"
+#include "palisade/base/private_files.h"
 
 namespace palisade::runtime {
 
@@ -21,7 +22,8 @@ void check_status_file_path(const std::string& path) {
 bool write_status_file(const std::string& path, const nlohmann::json& status) {
   if (path.empty()) return true;
   try {
-    base::write_file_atomically(path, status.dump(2) + "\n");
+    base::write_file_atomically(path, status.dump(2) + "\n", base::private_file_mode(),
+                                base::reader_group());
     return true;
   } catch (const Error& e) {
     spdlog::warn("status file: {}", e.what());

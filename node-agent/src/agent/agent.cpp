@@ -27,6 +27,7 @@
 #include "palisade/base/capabilities.h"
 #include "palisade/base/cgroup.h"
 #include "palisade/base/clock.h"
+#include "palisade/base/private_files.h"
 #include "palisade/base/proc.h"
 #include "palisade/ocsf/remediation.h"
 #include "palisade/runtime/control_signals.h"
@@ -321,6 +322,9 @@ int run_agent(const AgentOptions& options) {
   try {
     // Before anything touches the filesystem or the kernel: what is wrong is said by name.
     runtime::check_status_file_path(options.config.status_file);
+    if (!options.config.file_group.empty()) {
+      base::set_reader_group(base::group_id(options.config.file_group, "file_group"));
+    }
     if (options.replay_path.empty()) check_live_privileges(options.config.enforcement.enabled);
     Agent agent(options);
     return agent.run();

@@ -210,6 +210,10 @@ int print_agent_status(const std::string& status_file, bool json) {
       }
     } else {
       std::cout << ": " << o.value("lines", 0) << " lines";
+      if (o.value("not_written", 0) > 0) {
+        std::cout << ", " << o.value("not_written", 0) << " NOT WRITTEN ("
+                  << o.value("write_errors", 0) << " failed writes)";
+      }
     }
     std::cout << '\n';
   }

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "palisade/base/bounded_read.h"
+#include "palisade/base/private_files.h"
 
 namespace palisade::agent {
 namespace {
@@ -187,10 +188,10 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
     throw ConfigurationError(out.str());
   }
   if (!root || root.IsNull()) return c;
-  r.known_keys(
-      root, "",
-      {"output", "store", "sensor", "process_table", "status", "policies", "containers",
-       "kubernetes", "enforcement", "responses", "file_integrity", "hypervisor", "log_level"});
+  r.known_keys(root, "",
+               {"output", "store", "sensor", "process_table", "status", "policies", "containers",
+                "kubernetes", "enforcement", "responses", "file_integrity", "hypervisor",
+                "log_level", "file_group"});
   if (auto n = root["hypervisor"]) read_hypervisor(r, n, c.hypervisor);
   if (auto n = root["file_integrity"]) {
     r.known_keys(n, "file_integrity",
@@ -318,6 +319,15 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
     r.read(n, "status", "file", c.status_file);
   }
   r.read(root, "", "log_level", c.log_level);
+  r.read(root, "", "file_group", c.file_group);
+  if (!c.file_group.empty()) {
+    try {
+      base::group_id(c.file_group, "file_group");
+    } catch (const ConfigurationError&) {
+      r.fail(root["file_group"], "file_group",
+             "no group named '" + c.file_group + "' on this host");
+    }
+  }
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error"};
   if (kLevels.count(c.log_level) == 0)
     r.fail(root["log_level"], "log_level", "unknown level '" + c.log_level + "'");

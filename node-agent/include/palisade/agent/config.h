@@ -74,6 +74,9 @@ struct AgentConfig {
   uint32_t status_interval_seconds = 30;
   std::string status_file = "/run/palisade/status.json";
   std::string log_level = "info";
+  // The group that may read the status file, JSON output and store (created 0640 for it);
+  // empty: their owner only (0600).
+  std::string file_group;
   std::string policy_directory = "/etc/palisade/policies";
   bool default_rules = true;
   ContainersConfig containers;

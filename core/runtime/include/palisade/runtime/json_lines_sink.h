@@ -1,6 +1,7 @@
 // Sinks that write the OCSF stream: stdout and a JSON-lines file.
 #pragma once
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -38,7 +39,11 @@ class JsonLinesSink : public Output {
   std::string path_;
   std::shared_ptr<ocsf::Formatter> formatter_;
   std::string buffer_;
-  uint64_t lines_ = 0;
+  uint64_t lines_ = 0;           // accepted
+  uint64_t buffered_lines_ = 0;  // of them, not flushed yet
+  uint64_t not_written_ = 0;     // lost to failed writes
+  uint64_t write_errors_ = 0;
+  std::chrono::steady_clock::time_point last_error_log_{};
 };
 
 }  // namespace palisade::runtime

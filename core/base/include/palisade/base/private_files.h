@@ -1,0 +1,24 @@
+// The files that hold what the agent saw (status, JSON output, event store) are created readable
+// by their owner only (0600) or, when the operator names a group (its log shipper's, its
+// monitoring's), by that group too (0640, owned by the group). Process-wide, set at start.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+
+namespace palisade::base {
+
+// The group the agent's output files are shared with; nullopt = owner only.
+void set_reader_group(std::optional<gid_t> group);
+std::optional<gid_t> reader_group();
+// 0640 with a reader group, 0600 without.
+mode_t private_file_mode();
+// Gives a file the agent just created to the reader group (no-op without one). Throws
+// EnvironmentError naming the path when the kernel refuses.
+void share_with_reader_group(int fd, const std::string& path);
+// The gid of a group name; throws ConfigurationError naming `where` when there is none.
+gid_t group_id(const std::string& name, const std::string& where);
+
+}  // namespace palisade::base
