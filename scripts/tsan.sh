@@ -6,10 +6,10 @@
 # driver (hv_unit_tests). A reported race fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-suites=(runtime_tests fanotify_guard_tests k8s_tests hv_unit_tests)
+suites=(${TSAN_SUITES:-runtime_tests fanotify_guard_tests k8s_tests hv_unit_tests})
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$(nproc)" --target "${suites[@]}"
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
 for suite in "${suites[@]}"; do
   binary=$(find build-tsan/tests -name "$suite" -type f -executable | head -1)
   echo "tsan: $suite" >&2
