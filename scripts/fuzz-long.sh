@@ -3,16 +3,16 @@
 # default), one after another, each from its seed corpus into a kept corpus under
 # build-fuzz/corpus/<target>. Prints one line per target (executions, seconds, exec/s, coverage)
 # for docs/fuzzing.md; a crash stops the run with the reproducer's path.
-#   bash scripts/fuzz-long.sh [TARGET...]      RUNS=10000000 JOBS=1
+#   bash scripts/fuzz-long.sh [TARGET...]      RUNS=10000000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-10000000}
 declare -A seeds=([policy_parser_fuzzer]=policy [expression_fuzzer]=expression
   [ocsf_reader_fuzzer]=ocsf [guest_files_fuzzer]=guest [domain_xml_fuzzer]=domain_xml
-  [k8s_objects_fuzzer]=k8s [capture_fuzzer]=capture)
+  [k8s_objects_fuzzer]=k8s [capture_fuzzer]=capture [config_fuzzer]=config)
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(policy_parser_fuzzer expression_fuzzer ocsf_reader_fuzzer
-  guest_files_fuzzer domain_xml_fuzzer k8s_objects_fuzzer capture_fuzzer)
+  guest_files_fuzzer domain_xml_fuzzer k8s_objects_fuzzer capture_fuzzer config_fuzzer)
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j "$(nproc)" >/dev/null
 for target in "${targets[@]}"; do

@@ -62,6 +62,18 @@ TEST(Config, OversizedOrMultiDocumentConfigurationIsRefusedBeforeParsing) {
             "debug");
 }
 
+// Found by tests/fuzz/config_fuzzer: a mapping as a key escaped as yaml-cpp's BadConversion,
+// with no file name.
+TEST(Config, AKeyThatIsNotAPlainNameIsAnErrorAtItsLine) {
+  try {
+    apply_config(default_config(), "log_level: info\n? {a: 1}\n: x\n", "keys.yaml");
+    FAIL() << "a mapping was accepted as a key";
+  } catch (const ConfigurationError& e) {
+    EXPECT_NE(std::string(e.what()).find("keys.yaml:2:"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("plain name"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Config, HypervisorSectionIsReadAndChecked) {
   auto c = apply_config(default_config(), R"(hypervisor:
   connect: [test:///default, "qemu+ssh://h2/system"]

@@ -30,6 +30,7 @@ class Reader {
                   const std::set<std::string>& keys) const {
     if (!map.IsMap()) fail(map, where, "expected a mapping");
     for (const auto& item : map) {
+      if (!item.first.IsScalar()) fail(item.first, where, "a key must be a plain name");
       auto key = item.first.as<std::string>();
       if (keys.count(key) == 0) {
         std::string known;
@@ -173,8 +174,27 @@ AgentConfig default_config() {
   return apply_config(AgentConfig{}, std::string(default_config_yaml()), "<built-in defaults>");
 }
 
+namespace {
+AgentConfig apply_config_text(const AgentConfig& base, const std::string& yaml_text,
+                              const std::string& source_name);
+}  // namespace
+
+// Whatever yaml-cpp throws from a node the readers did not expect is still an error in this
+// file, at its line (found by tests/fuzz/config_fuzzer: a mapping used as a key).
 AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
                          const std::string& source_name) {
+  try {
+    return apply_config_text(base, yaml_text, source_name);
+  } catch (const YAML::Exception& e) {
+    throw ConfigurationError(source_name + ":" + std::to_string(e.mark.line + 1) + ":" +
+                             std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+}
+
+namespace {
+
+AgentConfig apply_config_text(const AgentConfig& base, const std::string& yaml_text,
+                              const std::string& source_name) {
   AgentConfig c = base;
   Reader r(source_name);
   check_config_limits(yaml_text, source_name);
@@ -333,6 +353,8 @@ AgentConfig apply_config(const AgentConfig& base, const std::string& yaml_text,
     r.fail(root["log_level"], "log_level", "unknown level '" + c.log_level + "'");
   return c;
 }
+
+}  // namespace
 
 AgentConfig load_config_file(const std::string& path) {
   std::string text;
