@@ -5,18 +5,13 @@
 #include <cstdint>
 #include <exception>
 #include <nlohmann/json.hpp>
-#include <string_view>
 
+#include "json_lines.h"
 #include "palisade/k8s/pods.h"
 #include "palisade/k8s/policy_resources.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  std::string_view text(reinterpret_cast<const char*>(data), size);
-  while (!text.empty()) {
-    const size_t end = std::min(text.find('\n'), text.size());
-    const nlohmann::json line = nlohmann::json::parse(text.substr(0, end), nullptr, false);
-    text.remove_prefix(std::min(end + 1, text.size()));
-    if (line.is_discarded()) continue;
+  for_each_json_line(data, size, [](const nlohmann::json& line) {
     // A watch event wraps the object; a list item is the object itself.
     const nlohmann::json& object = line.contains("object") ? line["object"] : line;
     try {
@@ -24,6 +19,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)palisade::k8s::policy_resource_from_json(object);
     } catch (const std::exception&) {
     }
-  }
+  });
   return 0;
 }

@@ -29,10 +29,4 @@ std::string read_file_prefix(const std::string& path, size_t max_bytes) {
   return text;
 }
 
-std::string too_big_message(const std::string& path, size_t size, size_t max_bytes,
-                            const std::string& what) {
-  return path + ": " + std::to_string(size) + " bytes or more, more than the " +
-         std::to_string(max_bytes) + " a " + what + " may have";
-}
-
 }  // namespace palisade::base

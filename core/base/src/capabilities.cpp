@@ -1,15 +1,12 @@
 #include "palisade/base/capabilities.h"
 
-#include <fstream>
+#include "palisade/base/proc.h"
 
 namespace palisade::base {
 
 uint64_t effective_capabilities() {
-  std::ifstream in("/proc/self/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("CapEff:", 0) == 0) return std::stoull(line.substr(7), nullptr, 16);
-  }
-  return 0;
+  const std::optional<ProcStatus> status = read_proc_status(0);
+  return status ? status->cap_eff : 0;
 }
 
 std::vector<std::string> missing_capabilities(

@@ -50,8 +50,11 @@ uint64_t cgroup_id_of_process(uint32_t pid) {
 }
 
 std::vector<uint64_t> cgroup_ancestry_of_process(uint32_t pid, size_t depth) {
+  return cgroup_ancestry_of_path(cgroup_v2_path_of(pid), depth);
+}
+
+std::vector<uint64_t> cgroup_ancestry_of_path(std::string path, size_t depth) {
   std::vector<uint64_t> ids;
-  std::string path = cgroup_v2_path_of(pid);
   while (!path.empty() && ids.size() < depth) {
     if (const uint64_t id = cgroup_id_of_path(path); id != 0) ids.push_back(id);
     if (path == "/") break;

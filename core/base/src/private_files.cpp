@@ -1,5 +1,6 @@
 #include "palisade/base/private_files.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,6 +41,19 @@ void share_with_reader_group(int fd, const std::string& path) {
     throw EnvironmentError("cannot give " + path + " to group " + std::to_string(*group) + ": " +
                            errno_text(errno));
   }
+}
+
+int open_private_file(const std::string& path, int flags) {
+  const int created =
+      ::open(path.c_str(), flags | O_CREAT | O_EXCL | O_CLOEXEC, private_file_mode());
+  if (created < 0) return errno == EEXIST ? ::open(path.c_str(), flags | O_CLOEXEC) : -1;
+  try {
+    share_with_reader_group(created, path);
+  } catch (...) {
+    ::close(created);
+    throw;
+  }
+  return created;
 }
 
 gid_t group_id(const std::string& name, const std::string& where) {

@@ -71,6 +71,13 @@ std::optional<ProcStatus> parse_proc_status(std::string_view text) {
       found |= 8U;
     } else if (key == "VmRSS") {
       parse_number(value, status.rss_kib);  // "  1234 kB"
+    } else if (key == "FDSize") {
+      parse_number(value, status.fd_size);
+    } else if (key == "CapEff") {
+      const size_t start = value.find_first_not_of(" \t");
+      if (start != std::string_view::npos) {
+        std::from_chars(value.data() + start, value.data() + value.size(), status.cap_eff, 16);
+      }
     }
   }
   if (found != 15U) return std::nullopt;

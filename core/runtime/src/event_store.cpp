@@ -111,7 +111,7 @@ class EventStore::Writer {
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     // A full disk at start is not fatal: the store waits for space, counting what it cannot keep.
     if (const std::string low = low_space(); !low.empty()) {
-      pause(low);
+      pause(Pause::kLowSpace, low);
     } else {
       open_or_recover();
     }
@@ -185,12 +185,12 @@ class EventStore::Writer {
         if (queue_.closed()) return;
         continue;
       }
-      const bool ready = ready_to_write();
-      const bool ok = ready && write_batch(batch);
+      const Pause blocked = ready_to_write();
+      const bool ok = blocked == Pause::kNone && write_batch(batch);
       {
         std::lock_guard lock(mutex_);
         (ok ? stats_.written : stats_.not_written) += batch.size();
-        if (!ready) stats_.dropped_low_space += batch.size();
+        if (blocked == Pause::kLowSpace) stats_.dropped_low_space += batch.size();
       }
       queue_.done(batch.size());
       if (db_ != nullptr && std::chrono::steady_clock::now() - last_prune >=
@@ -217,36 +217,39 @@ class EventStore::Writer {
            std::to_string(options_.min_free_bytes) + " it keeps free (store.min_free_mib)";
   }
 
-  bool ready_to_write() {
+  // Why the writer is not writing: the batch is then counted as not written, by this reason
+  // (a store that cannot be opened counts as a database error).
+  enum class Pause : uint8_t { kNone, kLowSpace, kUnavailable };
+
+  Pause ready_to_write() {
     if (std::string low = low_space(); !low.empty()) {
-      pause(low);
-      return false;
+      pause(Pause::kLowSpace, low);
+      return Pause::kLowSpace;
     }
     if (db_ == nullptr) {
       try {
         open_or_recover();
       } catch (const std::exception& e) {
-        pause(e.what());
-        return false;
+        pause(Pause::kUnavailable, e.what());
+        return Pause::kUnavailable;
       }
     }
     std::lock_guard lock(mutex_);
-    if (!paused_.empty()) {
+    if (pause_ != Pause::kNone) {
       spdlog::info("event store {}: writing again ({} events were not written meanwhile)",
-                   options_.path, stats_.dropped_low_space);
+                   options_.path, stats_.not_written);
+      pause_ = Pause::kNone;
       paused_.clear();
     }
-    return true;
+    return Pause::kNone;
   }
 
-  void pause(const std::string& why) {
+  // Logged when the reason changes, not for every batch (the free space changes all the time).
+  void pause(Pause reason, const std::string& why) {
     std::lock_guard lock(mutex_);
-    if (paused_ == why || (!paused_.empty() && why.find("bytes free") != std::string::npos &&
-                           paused_.find("bytes free") != std::string::npos)) {
-      paused_ = why;
-      return;
-    }
     paused_ = why;
+    if (pause_ == reason) return;
+    pause_ = reason;
     spdlog::error("event store {}: not writing, events are counted as not written: {}",
                   options_.path, why);
   }
@@ -256,15 +259,11 @@ class EventStore::Writer {
   // cannot cause (no directory, no permission, a full disk) are thrown, naming the file.
   std::string open_checked() {
     // SQLite gives its -wal and -shm files the database file's mode and owners.
-    const int created = ::open(options_.path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-                               base::private_file_mode());
-    const int fd = created >= 0 ? created : ::open(options_.path.c_str(), O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
+    const base::UniqueFd file(base::open_private_file(options_.path, O_RDWR));
+    if (!file) {
       throw EnvironmentError("cannot open event store " + options_.path + ": " +
                              base::errno_text(errno));
     }
-    const base::UniqueFd file(fd);
-    if (created >= 0) base::share_with_reader_group(fd, options_.path);
     if (sqlite3_open_v2(options_.path.c_str(), &db_,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         nullptr) != SQLITE_OK) {
@@ -288,7 +287,8 @@ class EventStore::Writer {
   }
 
   std::string recovered_from_;  // where a damaged store found at open was moved
-  std::string paused_;          // why the store is not writing now; "" while it writes
+  Pause pause_ = Pause::kNone;
+  std::string paused_;  // why the store is not writing now; "" while it writes
   std::chrono::steady_clock::time_point last_error_log_{};
   uint64_t unlogged_failures_ = 0;
 

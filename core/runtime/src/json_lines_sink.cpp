@@ -32,17 +32,7 @@ namespace {
 // Created 0600 (0640 for the reader group): the stream holds every command line on the host. An
 // existing file keeps the mode its owner gave it.
 std::FILE* open_for_append(const std::string& path) {
-  const int created = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC,
-                             base::private_file_mode());
-  if (created >= 0) {
-    try {
-      base::share_with_reader_group(created, path);
-    } catch (...) {
-      ::close(created);
-      throw;
-    }
-  }
-  const int fd = created >= 0 ? created : ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  const int fd = base::open_private_file(path, O_WRONLY | O_APPEND);
   std::FILE* file = fd < 0 ? nullptr : ::fdopen(fd, "a");
   if (file == nullptr) {
     const int error = errno;

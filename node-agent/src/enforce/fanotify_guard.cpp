@@ -250,15 +250,11 @@ class FanotifyExecGuard::Impl {
   // One read per wakeup, so that the stop signal is seen during an exec storm too; poll is
   // level-triggered and comes straight back for what is left.
   void read_events() {
-    uint64_t control = 0;
-    if (warden_ && !warden_->may_read(control)) {
-      // The warden answers for now; it hands the group back at its next tick.
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (!warden_) {
+      read_batch(0);
       return;
     }
-    if (warden_) warden_->reader_busy(true);
-    read_batch(control);
-    if (warden_) warden_->reader_busy(false);
+    warden_->read_as_owner([this](uint64_t control) { read_batch(control); });
   }
 
   void read_batch(uint64_t control) {
@@ -331,7 +327,9 @@ class FanotifyExecGuard::Impl {
     request.dev = st.st_dev;
     request.ino = st.st_ino;
     request.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
-    request.cgroup_id = base::cgroup_id_of_process(pid);
+    // Read once: failing closed, its ancestors decide whether the process is locked.
+    const std::string cgroup_path = base::cgroup_v2_path_of(pid);
+    request.cgroup_id = base::cgroup_id_of_path(cgroup_path);
 
     std::optional<ExecDecision> cached;
     {
@@ -359,13 +357,13 @@ class FanotifyExecGuard::Impl {
       report(request, *cached, false);
       return;
     }
-    if (options_.on_timeout == ExecVerdict::kDeny) request.locked = in_locked_cgroup(pid);
+    if (options_.on_timeout == ExecVerdict::kDeny) request.locked = in_locked_cgroup(cgroup_path);
     enqueue(std::move(pending));
   }
 
   // Failing closed applies to the locked workloads, and to processes whose cgroup is unknown.
-  bool in_locked_cgroup(uint32_t pid) const {
-    const std::vector<uint64_t> ancestry = base::cgroup_ancestry_of_process(pid);
+  bool in_locked_cgroup(const std::string& cgroup_path) const {
+    const std::vector<uint64_t> ancestry = base::cgroup_ancestry_of_path(cgroup_path);
     std::lock_guard lock(mu_);
     if (ancestry.empty()) return true;
     return std::any_of(ancestry.begin(), ancestry.end(),
@@ -474,10 +472,7 @@ class FanotifyExecGuard::Impl {
 
   std::chrono::milliseconds heartbeat_period() const {
     // Without a warden nobody listens; a long wait keeps an idle agent idle.
-    return warden_ ? std::clamp<std::chrono::milliseconds>(options_.decision_timeout / 5,
-                                                           std::chrono::milliseconds(5),
-                                                           std::chrono::milliseconds(100))
-                   : std::chrono::milliseconds(1000);
+    return warden_ ? warden_->tick() : std::chrono::milliseconds(1000);
   }
 
   void time_out_locked(Pending& pending, std::vector<ExecRequest>& overdue) {

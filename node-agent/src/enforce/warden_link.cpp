@@ -12,14 +12,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
-#include <fstream>
 #include <new>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
 #include "enforce/warden_shared.h"
 #include "palisade/base/errno_text.h"
+#include "palisade/base/proc.h"
 
 extern char** environ;
 
@@ -45,25 +44,16 @@ std::string default_executable() {
   return PALISADE_WARDEN_BUILD_PATH;
 }
 
-// argv of a process as its NUL-separated /proc/<pid>/cmdline.
-std::vector<std::string> command_line(const std::string& pid) {
-  std::ifstream in("/proc/" + pid + "/cmdline", std::ios::binary);
+// argv of a process, from its NUL-separated /proc/<pid>/cmdline.
+std::vector<std::string> command_line(uint32_t pid) {
+  const std::string text = base::read_proc_file(pid, "cmdline", 4096);
   std::vector<std::string> argv;
-  for (std::string arg; std::getline(in, arg, '\0');) argv.push_back(arg);
+  for (size_t at = 0; at < text.size();) {
+    const size_t end = std::min(text.find('\0', at), text.size());
+    argv.emplace_back(text, at, end - at);
+    at = end + 1;
+  }
   return argv;
-}
-
-pid_t parent_of(const std::string& pid) {
-  std::ifstream in("/proc/" + pid + "/stat");
-  std::string line;
-  std::getline(in, line);
-  const size_t close = line.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream rest(line.substr(close + 2));
-  std::string state;
-  pid_t ppid = 0;
-  rest >> state >> ppid;
-  return ppid;
 }
 
 }  // namespace
@@ -180,11 +170,17 @@ void WardenLink::reap_locked() {
   }
 }
 
-bool WardenLink::may_read(uint64_t& control) {
-  control = shared_->control.load();
-  if (warden::owner_of(control) != warden::kOwnerWarden) return true;
-  shared_->handback_wanted.store(1);
-  return false;
+bool WardenLink::read_as_owner(const std::function<void(uint64_t control)>& read) {
+  const uint64_t control = shared_->control.load();
+  if (warden::owner_of(control) == warden::kOwnerWarden) {
+    shared_->handback_wanted.store(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // it hands back at its next tick
+    return false;
+  }
+  shared_->reader_busy_since.store(monotonic_ns());
+  read(control);
+  shared_->reader_busy_since.store(0);
+  return true;
 }
 
 WardenTicket WardenLink::hold(int event_fd, uint32_t pid, uint64_t control) {
@@ -229,10 +225,6 @@ void WardenLink::heartbeat() {
   }
 }
 
-void WardenLink::reader_busy(bool busy) {
-  shared_->reader_busy_since.store(busy ? monotonic_ns() : 0);
-}
-
 void WardenLink::set_locked_cgroups(const std::vector<uint64_t>& cgroup_ids) {
   std::lock_guard lock(mu_);
   const size_t count = std::min(cgroup_ids.size(), warden::kLockedCgroups);
@@ -255,15 +247,17 @@ void WardenLink::end_orphans() const {
 void end_orphaned_wardens(const std::string& label) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string pid = entry.path().filename().string();
-    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto pid = static_cast<uint32_t>(std::stoul(name));
     const std::vector<std::string> argv = command_line(pid);
     if (argv.size() != 6 || fs::path(argv[0]).filename() != "palisade-warden" || argv[1] != label) {
       continue;
     }
-    if (std::to_string(parent_of(pid)) == argv[2]) continue;  // its agent still runs
+    const auto stat = base::parse_proc_stat(base::read_proc_file(pid, "stat", 4096));
+    if (!stat || std::to_string(stat->ppid) == argv[2]) continue;  // its agent still runs
     spdlog::warn("ending the permission warden {} left by agent {}, which is gone", pid, argv[2]);
-    kill(static_cast<pid_t>(std::stol(pid)), SIGTERM);
+    kill(static_cast<pid_t>(pid), SIGTERM);
   }
 }
 

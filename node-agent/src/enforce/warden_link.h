@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -61,9 +62,10 @@ class WardenLink {
   WardenLink(const WardenLink&) = delete;
   WardenLink& operator=(const WardenLink&) = delete;
 
-  // Before reading the group: false when the warden holds it (the agent asks for it back then
-  // and should wait a tick before trying again).
-  bool may_read(uint64_t& control);
+  // Reads the group as its owner: runs `read` with the control value to hold its events under,
+  // the reader marked busy meanwhile. While the warden holds the group it does not read: it asks
+  // for the group back, waits a moment and returns false.
+  bool read_as_owner(const std::function<void(uint64_t control)>& read);
   // After reading an event: record it, so the warden can answer it if the agent stops now.
   WardenTicket hold(int event_fd, uint32_t pid, uint64_t control);
   // Whether the agent may write the response to an event it holds (no takeover since it was
@@ -72,7 +74,7 @@ class WardenLink {
   void release(const WardenTicket& ticket);
 
   void heartbeat();  // from the guard's watchdog, every tick; restarts a warden that died
-  void reader_busy(bool busy);
+  std::chrono::milliseconds tick() const { return options_.tick; }
   void set_locked_cgroups(const std::vector<uint64_t>& cgroup_ids);
   // Wardens of this label left by an agent that died (failing closed, they keep refusing until
   // then): ended once this agent's guard is in place.

@@ -2,7 +2,8 @@
 // group cannot (docs/enforcement.md, "When the agent cannot answer"). Started by the agent with the
 // group on descriptor 3 and the shared page on descriptor 4; it watches the agent's heartbeat and,
 // when the agent is overdue with events waiting, takes the group over until the agent asks for it
-// back. Small on purpose: no threads, no allocation in the loop, nothing of the agent linked in.
+// back. Small on purpose: no threads, nothing of the agent linked in but its platform helpers
+// (palisade_base).
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/kcmp.h>
@@ -29,6 +30,7 @@
 
 #include "enforce/warden_shared.h"
 #include "palisade/base/cgroup.h"
+#include "palisade/base/proc.h"
 
 namespace palisade::agent::warden {
 namespace {
@@ -233,23 +235,12 @@ class Warden {
     }
   }
 
+  // Above every descriptor number the agent may hold: its table's size while it lives, else the
+  // highest event descriptor it recorded, with room for one more read's worth.
   int sweep_ceiling() const {
     int ceiling = shared_.highest_fd.load() + 512;
-    char path[64];
-    std::snprintf(path, sizeof path, "/proc/%d/status", agent_);
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      std::array<char, 4096> buffer{};
-      const ssize_t n = read(fd, buffer.data(), buffer.size() - 1);
-      close(fd);
-      const std::string_view text(buffer.data(), n > 0 ? static_cast<size_t>(n) : 0);
-      const size_t at = text.find("FDSize:\t");
-      int size = 0;
-      if (at != std::string_view::npos) {
-        const size_t from = at + 8;
-        const size_t end = text.find('\n', from);
-        if (parse(text.substr(from, end - from), size)) ceiling = std::max(ceiling, size);
-      }
+    if (const auto status = base::read_proc_status(static_cast<uint32_t>(agent_))) {
+      ceiling = std::max(ceiling, static_cast<int>(status->fd_size));
     }
     return std::min(ceiling, kMaxSweep);
   }

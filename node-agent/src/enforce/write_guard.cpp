@@ -13,7 +13,6 @@
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
-#include <thread>
 
 namespace palisade::agent {
 namespace {
@@ -119,55 +118,46 @@ void WriteGuard::run() {
   while (true) {
     pollfd fds[2] = {{fanotify_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
     // Wakes every tick to say to the warden that this thread still answers.
-    if (poll(fds, 2, 25) < 0 && errno != EINTR) break;
+    if (poll(fds, 2, static_cast<int>(warden_->tick().count())) < 0 && errno != EINTR) break;
     if ((fds[1].revents & POLLIN) != 0) break;
     warden_->heartbeat();
-    if ((fds[0].revents & POLLIN) == 0) continue;
-    uint64_t control = 0;
-    if (!warden_->may_read(control)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the warden answers for now
-      continue;
+    if ((fds[0].revents & POLLIN) != 0) {
+      warden_->read_as_owner([this](uint64_t control) { read_batch(control); });
     }
-    warden_->reader_busy(true);
-    read_batch(control);
-    warden_->reader_busy(false);
   }
 }
 
 void WriteGuard::read_batch(uint64_t control) {
   alignas(fanotify_event_metadata) char buffer[8192];
   const auto self = static_cast<uint32_t>(getpid());
-  {
-    const ssize_t n = read(fanotify_fd_, buffer, sizeof(buffer));
-    if (n <= 0) return;
-    auto* meta = reinterpret_cast<fanotify_event_metadata*>(buffer);
-    ssize_t left = n;
-    for (; FAN_EVENT_OK(meta, left); meta = FAN_EVENT_NEXT(meta, left)) {
-      if (meta->fd < 0) continue;
-      const WardenTicket ticket =
-          warden_->hold(meta->fd, static_cast<uint32_t>(meta->pid), control);
-      requests_++;
-      uint32_t response = FAN_ALLOW;
-      WriteRequest request;
-      request.tid = static_cast<uint32_t>(meta->pid);
-      uint32_t flags = 0;
-      // The agent's own opens, and threads with no recorded intent, are not a workload's.
-      if (request.tid != self && bpf_map_lookup_elem(intent_fd_, &request.tid, &flags) == 0) {
-        request.open_flags = flags;
-        if (write_intent(flags)) {
-          request.path = fd_path(meta->fd);
-          if (auto reason = decide_(request)) {
-            response = FAN_DENY;
-            denied_++;
-            sink_(request, *reason);
-          }
+  const ssize_t n = read(fanotify_fd_, buffer, sizeof(buffer));
+  if (n <= 0) return;
+  auto* meta = reinterpret_cast<fanotify_event_metadata*>(buffer);
+  ssize_t left = n;
+  for (; FAN_EVENT_OK(meta, left); meta = FAN_EVENT_NEXT(meta, left)) {
+    if (meta->fd < 0) continue;
+    const WardenTicket ticket = warden_->hold(meta->fd, static_cast<uint32_t>(meta->pid), control);
+    requests_++;
+    uint32_t response = FAN_ALLOW;
+    WriteRequest request;
+    request.tid = static_cast<uint32_t>(meta->pid);
+    uint32_t flags = 0;
+    // The agent's own opens, and threads with no recorded intent, are not a workload's.
+    if (request.tid != self && bpf_map_lookup_elem(intent_fd_, &request.tid, &flags) == 0) {
+      request.open_flags = flags;
+      if (write_intent(flags)) {
+        request.path = fd_path(meta->fd);
+        if (auto reason = decide_(request)) {
+          response = FAN_DENY;
+          denied_++;
+          sink_(request, *reason);
         }
-      } else {
-        no_intent_++;
       }
-      answer(meta->fd, ticket, response);
-      close(meta->fd);
+    } else {
+      no_intent_++;
     }
+    answer(meta->fd, ticket, response);
+    close(meta->fd);
   }
 }
 

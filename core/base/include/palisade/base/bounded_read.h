@@ -11,9 +11,4 @@ namespace palisade::base {
 // EnvironmentError naming the file when it cannot be opened or read.
 std::string read_file_prefix(const std::string& path, size_t max_bytes);
 
-// The error for a text over its limit: "PATH: 52428800 bytes or more, more than the 4194304 a
-// WHAT may have".
-std::string too_big_message(const std::string& path, size_t size, size_t max_bytes,
-                            const std::string& what);
-
 }  // namespace palisade::base

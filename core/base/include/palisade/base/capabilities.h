@@ -10,7 +10,7 @@
 
 namespace palisade::base {
 
-// CapEff of /proc/self/status: bit n set = capability n effective.
+// CapEff of /proc/self/status (base::read_proc_status): bit n set = capability n effective.
 uint64_t effective_capabilities();
 
 // The descriptions of the capabilities in `needed` (number, description) this process lacks.

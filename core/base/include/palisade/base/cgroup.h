@@ -29,8 +29,10 @@ std::string cgroup_v2_path_of(uint32_t pid);
 uint64_t cgroup_id_of_path(const std::string& path);
 // The id of a process's cgroup; 0 when it is gone.
 uint64_t cgroup_id_of_process(uint32_t pid);
-// The ids of a process's cgroup and of its ancestors up to the root, nearest first, at most
-// `depth`; empty when it is gone.
+// The ids of a cgroup v2 path and of its ancestors up to the root, nearest first, at most
+// `depth`; empty for an empty path.
+std::vector<uint64_t> cgroup_ancestry_of_path(std::string path, size_t depth = 16);
+// The same for a process's cgroup; empty when it is gone.
 std::vector<uint64_t> cgroup_ancestry_of_process(uint32_t pid, size_t depth = 16);
 
 }  // namespace palisade::base

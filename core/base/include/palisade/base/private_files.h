@@ -18,6 +18,10 @@ mode_t private_file_mode();
 // Gives a file the agent just created to the reader group (no-op without one). Throws
 // EnvironmentError naming the path when the kernel refuses.
 void share_with_reader_group(int fd, const std::string& path);
+// open(path, flags) of an output file: created (O_EXCL) with private_file_mode() and given to the
+// reader group, or, when it exists, opened as it is (its owner's mode kept). -1 with errno as
+// open(2) sets it; throws EnvironmentError naming the path when the group cannot be given.
+int open_private_file(const std::string& path, int flags);
 // The gid of a group name; throws ConfigurationError naming `where` when there is none.
 gid_t group_id(const std::string& name, const std::string& where);
 

@@ -26,6 +26,8 @@ struct ProcStatus {
   uint32_t gid = 0;  // real
   uint32_t egid = 0;
   uint64_t rss_kib = 0;  // VmRSS; 0 for kernel threads, which have none
+  uint32_t fd_size = 0;  // FDSize: slots in the descriptor table, above every descriptor number
+  uint64_t cap_eff = 0;  // CapEff: bit n set = capability n effective
 };
 // nullopt unless the text has the Tgid, PPid, Uid and Gid lines.
 std::optional<ProcStatus> parse_proc_status(std::string_view text);
