@@ -60,7 +60,7 @@ fuzz policy_parser_fuzzer policy "$FUZZ_SECONDS"
 fuzz expression_fuzzer expression "$FUZZ_SECONDS"
 fuzz_failed=0
 for pair in "ocsf_reader_fuzzer:ocsf guest_files_fuzzer:guest" \
-    "domain_xml_fuzzer:domain_xml k8s_objects_fuzzer:k8s" "capture_fuzzer:capture config_fuzzer:config"; do
+    "domain_xml_fuzzer:domain_xml k8s_objects_fuzzer:k8s" "capture_fuzzer:capture config_fuzzer:config containerd_events_fuzzer:containerd"; do
   pids=()
   for entry in $pair; do
     fuzz "${entry%%:*}" "${entry##*:}" "$FUZZ_SHORT_SECONDS" &

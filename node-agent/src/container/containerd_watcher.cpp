@@ -4,11 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <deque>
-#include <nlohmann/json.hpp>
 #include <random>
 
-#include "github.com/containerd/containerd/api/events/container.pb.h"
-#include "github.com/containerd/containerd/api/events/task.pb.h"
+#include "container/containerd_events.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/events/v1/events.grpc.pb.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.grpc.pb.h"
@@ -57,46 +55,6 @@ void add_task_identity(ContainerView& view, uint32_t pid,
   }
   // The process may be gone already (a short-lived container): the cgroup outlives it.
   view.cgroup_id = base::cgroup_id_of_path(view.cgroup_path);
-}
-
-// The cgroup the runtime will put the container in, from its OCI spec (linux.cgroupsPath):
-// "/a/b" (cgroupfs), "slice:prefix:name" (systemd driver), or containerd's default /<ns>/<id>.
-std::string expected_cgroup_path(const containers_v1::Container& c, const std::string& ns) {
-  std::string path;
-  try {
-    const auto spec = nlohmann::json::parse(c.spec().value());
-    path = spec.value("linux", nlohmann::json::object()).value("cgroupsPath", "");
-  } catch (const nlohmann::json::exception&) {
-  }
-  if (path.empty()) return "/" + ns + "/" + c.id();
-  if (path[0] == '/') return path;
-  const auto first = path.find(':');
-  if (first == std::string::npos) return "/" + path;
-  // systemd: "kubepods-besteffort-pod1.slice:cri-containerd:<id>" lives at
-  // /kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-containerd-<id>.scope
-  const std::string slice = path.substr(0, first);
-  const auto second = path.find(':', first + 1);
-  if (second == std::string::npos) return {};
-  const std::string prefix = path.substr(first + 1, second - first - 1);
-  const std::string name = path.substr(second + 1);
-  std::string dir;
-  const std::string stem = slice.empty() ? "system" : slice.substr(0, slice.rfind(".slice"));
-  for (size_t dash = stem.find('-'); dash != std::string::npos; dash = stem.find('-', dash + 1)) {
-    dir += "/" + stem.substr(0, dash) + ".slice";
-  }
-  dir += "/" + stem + ".slice";
-  return dir + "/" + prefix + "-" + name + ".scope";
-}
-
-ContainerView view_of(const containers_v1::Container& c, const std::string& ns) {
-  ContainerView view;
-  view.id = c.id();
-  view.cgroup_path = expected_cgroup_path(c, ns);
-  view.image = c.image();
-  view.runtime_namespace = ns;
-  if (!c.runtime().name().empty()) view.runtime = c.runtime().name();
-  for (const auto& [key, value] : c.labels()) view.labels.emplace(key, value);
-  return view;
 }
 
 // Adds containerd's record of a container to the registry, with its task's identity (`pid`, a
@@ -224,37 +182,18 @@ class Session {
   }
 
   void apply(const events_v1::Envelope& envelope) {
-    const std::string& topic = envelope.topic();
-    const std::string& payload = envelope.event().value();
-    // containerd's Any type URLs have no "type.googleapis.com/" part, so UnpackTo would refuse
-    // them; the topic says what the payload is.
-    if (topic == "/containers/create" || topic == "/containers/update") {
-      containerd::events::ContainerCreate created;
-      std::string id;
-      if (topic == "/containers/create" && created.ParseFromString(payload)) id = created.id();
-      containerd::events::ContainerUpdate updated;
-      if (topic == "/containers/update" && updated.ParseFromString(payload)) id = updated.id();
-      if (!id.empty()) refresh(id, 0);
-    } else if (topic == "/tasks/create") {
-      // runc has made the cgroup but not started the process: learn the cgroup id now, before
-      // the container's first exec arrives.
-      containerd::events::TaskCreate create;
-      if (create.ParseFromString(payload)) refresh(create.container_id(), create.pid());
-    } else if (topic == "/tasks/start") {
-      containerd::events::TaskStart start;
-      if (start.ParseFromString(payload)) refresh(start.container_id(), start.pid());
-    } else if (topic == "/tasks/exit") {
-      containerd::events::TaskExit exit;
-      if (exit.ParseFromString(payload) && exit.id() == exit.container_id()) {
+    const ContainerdEvent event =
+        decode_containerd_event(envelope.topic(), envelope.event().value());
+    switch (event.effect) {
+      case ContainerdEvent::Effect::kRefresh:
+        refresh(event.container_id, event.pid);
+        break;
+      case ContainerdEvent::Effect::kExited:
         impl_.exited.emplace_back(std::chrono::steady_clock::now() + options_.exited_linger,
-                                  exit.container_id());
-      }
-    } else if (topic == "/containers/delete") {
-      containerd::events::ContainerDelete deleted;
-      if (deleted.ParseFromString(payload)) {
-        impl_.exited.emplace_back(std::chrono::steady_clock::now() + options_.exited_linger,
-                                  deleted.id());
-      }
+                                  event.container_id);
+        break;
+      case ContainerdEvent::Effect::kNone:
+        break;
     }
     expire();
   }
@@ -301,11 +240,15 @@ void ContainerdWatcher::run() {
   auto backoff = options_.backoff_min;
   bool warned = false;
   while (!stopping_) {
-    impl_->channel =
-        grpc::CreateChannel("unix://" + options_.socket, grpc::InsecureChannelCredentials());
-    impl_->containers = containers_v1::Containers::NewStub(impl_->channel);
-    impl_->tasks = tasks_v1::Tasks::NewStub(impl_->channel);
-    impl_->events = events_v1::Events::NewStub(impl_->channel);
+    {
+      // fetch() reads the channel from the pipeline's thread.
+      std::lock_guard lock(impl_->stubs_mutex);
+      impl_->channel =
+          grpc::CreateChannel("unix://" + options_.socket, grpc::InsecureChannelCredentials());
+      impl_->containers = containers_v1::Containers::NewStub(impl_->channel);
+      impl_->tasks = tasks_v1::Tasks::NewStub(impl_->channel);
+      impl_->events = events_v1::Events::NewStub(impl_->channel);
+    }
 
     grpc::ClientContext stream_context;
     prepare(stream_context, options_.ns, false);
