@@ -15,6 +15,7 @@
 #include "palisade/hypervisor/monitor.h"
 #include "palisade/hypervisor/vm_inspector.h"
 #include "palisade/hypervisor/vm_responses.h"
+#include "palisade/metrics/metrics.h"
 #include "palisade/ocsf/remediation.h"
 #include "palisade/runtime/control_signals.h"
 #include "palisade/runtime/detector.h"
@@ -46,6 +47,8 @@ struct HvFlags {
   std::string overlay_dir;
   std::vector<std::string> backend_settings;
   std::string backend;
+  int metrics_port = -1;
+  bool no_metrics = false;
 };
 
 agent::AgentConfig load(const HvFlags& f) {
@@ -69,6 +72,8 @@ agent::AgentConfig load(const HvFlags& f) {
   if (!f.overlay_dir.empty()) h.inspection_overlay_directory = f.overlay_dir;
   if (!f.backend.empty()) h.inspection_backend = f.backend;
   if (!f.backend_settings.empty()) h.inspection_backend_settings = f.backend_settings;
+  if (f.metrics_port > 0) h.metrics_port = static_cast<uint16_t>(f.metrics_port);
+  if (f.no_metrics) c.metrics_enabled = false;
   return c;
 }
 
@@ -99,6 +104,21 @@ std::unique_ptr<runtime::Outputs> open_outputs(const agent::AgentConfig& c) {
       settings, std::make_shared<ocsf::Formatter>(ocsf::HostInfo::detect()));
 }
 
+// Like the agent's: an endpoint that cannot start is reported and hv runs without it.
+std::unique_ptr<metrics::Endpoint> start_metrics(const agent::AgentConfig& c) {
+  if (!c.metrics_enabled) return nullptr;
+  metrics::EndpointOptions options = c.metrics;
+  options.port = c.hypervisor.metrics_port;
+  try {
+    auto endpoint = metrics::Endpoint::start(options);
+    spdlog::info("hv: metrics at {}", endpoint->url());
+    return endpoint;
+  } catch (const std::exception& e) {
+    spdlog::error("hv: {}; running without the metrics endpoint", e.what());
+    return nullptr;
+  }
+}
+
 int run_monitor(const HvFlags& f) {
   runtime::ControlSignals::install();  // before any thread starts
   const agent::AgentConfig c = load(f);
@@ -125,9 +145,14 @@ int run_monitor(const HvFlags& f) {
   options.status_file = h.status_file;
   runtime::check_status_file_path(options.status_file);
   if (!c.file_group.empty()) base::set_reader_group(base::group_id(c.file_group, "file_group"));
-  hv::Monitor monitor(
-      options, outputs->formatter(),
-      hv::MonitorOutputs{outputs->sinks(), [&](const json& r) { outputs->write_audit(r); }});
+  hv::MonitorOutputs monitor_outputs{outputs->sinks(),
+                                     [&](const json& r) { outputs->write_audit(r); }};
+  const std::unique_ptr<metrics::Endpoint> endpoint = start_metrics(c);
+  if (endpoint) {
+    monitor_outputs.metrics = endpoint.get();
+    monitor_outputs.output_metrics = [&](metrics::Snapshot& s) { outputs->add_metrics(s); };
+  }
+  hv::Monitor monitor(options, outputs->formatter(), std::move(monitor_outputs));
   monitor.set_policy(policy);
   {
     runtime::ReloadThread reloader([&] {
@@ -337,6 +362,10 @@ void add_hv_command(CLI::App& app, int& exit_code) {
   hv->add_flag("--emit-stats", flags.emit_stats, "Write every stats sample as an event");
   hv->add_flag("--read-only", flags.read_only, "Watch only: no responses, no snapshots");
   hv->add_option("--status-file", flags.status_file, "Where to write status");
+  hv->add_option("--metrics-port", flags.metrics_port,
+                 "Port of the metrics endpoint (hypervisor.metrics_port)")
+      ->check(CLI::Range(1, 65535));
+  hv->add_flag("--no-metrics", flags.no_metrics, "Serve no Prometheus metrics");
 
   static bool as_json = false;
   auto* list = hv->add_subcommand("list", "Inventory: every domain of the --connect hosts");

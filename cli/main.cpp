@@ -41,6 +41,8 @@ struct AgentFlags {
   std::string pin_directory;
   std::string exec_mechanism;
   int canary_interval = -1;
+  int metrics_port = -1;
+  bool no_metrics = false;
 };
 
 // Removes the pinned enforcement programs and maps: the only way kernel enforcement ends.
@@ -86,6 +88,8 @@ int run_agent_command(const AgentFlags& f) {
   if (!f.log_level.empty()) c.log_level = f.log_level;
   if (!f.status_file.empty()) c.status_file = f.status_file;
   if (f.status_interval > 0) c.status_interval_seconds = f.status_interval;
+  if (f.metrics_port > 0) c.metrics.port = static_cast<uint16_t>(f.metrics_port);
+  if (f.no_metrics) c.metrics_enabled = false;
   if (!f.policy_dir.empty()) c.policy_directory = f.policy_dir;
   if (!f.kubeconfig.empty()) c.kubernetes.kubeconfig = f.kubeconfig;
   if (!f.node_name.empty()) c.kubernetes.node_name = f.node_name;
@@ -122,6 +126,11 @@ int main(int argc, char** argv) {
   agent->add_option("--log-level", agent_flags.log_level, "trace|debug|info|warn|error");
   agent->add_option("--status-file", agent_flags.status_file, "Where to write status");
   agent->add_option("--status-interval", agent_flags.status_interval, "Seconds between status");
+  agent
+      ->add_option("--metrics-port", agent_flags.metrics_port,
+                   "Port of the metrics endpoint (metrics.port)")
+      ->check(CLI::Range(1, 65535));
+  agent->add_flag("--no-metrics", agent_flags.no_metrics, "Serve no Prometheus metrics");
   agent->add_option("--policy-dir", agent_flags.policy_dir, "Directory of policy documents");
   agent->add_option("--kubeconfig", agent_flags.kubeconfig,
                     "Reach the Kubernetes API with this kubeconfig (outside a cluster)");

@@ -7,7 +7,7 @@ Two views of the same rule:
   2. Every #include "palisade/<component>/..." in a component's sources names a component it is
      allowed to depend on (LAYERS below).
   3. Libraries that must stay light do not reach the heavy ones through any chain of links
-     (MUST_NOT_REACH): the hypervisor builds without libbpf, gRPC and cpprestsdk.
+     (MUST_NOT_REACH): the hypervisor builds without libbpf, gRPC and the Kubernetes client.
 
 Usage: scripts/check-layering.py BUILD_DIR [--write]
 """
@@ -26,20 +26,23 @@ LAYERS = {
     "core/model": ["core/base"],
     "core/ocsf": ["core/base", "core/model"],
     "policies": ["core/base", "core/model"],
-    "core/runtime": ["core/base", "core/model", "core/ocsf", "policies"],
+    "core/metrics": ["core/base"],
+    "core/runtime": ["core/base", "core/model", "core/ocsf", "policies", "core/metrics"],
     "fim": ["core/base"],
     "k8s": ["core/base"],
-    "node-agent": ["core/base", "core/model", "core/ocsf", "policies", "core/runtime", "fim",
-                   "k8s"],
-    "hypervisor": ["core/base", "core/model", "core/ocsf", "policies", "core/runtime", "fim"],
-    "cli": ["core/base", "core/model", "core/ocsf", "policies", "core/runtime", "fim", "k8s",
-            "node-agent", "hypervisor"],
+    "node-agent": ["core/base", "core/model", "core/ocsf", "policies", "core/metrics",
+                   "core/runtime", "fim", "k8s"],
+    "hypervisor": ["core/base", "core/model", "core/ocsf", "policies", "core/metrics",
+                   "core/runtime", "fim"],
+    "cli": ["core/base", "core/model", "core/ocsf", "policies", "core/metrics", "core/runtime",
+            "fim", "k8s", "node-agent", "hypervisor"],
 }
 # The include prefix each component's public headers live under.
 HEADER_PREFIX = {
     "base": "core/base",
     "model": "core/model",
     "ocsf": "core/ocsf",
+    "metrics": "core/metrics",
     "runtime": "core/runtime",
     "policies": "policies",
     "fim": "fim",
@@ -53,6 +56,7 @@ MUST_NOT_REACH = {
     "palisade_runtime": ["palisade_agent", "palisade_k8s", "palisade_fim"],
     "palisade_policies": ["palisade_ocsf", "palisade_runtime", "palisade_agent"],
     "palisade_fim": ["palisade_agent", "palisade_policies"],
+    "palisade_metrics": ["palisade_model", "palisade_runtime", "palisade_agent", "palisade_k8s"],
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"palisade/([a-z_]+)/([^"]+)"', re.M)
 

@@ -26,6 +26,8 @@ packages=(
   # hypervisor: read-only guest-disk inspection with libguestfs, whose appliance boots the host's
   # kernel (linux-image-amd64); the tests build disk images with mkfs.ext4 -d, sfdisk, qemu-img
   libguestfs-dev libguestfs-tools linux-image-amd64 qemu-utils e2fsprogs fdisk
+  # metrics: prometheus-cpp's registry and text format; the Prometheus server scrapes it in tests
+  prometheus-cpp-dev prometheus
   # tests, fuzzing (libFuzzer ships in clang's runtime package) and benchmarks
   libgtest-dev libgmock-dev libclang-rt-14-dev libbenchmark-dev sqlite3 procps
 )

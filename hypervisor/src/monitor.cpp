@@ -197,6 +197,10 @@ void Monitor::Impl::run(const std::atomic<bool>& stop) {
       write_status();
       next_status = now + status_every;
     }
+    if (outputs.metrics != nullptr && now >= next_metrics) {
+      publish_metrics();
+      next_metrics = now + std::chrono::seconds(1);
+    }
   }
   response_queue.close();
   response_thread.join();  // the decided responses are carried out (at most 64 queued)
@@ -209,6 +213,7 @@ void Monitor::Impl::run(const std::atomic<bool>& stop) {
   }
   flush();
   write_status();
+  if (outputs.metrics != nullptr) publish_metrics();
   sessions.clear();
   running = false;
 }

@@ -84,6 +84,11 @@ struct Monitor::Impl {
     }
   }
 
+  // ---- metrics (docs/metrics.md)
+  void publish_metrics();
+  Clock::time_point next_metrics{};
+  uint64_t started_wall_ns = base::wall_now_ns();
+
   // ---- events
   void emit(Event& e, bool to_outputs = true) { emitter->emit(e, to_outputs); }
 

@@ -85,7 +85,8 @@ class RealLibvirt : public ::testing::Test {
                                      "--inspection-store",
                                      (dir / "inspections.db").string(),
                                      "--evidence-dir",
-                                     (dir / "evidence").string()};
+                                     (dir / "evidence").string(),
+                                     "--no-metrics"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     monitor = spawn(argv, dir / "monitor.log");
     ASSERT_GT(monitor, 0);

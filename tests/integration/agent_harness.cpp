@@ -13,16 +13,25 @@ namespace palisade::testing {
 
 using namespace std::chrono_literals;
 
+namespace {
+
+[[noreturn]] void exec_argv(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  execv(args[0], args.data());
+  _exit(127);
+}
+
+}  // namespace
+
 pid_t spawn(const std::vector<std::string>& argv, const fs::path& stderr_file) {
   pid_t pid = fork();
   if (pid == 0) {
     FILE* err = std::fopen(stderr_file.c_str(), "w");
     if (err != nullptr) dup2(fileno(err), 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
+    exec_argv(argv);
   }
   return pid;
 }
@@ -37,11 +46,7 @@ int run_capture(const std::vector<std::string>& argv, std::string& out) {
     // it open and the read below would never see its end.
     close(pipefd[0]);
     close(pipefd[1]);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
+    exec_argv(argv);
   }
   close(pipefd[1]);
   char buf[4096];
@@ -125,6 +130,10 @@ void AgentTest::start_agent(std::vector<std::string> extra) {
                                    (dir / "events.db").string(),
                                    "--status-file",
                                    (dir / "status.json").string()};
+  // Tests run side by side: an agent serves metrics only where a test asks for them.
+  if (std::find(extra.begin(), extra.end(), "--metrics-port") == extra.end()) {
+    argv.push_back("--no-metrics");
+  }
   // Each test's enforcement is pinned apart from the host's (and removed at TearDown).
   if (std::find(extra.begin(), extra.end(), "--pin-directory") == extra.end()) {
     harness_pins = "/sys/fs/bpf/palisade-harness-" + std::to_string(getpid());

@@ -95,5 +95,29 @@ TEST(Config, HypervisorSectionIsReadAndChecked) {
   }
 }
 
+TEST(Config, MetricsSectionIsReadAndChecked) {
+  const AgentConfig defaults = default_config();
+  EXPECT_TRUE(defaults.metrics_enabled);
+  EXPECT_EQ(defaults.metrics.address, "127.0.0.1") << "localhost unless configured otherwise";
+  EXPECT_EQ(defaults.metrics.port, 9477);
+  auto c = apply_config(defaults, R"(metrics:
+  address: 0.0.0.0
+  port: 9100
+  tls_certificate: /etc/palisade/tls/metrics.crt
+  tls_key: /etc/palisade/tls/metrics.key
+  bearer_token_file: /etc/palisade/metrics-token
+)",
+                        "m.yaml");
+  EXPECT_EQ(c.metrics.address, "0.0.0.0");
+  EXPECT_EQ(c.metrics.port, 9100);
+  EXPECT_EQ(c.metrics.tls_key, "/etc/palisade/tls/metrics.key");
+  EXPECT_EQ(c.metrics.bearer_token_file, "/etc/palisade/metrics-token");
+  EXPECT_FALSE(apply_config(defaults, "metrics: {enabled: false}\n", "m.yaml").metrics_enabled);
+  expect_error("metrics:\n  port: 70000\n", "agent.yaml:2:9: metrics.port");
+  expect_error("metrics:\n  port: 0\n", "metrics.port");
+  expect_error("metrics:\n  tls_certificate: /x.crt\n", "tls_certificate and tls_key go together");
+  expect_error("metrics:\n  bearer_token: x\n", "metrics.bearer_token: unknown key");
+}
+
 }  // namespace
 }  // namespace palisade::agent

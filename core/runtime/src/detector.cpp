@@ -39,7 +39,7 @@ void Detector::consume(const Event& event, std::string_view ocsf) {
     json_.clear();
     formatter_->format_finding(finding.view(), event, ocsf, policy_->digest(), json_);
     for (EventSink* out : outputs_) out->consume_finding(json_, event);
-    findings_++;
+    count_finding(finding.rule);
     if (responder_ && finding.rule != nullptr &&
         finding.rule->response != policies::Response::kAlert) {
       responder_(finding, event);
@@ -56,8 +56,56 @@ void Detector::raise(const policies::DetectionRule& rule, std::string message, c
   formatter_->format_finding(finding.view(), trigger, trigger_json,
                              policy_ ? policy_->digest() : "", json_);
   for (EventSink* out : outputs_) out->consume_finding(json_, trigger);
-  findings_++;
+  count_finding(&rule);
   if (responder_ && rule.response != policies::Response::kAlert) responder_(finding, trigger);
+}
+
+void Detector::count_finding(const policies::DetectionRule* rule) {
+  findings_++;
+  std::pair<std::string, std::string> key{"other", "unknown"};
+  if (rule != nullptr) key = {rule->name, std::string(policies::severity_name(rule->severity))};
+  auto it = findings_by_rule_.find(key);
+  if (it == findings_by_rule_.end()) {
+    if (findings_by_rule_.size() >= kMaxCountedRules) key.first = "other";
+    it = findings_by_rule_.try_emplace(std::move(key), 0).first;
+  }
+  it->second++;
+}
+
+void Detector::add_metrics(metrics::Snapshot& snapshot) const {
+  constexpr std::string_view kFindings = "palisade_findings_total";
+  constexpr std::string_view kHelp = "Detection Findings raised, by rule and severity";
+  if (policy_) {
+    for (const auto& rule : policy_->rules()) {
+      const std::pair<std::string, std::string> key{
+          rule->name, std::string(policies::severity_name(rule->severity))};
+      if (findings_by_rule_.count(key) == 0) {
+        snapshot.counter(kFindings, kHelp, 0, {{"rule", key.first}, {"severity", key.second}});
+      }
+    }
+  }
+  for (const auto& [key, count] : findings_by_rule_) {
+    snapshot.counter(kFindings, kHelp, static_cast<double>(count),
+                     {{"rule", key.first}, {"severity", key.second}});
+  }
+  snapshot.gauge("palisade_policy_rules", "Rules in the active policy set",
+                 policy_ ? static_cast<double>(policy_->rules().size()) : 0);
+  snapshot.gauge("palisade_policy_info", "The active policy set's digest (value 1)", 1,
+                 {{"digest", policy_ ? policy_->digest() : ""}});
+  const base::FileHashStats hashes = hashes_->stats();
+  snapshot.gauge("palisade_executable_hash_cache_entries", "Executables whose hash is cached",
+                 static_cast<double>(hashes.entries));
+  for (const auto& [result, count] :
+       {std::pair{"hit", hashes.hits}, std::pair{"miss", hashes.misses}}) {
+    snapshot.counter("palisade_executable_hash_lookups_total", "Executable hash lookups, by result",
+                     static_cast<double>(count), {{"result", result}});
+  }
+  snapshot.counter("palisade_executable_hash_too_large_total",
+                   "Executables not hashed: larger than the limit",
+                   static_cast<double>(hashes.too_large));
+  snapshot.counter("palisade_executable_hash_cache_evictions_total",
+                   "Executable hashes evicted from the bounded cache",
+                   static_cast<double>(hashes.evictions));
 }
 
 std::vector<policies::PolicySource> read_policy_directory(const std::string& directory) {

@@ -161,7 +161,9 @@ class EventStore::Writer {
       std::lock_guard lock(mutex_);
       out = stats_;
     }
-    out.queue_waits = queue_.stats().full_waits;
+    const base::QueueStats queue = queue_.stats();
+    out.queue_waits = queue.full_waits;
+    out.queue_depth = queue.depth;
     return out;
   }
   // Why the store is not writing now; "" while it writes.
@@ -186,9 +188,12 @@ class EventStore::Writer {
         continue;
       }
       const Pause blocked = ready_to_write();
+      const auto began = std::chrono::steady_clock::now();
       const bool ok = blocked == Pause::kNone && write_batch(batch);
+      const std::chrono::duration<double> took = std::chrono::steady_clock::now() - began;
       {
         std::lock_guard lock(mutex_);
+        if (blocked == Pause::kNone) stats_.commits.observe(took.count());
         (ok ? stats_.written : stats_.not_written) += batch.size();
         if (blocked == Pause::kLowSpace) stats_.dropped_low_space += batch.size();
       }
@@ -364,6 +369,21 @@ void EventStore::write_record(const OutOfBandRecord& record) {
   writer_->enqueue(std::move(row));
 }
 
+namespace {
+
+// The footprint on disk: the database and its write-ahead log.
+uint64_t bytes_on_disk(const std::string& path) {
+  uint64_t bytes = 0;
+  for (const char* suffix : {"", "-wal"}) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path + suffix, ec);
+    if (!ec) bytes += size;
+  }
+  return bytes;
+}
+
+}  // namespace
+
 nlohmann::json EventStore::status() const {
   const StoreStats s = stats();
   nlohmann::json out = {{"path", writer_->path()},
@@ -376,16 +396,37 @@ nlohmann::json EventStore::status() const {
                         {"pruned", s.pruned},
                         {"write_errors", s.write_errors}};
   if (const std::string paused = writer_->paused(); !paused.empty()) out["paused"] = paused;
-  // The footprint on disk: the database and its write-ahead log.
-  uint64_t bytes = 0;
-  for (const char* suffix : {"", "-wal"}) {
-    std::error_code ec;
-    const auto size = std::filesystem::file_size(writer_->path() + suffix, ec);
-    if (!ec) bytes += size;
-  }
-  out["bytes_on_disk"] = bytes;
+  out["bytes_on_disk"] = bytes_on_disk(writer_->path());
   if (!writer_->recovered_from().empty()) out["damaged_store_moved_to"] = writer_->recovered_from();
   return out;
+}
+
+void EventStore::add_metrics(metrics::Snapshot& snapshot, const std::string& /*name*/) const {
+  const StoreStats s = stats();
+  const auto n = [](uint64_t v) { return static_cast<double>(v); };
+  snapshot.counter("palisade_store_rows_written_total",
+                   "Events and findings committed to the store", n(s.written));
+  for (const auto& [reason, count] :
+       {std::pair{"database_error", s.not_written - s.dropped_low_space},
+        std::pair{"low_disk_space", s.dropped_low_space}}) {
+    snapshot.counter("palisade_store_rows_not_written_total",
+                     "Events the store accepted but could not keep, by reason", n(count),
+                     {{"reason", reason}});
+  }
+  snapshot.counter("palisade_store_failed_batches_total", "Store transactions that failed",
+                   n(s.write_errors));
+  snapshot.counter("palisade_store_queue_waits_total",
+                   "Times the pipeline waited for the store's writer (back-pressure)",
+                   n(s.queue_waits));
+  snapshot.counter("palisade_store_pruned_rows_total", "Rows removed by retention", n(s.pruned));
+  snapshot.gauge("palisade_store_queue_depth", "Events waiting for the store's writer",
+                 n(s.queue_depth));
+  snapshot.gauge("palisade_store_paused", "1 while the store is not writing (see status)",
+                 writer_->paused().empty() ? 0 : 1);
+  snapshot.histogram("palisade_store_commit_seconds", "Duration of each store transaction",
+                     s.commits);
+  snapshot.gauge("palisade_store_bytes_on_disk", "The store's database and write-ahead log",
+                 n(bytes_on_disk(writer_->path())));
 }
 
 bool EventStore::Writer::write_batch(const std::vector<StoreRow>& rows) {

@@ -85,6 +85,17 @@ nlohmann::json JsonLinesSink::status() const {
           {"write_errors", write_errors_}};
 }
 
+void JsonLinesSink::add_metrics(metrics::Snapshot& snapshot, const std::string& name) const {
+  const metrics::Labels output{{"output", name}};
+  snapshot.counter("palisade_output_records_total", "Records (lines) an output wrote",
+                   static_cast<double>(lines_), output);
+  snapshot.counter("palisade_output_records_not_written_total",
+                   "Records an output accepted but could not write",
+                   static_cast<double>(not_written_), output);
+  snapshot.counter("palisade_output_write_errors_total", "Failed writes of an output",
+                   static_cast<double>(write_errors_), output);
+}
+
 // A rotated file (renamed away) is let go and the path opened afresh; if that fails the old
 // file stays in use, so no line is lost to a failed reopen.
 void JsonLinesSink::reopen() {

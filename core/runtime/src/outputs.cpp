@@ -135,4 +135,8 @@ nlohmann::json Outputs::status() const {
   return out;
 }
 
+void Outputs::add_metrics(metrics::Snapshot& snapshot) const {
+  for (const auto& o : outputs_) o.output->add_metrics(snapshot, o.name);
+}
+
 }  // namespace palisade::runtime

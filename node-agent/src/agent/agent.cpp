@@ -245,6 +245,7 @@ int Agent::run() {
     pipeline_->set_tap(capture_.get());
   }
   spdlog::info("palisade agent running (pid {}), source: {}", getpid(), source_->describe());
+  start_metrics();
   emit_status("running", "palisade agent started");
 
   const RecordCallback deliver = [this](RecordView record) { pipeline_->handle(record); };
@@ -302,6 +303,10 @@ int Agent::run() {
       next_status =
           std::chrono::steady_clock::now() + std::chrono::seconds(config_.status_interval_seconds);
     }
+    if (metrics_ && std::chrono::steady_clock::now() >= next_metrics_) {
+      publish_metrics();
+      next_metrics_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    }
     if (!more) break;
   }
   // Drain what the kernel already handed over, then flush every output. Kernel enforcement stays
@@ -312,6 +317,7 @@ int Agent::run() {
   outputs_->drain();
   if (containerd_) containerd_->stop();
   if (kubernetes_) kubernetes_->stop();
+  publish_metrics();
   emit_status("stopped", "palisade agent stopped");
   spdlog::info("palisade agent stopped; {} events delivered", pipeline_->stats().delivered);
   return 0;

@@ -17,6 +17,8 @@
 #include "palisade/agent/capture.h"
 #include "palisade/agent/container.h"
 #include "palisade/agent/enforcer.h"
+#include "palisade/base/clock.h"
+#include "palisade/metrics/metrics.h"
 #include "palisade/runtime/detector.h"
 #include "palisade/runtime/outputs.h"
 #include "palisade/runtime/responder.h"
@@ -49,6 +51,10 @@ class Agent {
   nlohmann::json status_json(const char* state);
   nlohmann::json containers_status() const;
   void emit_status(const char* state, const char* message);
+  void start_metrics();
+  void publish_metrics();
+  void add_container_metrics(metrics::Snapshot& s) const;
+  void add_enforcement_metrics(metrics::Snapshot& s) const;
 
   AgentOptions options_;
   AgentConfig config_;
@@ -78,6 +84,10 @@ class Agent {
   std::unique_ptr<runtime::Responder> responder_;
   std::vector<policies::PolicySource> resource_sources_;  // from PalisadePolicy resources
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  uint64_t started_wall_ns_ = base::wall_now_ns();
+  std::unique_ptr<metrics::Endpoint> metrics_;
+  std::string metrics_error_;  // why there is no endpoint, when there is none
+  std::chrono::steady_clock::time_point next_metrics_{};
   uint64_t status_count_ = 0;
 };
 

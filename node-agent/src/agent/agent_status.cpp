@@ -66,6 +66,12 @@ nlohmann::json Agent::status_json(const char* state) {
                       {"findings", detector_->findings()},
                       {"threshold_keys", policy ? policy->threshold_keys() : 0},
                       {"last_rejected_reload", policy_error_}};
+  if (metrics_) {
+    status["metrics"] = {{"url", metrics_->url()}};
+  } else {
+    status["metrics"] = {{"enabled", false}};
+    if (!metrics_error_.empty()) status["metrics"]["error"] = metrics_error_;
+  }
   status["containers"] = containers_status();
   if (kubernetes_) status["kubernetes"] = kubernetes_->status();
   status["file_integrity"] = fim_->status();
@@ -191,6 +197,11 @@ int print_agent_status(const std::string& status_file, bool json) {
   std::cout << "delivered:  " << status.value("delivered", 0) << " events ("
             << status.value("filtered", 0) << " filtered)\n";
   std::cout << "memory:     " << status.value("resident_kib", 0) << " KiB resident\n";
+  if (const auto& m = status.value("metrics", nlohmann::json::object()); m.contains("url")) {
+    std::cout << "metrics:    " << m.value("url", "") << '\n';
+  } else if (m.contains("error")) {
+    std::cout << "metrics:    NOT SERVED: " << m.value("error", "") << '\n';
+  }
   const nlohmann::json outputs = status.value("outputs", nlohmann::json::object());
   for (const auto& [name, o] : outputs.items()) {
     std::cout << "output:     " << name << " " << o.value("path", "");

@@ -113,11 +113,27 @@ class Reader {
 
 }  // namespace
 
+void read_metrics(const Reader& r, const YAML::Node& n, AgentConfig& c) {
+  r.known_keys(n, "metrics",
+               {"enabled", "address", "port", "tls_certificate", "tls_key", "bearer_token_file"});
+  r.read(n, "metrics", "enabled", c.metrics_enabled);
+  r.read(n, "metrics", "address", c.metrics.address);
+  uint32_t port = c.metrics.port;
+  r.read_positive<uint32_t>(n, "metrics", "port", port, 65535);
+  c.metrics.port = static_cast<uint16_t>(port);
+  r.read(n, "metrics", "tls_certificate", c.metrics.tls_certificate);
+  r.read(n, "metrics", "tls_key", c.metrics.tls_key);
+  if (c.metrics.tls_certificate.empty() != c.metrics.tls_key.empty()) {
+    r.fail(n, "metrics", "tls_certificate and tls_key go together");
+  }
+  r.read(n, "metrics", "bearer_token_file", c.metrics.bearer_token_file);
+}
+
 void read_hypervisor(const Reader& r, const YAML::Node& n, HypervisorConfig& h) {
   r.known_keys(
       n, "hypervisor",
       {"connect", "read_only", "stats_interval_seconds", "emit_stats", "store_path", "status_file",
-       "reconnect_max_seconds", "max_domains", "evidence_directory", "inspection"});
+       "reconnect_max_seconds", "max_domains", "evidence_directory", "metrics_port", "inspection"});
   r.read_strings(n, "hypervisor", "connect", h.connect);
   r.read(n, "hypervisor", "read_only", h.read_only);
   r.read_positive<uint32_t>(n, "hypervisor", "stats_interval_seconds", h.stats_interval_seconds,
@@ -129,6 +145,9 @@ void read_hypervisor(const Reader& r, const YAML::Node& n, HypervisorConfig& h) 
                             3600);
   r.read_positive<uint32_t>(n, "hypervisor", "max_domains", h.max_domains, 1000000);
   r.read(n, "hypervisor", "evidence_directory", h.evidence_directory);
+  uint32_t port = h.metrics_port;
+  r.read_positive<uint32_t>(n, "hypervisor", "metrics_port", port, 65535);
+  h.metrics_port = static_cast<uint16_t>(port);
   if (auto i = n["inspection"]) {
     const std::string where = "hypervisor.inspection";
     r.known_keys(i, where,
@@ -209,9 +228,10 @@ AgentConfig apply_config_text(const AgentConfig& base, const std::string& yaml_t
   }
   if (!root || root.IsNull()) return c;
   r.known_keys(root, "",
-               {"output", "store", "sensor", "process_table", "status", "policies", "containers",
-                "kubernetes", "enforcement", "responses", "file_integrity", "hypervisor",
-                "log_level", "file_group"});
+               {"output", "store", "sensor", "process_table", "status", "metrics", "policies",
+                "containers", "kubernetes", "enforcement", "responses", "file_integrity",
+                "hypervisor", "log_level", "file_group"});
+  if (auto n = root["metrics"]) read_metrics(r, n, c);
   if (auto n = root["hypervisor"]) read_hypervisor(r, n, c.hypervisor);
   if (auto n = root["file_integrity"]) {
     r.known_keys(n, "file_integrity",
@@ -308,7 +328,8 @@ AgentConfig apply_config_text(const AgentConfig& base, const std::string& yaml_t
   if (auto n = root["sensor"]) {
     r.known_keys(n, "sensor",
                  {"ring_buffer_mib", "argv_max_bytes", "file_exclude_prefixes",
-                  "file_include_prefixes", "wakeup_kib", "max_latency_ms"});
+                  "file_include_prefixes", "wakeup_kib", "max_latency_ms", "kernel_time_stats"});
+    r.read(n, "sensor", "kernel_time_stats", c.sensor.kernel_time_stats);
     uint64_t wakeup_kib = c.sensor.wakeup_bytes >> 10;
     r.read_positive<uint64_t>(n, "sensor", "wakeup_kib", wakeup_kib, 1U << 20);
     c.sensor.wakeup_bytes = wakeup_kib << 10;

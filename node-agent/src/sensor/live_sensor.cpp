@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "palisade/agent/sensor.h"
+#include "palisade/base/unique_fd.h"
 #include "sensor.skel.h"
 #include "sensor/sensor_abi.h"
 
@@ -128,6 +129,7 @@ struct LiveSensor::Impl {
   const RecordCallback* deliver = nullptr;  // valid during poll() only
   std::vector<std::vector<std::byte>> pending_snapshot;
   int ncpus = 1;
+  base::UniqueFd run_time_stats;  // holds the kernel's BPF run-time statistics on while open
 
   ~Impl() {
     if (ring != nullptr) ring_buffer__free(ring);
@@ -141,6 +143,15 @@ struct LiveSensor::Impl {
     return 0;
   }
 };
+
+namespace {
+// Whether the administrator turned BPF statistics on for the whole host.
+bool kernel_bpf_stats_enabled() {
+  std::ifstream in("/proc/sys/kernel/bpf_stats_enabled");
+  int value = 0;
+  return (in >> value) && value != 0;
+}
+}  // namespace
 
 LiveSensor::LiveSensor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 LiveSensor::~LiveSensor() = default;
@@ -229,6 +240,12 @@ std::unique_ptr<LiveSensor> LiveSensor::start(const SensorOptions& options) {
       ring_buffer__new(bpf_map__fd(skel->maps.events), &Impl::on_record, impl.get(), nullptr);
   if (impl->ring == nullptr) throw SensorError("cannot map the sensor ring buffer");
 
+  if (options.kernel_time_stats) {
+    impl->run_time_stats = base::UniqueFd(bpf_enable_stats(BPF_STATS_RUN_TIME));
+    if (!impl->run_time_stats) {
+      spdlog::warn("cannot turn on the kernel's BPF run-time statistics: {}", std::strerror(errno));
+    }
+  }
   if (options.seed_from_proc) impl->pending_snapshot = snapshot_processes();
   auto sensor = std::unique_ptr<LiveSensor>(new LiveSensor(std::move(impl)));
   sensor->report_ = std::move(report);
@@ -260,6 +277,21 @@ SourceCounters LiveSensor::counters() const {
   for (__u32 cls = 0; cls < PAL_CLASS_COUNT; ++cls) {
     if (bpf_map_lookup_elem(fd, &cls, per_cpu.data()) != 0) continue;
     for (auto v : per_cpu) out.kernel_drops[cls] += v;
+  }
+  out.kernel_time_enabled = impl_->run_time_stats || kernel_bpf_stats_enabled();
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, impl_->skel->obj) {
+    const int prog_fd = bpf_program__fd(prog);
+    if (prog_fd < 0) continue;  // not loaded on this kernel
+    ProgramRunStats& stats = out.programs.emplace_back();
+    stats.name = bpf_program__name(prog);
+    if (!out.kernel_time_enabled) continue;
+    bpf_prog_info info{};
+    __u32 size = sizeof(info);
+    if (bpf_obj_get_info_by_fd(prog_fd, &info, &size) == 0) {
+      stats.runs = info.run_cnt;
+      stats.run_time_ns = info.run_time_ns;
+    }
   }
   return out;
 }

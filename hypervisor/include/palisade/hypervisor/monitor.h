@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "palisade/hypervisor/vm_responses.h"
+#include "palisade/metrics/metrics.h"
 #include "palisade/ocsf/formatter.h"
 #include "palisade/policies/policy_set.h"
 #include "palisade/runtime/event_sink.h"
@@ -51,6 +52,10 @@ struct MonitorOptions {
 struct MonitorOutputs {
   std::vector<runtime::EventSink*> sinks;
   std::function<void(const nlohmann::json& record)> audit;
+  // When set, the monitor publishes its metrics there about once a second, from its own thread
+  // (which also writes the outputs, so `output_metrics` reads their counters safely).
+  metrics::Endpoint* metrics = nullptr;
+  std::function<void(metrics::Snapshot&)> output_metrics{};
 };
 
 // Stamps VM events (sequence, times), renders them once and hands them to the outputs and the

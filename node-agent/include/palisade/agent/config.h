@@ -10,6 +10,7 @@
 #include "palisade/agent/process_table.h"
 #include "palisade/agent/sensor.h"
 #include "palisade/base/error.h"
+#include "palisade/metrics/metrics.h"
 #include "palisade/runtime/outputs.h"
 
 namespace palisade::agent {
@@ -59,6 +60,9 @@ struct HypervisorConfig {
   uint32_t reconnect_max_seconds = 60;
   uint32_t max_domains = 10000;
   std::string evidence_directory = "/var/lib/palisade/hv-evidence";
+  // palisade hv serves its metrics like the agent (the metrics section: address, TLS, token)
+  // on its own port, so that both can run on one host.
+  uint16_t metrics_port = 9478;
   uint32_t inspection_parallelism = 1;
   uint32_t inspection_max_pending = 64;
   std::string inspection_store = "/var/lib/palisade/hv-inspections.db";
@@ -73,6 +77,8 @@ struct AgentConfig {
   ProcessTableLimits process_table;
   uint32_t status_interval_seconds = 30;
   std::string status_file = "/run/palisade/status.json";
+  bool metrics_enabled = true;
+  metrics::EndpointOptions metrics;
   std::string log_level = "info";
   // The group that may read the status file, JSON output and store (created 0640 for it);
   // empty: their owner only (0600).

@@ -20,6 +20,9 @@ struct SensorOptions {
   uint32_t max_latency_ms = 50;        // and otherwise drains at this interval
   PathRules file_rules;
   bool seed_from_proc = true;
+  // Turn on the kernel's per-program run-time accounting while the sensor runs (costs two clock
+  // reads per program run; off by default, on for profiling).
+  bool kernel_time_stats = false;
 };
 
 struct HookStatus {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "palisade/model/event.h"
 
@@ -19,9 +20,21 @@ namespace palisade::agent {
 using RecordView = std::span<const std::byte>;
 using RecordCallback = std::function<void(RecordView)>;
 
-// Counters a source keeps below user space: records the kernel could not queue.
+// The kernel's accounting of one eBPF program: how often it ran and for how long. The kernel
+// keeps it only while BPF statistics are on (sensor.kernel_time_stats, or the
+// kernel.bpf_stats_enabled sysctl); otherwise both stay 0.
+struct ProgramRunStats {
+  std::string name;
+  uint64_t runs = 0;
+  uint64_t run_time_ns = 0;
+};
+
+// Counters a source keeps below user space: records the kernel could not queue, and the
+// programs' run time.
 struct SourceCounters {
   std::array<uint64_t, kEventClassCount> kernel_drops{};
+  bool kernel_time_enabled = false;
+  std::vector<ProgramRunStats> programs;  // every loaded program, in load order
 };
 
 class Source {

@@ -3,11 +3,14 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "palisade/base/file_hash_cache.h"
+#include "palisade/metrics/metrics.h"
 #include "palisade/ocsf/formatter.h"
 #include "palisade/policies/policy_set.h"
 #include "palisade/runtime/event_sink.h"
@@ -36,6 +39,11 @@ class Detector : public EventSink {
   using Responder = std::function<void(const policies::Finding&, const Event&)>;
   void set_responder(Responder responder) { responder_ = std::move(responder); }
   base::FileHashStats executable_hashes() const { return hashes_->stats(); }
+  // Findings by rule and severity (every rule of the set, 0 until it matches), the executable
+  // hash cache and the active set's digest. From the pipeline's thread.
+  void add_metrics(metrics::Snapshot& snapshot) const;
+  // Rules counted apart before the rest go to rule="other": reloads may rename rules forever.
+  static constexpr size_t kMaxCountedRules = 2048;
 
  private:
   std::shared_ptr<ocsf::Formatter> formatter_;
@@ -46,6 +54,8 @@ class Detector : public EventSink {
   Responder responder_;
   std::string json_;
   uint64_t findings_ = 0;
+  std::map<std::pair<std::string, std::string>, uint64_t> findings_by_rule_;  // (rule, severity)
+  void count_finding(const policies::DetectionRule* rule);
 };
 
 // The sha256 of an exec event's executable: the running image through /proc/<pid>/exe while the

@@ -33,8 +33,10 @@ struct StoreStats {
   uint64_t not_written = 0;  // in batches the database refused (counted lost, never retried)
   uint64_t queue_waits = 0;  // times the pipeline waited for the writer
   uint64_t pruned = 0;
-  uint64_t write_errors = 0;       // failed batches
-  uint64_t dropped_low_space = 0;  // of not_written: the filesystem was below min_free_bytes
+  uint64_t write_errors = 0;          // failed batches
+  uint64_t dropped_low_space = 0;     // of not_written: the filesystem was below min_free_bytes
+  size_t queue_depth = 0;             // events accepted, waiting for the writer
+  metrics::LatencyHistogram commits;  // each batch's transaction, committed or failed
 };
 
 class EventStore : public Output {
@@ -51,6 +53,7 @@ class EventStore : public Output {
   void flush() override {}
   void drain() override;  // blocks until everything accepted so far is committed
   nlohmann::json status() const override;
+  void add_metrics(metrics::Snapshot& snapshot, const std::string& name) const override;
   StoreStats stats() const;
 
  private:

@@ -29,6 +29,7 @@ class JsonLinesSink : public Output {
   void flush() override;
   void write_record(const OutOfBandRecord& record) override;
   nlohmann::json status() const override;
+  void add_metrics(metrics::Snapshot& snapshot, const std::string& name) const override;
   void reopen() override;
   uint64_t lines() const { return lines_; }
 

@@ -4,8 +4,10 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <string_view>
 
+#include "palisade/metrics/metrics.h"
 #include "palisade/runtime/event_sink.h"
 
 namespace palisade::runtime {
@@ -31,6 +33,11 @@ class Output : public EventSink {
   virtual void write_record(const OutOfBandRecord& record) = 0;
   // Counters for the status; null when the output has none.
   virtual nlohmann::json status() const { return nullptr; }
+  // The same counters as Prometheus metrics (docs/metrics.md), labelled output="<its kind>".
+  virtual void add_metrics(metrics::Snapshot& snapshot, const std::string& name) const {
+    (void)snapshot;
+    (void)name;
+  }
   // Blocks until everything accepted so far is written (the store's writer thread).
   virtual void drain() {}
   // Reopens what the output writes to by path (log rotation: on reload).

@@ -60,6 +60,7 @@ class Outputs {
   void reopen();
   // {name: counters} for every output that has counters.
   nlohmann::json status() const;
+  void add_metrics(metrics::Snapshot& snapshot) const;
 
  private:
   struct Opened {
