@@ -246,6 +246,7 @@ int Agent::run() {
   }
   spdlog::info("palisade agent running (pid {}), source: {}", getpid(), source_->describe());
   start_metrics();
+  watch_files();
   emit_status("running", "palisade agent started");
 
   const RecordCallback deliver = [this](RecordView record) { pipeline_->handle(record); };
@@ -292,6 +293,7 @@ int Agent::run() {
     pipeline_->flush();
     if (capture_) capture_->flush();
     if (runtime::ControlSignals::take_reload()) reload();
+    reload_changed_files();
     if (kubernetes_) {
       if (auto update = kubernetes_->take_policy_update()) {
         resource_sources_ = std::move(*update);

@@ -18,6 +18,7 @@
 #include "palisade/agent/container.h"
 #include "palisade/agent/enforcer.h"
 #include "palisade/base/clock.h"
+#include "palisade/base/directory_watch.h"
 #include "palisade/metrics/metrics.h"
 #include "palisade/runtime/detector.h"
 #include "palisade/runtime/outputs.h"
@@ -51,6 +52,8 @@ class Agent {
   nlohmann::json status_json(const char* state);
   nlohmann::json containers_status() const;
   void emit_status(const char* state, const char* message);
+  void watch_files();
+  void reload_changed_files();
   void start_metrics();
   void publish_metrics();
   void add_container_metrics(metrics::Snapshot& s) const;
@@ -85,6 +88,10 @@ class Agent {
   std::vector<policies::PolicySource> resource_sources_;  // from PalisadePolicy resources
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   uint64_t started_wall_ns_ = base::wall_now_ns();
+  // The configuration file's and the policy directory's changes, reloaded as on SIGHUP.
+  std::unique_ptr<base::DirectoryWatch> file_watch_;
+  std::chrono::steady_clock::time_point reload_due_{};
+  std::string config_error_;  // why the last configuration reload was refused ("" = it was not)
   std::unique_ptr<metrics::Endpoint> metrics_;
   std::string metrics_error_;  // why there is no endpoint, when there is none
   std::chrono::steady_clock::time_point next_metrics_{};

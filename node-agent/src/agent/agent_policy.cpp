@@ -1,5 +1,7 @@
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include "agent/agent_impl.h"
 
 namespace palisade::agent {
@@ -70,6 +72,39 @@ std::shared_ptr<policies::PolicySet> Agent::compile_policy(
   return set;
 }
 
+// A ConfigMap mounted as a directory changes under the agent (the kubelet swaps its "..data"
+// link); so does a file an operator edits. Either is reloaded as on SIGHUP, a moment after the
+// last change (a swap is several renames), with the same refusal of an invalid file.
+void Agent::watch_files() {
+  if (!options_.replay_path.empty()) return;
+  std::vector<base::DirectoryWatch::Target> targets;
+  if (!options_.config_path.empty()) {
+    const std::filesystem::path config = std::filesystem::absolute(options_.config_path);
+    targets.push_back({config.parent_path().string(),
+                       [name = config.filename().string()](std::string_view changed) {
+                         return changed == name || base::is_kubelet_swap(changed);
+                       }});
+  }
+  if (!config_.policy_directory.empty()) {
+    targets.push_back({config_.policy_directory, [](std::string_view changed) {
+                         return changed.ends_with(".yaml") || changed.ends_with(".yml") ||
+                                base::is_kubelet_swap(changed);
+                       }});
+  }
+  file_watch_ = std::make_unique<base::DirectoryWatch>(std::move(targets));
+}
+
+void Agent::reload_changed_files() {
+  if (!file_watch_) return;
+  constexpr auto kSettle = std::chrono::milliseconds(300);
+  const auto now = std::chrono::steady_clock::now();
+  if (file_watch_->changed()) reload_due_ = now + kSettle;
+  if (reload_due_ == std::chrono::steady_clock::time_point{} || now < reload_due_) return;
+  reload_due_ = {};
+  spdlog::info("a configuration or policy file changed: reloading");
+  reload();
+}
+
 void Agent::reload() {
   if (options_.config_path.empty()) {
     spdlog::info("SIGHUP: no --config file; re-reading the policies only");
@@ -89,8 +124,11 @@ void Agent::reload() {
     config_.policy_directory = next.policy_directory;
     config_.default_rules = next.default_rules;
     outputs_->reopen();
+    config_error_.clear();
+    watch_files();  // the policy directory may have moved
     spdlog::info("configuration reloaded from {}", options_.config_path);
   } catch (const std::exception& e) {
+    config_error_ = e.what();
     spdlog::error("configuration reload rejected, keeping the previous one: {}", e.what());
   }
   reload_policy();

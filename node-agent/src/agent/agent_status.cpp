@@ -66,6 +66,10 @@ nlohmann::json Agent::status_json(const char* state) {
                       {"findings", detector_->findings()},
                       {"threshold_keys", policy ? policy->threshold_keys() : 0},
                       {"last_rejected_reload", policy_error_}};
+  status["configuration"] = {
+      {"file", options_.config_path},
+      {"watching", file_watch_ ? file_watch_->watched() : std::vector<std::string>{}},
+      {"last_rejected_reload", config_error_}};
   if (metrics_) {
     status["metrics"] = {{"url", metrics_->url()}};
   } else {
@@ -197,6 +201,11 @@ int print_agent_status(const std::string& status_file, bool json) {
   std::cout << "delivered:  " << status.value("delivered", 0) << " events ("
             << status.value("filtered", 0) << " filtered)\n";
   std::cout << "memory:     " << status.value("resident_kib", 0) << " KiB resident\n";
+  if (const auto& c = status.value("configuration", nlohmann::json::object());
+      !c.value("last_rejected_reload", "").empty()) {
+    std::cout << "config:     last reload REJECTED (the previous configuration is in force):\n"
+              << c.value("last_rejected_reload", "") << '\n';
+  }
   if (const auto& m = status.value("metrics", nlohmann::json::object()); m.contains("url")) {
     std::cout << "metrics:    " << m.value("url", "") << '\n';
   } else if (m.contains("error")) {
