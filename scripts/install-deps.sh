@@ -23,11 +23,18 @@ packages=(
   libvirt-dev libxml2-dev libguestfs-dev
   # Kubernetes API client; python3 and openssl run the tests' local API server with a test CA
   libcpprest-dev python3 openssl
+  # the chart's values table (scripts/chart-values-table.py) reads values.yaml
+  python3-yaml
   # hypervisor: read-only guest-disk inspection with libguestfs, whose appliance boots the host's
   # kernel (linux-image-amd64); the tests build disk images with mkfs.ext4 -d, sfdisk, qemu-img
   libguestfs-dev libguestfs-tools linux-image-amd64 qemu-utils e2fsprogs fdisk
   # metrics: prometheus-cpp's registry and text format; the Prometheus server scrapes it in tests
   prometheus-cpp-dev prometheus
+  # the Helm chart's tests render it with Go's text/template and Sprig (Helm's own engine and
+  # function library) in a small renderer (charts/renderer), offline in GOPATH mode, and check
+  # the values against values.schema.json with gojsonschema (the validator Helm uses)
+  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v2-dev
+  golang-github-xeipuuv-gojsonschema-dev
   # tests, fuzzing (libFuzzer ships in clang's runtime package) and benchmarks
   libgtest-dev libgmock-dev libclang-rt-14-dev libbenchmark-dev sqlite3 procps
 )

@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
+#include "../chart/chart_render.h"
 #include "agent_harness.h"
 #include "fake_apiserver.h"
 
@@ -427,9 +429,19 @@ TEST_F(ContainerDriftTest, ExecutableWrittenAfterStartIsRefusedEvenWhenAllowlist
 
 // With the Kubernetes API (a local server speaking the API's wire format): events gain the pod's
 // service account and owning Deployment, PalisadePolicy resources load (confined to their
-// namespace) with their status written back, and alerts become Events on the pod.
+// namespace) with their status written back, and alerts become Events on the pod. The API
+// server enforces the ClusterRole the chart renders (k8s/rbac.yaml): every call the agent makes
+// must be allowed, and every rule must be used by some call (the role is exactly the code's).
 TEST_F(ContainerTest, KubernetesIdentityPoliciesAndEvents) {
   palisade::k8s::testing::FakeApiServer api;
+  json role;
+  for (const json& m : palisade::testing::chart::yaml_documents(
+           slurp(fs::path(PALISADE_SOURCE_DIR) / "k8s/rbac.yaml"))) {
+    if (m["kind"] == "ClusterRole") role = m;
+  }
+  ASSERT_TRUE(role.is_object());
+  api.control("authorize", {{"user", "system:serviceaccount:palisade-system:palisade"},
+                            {"rules", role["rules"]}});
   // Pod 0 of the fixtures: shop/web-7d4b9c6f5-x2kqp on node-a, service account "web", owned by
   // ReplicaSet web-7d4b9c6f5 of Deployment web.
   const json pod = palisade::k8s::testing::fixture_item("pods.json", 0);
@@ -523,6 +535,22 @@ TEST_F(ContainerTest, KubernetesIdentityPoliciesAndEvents) {
   EXPECT_EQ(bad["status"]["conditions"][0]["status"], "False") << bad.dump();
   EXPECT_NE(bad.dump().find("unknown field or macro 'proces.exe'"), std::string::npos)
       << bad.dump();
+
+  const json rbac = api.query("/rbac");
+  EXPECT_TRUE(rbac["denied"].empty()) << "calls the chart's ClusterRole refuses: " << rbac.dump();
+  std::set<std::vector<std::string>> granted;
+  for (const auto& rule : role["rules"]) {
+    for (const auto& group : rule["apiGroups"]) {
+      for (const auto& resource : rule["resources"]) {
+        for (const auto& verb : rule["verbs"]) {
+          granted.insert(std::vector<std::string>{
+              group.get<std::string>(), resource.get<std::string>(), verb.get<std::string>()});
+        }
+      }
+    }
+  }
+  for (const auto& used : rbac["used"]) granted.erase(used.get<std::vector<std::string>>());
+  EXPECT_TRUE(granted.empty()) << "rules no call used: " << json(granted).dump();
 }
 
 }  // namespace

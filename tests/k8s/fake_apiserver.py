@@ -32,7 +32,13 @@ A plain-HTTP control port on 127.0.0.1 lets the test drive it (POST JSON to /<co
   expire                    end every open watch normally (as timeoutSeconds would)
   down / up                 stop listening and drop every connection / listen again, same port
   set_token {token}         change the accepted bearer token
+  authorize {user, rules}   from now on authorize every request as RBAC does, against these
+                            PolicyRules (a ClusterRole's, bound to the token's user): anything
+                            else gets a 403 Forbidden Status
+  require_crds              custom resources are served only once their CRD is applied
+  apply {object}            apply a CustomResourceDefinition (checked against what is served)
   GET /requests, /events, /object?kind=&namespace=&name=, /state   what the server saw
+  GET /rbac                 {used: [[group, resource, verb]...], denied: [...]}
 On start it prints "READY <api port> <control port>" on stdout.
 Test certificates (CA, server for 127.0.0.1/localhost, client) are made with the openssl CLI in
 --certs DIR when missing.
@@ -135,6 +141,12 @@ class State:
         self.gone_next = None       # None, "event" or "http"
         self.requests = []
         self.events = []
+        self.rbac_user = None       # authorize: the user the rules are bound to
+        self.rbac_rules = None      # None: everything is allowed (authentication only)
+        self.rbac_used = set()
+        self.rbac_denied = []
+        self.crds_required = False
+        self.crds = set()           # resources whose CRD was applied
         for res in RESOURCES:
             path = os.path.join(fixtures, res + ".json")
             if not os.path.exists(path):
@@ -177,6 +189,53 @@ class State:
             self.history = []
             self.history_floor = self.rv
         self.cond.notify_all()
+
+
+def api_group(prefix):
+    return "" if prefix == "/api/v1" else prefix.split("/")[2]
+
+
+def verb_of(method, name, query):
+    """The RBAC verb of a request, as kube-apiserver's request-info resolver names it."""
+    if method == "GET":
+        if not name:
+            return "watch" if query.get("watch", [""])[0] in ("1", "true") else "list"
+        return "get"
+    return {"POST": "create", "PATCH": "patch", "PUT": "update",
+            "DELETE": "delete" if name else "deletecollection"}.get(method, method.lower())
+
+
+def rule_allows(rule, group, resource, verb):
+    def has(field, value):
+        values = rule.get(field, [])
+        return "*" in values or value in values
+    return has("apiGroups", group) and has("resources", resource) and has("verbs", verb)
+
+
+def check_crd(crd):
+    """A CustomResourceDefinition must describe a resource as this server serves it."""
+    spec = crd.get("spec", {})
+    names = spec.get("names", {})
+    res = names.get("plural", "")
+    if crd.get("kind") != "CustomResourceDefinition" or res not in RESOURCES:
+        return None, "not a CustomResourceDefinition of a resource served here: " + res
+    prefix, kind, namespaced = RESOURCES[res]
+    versions = [v for v in spec.get("versions", []) if v.get("served")]
+    expected_name = res + "." + spec.get("group", "")
+    problems = []
+    if crd.get("metadata", {}).get("name") != expected_name:
+        problems.append("metadata.name must be " + expected_name)
+    if prefix != "/apis/%s/%s" % (spec.get("group"), versions[0]["name"] if versions else ""):
+        problems.append("group/version does not match " + prefix)
+    if names.get("kind") != kind:
+        problems.append("names.kind must be " + kind)
+    if (spec.get("scope") == "Namespaced") != namespaced:
+        problems.append("scope must be " + ("Namespaced" if namespaced else "Cluster"))
+    if not any("status" in v.get("subresources", {}) for v in versions):
+        problems.append("the status subresource is not enabled")
+    if not all(v.get("schema", {}).get("openAPIV3Schema") for v in versions):
+        problems.append("a served version has no openAPIV3Schema")
+    return res, "; ".join(problems)
 
 
 def node_filter(query):
@@ -267,8 +326,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return None
             name = parts[1] if len(parts) > 1 else ""
             sub = parts[2] if len(parts) > 2 else ""
-            return res, ns, name, sub
+            return res, ns, name, sub, prefix
         return None
+
+    def authorized(self, res, ns, name, sub, prefix):
+        """RBAC: True, or sends the 403 kube-apiserver sends and returns False."""
+        state = self.server.state
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        group, verb = api_group(prefix), verb_of(self.command, name, query)
+        resource = res + ("/" + sub if sub else "")
+        with state.cond:
+            if state.rbac_rules is None:
+                return True
+            if any(rule_allows(r, group, resource, verb) for r in state.rbac_rules):
+                state.rbac_used.add((group, resource, verb))
+                return True
+            state.rbac_denied.append([group, resource, verb])
+            user = state.rbac_user
+        scope = 'in the namespace "%s"' % ns if ns else "at the cluster scope"
+        message = '%s is forbidden: User "%s" cannot %s resource "%s" in API group "%s" %s' % (
+            resource, user, verb, resource, group, scope)
+        self.send_json(403, status(403, "Forbidden", message))
+        return False
 
     def handle_api(self, method):
         body = self.read_body() if method in ("POST", "PATCH") else b""
@@ -279,7 +358,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if route is None:
             return self.send_json(404, status(404, "NotFound", "the server could not find the "
                                                                "requested resource"))
-        res, ns, name, sub = route
+        res, ns, name, sub, prefix = route
+        with self.server.state.cond:
+            missing_crd = self.server.state.crds_required and prefix.startswith("/apis/palisade") \
+                and res not in self.server.state.crds
+        if missing_crd:
+            return self.send_json(404, status(404, "NotFound", "the server could not find the "
+                                                               "requested resource"))
+        if not self.authorized(res, ns, name, sub, prefix):
+            return None
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
         if method == "GET" and not name:
             if query.get("watch", [""])[0] in ("1", "true"):
@@ -552,6 +639,9 @@ class Control(http.server.BaseHTTPRequestHandler):
                 return self.reply(state.requests)
             if url.path == "/events":
                 return self.reply(state.events)
+            if url.path == "/rbac":
+                return self.reply({"used": sorted(list(u) for u in state.rbac_used),
+                                   "denied": state.rbac_denied})
             if url.path == "/state":
                 return self.reply({"resourceVersion": str(state.rv),
                                    "history_floor": state.history_floor})
@@ -611,6 +701,21 @@ class Control(http.server.BaseHTTPRequestHandler):
             if command == "set_token":
                 state.token = args["token"]
                 return self.reply({"ok": True})
+            if command == "authorize":
+                state.rbac_user = args["user"]
+                state.rbac_rules = args["rules"]
+                state.rbac_used = set()
+                state.rbac_denied = []
+                return self.reply({"ok": True})
+            if command == "require_crds":
+                state.crds_required = True
+                return self.reply({"ok": True})
+            if command == "apply":
+                res, problem = check_crd(args["object"])
+                if problem:
+                    return self.reply({"error": problem}, 422)
+                state.crds.add(res)
+                return self.reply({"ok": True, "resource": res})
         self.reply({"error": "unknown command " + command}, 404)
 
 
