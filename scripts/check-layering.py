@@ -30,12 +30,13 @@ LAYERS = {
     "core/runtime": ["core/base", "core/model", "core/ocsf", "policies", "core/metrics"],
     "fim": ["core/base"],
     "k8s": ["core/base"],
+    "exporters": ["core/base", "core/model", "core/ocsf", "core/metrics", "core/runtime"],
     "node-agent": ["core/base", "core/model", "core/ocsf", "policies", "core/metrics",
-                   "core/runtime", "fim", "k8s"],
+                   "core/runtime", "fim", "k8s", "exporters"],
     "hypervisor": ["core/base", "core/model", "core/ocsf", "policies", "core/metrics",
-                   "core/runtime", "fim"],
+                   "core/runtime", "fim", "exporters"],
     "cli": ["core/base", "core/model", "core/ocsf", "policies", "core/metrics", "core/runtime",
-            "fim", "k8s", "node-agent", "hypervisor"],
+            "fim", "k8s", "exporters", "node-agent", "hypervisor"],
 }
 # The include prefix each component's public headers live under.
 HEADER_PREFIX = {
@@ -46,6 +47,7 @@ HEADER_PREFIX = {
     "runtime": "core/runtime",
     "policies": "policies",
     "fim": "fim",
+    "exporters": "exporters",
     "k8s": "k8s",
     "agent": "node-agent",
     "hypervisor": "hypervisor",
@@ -56,6 +58,7 @@ MUST_NOT_REACH = {
     "palisade_runtime": ["palisade_agent", "palisade_k8s", "palisade_fim"],
     "palisade_policies": ["palisade_ocsf", "palisade_runtime", "palisade_agent"],
     "palisade_fim": ["palisade_agent", "palisade_policies"],
+    "palisade_exporters": ["palisade_agent", "palisade_k8s", "palisade_hypervisor"],
     "palisade_metrics": ["palisade_model", "palisade_runtime", "palisade_agent", "palisade_k8s"],
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"palisade/([a-z_]+)/([^"]+)"', re.M)
