@@ -12,6 +12,7 @@
 #include "palisade/agent/config.h"
 #include "palisade/agent/respond.h"
 #include "palisade/base/private_files.h"
+#include "palisade/exporters/exporter.h"
 #include "palisade/hypervisor/monitor.h"
 #include "palisade/hypervisor/vm_inspector.h"
 #include "palisade/hypervisor/vm_responses.h"
@@ -100,8 +101,14 @@ std::shared_ptr<policies::PolicySet> compile_policies(const agent::AgentConfig& 
 std::unique_ptr<runtime::Outputs> open_outputs(const agent::AgentConfig& c) {
   runtime::OutputSettings settings = c.outputs;
   settings.store.path = c.hypervisor.store_path;
-  return std::make_unique<runtime::Outputs>(
+  auto outputs = std::make_unique<runtime::Outputs>(
       settings, std::make_shared<ocsf::Formatter>(ocsf::HostInfo::detect()));
+  for (exporters::ExporterSettings e : c.exporters) {
+    // Its own spool: the agent on the same host may export with the same configuration.
+    e.spool.directory += "-hv";
+    outputs->add(e.name, exporters::open_exporter(e, outputs->formatter()));
+  }
+  return outputs;
 }
 
 // Like the agent's: an endpoint that cannot start is reported and hv runs without it.

@@ -30,6 +30,8 @@ packages=(
   libguestfs-dev libguestfs-tools linux-image-amd64 qemu-utils e2fsprogs fdisk
   # metrics: prometheus-cpp's registry and text format; the Prometheus server scrapes it in tests
   prometheus-cpp-dev prometheus
+  # exporters: the NATS client (nats.c) and, for the tests, nats-server (a 3-node cluster)
+  libnats-dev nats-server
   # the Helm chart's tests render it with Go's text/template and Sprig (Helm's own engine and
   # function library) in a small renderer (charts/renderer), offline in GOPATH mode, and check
   # the values against values.schema.json with gojsonschema (the validator Helm uses)

@@ -44,6 +44,9 @@ bool read_exact(int fd, void* into, size_t size, uint64_t offset) {
 }  // namespace
 
 Spool::Spool(SpoolOptions options) : options_(std::move(options)) {
+  // Segments small enough that dropping or freeing one is a fraction of the whole.
+  options_.segment_bytes =
+      std::min(options_.segment_bytes, std::max<uint64_t>(options_.max_bytes / 8, 64));
   recover();
 }
 
@@ -244,6 +247,21 @@ void Spool::forget_acknowledged() {
       read_segment_ = segments_.front().number;
       read_offset_ = 0;
     }
+  }
+  // Everything acknowledged: the tail starts over, so that what was sent stops counting
+  // against the spool's size.
+  Segment& tail = segments_.back();
+  if (segments_.size() == 1 && handed_out_.empty() && tail.size > 0 &&
+      cursor_segment_ == tail.number && cursor_offset_ >= tail.size) {
+    std::error_code ec;
+    fs::remove(segment_path(tail.number), ec);
+    stats_.bytes -= tail.size;
+    const uint64_t number = tail.number + 1;
+    segments_.back() = {number, 0, 0};
+    cursor_segment_ = read_segment_ = number;
+    cursor_offset_ = read_offset_ = 0;
+    open_tail();
+    write_cursor();
   }
   if (unsynced_ >= kSyncEvery) write_cursor();
 }

@@ -130,5 +130,18 @@ TEST_F(SpoolTest, ADamagedTailIsCutAndCountedNotTrusted) {
   EXPECT_EQ(out.back(), event(4)) << "appends after the cut stay readable";
 }
 
+TEST_F(SpoolTest, WhatIsAcknowledgedStopsCountingAgainstTheSize) {
+  options.max_bytes = 64 << 10;
+  Spool spool(options);
+  const std::string big(1000, 'x');
+  for (int round = 0; round < 500; ++round) {  // ~8 times the spool's size, passed through
+    ASSERT_TRUE(spool.append(big)) << "round " << round;
+    spool.acknowledge(spool.next()->id);
+  }
+  EXPECT_TRUE(spool.empty());
+  EXPECT_EQ(spool.stats().dropped_full, 0U);
+  EXPECT_LT(spool.stats().bytes, 16U << 10);
+}
+
 }  // namespace
 }  // namespace palisade::exporters

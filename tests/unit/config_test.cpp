@@ -119,5 +119,39 @@ TEST(Config, MetricsSectionIsReadAndChecked) {
   expect_error("metrics:\n  bearer_token: x\n", "metrics.bearer_token: unknown key");
 }
 
+TEST(Config, ExportersAreReadByNameAndChecked) {
+  auto c = apply_config(default_config(), R"(exporters:
+  - name: fleet
+    type: nats
+    classes: [process, finding]
+    min_severity: high
+    spool: {directory: /var/spool/fleet, max_mib: 8, when_full: drop_oldest}
+    nats: {servers: ["nats://a:4222", "nats://b:4222"], subject_prefix: acme.palisade}
+  - name: audit-only
+    type: nats
+    classes: [audit]
+)",
+                        "x.yaml");
+  ASSERT_EQ(c.exporters.size(), 2U);
+  EXPECT_EQ(c.exporters[0].name, "fleet");
+  EXPECT_EQ(c.exporters[0].min_severity_id, 4);
+  EXPECT_EQ(c.exporters[0].spool.max_bytes, 8U << 20);
+  EXPECT_EQ(c.exporters[0].spool.when_full, exporters::WhenFull::kDropOldest);
+  EXPECT_EQ(c.exporters[0].nats.servers.size(), 2U);
+  EXPECT_EQ(c.exporters[0].nats.subject_prefix, "acme.palisade");
+  EXPECT_EQ(c.exporters[1].spool.directory, "/var/lib/palisade/spool/audit-only");
+  EXPECT_TRUE(default_config().exporters.empty());
+  expect_error("exporters:\n  - name: x\n    type: kafka\n", "agent.yaml:3:11: exporters[0].type");
+  expect_error("exporters:\n  - name: Bad Name\n    type: nats\n", "exporters[0].name");
+  expect_error("exporters:\n  - {name: a, type: nats, classes: [files]}\n",
+               "unknown class 'files'");
+  expect_error("exporters:\n  - {name: a, type: nats}\n  - {name: a, type: nats}\n",
+               "two exporters named a");
+  expect_error("exporters:\n  - {name: a, type: nats, nats: {servers: []}}\n",
+               "exporters[0].nats.servers");
+  expect_error("exporters:\n  - {name: a, type: nats, min_severity: loud}\n",
+               "exporters[0].min_severity");
+}
+
 }  // namespace
 }  // namespace palisade::agent

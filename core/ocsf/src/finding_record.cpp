@@ -12,15 +12,7 @@ void write_finding_body(JsonWriter& w, ObjectWriter& ow, const HostInfo& host,
                         const FindingView& finding, const Event& e, std::string_view trigger_json,
                         std::string_view policy_digest, ProfileSet& used) {
   w.key("finding_info").begin_object();
-  std::string uid = std::string(finding.rule) + ":";
-  {
-    std::string trigger_uid;
-    {
-      JsonWriter tw(trigger_uid);
-      write_event_uid(tw, host.run_id, e);
-    }
-    uid += trigger_uid.substr(1, trigger_uid.size() - 2);  // without the quotes
-  }
+  const std::string uid = std::string(finding.rule) + ":" + event_uid_text(host.run_id, e);
   w.field("uid", uid).field("title", finding.title);
   w.field("desc", finding.message);
   w.key("analytic").begin_object();

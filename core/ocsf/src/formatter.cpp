@@ -88,4 +88,8 @@ void Formatter::format_agent_event(std::string_view message, uint64_t wall_ns,
   w.end_object();
 }
 
+std::string Formatter::event_uid(const Event& event) const {
+  return event_uid_text(host_.run_id, event);
+}
+
 }  // namespace palisade::ocsf

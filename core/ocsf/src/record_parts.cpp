@@ -7,13 +7,16 @@
 
 namespace palisade::ocsf {
 
-void write_event_uid(JsonWriter& w, const std::string& run_id, const Event& e) {
+std::string event_uid_text(const std::string& run_id, const Event& e) {
   char buf[96];
   int n = std::snprintf(buf, sizeof(buf), "%s.%u.%u.%llu", run_id.c_str(), unsigned{e.cpu},
                         static_cast<unsigned>(class_of(e.kind)),
                         static_cast<unsigned long long>(e.seq));
-  w.value(
-      std::string_view(buf, n > 0 ? static_cast<size_t>(std::min<int>(n, sizeof(buf) - 1)) : 0));
+  return {buf, n > 0 ? static_cast<size_t>(std::min<int>(n, sizeof(buf) - 1)) : 0};
+}
+
+void write_event_uid(JsonWriter& w, const std::string& run_id, const Event& e) {
+  w.value(event_uid_text(run_id, e));
 }
 
 // The host as an OCSF device under `key`: the node that saw what a record reports ("device",

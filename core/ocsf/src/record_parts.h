@@ -159,6 +159,7 @@ ProfileSet Formatter::render_body(WriteBody&& write_body) {
 }
 
 // run.cpu.class.seq: unique across the agent's runs on a host; findings link to events by it.
+std::string event_uid_text(const std::string& run_id, const Event& e);
 void write_event_uid(JsonWriter& w, const std::string& run_id, const Event& e);
 // The host as an OCSF device under `key` ("device", or "observer" when the device is a VM).
 void write_host(JsonWriter& w, const HostInfo& host, std::string_view key, bool with_os);

@@ -70,6 +70,10 @@ Outputs::Outputs(const OutputSettings& settings, std::shared_ptr<ocsf::Formatter
   }
 }
 
+void Outputs::add(std::string name, std::unique_ptr<Output> output) {
+  outputs_.push_back({std::move(name), std::move(output)});
+}
+
 // The outputs close in reverse order of opening, each draining what it accepted.
 Outputs::~Outputs() {
   while (!outputs_.empty()) outputs_.pop_back();

@@ -51,6 +51,11 @@ class FileIntegritySink : public runtime::EventSink {
 
 void Agent::open_outputs() {
   outputs_ = std::make_unique<runtime::Outputs>(config_.outputs, formatter_);
+  if (options_.replay_path.empty()) {  // a replay is offline: it exports nothing
+    for (const auto& e : config_.exporters) {
+      outputs_->add(e.name, exporters::open_exporter(e, formatter_));
+    }
+  }
   std::vector<runtime::EventSink*> sinks = outputs_->sinks();
   containers_ = std::make_shared<ContainerRegistry>(config_.containers.max_containers);
   if (options_.replay_path.empty()) {

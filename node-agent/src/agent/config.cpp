@@ -129,6 +129,106 @@ void read_metrics(const Reader& r, const YAML::Node& n, AgentConfig& c) {
   r.read(n, "metrics", "bearer_token_file", c.metrics.bearer_token_file);
 }
 
+namespace {
+
+int severity_id_of(const std::string& name) {
+  static const std::vector<std::string> kNames = {"informational", "low", "medium", "high",
+                                                  "critical"};
+  const auto it = std::find(kNames.begin(), kNames.end(), name);
+  return it == kNames.end() ? -1 : static_cast<int>(it - kNames.begin()) + 1;
+}
+
+void read_nats(const Reader& r, const YAML::Node& n, const std::string& where,
+               exporters::NatsSettings& nats) {
+  r.known_keys(n, where,
+               {"servers", "subject_prefix", "ca_file", "certificate", "key", "credentials_file",
+                "max_in_flight", "ack_timeout_ms"});
+  r.read_strings(n, where, "servers", nats.servers);
+  if (nats.servers.empty()) r.fail(n, where + ".servers", "at least one server URL");
+  r.read(n, where, "subject_prefix", nats.subject_prefix);
+  if (nats.subject_prefix.empty() ||
+      nats.subject_prefix.find_first_of("*> \t") != std::string::npos) {
+    r.fail(n, where + ".subject_prefix", "a subject without wildcards or spaces");
+  }
+  r.read(n, where, "ca_file", nats.ca_file);
+  r.read(n, where, "certificate", nats.certificate);
+  r.read(n, where, "key", nats.key);
+  if (nats.certificate.empty() != nats.key.empty()) {
+    r.fail(n, where + ".certificate", "certificate and key go together");
+  }
+  r.read(n, where, "credentials_file", nats.credentials_file);
+  r.read_positive<uint32_t>(n, where, "max_in_flight", nats.max_in_flight, 1U << 20);
+  r.read_positive<uint32_t>(n, where, "ack_timeout_ms", nats.ack_timeout_ms, 600000);
+}
+
+exporters::ExporterSettings read_exporter(const Reader& r, const YAML::Node& n,
+                                          const std::string& where) {
+  exporters::ExporterSettings e;
+  if (!n.IsMap()) r.fail(n, where, "expected a mapping (name, type, ...)");
+  r.known_keys(
+      n, where,
+      {"name", "type", "classes", "min_severity", "rules", "queue_events", "spool", "nats"});
+  r.read(n, where, "name", e.name);
+  if (e.name.empty() ||
+      e.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_") != std::string::npos) {
+    r.fail(n, where + ".name", "a name of lower-case letters, digits, '-' and '_'");
+  }
+  r.read_choice(n, where, "type", e.type, {"nats"});
+  r.read_strings(n, where, "classes", e.classes);
+  for (const auto& c : e.classes) {
+    static const std::vector<std::string> kClasses = {"process",     "file", "network", "privilege",
+                                                      "enforcement", "vm",   "finding", "audit"};
+    if (std::find(kClasses.begin(), kClasses.end(), c) == kClasses.end()) {
+      r.fail(n["classes"], where + ".classes",
+             "unknown class '" + c +
+                 "' (process, file, network, privilege, enforcement, vm, "
+                 "finding, audit)");
+    }
+  }
+  std::string severity;
+  r.read(n, where, "min_severity", severity);
+  if (!severity.empty()) {
+    e.min_severity_id = severity_id_of(severity);
+    if (e.min_severity_id < 0) {
+      r.fail(n["min_severity"], where + ".min_severity",
+             "expected informational, low, medium, high or critical");
+    }
+  }
+  r.read_strings(n, where, "rules", e.rules);
+  r.read_positive<size_t>(n, where, "queue_events", e.queue_events, size_t{1} << 24);
+  e.spool.directory = "/var/lib/palisade/spool/" + e.name;
+  if (auto s = n["spool"]) {
+    const std::string at = where + ".spool";
+    r.known_keys(s, at, {"directory", "max_mib", "when_full"});
+    std::string directory = e.spool.directory.string();
+    r.read(s, at, "directory", directory);
+    e.spool.directory = directory;
+    uint64_t mib = e.spool.max_bytes >> 20;
+    r.read_positive<uint64_t>(s, at, "max_mib", mib, 1U << 20);
+    e.spool.max_bytes = mib << 20;
+    std::string when_full = "drop_newest";
+    r.read_choice(s, at, "when_full", when_full, {"drop_newest", "drop_oldest"});
+    e.spool.when_full = when_full == "drop_oldest" ? exporters::WhenFull::kDropOldest
+                                                   : exporters::WhenFull::kDropNewest;
+  }
+  if (auto nats = n["nats"]) read_nats(r, nats, where + ".nats", e.nats);
+  return e;
+}
+
+}  // namespace
+
+void read_exporters(const Reader& r, const YAML::Node& n, AgentConfig& c) {
+  if (!n.IsSequence()) r.fail(n, "exporters", "expected a list of exporters");
+  c.exporters.clear();
+  for (size_t i = 0; i < n.size(); ++i) {
+    exporters::ExporterSettings e = read_exporter(r, n[i], "exporters[" + std::to_string(i) + "]");
+    for (const auto& other : c.exporters) {
+      if (other.name == e.name) r.fail(n[i]["name"], "exporters", "two exporters named " + e.name);
+    }
+    c.exporters.push_back(std::move(e));
+  }
+}
+
 void read_hypervisor(const Reader& r, const YAML::Node& n, HypervisorConfig& h) {
   r.known_keys(
       n, "hypervisor",
@@ -228,10 +328,11 @@ AgentConfig apply_config_text(const AgentConfig& base, const std::string& yaml_t
   }
   if (!root || root.IsNull()) return c;
   r.known_keys(root, "",
-               {"output", "store", "sensor", "process_table", "status", "metrics", "policies",
-                "containers", "kubernetes", "enforcement", "responses", "file_integrity",
-                "hypervisor", "log_level", "file_group"});
+               {"output", "store", "sensor", "process_table", "status", "metrics", "exporters",
+                "policies", "containers", "kubernetes", "enforcement", "responses",
+                "file_integrity", "hypervisor", "log_level", "file_group"});
   if (auto n = root["metrics"]) read_metrics(r, n, c);
+  if (auto n = root["exporters"]) read_exporters(r, n, c);
   if (auto n = root["hypervisor"]) read_hypervisor(r, n, c.hypervisor);
   if (auto n = root["file_integrity"]) {
     r.known_keys(n, "file_integrity",

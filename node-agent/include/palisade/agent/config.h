@@ -10,6 +10,7 @@
 #include "palisade/agent/process_table.h"
 #include "palisade/agent/sensor.h"
 #include "palisade/base/error.h"
+#include "palisade/exporters/exporter.h"
 #include "palisade/metrics/metrics.h"
 #include "palisade/runtime/outputs.h"
 
@@ -79,6 +80,7 @@ struct AgentConfig {
   std::string status_file = "/run/palisade/status.json";
   bool metrics_enabled = true;
   metrics::EndpointOptions metrics;
+  std::vector<exporters::ExporterSettings> exporters;  // the `exporters` list (docs/exporters.md)
   std::string log_level = "info";
   // The group that may read the status file, JSON output and store (created 0640 for it);
   // empty: their owner only (0600).

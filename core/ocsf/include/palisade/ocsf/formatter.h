@@ -44,6 +44,9 @@ class Formatter {
                       std::string& out);
 
   const HostInfo& host() const { return host_; }
+  // The uid an event's record carries in metadata.uid (unique per agent run): exporters send
+  // it as their deduplication id.
+  std::string event_uid(const Event& event) const;
 
  private:
   std::string_view user_name(uint32_t uid);

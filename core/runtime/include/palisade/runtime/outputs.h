@@ -49,6 +49,8 @@ class Outputs {
   Outputs& operator=(const Outputs&) = delete;
 
   const std::shared_ptr<ocsf::Formatter>& formatter() const { return formatter_; }
+  // Adds an output opened elsewhere (an exporter) under its configured name.
+  void add(std::string name, std::unique_ptr<Output> output);
   std::vector<EventSink*> sinks() const;
   std::vector<std::string> names() const;
   void write_record(const OutOfBandRecord& record);
