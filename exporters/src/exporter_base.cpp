@@ -43,6 +43,28 @@ int severity_id(std::string_view json) {
 
 }  // namespace
 
+std::optional<std::string> redacted(const std::string& payload,
+                                    const std::vector<std::string>& paths) {
+  nlohmann::json doc = nlohmann::json::parse(payload, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return std::nullopt;
+  for (const auto& path : paths) {
+    nlohmann::json* at = &doc;
+    std::string_view rest = path;
+    while (at != nullptr && at->is_object()) {
+      const auto dot = rest.find('.');
+      const std::string key(rest.substr(0, dot));
+      if (dot == std::string_view::npos) {
+        at->erase(key);
+        break;
+      }
+      auto it = at->find(key);
+      at = it == at->end() ? nullptr : &*it;
+      rest.remove_prefix(dot + 1);
+    }
+  }
+  return doc.dump();
+}
+
 std::string Message::encode() const {
   std::string out;
   out.reserve(subject.size() + uid.size() + payload.size() + 2);
@@ -68,6 +90,8 @@ QueuedExporter::QueuedExporter(const ExporterSettings& settings,
       node_(subject_token(formatter_->host().hostname)),
       queue_(std::max<size_t>(settings.queue_events, 1), base::OnFull::kReject),
       spool_(settings.spool) {
+  bucket_ = base::TokenBucket::full(settings.burst > 0 ? settings.burst
+                                                       : std::max(settings.rate_per_second, 1.0));
   spool_stats_ = spool_.stats();
   pending_ = spool_stats_.entries;
 }
@@ -92,6 +116,15 @@ bool QueuedExporter::wants_class(std::string_view event_class) const {
 
 void QueuedExporter::offer(std::string_view event_class, std::string uid,
                            std::string_view payload) {
+  if (settings_.rate_per_second > 0) {
+    std::lock_guard lock(limit_mutex_);
+    const double burst =
+        settings_.burst > 0 ? settings_.burst : std::max(settings_.rate_per_second, 1.0);
+    if (!bucket_.take(settings_.rate_per_second, burst)) {
+      rate_limited_++;
+      return;
+    }
+  }
   Message m{settings_.nats.subject_prefix + "." + node_ + "." + std::string(event_class),
             std::move(uid), std::string(payload)};
   // The pipeline never waits for an exporter: a full hand-off is a counted loss.
@@ -156,7 +189,18 @@ void QueuedExporter::run() {
     // What the pipeline handed over goes to the spool first: from there it is sent, and it
     // survives the destination's absence and the agent's restart.
     auto batch = queue_.pop_batch(4096, 1, Clock::now() + std::chrono::milliseconds(20));
-    for (const auto& record : batch) {
+    for (auto& record : batch) {
+      if (!settings_.redact.empty()) {
+        Message m = Message::decode(record);
+        auto clean = redacted(m.payload, settings_.redact);
+        if (!clean) {
+          unredactable_++;
+          if (pending_ > 0) pending_--;
+          continue;
+        }
+        m.payload = std::move(*clean);
+        record = m.encode();
+      }
       if (!spool_.append(record) && pending_ > 0) pending_--;  // spool full: counted by the spool
     }
     queue_.done(batch.size());
@@ -184,22 +228,25 @@ void QueuedExporter::drain() {
 nlohmann::json QueuedExporter::status() const {
   std::lock_guard lock(status_mutex_);
   const base::QueueStats queue = queue_.stats();
-  return {
-      {"type", settings_.type},
-      {"connected", connected_.load()},
-      {"pending", pending_.load()},
-      {"published", published_.load()},
-      {"acknowledged", acknowledged_.load()},
-      {"resent_after_failure", failed_.load()},
-      {"filtered", filtered_.load()},
-      {"lost", {{"queue_full", queue.rejected_full}, {"spool_full", spool_stats_.dropped_full}}},
-      {"spool",
-       {{"directory", settings_.spool.directory.string()},
-        {"entries", spool_stats_.entries},
-        {"bytes", spool_stats_.bytes},
-        {"corrupt_records", spool_stats_.corrupt}}},
-      {"last_acknowledged_ms", last_acknowledged_ms_.load()},
-      {"last_error", last_error_}};
+  return {{"type", settings_.type},
+          {"connected", connected_.load()},
+          {"pending", pending_.load()},
+          {"published", published_.load()},
+          {"acknowledged", acknowledged_.load()},
+          {"resent_after_failure", failed_.load()},
+          {"filtered", filtered_.load()},
+          {"lost",
+           {{"queue_full", queue.rejected_full},
+            {"spool_full", spool_stats_.dropped_full},
+            {"rate_limited", rate_limited_.load()},
+            {"unredactable", unredactable_.load()}}},
+          {"spool",
+           {{"directory", settings_.spool.directory.string()},
+            {"entries", spool_stats_.entries},
+            {"bytes", spool_stats_.bytes},
+            {"corrupt_records", spool_stats_.corrupt}}},
+          {"last_acknowledged_ms", last_acknowledged_ms_.load()},
+          {"last_error", last_error_}};
 }
 
 void QueuedExporter::add_metrics(metrics::Snapshot& s, const std::string& /*name*/) const {
@@ -215,7 +262,7 @@ void QueuedExporter::add_metrics(metrics::Snapshot& s, const std::string& /*name
   s.counter("palisade_exporter_resent_total",
             "Events sent again after a failure, a timeout or a lost connection",
             n(st["resent_after_failure"]), of);
-  for (const char* reason : {"queue_full", "spool_full"}) {
+  for (const char* reason : {"queue_full", "spool_full", "rate_limited", "unredactable"}) {
     metrics::Labels labels = of;
     labels.emplace_back("reason", reason);
     s.counter("palisade_exporter_lost_total", "Events an exporter accepted and lost, by reason",

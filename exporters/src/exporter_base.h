@@ -5,15 +5,22 @@
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "palisade/base/bounded_queue.h"
+#include "palisade/base/token_bucket.h"
 #include "palisade/exporters/exporter.h"
 
 namespace palisade::exporters {
 
 // What a spool record holds: where it goes, its deduplication id, the OCSF JSON.
+// `payload` (OCSF JSON) without the fields at `paths`; nullopt when it is not JSON (then it
+// must not leave the node unredacted).
+std::optional<std::string> redacted(const std::string& payload,
+                                    const std::vector<std::string>& paths);
+
 struct Message {
   std::string subject;
   std::string uid;
@@ -72,6 +79,10 @@ class QueuedExporter : public runtime::Output {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> filtered_{0};
+  std::mutex limit_mutex_;  // offer() may be called from the pipeline and a response thread
+  base::TokenBucket bucket_;
+  std::atomic<uint64_t> rate_limited_{0};
+  std::atomic<uint64_t> unredactable_{0};  // payloads that were not JSON: not sent
   std::atomic<uint64_t> audit_seq_{0};
   std::atomic<uint64_t> published_{0};
   std::atomic<uint64_t> acknowledged_{0};

@@ -116,8 +116,17 @@ class NatsExporter final : public QueuedExporter {
       resend_all("no acknowledgement within " + std::to_string(settings().nats.ack_timeout_ms) +
                  " ms");
     }
-    if (!connected()) return;
-    while (in_flight_.size() < settings().nats.max_in_flight) {
+    const bool now_connected = connected();
+    if (now_connected && !was_connected_ && !in_flight_.empty()) {
+      resend_all("reconnected");  // what was in flight when the connection went may be lost
+    }
+    was_connected_ = now_connected;
+    if (!now_connected) return;
+    // After a failure (and at first) one event goes alone until it is acknowledged: a cluster
+    // that is back but still electing its stream's leader then gets the backlog in order,
+    // rather than a window of which the later part lands before the earlier part's resend.
+    const size_t window = probing_ ? 1 : settings().nats.max_in_flight;
+    while (in_flight_.size() < window) {
       auto entry = spool().next();
       if (!entry) break;
       const Message m = Message::decode(entry->payload);
@@ -157,6 +166,7 @@ class NatsExporter final : public QueuedExporter {
       spool().acknowledge(it->second.spool_id);
       in_flight_.erase(it);
       count_acknowledged();
+      probing_ = false;
     }
     if (failed) resend_all("negative acknowledgement: " + nak);
   }
@@ -171,11 +181,14 @@ class NatsExporter final : public QueuedExporter {
     count_failed(in_flight_.size(), why);
     in_flight_.clear();
     spool().rewind();
+    probing_ = true;
   }
 
   natsConnection* connection_ = nullptr;
   jsCtx* js_ = nullptr;
   std::unordered_map<std::string, InFlight> in_flight_;  // by Nats-Msg-Id
+  bool probing_ = true;  // one event at a time until one is acknowledged
+  bool was_connected_ = false;
   std::mutex outcomes_mutex_;
   std::vector<std::pair<std::string, bool>> outcomes_;
   std::string last_nak_;

@@ -31,15 +31,6 @@ EventPublisher::~EventPublisher() {
   thread_.join();
 }
 
-bool EventPublisher::take(Bucket& bucket, double rate, double burst, Steady::time_point now) {
-  const double elapsed = std::chrono::duration<double>(now - bucket.updated).count();
-  bucket.tokens = std::min(burst, bucket.tokens + elapsed * rate);
-  bucket.updated = now;
-  if (bucket.tokens < 1.0) return false;
-  bucket.tokens -= 1.0;
-  return true;
-}
-
 EventPublisher::Bucket& EventPublisher::pod_bucket(const std::string& key, Steady::time_point now) {
   auto it = pods_.find(key);
   if (it != pods_.end()) return it->second;
@@ -58,8 +49,8 @@ bool EventPublisher::publish(const PodRef& pod, const std::string& reason,
   std::lock_guard lock(mu_);
   // Per pod first: one noisy pod must not use up the overall budget of the others.
   const std::string key = pod.uid.empty() ? pod.namespace_name + "/" + pod.name : pod.uid;
-  if (!take(pod_bucket(key, now), options_.pod_rate_per_second, options_.pod_burst, now) ||
-      !take(overall_, options_.rate_per_second, options_.burst, now)) {
+  if (!pod_bucket(key, now).take(options_.pod_rate_per_second, options_.pod_burst, now) ||
+      !overall_.take(options_.rate_per_second, options_.burst, now)) {
     ++stats_.rate_limited;
     return false;
   }

@@ -151,6 +151,20 @@ TEST(Config, ExportersAreReadByNameAndChecked) {
                "exporters[0].nats.servers");
   expect_error("exporters:\n  - {name: a, type: nats, min_severity: loud}\n",
                "exporters[0].min_severity");
+  const auto limited = apply_config(default_config(), R"(exporters:
+  - name: a
+    type: nats
+    rate_limit: {events_per_second: 100, burst: 500}
+    redact: [process.cmd_line, actor.process.cmd_line]
+)",
+                                    "x.yaml");
+  EXPECT_EQ(limited.exporters[0].rate_per_second, 100);
+  EXPECT_EQ(limited.exporters[0].burst, 500);
+  EXPECT_EQ(limited.exporters[0].redact.size(), 2U);
+  expect_error("exporters:\n  - {name: a, type: nats, redact: [process..cmd_line]}\n",
+               "is not a dotted field path");
+  expect_error("exporters:\n  - {name: a, type: nats, rate_limit: {per_second: 1}}\n",
+               "exporters[0].rate_limit.per_second: unknown key");
 }
 
 }  // namespace

@@ -165,9 +165,9 @@ exporters::ExporterSettings read_exporter(const Reader& r, const YAML::Node& n,
                                           const std::string& where) {
   exporters::ExporterSettings e;
   if (!n.IsMap()) r.fail(n, where, "expected a mapping (name, type, ...)");
-  r.known_keys(
-      n, where,
-      {"name", "type", "classes", "min_severity", "rules", "queue_events", "spool", "nats"});
+  r.known_keys(n, where,
+               {"name", "type", "classes", "min_severity", "rules", "rate_limit", "redact",
+                "queue_events", "spool", "nats"});
   r.read(n, where, "name", e.name);
   if (e.name.empty() ||
       e.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_") != std::string::npos) {
@@ -195,6 +195,20 @@ exporters::ExporterSettings read_exporter(const Reader& r, const YAML::Node& n,
     }
   }
   r.read_strings(n, where, "rules", e.rules);
+  if (auto limit = n["rate_limit"]) {
+    const std::string at = where + ".rate_limit";
+    r.known_keys(limit, at, {"events_per_second", "burst"});
+    r.read(limit, at, "events_per_second", e.rate_per_second);
+    r.read(limit, at, "burst", e.burst);
+    if (e.rate_per_second < 0 || e.burst < 0) r.fail(limit, at, "must not be negative");
+  }
+  r.read_strings(n, where, "redact", e.redact);
+  for (const auto& path : e.redact) {
+    if (path.empty() || path.front() == '.' || path.back() == '.' ||
+        path.find("..") != std::string::npos) {
+      r.fail(n["redact"], where + ".redact", "'" + path + "' is not a dotted field path");
+    }
+  }
   r.read_positive<size_t>(n, where, "queue_events", e.queue_events, size_t{1} << 24);
   e.spool.directory = "/var/lib/palisade/spool/" + e.name;
   if (auto s = n["spool"]) {

@@ -35,8 +35,13 @@ struct ExporterSettings {
   std::vector<std::string> classes;
   int min_severity_id = 0;         // findings below this OCSF severity_id are not sent
   std::vector<std::string> rules;  // findings of these rules only (empty: every rule)
-  size_t queue_events = 65536;     // the hand-off from the pipeline
-  SpoolOptions spool;              // directory default: <state>/spool/<name>
+  double rate_per_second = 0;      // 0: unlimited; beyond it events are counted rate_limited
+  double burst = 0;                // events let through at once (default: one second's worth)
+  // OCSF fields removed before an event leaves the node, as dotted paths
+  // ("actor.process.cmd_line", "process.environment"); done on the exporter's thread.
+  std::vector<std::string> redact;
+  size_t queue_events = 65536;  // the hand-off from the pipeline
+  SpoolOptions spool;           // directory default: <state>/spool/<name>
   NatsSettings nats;
 };
 

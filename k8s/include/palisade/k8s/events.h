@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "palisade/base/bounded_queue.h"
+#include "palisade/base/token_bucket.h"
 #include "palisade/k8s/client.h"
 
 namespace palisade::k8s {
@@ -53,17 +54,13 @@ class EventPublisher {
   bool flush(std::chrono::milliseconds timeout);
 
  private:
-  struct Bucket {
-    double tokens;
-    std::chrono::steady_clock::time_point updated;
-  };
+  using Bucket = base::TokenBucket;
   struct Pending {
     PodRef pod;
     std::string reason;
     std::string message;
     std::chrono::system_clock::time_point at;
   };
-  bool take(Bucket& bucket, double rate, double burst, std::chrono::steady_clock::time_point now);
   Bucket& pod_bucket(const std::string& key, std::chrono::steady_clock::time_point now);
   void run();
   void send(const Pending& event);
