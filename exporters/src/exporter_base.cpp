@@ -90,8 +90,7 @@ QueuedExporter::QueuedExporter(const ExporterSettings& settings,
       node_(subject_token(formatter_->host().hostname)),
       queue_(std::max<size_t>(settings.queue_events, 1), base::OnFull::kReject),
       spool_(settings.spool) {
-  bucket_ = base::TokenBucket::full(settings.burst > 0 ? settings.burst
-                                                       : std::max(settings.rate_per_second, 1.0));
+  bucket_ = base::TokenBucket::full(burst());
   spool_stats_ = spool_.stats();
   pending_ = spool_stats_.entries;
 }
@@ -108,6 +107,11 @@ void QueuedExporter::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+// Without a configured burst: one second's worth.
+double QueuedExporter::burst() const {
+  return settings_.burst > 0 ? settings_.burst : std::max(settings_.rate_per_second, 1.0);
+}
+
 bool QueuedExporter::wants_class(std::string_view event_class) const {
   if (settings_.classes.empty()) return true;
   return std::find(settings_.classes.begin(), settings_.classes.end(), event_class) !=
@@ -118,9 +122,7 @@ void QueuedExporter::offer(std::string_view event_class, std::string uid,
                            std::string_view payload) {
   if (settings_.rate_per_second > 0) {
     std::lock_guard lock(limit_mutex_);
-    const double burst =
-        settings_.burst > 0 ? settings_.burst : std::max(settings_.rate_per_second, 1.0);
-    if (!bucket_.take(settings_.rate_per_second, burst)) {
+    if (!bucket_.take(settings_.rate_per_second, burst())) {
       rate_limited_++;
       return;
     }

@@ -69,6 +69,7 @@ class QueuedExporter : public runtime::Output {
   void run();
   void offer(std::string_view event_class, std::string uid, std::string_view payload);
   bool wants_class(std::string_view event_class) const;
+  double burst() const;
   void publish_spool_stats();
 
   ExporterSettings settings_;

@@ -9,8 +9,12 @@
 #include <regex>
 #include <sstream>
 
+#include "../integration/agent_harness.h"
+
 namespace palisade::testing::chart {
 namespace {
+
+using palisade::testing::exec_argv;
 
 namespace fs = std::filesystem;
 
@@ -26,12 +30,7 @@ int run(const std::vector<std::string>& argv, std::string& out, std::string& err
     close(pipefd[1]);
     FILE* errors = std::fopen(err_file.c_str(), "w");
     if (errors != nullptr) dup2(fileno(errors), 2);
-    std::vector<char*> args;
-    args.reserve(argv.size() + 1);
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
+    exec_argv(argv);
   }
   close(pipefd[1]);
   char buffer[8192];

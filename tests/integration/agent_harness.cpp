@@ -1,6 +1,9 @@
 #include "agent_harness.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,9 +16,7 @@ namespace palisade::testing {
 
 using namespace std::chrono_literals;
 
-namespace {
-
-[[noreturn]] void exec_argv(const std::vector<std::string>& argv) {
+void exec_argv(const std::vector<std::string>& argv) {
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -24,7 +25,20 @@ namespace {
   _exit(127);
 }
 
-}  // namespace
+uint16_t free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof(at);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof(at)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&at), &size) != 0) {
+    close(fd);
+    return 0;
+  }
+  close(fd);
+  return ntohs(at.sin_port);
+}
 
 pid_t spawn(const std::vector<std::string>& argv, const fs::path& stderr_file) {
   pid_t pid = fork();

@@ -19,7 +19,13 @@ using nlohmann::json;
 
 extern const std::string kCli;
 
+// Replaces the calling (forked) process with argv, without a shell; exits 127 when it cannot.
+[[noreturn]] void exec_argv(const std::vector<std::string>& argv);
 pid_t spawn(const std::vector<std::string>& argv, const fs::path& stderr_file);
+// A loopback TCP port nobody listens on now (0 when none could be had): the kernel's pick, for
+// a server the test starts (the race with another process taking it meanwhile is harmless on
+// a test machine).
+uint16_t free_port();
 int run_capture(const std::vector<std::string>& argv, std::string& out);
 std::string slurp(const fs::path& p);
 std::vector<json> json_lines(const fs::path& p);

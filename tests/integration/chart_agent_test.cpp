@@ -43,21 +43,6 @@ const std::map<std::string, int> kCapabilities = {{"CHOWN", CAP_CHOWN},
                                                   {"PERFMON", CAP_PERFMON},
                                                   {"BPF", CAP_BPF}};
 
-uint16_t free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in at{};
-  at.sin_family = AF_INET;
-  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof(at);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof(at)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&at), &size) != 0) {
-    close(fd);
-    return 0;
-  }
-  close(fd);
-  return ntohs(at.sin_port);
-}
-
 // A volume of the pod, as this test provides it.
 struct Mount {
   std::string source;  // "" = the host's own path (hostPath volumes the test may share)

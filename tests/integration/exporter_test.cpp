@@ -21,21 +21,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-uint16_t free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in at{};
-  at.sin_family = AF_INET;
-  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof(at);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof(at)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&at), &size) != 0) {
-    close(fd);
-    return 0;
-  }
-  close(fd);
-  return ntohs(at.sin_port);
-}
-
 bool accepts(uint16_t port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in at{};
@@ -69,9 +54,7 @@ class NatsCluster {
     }
     for (size_t i = 0; i < nodes_.size(); ++i) start(i);
   }
-  ~NatsCluster() {
-    for (size_t i = 0; i < nodes_.size(); ++i) kill_node(i, SIGTERM);
-  }
+  ~NatsCluster() { stop_all(); }
   NatsCluster(const NatsCluster&) = delete;
   NatsCluster& operator=(const NatsCluster&) = delete;
 
@@ -80,6 +63,9 @@ class NatsCluster {
         {"/usr/sbin/nats-server", "-c", (dir_ / ("n" + std::to_string(i) + ".conf")).string()},
         dir_ / ("n" + std::to_string(i) + ".log"));
     wait_until([&] { return accepts(nodes_[i].client); }, 20s);
+  }
+  void stop_all() {
+    for (size_t i = 0; i < nodes_.size(); ++i) kill_node(i, SIGTERM);
   }
   void kill_node(size_t i, int signal) {
     if (nodes_[i].pid <= 0) return;
@@ -187,7 +173,9 @@ class StreamReader {
 
 class ExporterTest : public AgentTest {
  protected:
+  // The stream made on the cluster, then the agent with an exporter to it, connected.
   void start_with_exporter(const NatsCluster& cluster, const std::string& spool_extra = "") {
+    ASSERT_TRUE(StreamReader(cluster.urls()).create_stream()) << cluster.log(0);
     std::ofstream config(dir / "agent.yaml");
     config << "exporters:\n  - name: fleet\n    type: nats\n    classes: [file]\n    spool: "
               "{directory: "
@@ -197,6 +185,8 @@ class ExporterTest : public AgentTest {
            << (dir / "storm").string() << "/]\n";
     config.close();
     start_agent({"--config", (dir / "agent.yaml").string(), "--status-interval", "1"});
+    ASSERT_TRUE(wait_until([&] { return exporter().value("connected", false); }))
+        << slurp(dir / "agent.log");
   }
   json exporter() {
     try {
@@ -230,11 +220,7 @@ class ExporterTest : public AgentTest {
 
 TEST_F(ExporterTest, ANodeKilledDuringAStormLosesNothingAndDuplicatesNothing) {
   NatsCluster cluster(dir);
-  StreamReader reader(cluster.urls());
-  ASSERT_TRUE(reader.create_stream()) << cluster.log(0);
-  start_with_exporter(cluster);
-  ASSERT_TRUE(wait_until([&] { return exporter().value("connected", false); }))
-      << slurp(dir / "agent.log");
+  ASSERT_NO_FATAL_FAILURE(start_with_exporter(cluster));
   storm("a", 0, 1500);
   cluster.kill_node(1, SIGKILL);
   storm("a", 1500, 3000);
@@ -248,8 +234,8 @@ TEST_F(ExporterTest, ANodeKilledDuringAStormLosesNothingAndDuplicatesNothing) {
   const json e = exporter();
   EXPECT_EQ(e["lost"]["queue_full"], 0);
   EXPECT_EQ(e["lost"]["spool_full"], 0);
-  const std::vector<json> messages = reader.messages();
-  const std::map<int, int> count = seen(messages, "a");
+  StreamReader reader(cluster.urls());
+  const std::map<int, int> count = seen(reader.messages(), "a");
   // What the agent accepted is what it also wrote to its JSON output (a sensor loss, counted in
   // its status, never reaches either).
   const std::map<int, int> accepted = seen(json_lines(dir / "events.jsonl"), "a");
@@ -263,14 +249,8 @@ TEST_F(ExporterTest, ANodeKilledDuringAStormLosesNothingAndDuplicatesNothing) {
 
 TEST_F(ExporterTest, TheWholeClusterDownForThirtySecondsIsSpooledThenDrainedInOrder) {
   NatsCluster cluster(dir);
-  {
-    StreamReader reader(cluster.urls());
-    ASSERT_TRUE(reader.create_stream()) << cluster.log(0);
-  }
-  start_with_exporter(cluster);
-  ASSERT_TRUE(wait_until([&] { return exporter().value("connected", false); }))
-      << slurp(dir / "agent.log");
-  for (size_t i = 0; i < 3; ++i) cluster.kill_node(i, SIGTERM);
+  ASSERT_NO_FATAL_FAILURE(start_with_exporter(cluster));
+  cluster.stop_all();
   storm("b", 0, 1000);
   EXPECT_TRUE(wait_until([&] { return exporter()["spool"].value("entries", 0) >= 1000; }))
       << exporter().dump();
@@ -293,13 +273,8 @@ TEST_F(ExporterTest, TheWholeClusterDownForThirtySecondsIsSpooledThenDrainedInOr
 
 TEST_F(ExporterTest, AFullSpoolRefusesTheNewestAndCountsThem) {
   NatsCluster cluster(dir);
-  {
-    StreamReader reader(cluster.urls());
-    ASSERT_TRUE(reader.create_stream());
-  }
-  start_with_exporter(cluster, ", max_mib: 1, when_full: drop_newest");
-  ASSERT_TRUE(wait_until([&] { return exporter().value("connected", false); }));
-  for (size_t i = 0; i < 3; ++i) cluster.kill_node(i, SIGTERM);
+  ASSERT_NO_FATAL_FAILURE(start_with_exporter(cluster, ", max_mib: 1, when_full: drop_newest"));
+  cluster.stop_all();
   storm("c", 0, 2000);  // ~2 KB each: twice what the spool may hold
   EXPECT_TRUE(wait_until([&] { return exporter()["lost"].value("spool_full", 0) > 0; }))
       << exporter().dump();

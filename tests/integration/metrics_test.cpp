@@ -17,23 +17,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-uint16_t free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in at{};
-  at.sin_family = AF_INET;
-  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof(at);
-  // Port 0: the kernel picks a free one, which the agent then binds (the race with another
-  // process taking it meanwhile is harmless on a test machine).
-  if (bind(fd, reinterpret_cast<sockaddr*>(&at), sizeof(at)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&at), &size) != 0) {
-    close(fd);
-    return 0;
-  }
-  close(fd);
-  return ntohs(at.sin_port);
-}
-
 // A plain HTTP/1.0 GET on loopback; the body, or "" when the server does not answer 200.
 std::string http_get(uint16_t port, const std::string& target) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "agent_harness.h"
 #include "palisade/agent/pipeline.h"
 #include "palisade/base/clock.h"
 #include "palisade/ocsf/formatter.h"
@@ -32,6 +33,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using palisade::testing::exec_argv;
 
 class Recorder : public runtime::EventSink {
  public:
@@ -136,14 +138,7 @@ class SensorTest : public ::testing::Test {
   // Runs argv (no shell unless argv says so) and returns the child's pid after it exits.
   static pid_t run(const std::vector<std::string>& argv, int* status_out = nullptr) {
     pid_t pid = fork();
-    if (pid == 0) {
-      std::vector<char*> args;
-      args.reserve(argv.size() + 1);
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
+    if (pid == 0) exec_argv(argv);
     int status = 0;
     waitpid(pid, &status, 0);
     if (status_out != nullptr) *status_out = status;

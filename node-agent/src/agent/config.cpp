@@ -8,6 +8,7 @@
 
 #include "palisade/base/bounded_read.h"
 #include "palisade/base/private_files.h"
+#include "palisade/policies/policy_set.h"
 
 namespace palisade::agent {
 namespace {
@@ -131,11 +132,15 @@ void read_metrics(const Reader& r, const YAML::Node& n, AgentConfig& c) {
 
 namespace {
 
+// The policy engine's severity names (its OCSF severity_id is the enum's value), lower case.
 int severity_id_of(const std::string& name) {
-  static const std::vector<std::string> kNames = {"informational", "low", "medium", "high",
-                                                  "critical"};
-  const auto it = std::find(kNames.begin(), kNames.end(), name);
-  return it == kNames.end() ? -1 : static_cast<int>(it - kNames.begin()) + 1;
+  for (int id = 1; id <= static_cast<int>(policies::Severity::kCritical); ++id) {
+    const std::string_view known = policies::severity_name(static_cast<policies::Severity>(id));
+    if (std::equal(known.begin(), known.end(), name.begin(), name.end(),
+                   [](char a, char b) { return std::tolower(a) == b; }))
+      return id;
+  }
+  return -1;
 }
 
 void read_nats(const Reader& r, const YAML::Node& n, const std::string& where,
